@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Exception statuses.
+const (
+	ExceptionOpen         = "open"
+	ExceptionReprocessing = "reprocessing"
+	ExceptionResolved     = "resolved"
+	ExceptionDiscarded    = "discarded"
+)
+
+// Exception is a record that could not become a MUR.
+type Exception struct {
+	ExceptionID string          `json:"exception_id"`
+	Client      string          `json:"client"`
+	FileID      string          `json:"file_id"`
+	Line        int64           `json:"line"`
+	Part        int             `json:"part"`
+	RecordID    string          `json:"record_id"`
+	Stage       string          `json:"stage"`
+	Code        string          `json:"code"`
+	Field       string          `json:"field,omitempty"`
+	Message     string          `json:"message"`
+	Status      string          `json:"status"`
+	Attempts    int             `json:"attempts"`
+	Record      json.RawMessage `json:"record"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+}
+
+// InsertExceptions stores exceptions and moves their files' counts in one
+// transaction. A source position (client, file, line, part) is stored
+// once: replays of the same record change nothing, and a record that fails
+// again after a reprocess updates its existing row. It returns how many
+// new exceptions were counted.
+func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, error) {
+	if len(exs) == 0 {
+		return 0, nil
+	}
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		deltas := map[string]*fileDelta{}
+		var err error
+		n, err = insertExceptions(ctx, tx, exs, deltas)
+		if err != nil {
+			return err
+		}
+		return applyFileDeltas(ctx, tx, deltas)
+	})
+	return n, err
+}
+
+func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas map[string]*fileDelta) (int, error) {
+	if len(exs) == 0 {
+		return 0, nil
+	}
+	var (
+		ids, clients, files, recIDs, stages, codes, fields, msgs []string
+		lines                                                    []int64
+		parts                                                    []int32
+		records                                                  [][]byte
+	)
+	for _, e := range exs {
+		id := e.ExceptionID
+		if id == "" {
+			id = NewID()
+		}
+		rec := []byte(e.Record)
+		if len(rec) == 0 || !json.Valid(rec) {
+			// Keep whatever arrived, readable, rather than lose it.
+			rec, _ = json.Marshal(map[string]string{"raw": string(e.Record)})
+		}
+		ids = append(ids, id)
+		clients = append(clients, e.Client)
+		files = append(files, e.FileID)
+		lines = append(lines, e.Line)
+		parts = append(parts, int32(e.Part))
+		recIDs = append(recIDs, e.RecordID)
+		stages = append(stages, e.Stage)
+		codes = append(codes, e.Code)
+		fields = append(fields, e.Field)
+		msgs = append(msgs, e.Message)
+		records = append(records, rec)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO exceptions AS x
+			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record
+		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::jsonb[])
+			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		ORDER BY client, file_id, line, part
+		ON CONFLICT (client, file_id, line, part) DO UPDATE SET
+			stage = excluded.stage, code = excluded.code, field = excluded.field, message = excluded.message,
+			record = excluded.record, record_id = excluded.record_id, status = 'open',
+			attempts = x.attempts + 1, updated_at = now()
+		WHERE x.status = 'reprocessing'
+		RETURNING file_id::text, (xmax = 0) AS inserted`,
+		ids, clients, files, lines, parts, recIDs, stages, codes, fields, msgs, records)
+	if err != nil {
+		return 0, fmt.Errorf("insert exceptions: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var fileID string
+		var inserted bool
+		if err := rows.Scan(&fileID, &inserted); err != nil {
+			return 0, err
+		}
+		if inserted {
+			n++
+			delta(deltas, fileID).exceptions++
+		}
+	}
+	return n, rows.Err()
+}
+
+func delta(m map[string]*fileDelta, id string) *fileDelta {
+	d, ok := m[id]
+	if !ok {
+		d = &fileDelta{}
+		m[id] = d
+	}
+	return d
+}
+
+// ExceptionFilter selects exceptions.
+type ExceptionFilter struct {
+	Client string
+	FileID string
+	Stage  string
+	Code   string
+	Status string
+}
+
+// ExportExceptions calls fn for each exception matching the filter, oldest
+// first, streaming rows rather than loading them all.
+func (s *Store) ExportExceptions(ctx context.Context, f ExceptionFilter, fn func(Exception) error) error {
+	rows, err := s.pool.Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
+			stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at
+		FROM exceptions
+		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
+			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
+		ORDER BY created_at, file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Exception
+		if err := rows.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
+			&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt); err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

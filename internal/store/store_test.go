@@ -1,0 +1,167 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/store"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newFile(client, sha string) store.File {
+	return store.File{FileID: store.NewID(), Client: client, Name: "usage.csv", Source: "http",
+		Location: "/archive/usage.csv", Format: "csv", SizeBytes: 10, SHA256: sha}
+}
+
+func TestRegisterDuplicate(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "dup-" + store.NewID()[:8]
+	first, err := st.RegisterFile(ctx, newFile(client, "abc"))
+	if err != nil || first.Status != store.FileReceived {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	second, err := st.RegisterFile(ctx, newFile(client, "abc"))
+	if !errors.Is(err, store.ErrDuplicateFile) {
+		t.Fatalf("second: err = %v, want ErrDuplicateFile", err)
+	}
+	if second.Status != store.FileRejected || second.FileID == first.FileID || second.Reason == "" {
+		t.Fatalf("second = %+v", second)
+	}
+	// Another client may send the same content.
+	if _, err := st.RegisterFile(ctx, newFile(client+"-other", "abc")); err != nil {
+		t.Fatal(err)
+	}
+	// A third copy is refused too, and both refusals stay visible.
+	if _, err := st.RegisterFile(ctx, newFile(client, "abc")); !errors.Is(err, store.ErrDuplicateFile) {
+		t.Fatalf("third: %v", err)
+	}
+	files, err := st.ListFiles(ctx, client, 10)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("list: %d files, %v", len(files), err)
+	}
+}
+
+func TestClaimLeaseAndCounts(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "claim-" + store.NewID()[:8]
+	f, err := st.RegisterFile(ctx, newFile(client, "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := claimOwn(t, st, f.FileID, "reader-1", time.Minute)
+	if claimed.Status != store.FileProcessing {
+		t.Fatalf("claimed = %+v", claimed)
+	}
+	if err := st.RenewLease(ctx, f.FileID, "reader-2", time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a reader renewed a lease it does not hold: %v", err)
+	}
+	// Two exceptions arrive before the reader has counted the file.
+	exs := []store.Exception{exception(client, f.FileID, 2), exception(client, f.FileID, 3)}
+	n, err := st.InsertExceptions(ctx, exs)
+	if err != nil || n != 2 {
+		t.Fatalf("insert: %d %v", n, err)
+	}
+	// A replay of the same messages counts nothing.
+	if n, err := st.InsertExceptions(ctx, exs); err != nil || n != 0 {
+		t.Fatalf("replay counted: %d %v", n, err)
+	}
+	got, err := st.FileRead(ctx, f.FileID, 3)
+	if err != nil || got.Status != store.FileProcessing || got.Exceptions != 2 {
+		t.Fatalf("after read: %+v %v", got, err)
+	}
+	if _, err := st.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.GetFile(ctx, f.FileID)
+	if err != nil || got.Status != store.FileDone || got.FinishedAt == nil || *got.Records != 3 {
+		t.Fatalf("not done when counts add up: %+v %v", got, err)
+	}
+}
+
+func TestFileReadAfterCountsAddUp(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "late-" + store.NewID()[:8]
+	f, _ := st.RegisterFile(ctx, newFile(client, "l1"))
+	claimOwn(t, st, f.FileID, "r", time.Minute)
+	if _, err := st.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.FileRead(ctx, f.FileID, 1)
+	if err != nil || got.Status != store.FileDone {
+		t.Fatalf("file not done at once: %+v %v", got, err)
+	}
+}
+
+func TestExpiredLeaseIsReclaimed(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "lease-" + store.NewID()[:8]
+	f, _ := st.RegisterFile(ctx, newFile(client, "x1"))
+	claimOwn(t, st, f.FileID, "dead-reader", time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	again := claimOwn(t, st, f.FileID, "new-reader", time.Minute)
+	if again.FileID != f.FileID {
+		t.Fatal("expired lease not reclaimed")
+	}
+	if err := st.ReleaseLease(ctx, f.FileID, "new-reader"); err != nil {
+		t.Fatal(err)
+	}
+	claimOwn(t, st, f.FileID, "third-reader", time.Minute)
+}
+
+// claimOwn claims files until it gets want; other tests' files may be
+// claimed on the way (each package shares one database).
+func claimOwn(t *testing.T, st *store.Store, want, owner string, lease time.Duration) store.File {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		f, err := st.ClaimFile(context.Background(), owner, lease)
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		if f.FileID == want {
+			return f
+		}
+	}
+	t.Fatalf("file %s never claimed", want)
+	return store.File{}
+}
+
+func exception(client, fileID string, line int64) store.Exception {
+	rec, _ := json.Marshal(map[string]string{"record_id": "r", "quantity": "x"})
+	return store.Exception{Client: client, FileID: fileID, Line: line, RecordID: "r", Stage: "mediate",
+		Code: "BAD_QUANTITY", Field: "quantity", Message: "quantity \"x\" is not a decimal number", Record: rec}
+}
+
+func TestExportExceptions(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "exp-" + store.NewID()[:8]
+	f, _ := st.RegisterFile(ctx, newFile(client, "e1"))
+	if _, err := st.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.Exception
+	err := st.ExportExceptions(ctx, store.ExceptionFilter{Client: client}, func(e store.Exception) error {
+		got = append(got, e)
+		return nil
+	})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%d exceptions, %v", len(got), err)
+	}
+	e := got[0]
+	if e.Line != 2 || e.Code != "BAD_QUANTITY" || e.Field != "quantity" || e.Status != store.ExceptionOpen || e.Stage != "mediate" {
+		t.Fatalf("exception = %+v", e)
+	}
+	var rec map[string]string
+	if err := json.Unmarshal(e.Record, &rec); err != nil || rec["quantity"] != "x" {
+		t.Fatalf("record = %s", e.Record)
+	}
+}
