@@ -1,0 +1,221 @@
+// Package clientcfg reads the per-client settings file: how a client's
+// files are laid out (format, delimiter, column names) and the window and
+// limits of its normal-form checks. A client missing from the file uses
+// the defaults, so a new client needs no set-up beyond its catalog.
+package clientcfg
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"vivace.dev/vivace/internal/usage"
+)
+
+// Client is one client's settings.
+type Client struct {
+	Format     usage.Format      `yaml:"format"`
+	Delimiter  string            `yaml:"delimiter"`
+	Columns    map[string]string `yaml:"columns"`
+	Validation Validation        `yaml:"validation"`
+}
+
+// Validation overrides the normal-form check defaults.
+type Validation struct {
+	MaxAge      *Duration `yaml:"max_age"`
+	MaxFuture   *Duration `yaml:"max_future"`
+	MaxQuantity string    `yaml:"max_quantity"`
+}
+
+// Duration reads Go duration strings ("2160h", "15m") from YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 2160h, 15m)", n.Line, n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// File is the whole settings file.
+type File struct {
+	Defaults Client            `yaml:"defaults"`
+	Clients  map[string]Client `yaml:"clients"`
+}
+
+// Parse reads settings from YAML, naming the file in errors.
+func Parse(name string, b []byte) (*File, error) {
+	var f File
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var errs []error
+	check := func(where string, c Client) {
+		if c.Format != "" && c.Format != usage.FormatCSV && c.Format != usage.FormatJSONL {
+			errs = append(errs, fmt.Errorf("%s: %s.format: %q is not csv or jsonl", name, where, c.Format))
+		}
+		if r := []rune(c.Delimiter); len(r) > 1 || c.Delimiter == "\n" || c.Delimiter == "\"" {
+			errs = append(errs, fmt.Errorf("%s: %s.delimiter: %q must be one character other than a quote or newline", name, where, c.Delimiter))
+		}
+		if c.Validation.MaxQuantity != "" {
+			if _, err := usage.ParseQuantity(c.Validation.MaxQuantity, ""); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s.validation.max_quantity: %q is not a non-negative decimal", name, where, c.Validation.MaxQuantity))
+			}
+		}
+		seen := map[string]string{}
+		keys := make([]string, 0, len(c.Columns))
+		for k := range c.Columns {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := c.Columns[k]
+			if v == "" {
+				errs = append(errs, fmt.Errorf("%s: %s.columns.%s: empty target field", name, where, k))
+			}
+			if prev, dup := seen[v]; dup {
+				errs = append(errs, fmt.Errorf("%s: %s.columns: %q and %q both map to %q", name, where, prev, k, v))
+			}
+			seen[v] = k
+		}
+	}
+	check("defaults", f.Defaults)
+	for k, c := range f.Clients {
+		check("clients."+k, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// client merges a client's settings over the defaults.
+func (f *File) client(name string) Client {
+	if f == nil {
+		return Client{}
+	}
+	c := f.Defaults
+	o, ok := f.Clients[name]
+	if !ok {
+		return c
+	}
+	if o.Format != "" {
+		c.Format = o.Format
+	}
+	if o.Delimiter != "" {
+		c.Delimiter = o.Delimiter
+	}
+	if o.Columns != nil {
+		c.Columns = o.Columns
+	}
+	if o.Validation.MaxAge != nil {
+		c.Validation.MaxAge = o.Validation.MaxAge
+	}
+	if o.Validation.MaxFuture != nil {
+		c.Validation.MaxFuture = o.Validation.MaxFuture
+	}
+	if o.Validation.MaxQuantity != "" {
+		c.Validation.MaxQuantity = o.Validation.MaxQuantity
+	}
+	return c
+}
+
+// ReaderOptions are the file-reading settings of a client.
+func (f *File) ReaderOptions(client string) usage.ReaderOptions {
+	c := f.client(client)
+	o := usage.ReaderOptions{Format: c.Format, Columns: c.Columns}
+	if r := []rune(c.Delimiter); len(r) == 1 {
+		o.Delimiter = r[0]
+	}
+	return o
+}
+
+// Rules are the normal-form check settings of a client.
+func (f *File) Rules(client string) usage.Rules {
+	c := f.client(client)
+	r := usage.DefaultRules()
+	if c.Validation.MaxAge != nil {
+		r.MaxAge = c.Validation.MaxAge.Duration
+	}
+	if c.Validation.MaxFuture != nil {
+		r.MaxFuture = c.Validation.MaxFuture.Duration
+	}
+	r.MaxQuantity = c.Validation.MaxQuantity
+	return r
+}
+
+// Watched is a settings file that is re-read when it changes on disk. An
+// empty path means no file: defaults for every client.
+type Watched struct {
+	path string
+
+	mu      sync.Mutex
+	f       *File
+	mod     time.Time
+	checked time.Time
+}
+
+// Open reads the settings file at path (none when path is empty).
+func Open(path string) (*Watched, error) {
+	w := &Watched{path: path}
+	if path == "" {
+		return w, nil
+	}
+	if err := w.load(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Watched) load() error {
+	info, err := os.Stat(w.path)
+	if err != nil {
+		return fmt.Errorf("client settings: %w", err)
+	}
+	b, err := os.ReadFile(w.path)
+	if err != nil {
+		return fmt.Errorf("client settings: %w", err)
+	}
+	f, err := Parse(w.path, b)
+	if err != nil {
+		return err
+	}
+	w.f, w.mod = f, info.ModTime()
+	return nil
+}
+
+// Current returns the settings, re-reading the file at most once a second
+// when it changed. A changed file that does not parse keeps the previous
+// settings (the error is returned so it can be logged).
+func (w *Watched) Current() (*File, error) {
+	if w.path == "" {
+		return nil, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if time.Since(w.checked) < time.Second {
+		return w.f, nil
+	}
+	w.checked = time.Now()
+	info, err := os.Stat(w.path)
+	if err != nil || info.ModTime().Equal(w.mod) {
+		return w.f, nil
+	}
+	prev := w.f
+	if err := w.load(); err != nil {
+		w.f = prev
+		return prev, err
+	}
+	return w.f, nil
+}

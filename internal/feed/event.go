@@ -1,0 +1,115 @@
+// Package feed holds the core system's catalog-account events: their
+// envelope, its checks, and the outcome of applying one.
+package feed
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Entities the feed carries.
+const (
+	EntityAccount      = "account"
+	EntityUsageType    = "usage_type"
+	EntityPlan         = "plan"
+	EntitySubscription = "subscription"
+	EntityDiscount     = "discount"
+)
+
+// Ops.
+const (
+	OpUpsert = "upsert"
+	OpDelete = "delete"
+)
+
+// Outcomes of applying an event.
+const (
+	Applied = "applied"
+	Ignored = "ignored" // not newer than what is stored
+	Failed  = "failed"
+)
+
+// Event is one message of the core feed.
+type Event struct {
+	EventID    string          `json:"event_id"`
+	Client     string          `json:"client"`
+	Entity     string          `json:"entity"`
+	EntityID   string          `json:"entity_id"`
+	Version    int64           `json:"version"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Op         string          `json:"op"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+// DataValidator checks an upsert's data for one entity kind.
+type DataValidator func(entity string, data json.RawMessage) error
+
+// Validate checks the envelope, and the data with check when given. All
+// problems are reported together, each naming its field.
+func (e *Event) Validate(check DataValidator) error {
+	var errs []error
+	if strings.TrimSpace(e.EventID) == "" {
+		errs = append(errs, errors.New("event_id: required"))
+	}
+	if strings.TrimSpace(e.Client) == "" {
+		errs = append(errs, errors.New("client: required"))
+	}
+	switch e.Entity {
+	case EntityAccount, EntityUsageType, EntityPlan, EntitySubscription, EntityDiscount:
+	case "":
+		errs = append(errs, errors.New("entity: required"))
+	default:
+		errs = append(errs, fmt.Errorf("entity: %q is not one of account, usage_type, plan, subscription, discount", e.Entity))
+	}
+	if strings.TrimSpace(e.EntityID) == "" {
+		errs = append(errs, errors.New("entity_id: required"))
+	}
+	if e.Version <= 0 {
+		errs = append(errs, errors.New("version: must be a positive integer"))
+	}
+	if e.OccurredAt.IsZero() {
+		errs = append(errs, errors.New("occurred_at: required (RFC 3339)"))
+	}
+	switch e.Op {
+	case OpUpsert:
+		if len(e.Data) == 0 || string(e.Data) == "null" {
+			errs = append(errs, errors.New("data: required for an upsert"))
+		} else if check != nil && len(errs) == 0 {
+			if err := check(e.Entity, e.Data); err != nil {
+				errs = append(errs, fmt.Errorf("data: %w", err))
+			}
+		}
+	case OpDelete:
+	case "":
+		errs = append(errs, errors.New("op: required"))
+	default:
+		errs = append(errs, fmt.Errorf("op: %q is not upsert or delete", e.Op))
+	}
+	return errors.Join(errs...)
+}
+
+// Parse decodes one event, rejecting unknown envelope fields so that a
+// typo in a hand-written event is not silently ignored.
+func Parse(b []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return e, fmt.Errorf("not a feed event: %w", err)
+	}
+	if dec.More() {
+		return e, errors.New("not a feed event: more than one JSON value")
+	}
+	return e, nil
+}
+
+// Outcome is what became of an event.
+type Outcome struct {
+	EventID string `json:"event_id"`
+	Outcome string `json:"outcome"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}

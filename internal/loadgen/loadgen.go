@@ -1,0 +1,174 @@
+// Package loadgen makes realistic catalogs and usage files for tests,
+// demos and benchmarks: deterministic for a seed, streamed so that a file
+// of any size takes no memory.
+package loadgen
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"vivace.dev/vivace/internal/feed"
+)
+
+// UsageTypes are the usage types a generated catalog defines, with the
+// per-unit price its plans charge (plan p multiplies it by 1 + p/10).
+var UsageTypes = []struct {
+	Code, Unit, Price string
+}{
+	{"VOICE", "minute", "0.05"},
+	{"DATA", "GB", "2.50"},
+	{"SMS", "message", "0.01"},
+	{"API", "call", "0.0004"},
+}
+
+// CatalogOptions size a generated catalog.
+type CatalogOptions struct {
+	Client   string
+	Accounts int
+	Plans    int
+	Currency string    // default USD
+	From     time.Time // effective_from of rates and subscriptions; default 2020-01-01
+}
+
+// AccountID is the id of generated account i.
+func AccountID(i int) string { return fmt.Sprintf("ACC%07d", i) }
+
+// Catalog writes feed events (JSON Lines) for usage types, plans with
+// per_unit rates, accounts and one subscription per account.
+func Catalog(w io.Writer, o CatalogOptions) error {
+	if o.Accounts < 1 || o.Plans < 1 {
+		return fmt.Errorf("accounts and plans must be at least 1")
+	}
+	if o.Currency == "" {
+		o.Currency = "USD"
+	}
+	if o.From.IsZero() {
+		o.From = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	n := 0
+	emit := func(entity, id string, data any) error {
+		n++
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(feed.Event{
+			EventID: fmt.Sprintf("%s-gen-%08d", o.Client, n), Client: o.Client, Entity: entity, EntityID: id,
+			Version: 1, OccurredAt: o.From, Op: feed.OpUpsert, Data: b,
+		})
+	}
+	from := o.From.Format(time.RFC3339)
+	for _, u := range UsageTypes {
+		if err := emit(feed.EntityUsageType, u.Code, map[string]string{"unit": u.Unit, "description": u.Code + " usage"}); err != nil {
+			return err
+		}
+	}
+	for p := 0; p < o.Plans; p++ {
+		var rates []map[string]string
+		for _, u := range UsageTypes {
+			rates = append(rates, map[string]string{"usage_type": u.Code, "currency": o.Currency, "model": "per_unit",
+				"unit_price": scale(u.Price, p), "effective_from": from})
+		}
+		if err := emit(feed.EntityPlan, planID(p), map[string]any{"rates": rates}); err != nil {
+			return err
+		}
+	}
+	for a := 0; a < o.Accounts; a++ {
+		if err := emit(feed.EntityAccount, AccountID(a), map[string]string{"currency": o.Currency, "status": "active",
+			"name": "Account " + strconv.Itoa(a)}); err != nil {
+			return err
+		}
+		if err := emit(feed.EntitySubscription, "SUB"+AccountID(a)[3:], map[string]string{"account_id": AccountID(a),
+			"plan_id": planID(a % o.Plans), "effective_from": from}); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func planID(p int) string { return fmt.Sprintf("PLAN%03d", p) }
+
+// scale multiplies a price by 1 + p/10, exactly.
+func scale(price string, p int) string {
+	d, _, _ := apd.NewFromString(price)
+	var r apd.Decimal
+	_, _ = apd.BaseContext.WithPrecision(34).Mul(&r, d, apd.New(int64(10+p), -1))
+	r.Reduce(&r)
+	return r.Text('f')
+}
+
+// UsageOptions shape a generated usage file.
+type UsageOptions struct {
+	Client   string
+	Records  int
+	Accounts int
+	Seed     uint64
+	// Start is the earliest usage_time; records spread over the next
+	// Spread. Default: the last 24 hours before now.
+	Start  time.Time
+	Spread time.Duration
+	// BadEvery, when > 0, makes every n-th record invalid (alternating a
+	// bad quantity and a bad timestamp), to exercise the exception path.
+	BadEvery int
+}
+
+// Usage writes a CSV usage file with a header row.
+func Usage(w io.Writer, o UsageOptions) error {
+	if o.Records < 0 || o.Accounts < 1 {
+		return fmt.Errorf("records must be ≥ 0 and accounts ≥ 1")
+	}
+	if o.Spread <= 0 {
+		o.Spread = 24 * time.Hour
+	}
+	if o.Start.IsZero() {
+		o.Start = time.Now().UTC().Add(-o.Spread).Truncate(time.Second)
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if _, err := bw.WriteString("record_id,account_id,usage_type,quantity,usage_time\n"); err != nil {
+		return err
+	}
+	step := o.Spread / time.Duration(max(o.Records, 1))
+	var line []byte
+	for i := 0; i < o.Records; i++ {
+		line = line[:0]
+		line = append(line, o.Client...)
+		line = append(line, '-')
+		line = strconv.AppendUint(line, o.Seed, 36)
+		line = append(line, '-')
+		line = strconv.AppendInt(line, int64(i), 10)
+		line = append(line, ',')
+		line = append(line, AccountID(rng.IntN(o.Accounts))...)
+		line = append(line, ',')
+		line = append(line, UsageTypes[rng.IntN(len(UsageTypes))].Code...)
+		line = append(line, ',')
+		bad := o.BadEvery > 0 && i%o.BadEvery == o.BadEvery-1
+		if bad && (i/o.BadEvery)%2 == 0 {
+			line = append(line, "n/a"...)
+		} else {
+			line = strconv.AppendInt(line, int64(rng.IntN(10000)), 10)
+			line = append(line, '.')
+			line = strconv.AppendInt(line, int64(10+rng.IntN(90)), 10)
+		}
+		line = append(line, ',')
+		if bad && (i/o.BadEvery)%2 == 1 {
+			line = append(line, "not-a-time"...)
+		} else {
+			line = o.Start.Add(time.Duration(i)*step).AppendFormat(line, time.RFC3339)
+		}
+		line = append(line, '\n')
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
