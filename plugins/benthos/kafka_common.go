@@ -1,0 +1,64 @@
+package benthos
+
+import (
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/internal/kafkax"
+)
+
+// kafkaConnFields are the connection fields both Kafka components share.
+func kafkaConnFields() []*service.ConfigField {
+	return []*service.ConfigField{
+		service.NewStringListField("seed_brokers").
+			Description("Addresses of brokers to bootstrap from; an entry may hold several, comma-separated.").
+			Example([]string{"127.0.0.1:9092"}).
+			Example([]string{"redpanda-0:9092,redpanda-1:9092"}),
+		service.NewStringField("client_id").Description("Client id reported to the brokers.").Default("vivace"),
+		service.NewTLSToggledField("tls"),
+		service.NewObjectListField("sasl",
+			service.NewStringEnumField("mechanism", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512").
+				Description("SASL mechanism."),
+			service.NewStringField("username").Description("User name."),
+			service.NewStringField("password").Description("Password.").Secret().Default(""),
+		).Description("SASL authentication; several entries are tried in order.").Optional().Advanced(),
+	}
+}
+
+// kafkaConn reads the shared connection fields.
+func kafkaConn(conf *service.ParsedConfig) (kafkax.Config, error) {
+	var c kafkax.Config
+	var err error
+	if c.SeedBrokers, err = conf.FieldStringList("seed_brokers"); err != nil {
+		return c, err
+	}
+	if c.ClientID, err = conf.FieldString("client_id"); err != nil {
+		return c, err
+	}
+	tlsConf, enabled, err := conf.FieldTLSToggled("tls")
+	if err != nil {
+		return c, err
+	}
+	if enabled {
+		c.TLS = tlsConf
+	}
+	if conf.Contains("sasl") {
+		list, err := conf.FieldObjectList("sasl")
+		if err != nil {
+			return c, err
+		}
+		for _, s := range list {
+			var m kafkax.SASL
+			if m.Mechanism, err = s.FieldString("mechanism"); err != nil {
+				return c, err
+			}
+			if m.Username, err = s.FieldString("username"); err != nil {
+				return c, err
+			}
+			if m.Password, err = s.FieldString("password"); err != nil {
+				return c, err
+			}
+			c.SASL = append(c.SASL, m)
+		}
+	}
+	return c, c.Validate()
+}
