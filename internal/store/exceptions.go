@@ -141,15 +141,16 @@ type ExceptionFilter struct {
 	Status string
 }
 
-// ExportExceptions calls fn for each exception matching the filter, oldest
-// first, streaming rows rather than loading them all.
+// ExportExceptions calls fn for each exception matching the filter in
+// source order (file, line, part), streaming rows rather than loading
+// them all.
 func (s *Store) ExportExceptions(ctx context.Context, f ExceptionFilter, fn func(Exception) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
 			stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at
 		FROM exceptions
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
 			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
-		ORDER BY created_at, file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status)
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (s *Store) ExportMURs(ctx context.Context, f MURFilter, fn func(MUR) error)
 			rate_detail, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error
 		FROM murs
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR sync_status = $3)
-		ORDER BY rated_at, file_id, line, part`, f.Client, f.FileID, f.SyncStatus)
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.SyncStatus)
 	if err != nil {
 		return err
 	}

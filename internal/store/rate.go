@@ -130,6 +130,14 @@ func (t *RateTx) LoadCounters(ctx context.Context, keys []CounterKey) (map[Count
 	}
 	sortCounterKeys(keys)
 	c, a, u, m := splitCounterKeys(keys)
+	// A counter that does not exist yet cannot be locked, so two batches
+	// would both read zero: create the missing ones first. A concurrent
+	// creator's row makes this wait until that transaction ends.
+	if _, err := t.tx.Exec(ctx, `INSERT INTO usage_counters (client, account_id, usage_type, month, quantity)
+		SELECT k.*, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k
+		ON CONFLICT DO NOTHING`, c, a, u, m); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, `SELECT u.client, u.account_id, u.usage_type, u.month, u.quantity::text
 		FROM usage_counters u JOIN unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k(client, account_id, usage_type, month)
 			USING (client, account_id, usage_type, month)
@@ -180,6 +188,11 @@ func (t *RateTx) LoadAllowances(ctx context.Context, keys []AllowanceKey) (map[A
 	}
 	sortAllowanceKeys(keys)
 	c, a, d, m := splitAllowanceKeys(keys)
+	if _, err := t.tx.Exec(ctx, `INSERT INTO allowance_usage (client, account_id, discount_id, month, used)
+		SELECT k.*, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k
+		ON CONFLICT DO NOTHING`, c, a, d, m); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.Query(ctx, `SELECT u.client, u.account_id, u.discount_id, u.month, u.used::text
 		FROM allowance_usage u JOIN unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k(client, account_id, discount_id, month)
 			USING (client, account_id, discount_id, month)

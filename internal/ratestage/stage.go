@@ -1,0 +1,310 @@
+// Package ratestage is the rate stage: it takes a batch of usage records
+// in normal form and, in one database transaction, checks each for
+// duplicates, rates it against its client's catalog, and stores the MURs,
+// the exceptions and the advanced cumulative counters. The caller commits
+// the batch's Kafka offsets only after Rate returns, which makes rating
+// exactly once: a replayed batch finds its MURs and changes nothing.
+package ratestage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/money"
+	"vivace.dev/vivace/internal/rating"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/usage"
+)
+
+// StageName is the stage recorded on the exceptions this stage makes.
+const StageName = "rate"
+
+// Item is one record of a batch, with the message body it came in, kept
+// on an exception so that a person sees the record as it arrived.
+type Item struct {
+	Record usage.Record
+	Body   json.RawMessage
+}
+
+// Summary counts what a batch became.
+type Summary struct {
+	MURs       int // new MURs
+	Exceptions int // new exceptions (DUPLICATE_RECORD and catalog codes)
+	Replayed   int // records already rated from the same source: nothing changed
+}
+
+// Stage rates batches. It is safe for concurrent use; batches that share
+// accounts queue on the counters' row locks.
+type Stage struct {
+	Store    *store.Store
+	Catalogs *Catalogs
+	Logger   *slog.Logger
+	// Now stamps rated_at; nil means time.Now.
+	Now func() time.Time
+}
+
+// New returns a stage over st.
+func New(st *store.Store, log *slog.Logger) *Stage {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Stage{Store: st, Catalogs: &Catalogs{Store: st, Logger: log}, Logger: log}
+}
+
+// Rate rates a batch in one transaction. Records are rated in batch
+// order, so a batch read from one partition keeps per-account order. A
+// record-level failure becomes an exception; any other error fails the
+// whole batch, which changes nothing and can be retried.
+func (s *Stage) Rate(ctx context.Context, items []Item) (Summary, error) {
+	if len(items) == 0 {
+		return Summary{}, nil
+	}
+	// Snapshots are taken before the transaction: a catalog change that
+	// committed before this point is seen.
+	snaps := map[string]*catalog.Snapshot{}
+	for i := range items {
+		c := items[i].Record.Client
+		if _, ok := snaps[c]; ok {
+			continue
+		}
+		snap, err := s.Catalogs.Get(ctx, c)
+		if err != nil {
+			return Summary{}, err
+		}
+		snaps[c] = snap
+	}
+	var sum Summary
+	err := s.Store.Rate(ctx, func(tx *store.RateTx) error {
+		var err error
+		sum, err = s.rateTx(ctx, tx, items, snaps)
+		return err
+	})
+	return sum, err
+}
+
+// plan is what the transaction works out for one record before rating.
+type plan struct {
+	skip bool // replay of a rated record
+	dup  *codes.Error
+	qty  apd.Decimal
+}
+
+func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, error) {
+	var sum Summary
+	plans := make([]plan, len(items))
+
+	// Duplicates: against stored MURs, and within the batch.
+	keys := make([]store.RecordKey, 0, len(items))
+	for i := range items {
+		r := &items[i].Record
+		keys = append(keys, store.RecordKey{Client: r.Client, RecordID: r.RecordID})
+	}
+	existing, err := tx.ExistingMURs(ctx, keys)
+	if err != nil {
+		return sum, fmt.Errorf("look up rated records: %w", err)
+	}
+	inBatch := make(map[store.RecordKey]store.SourceKey, len(items))
+	for i := range items {
+		r := &items[i].Record
+		src := store.SourceKey{Client: r.Client, FileID: r.FileID, Line: r.Line, Part: r.Part}
+		k := keys[i]
+		prev, ok := existing[k]
+		if !ok {
+			prev, ok = inBatch[k]
+		}
+		switch {
+		case ok && prev == src:
+			plans[i].skip = true
+			sum.Replayed++
+			continue
+		case ok:
+			plans[i].dup = codes.Errorf(codes.DuplicateRecord, usage.FieldRecordID,
+				"record_id %q was already rated from file %s line %d", r.RecordID, prev.FileID, prev.Line)
+			continue
+		}
+		inBatch[k] = src
+		if err := money.ParseInto(&plans[i].qty, r.Quantity); err != nil {
+			// The mediate stage checked the quantity; a record that
+			// skipped it still gets a coded exception.
+			plans[i].dup = codes.Errorf(codes.BadQuantity, usage.FieldQuantity, "%s", err.Error())
+		}
+	}
+
+	// Lock and load the counters and allowances the batch can touch, in
+	// key order.
+	ledgers := map[string]*rating.MemLedger{}
+	var counterKeys []store.CounterKey
+	var allowanceKeys []store.AllowanceKey
+	seenC := map[store.CounterKey]bool{}
+	seenA := map[store.AllowanceKey]bool{}
+	var buf []*catalog.Discount
+	for i := range items {
+		if plans[i].skip || plans[i].dup != nil {
+			continue
+		}
+		r := &items[i].Record
+		month := int32(rating.MonthOf(r.UsageTime))
+		ck := store.CounterKey{Client: r.Client, AccountID: r.AccountID, UsageType: r.UsageType, Month: month}
+		if !seenC[ck] {
+			seenC[ck] = true
+			counterKeys = append(counterKeys, ck)
+		}
+		snap := snaps[r.Client]
+		if sub := snap.SubscriptionAt(r.AccountID, r.UsageTime); sub != nil {
+			buf = snap.AppendDiscountsAt(buf[:0], r.AccountID, sub.PlanID, r.UsageType, r.UsageTime)
+			for _, d := range buf {
+				if d.Kind != catalog.FreeUnits {
+					continue
+				}
+				ak := store.AllowanceKey{Client: r.Client, AccountID: r.AccountID, DiscountID: d.ID, Month: month}
+				if !seenA[ak] {
+					seenA[ak] = true
+					allowanceKeys = append(allowanceKeys, ak)
+				}
+			}
+		}
+	}
+	counters, err := tx.LoadCounters(ctx, counterKeys)
+	if err != nil {
+		return sum, fmt.Errorf("load counters: %w", err)
+	}
+	allowances, err := tx.LoadAllowances(ctx, allowanceKeys)
+	if err != nil {
+		return sum, fmt.Errorf("load allowances: %w", err)
+	}
+	ledger := func(client string) *rating.MemLedger {
+		l := ledgers[client]
+		if l == nil {
+			l = rating.NewMemLedger()
+			ledgers[client] = l
+		}
+		return l
+	}
+	var d apd.Decimal
+	for k, v := range counters {
+		if err := money.ParseInto(&d, v); err != nil {
+			return sum, fmt.Errorf("counter %v: %w", k, err)
+		}
+		ledger(k.Client).LoadUsage(rating.UsageKey{AccountID: k.AccountID, UsageType: k.UsageType, Month: rating.Month(k.Month)}, &d)
+	}
+	for k, v := range allowances {
+		if err := money.ParseInto(&d, v); err != nil {
+			return sum, fmt.Errorf("allowance %v: %w", k, err)
+		}
+		ledger(k.Client).LoadAllowance(rating.AllowanceKey{AccountID: k.AccountID, DiscountID: k.DiscountID, Month: rating.Month(k.Month)}, &d)
+	}
+
+	// Rate in order.
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ratedAt := now().UTC()
+	var (
+		eng  rating.Engine
+		res  rating.Result
+		murs []store.MUR
+		exs  []store.Exception
+	)
+	for i := range items {
+		p := &plans[i]
+		if p.skip {
+			continue
+		}
+		it := &items[i]
+		r := &it.Record
+		if p.dup != nil {
+			exs = append(exs, exception(it, p.dup))
+			continue
+		}
+		in := rating.Input{AccountID: r.AccountID, UsageType: r.UsageType, UsageTime: r.UsageTime}
+		in.Quantity.Set(&p.qty)
+		err := eng.Rate(snaps[r.Client], ledger(r.Client), &in, &res)
+		if ce, ok := codes.As(err); ok {
+			exs = append(exs, exception(it, ce))
+			continue
+		}
+		if err != nil {
+			return sum, fmt.Errorf("rate record %q (file %s line %d): %w", r.RecordID, r.FileID, r.Line, err)
+		}
+		murs = append(murs, store.MUR{
+			MURID:          store.NewID(),
+			Client:         r.Client,
+			RecordID:       r.RecordID,
+			FileID:         r.FileID,
+			Line:           r.Line,
+			Part:           r.Part,
+			AccountID:      r.AccountID,
+			UsageType:      r.UsageType,
+			Quantity:       r.Quantity,
+			UsageTime:      r.UsageTime,
+			Currency:       res.Currency,
+			GrossAmount:    res.Gross.Text('f'),
+			DiscountAmount: res.Discount.Text('f'),
+			NetAmount:      res.Net.Text('f'),
+			RateDetail:     res.DetailJSON(),
+			Qualifiers:     r.Qualifiers,
+			Attributes:     r.Attributes,
+			RatedAt:        ratedAt,
+		})
+	}
+
+	// Write back what rating changed.
+	newCounters := map[store.CounterKey]string{}
+	newAllowances := map[store.AllowanceKey]string{}
+	for client, l := range ledgers {
+		for _, k := range l.TouchedUsage() {
+			v, _ := l.Usage(k)
+			newCounters[store.CounterKey{Client: client, AccountID: k.AccountID, UsageType: k.UsageType, Month: int32(k.Month)}] = v.Text('f')
+		}
+		for _, k := range l.TouchedAllowances() {
+			v, _ := l.AllowanceUsed(k)
+			newAllowances[store.AllowanceKey{Client: client, AccountID: k.AccountID, DiscountID: k.DiscountID, Month: int32(k.Month)}] = v.Text('f')
+		}
+	}
+	if err := tx.SaveCounters(ctx, newCounters); err != nil {
+		return sum, fmt.Errorf("save counters: %w", err)
+	}
+	if err := tx.SaveAllowances(ctx, newAllowances); err != nil {
+		return sum, fmt.Errorf("save allowances: %w", err)
+	}
+	if err := tx.InsertMURs(ctx, murs); err != nil {
+		if errors.Is(err, store.ErrConcurrentRecord) {
+			return sum, err
+		}
+		return sum, fmt.Errorf("insert MURs: %w", err)
+	}
+	if err := tx.InsertExceptions(ctx, exs); err != nil {
+		return sum, fmt.Errorf("insert exceptions: %w", err)
+	}
+	sum.MURs, sum.Exceptions = len(murs), len(exs)
+	return sum, nil
+}
+
+func exception(it *Item, ce *codes.Error) store.Exception {
+	r := &it.Record
+	body := it.Body
+	if len(body) == 0 {
+		body, _ = json.Marshal(r)
+	}
+	return store.Exception{
+		Client:   r.Client,
+		FileID:   r.FileID,
+		Line:     r.Line,
+		Part:     r.Part,
+		RecordID: r.RecordID,
+		Stage:    StageName,
+		Code:     string(ce.Code),
+		Field:    ce.Field,
+		Message:  ce.Message,
+		Record:   body,
+	}
+}
