@@ -98,7 +98,6 @@ type kafkaInput struct {
 	next     int
 	queued   int
 	closed   bool
-	pollErr  error
 	stopPoll context.CancelFunc
 	pollDone chan struct{}
 }

@@ -20,9 +20,9 @@ func kafkaOutputSpec() *service.ConfigSpec {
 		Description(`
 A batch is acknowledged only once every message of it has been acknowledged by the brokers; a
 message that could not be written is retried on its own, the others are not written twice.
-With the default ` + "`murmur2_hash`" + ` partitioner a key goes to the partition the Java client and
+With the default `+"`murmur2_hash`"+` partitioner a key goes to the partition the Java client and
 rpk would choose, so records keyed by account keep their order and land where other tools
-expect them. Metadata selected by ` + "`metadata`" + ` becomes record headers.`).
+expect them. Metadata selected by `+"`metadata`"+` becomes record headers.`).
 		Fields(kafkaConnFields()...).
 		Field(service.NewInterpolatedStringField("topic").Description("Topic to write to.")).
 		Field(service.NewInterpolatedStringField("key").Description("Record key; empty means no key.").Default("")).

@@ -1,0 +1,45 @@
+// Package pipelines embeds the default Benthos streams, one per Kafka hop,
+// so that `vivace dev` runs on embedded defaults. Operators who edit them
+// run `vivace dev --pipelines DIR` (or `vivace run FILE` for one stream).
+package pipelines
+
+import (
+	"embed"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+//go:embed *.yaml
+var files embed.FS
+
+// Stream is one pipeline file.
+type Stream struct {
+	Name string // file name without .yaml
+	YAML string
+}
+
+// Default returns the embedded streams, sorted by name.
+func Default() ([]Stream, error) { return Load(files) }
+
+// Load reads every *.yaml of fsys that is not a *_test.yaml.
+func Load(fsys fs.FS) ([]Stream, error) {
+	names, err := fs.Glob(fsys, "*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []Stream
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.yaml") {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Stream{Name: strings.TrimSuffix(path.Base(n), ".yaml"), YAML: string(b)})
+	}
+	return out, nil
+}

@@ -1,0 +1,73 @@
+// Package benthos holds Vivace's Benthos components: thin adapters that
+// parse their config, call the domain packages under internal/ and turn
+// results into messages. Importing the package registers them all.
+package benthos
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/store"
+)
+
+// Metadata keys our components read and write.
+const (
+	metaClient  = "vivace_client"
+	metaFileID  = "vivace_file_id"
+	metaLine    = "vivace_line"
+	metaKey     = "vivace_key"
+	metaStage   = "vivace_stage"
+	metaCode    = "vivace_code"
+	metaField   = "vivace_field"
+	metaMessage = "vivace_message"
+)
+
+// fieldDSN is the database connection field shared by our components.
+func fieldDSN() *service.ConfigField {
+	return service.NewStringField("dsn").
+		Description("PostgreSQL connection URL. Pipelines usually take it from the environment: `${DATABASE_URL}`.").
+		Example("postgres://vivace@db:5432/vivace?sslmode=require").
+		Secret()
+}
+
+// fail marks a message as failed with a stable code, so the pipeline can
+// route it to the exceptions topic, where it becomes an exception row.
+func fail(msg *service.Message, stage string, err error) {
+	ce, ok := codes.As(err)
+	if !ok {
+		ce = &codes.Error{Message: err.Error()}
+	}
+	msg.MetaSetMut(metaStage, stage)
+	if ce.Code != "" {
+		msg.MetaSetMut(metaCode, string(ce.Code))
+	}
+	if ce.Field != "" {
+		msg.MetaSetMut(metaField, ce.Field)
+	}
+	msg.MetaSetMut(metaMessage, ce.Message)
+	msg.SetError(err)
+}
+
+// sharedStore opens the process-wide pool for dsn and arranges for it to
+// be released when the component closes.
+func sharedStore(ctx context.Context, dsn string) (*store.Store, func(), error) {
+	if dsn == "" {
+		return nil, nil, errors.New("dsn: a database connection URL is required")
+	}
+	return store.Shared(ctx, dsn)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// clipBytes shortens a message body quoted in a log line.
+func clipBytes(b []byte) string {
+	const n = 200
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "…"
+}

@@ -1,0 +1,370 @@
+package benthos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/usage"
+)
+
+func filesInputSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Stable().
+		Categories("Vivace").
+		Summary("Reads registered usage files record by record: the source of the ingest stage.").
+		Description(`
+Takes the oldest file waiting in the file registry (received from the inbox, an HTTP upload or
+a bucket), leases it, and streams its records out in batches without loading the file into
+memory. Each message is one raw record: its client, file id and line, and its fields with the
+client's columns mapped to Vivace's names. Metadata: `+"`vivace_client`, `vivace_file_id`, `vivace_line`"+`, and
+`+"`vivace_key`"+` (the account id, the Kafka key downstream).
+
+A record that cannot be read (a malformed CSV line, a line that is not a JSON object) is
+emitted failed with code `+"`MALFORMED_RECORD`"+` naming the line, and the rest of the file goes on.
+Once every batch of a file has been acknowledged downstream, the file's record count is
+stored; the file is done when its MURs, exceptions and filtered records add up to it.
+
+Several readers share the registry safely: each file is leased to one reader and renewed while
+it is read. A reader that stops releases its file; one that dies loses it when the lease runs
+out, and the next reader reads the file again from the start (the rate stage recognises the
+replayed records and changes nothing for them).`).
+		Field(fieldDSN()).
+		Field(service.NewStringField("clients_file").
+			Description("Path of the client settings file (column mapping, delimiter, format). Empty: defaults for every client.").
+			Default("")).
+		Field(service.NewIntField("batch_size").Description("Records per message batch.").Default(500).
+			LintRule(`root = if this < 1 { ["batch_size must be at least 1"] }`)).
+		Field(service.NewDurationField("poll_interval").Description("How often to look for new files when idle.").Default("500ms")).
+		Field(service.NewDurationField("lease").Description("How long a file stays leased to a reader that stopped renewing it.").Default("60s")).
+		Field(service.NewAutoRetryNacksToggleField()).
+		Example("Ingest stage", "", `
+input:
+  vivace_files:
+    dsn: ${DATABASE_URL}
+    clients_file: ${VIVACE_CLIENTS_FILE:}
+    batch_size: 500
+`)
+}
+
+func init() {
+	service.MustRegisterBatchInput("vivace_files", filesInputSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
+			in := &filesInput{log: mgr.Logger(), owner: readerID()}
+			var err error
+			if in.dsn, err = conf.FieldString("dsn"); err != nil {
+				return nil, err
+			}
+			path, err := conf.FieldString("clients_file")
+			if err != nil {
+				return nil, err
+			}
+			if in.cfg, err = clientcfg.Open(path); err != nil {
+				return nil, err
+			}
+			if in.batchSize, err = conf.FieldInt("batch_size"); err != nil {
+				return nil, err
+			}
+			if in.batchSize < 1 {
+				return nil, errors.New("batch_size: must be at least 1")
+			}
+			if in.poll, err = conf.FieldDuration("poll_interval"); err != nil {
+				return nil, err
+			}
+			if in.lease, err = conf.FieldDuration("lease"); err != nil {
+				return nil, err
+			}
+			in.filesRead = mgr.Metrics().NewCounter("vivace_ingest_files_read")
+			in.recordsRead = mgr.Metrics().NewCounter("vivace_ingest_records_read")
+			in.fileSeconds = mgr.Metrics().NewTimer("vivace_ingest_file_duration_ns")
+			return service.AutoRetryNacksBatchedToggled(conf, in)
+		})
+}
+
+func readerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), store.NewID()[:8])
+}
+
+type filesInput struct {
+	dsn       string
+	cfg       *clientcfg.Watched
+	batchSize int
+	poll      time.Duration
+	lease     time.Duration
+	owner     string
+	log       *service.Logger
+
+	filesRead, recordsRead *service.MetricCounter
+	fileSeconds            *service.MetricTimer
+
+	st      *store.Store
+	release func()
+
+	mu   sync.Mutex
+	cur  *reading
+	open map[string]*reading // files read to the end, waiting for acks
+}
+
+// reading is one file being read.
+type reading struct {
+	file    store.File
+	f       *os.File
+	rd      *usage.Reader
+	emitted int64 // records handed out
+	pending int   // batches not yet acknowledged
+	eof     bool
+	started time.Time
+	stop    context.CancelFunc // ends lease renewal
+}
+
+func (in *filesInput) Connect(ctx context.Context) error {
+	if in.st != nil {
+		return nil
+	}
+	st, release, err := sharedStore(ctx, in.dsn)
+	if err != nil {
+		return err
+	}
+	in.st, in.release = st, release
+	in.open = map[string]*reading{}
+	return nil
+}
+
+func (in *filesInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	for {
+		in.mu.Lock()
+		r := in.cur
+		in.mu.Unlock()
+		if r == nil {
+			var err error
+			if r, err = in.next(ctx); err != nil {
+				return nil, nil, err
+			}
+			if r == nil {
+				select {
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				case <-time.After(in.poll):
+				}
+				continue
+			}
+		}
+		batch, err := in.readSome(r)
+		if err != nil {
+			in.abandon(ctx, r, err)
+			if len(batch) == 0 {
+				continue
+			}
+		}
+		if len(batch) == 0 {
+			// End of file with nothing left to send.
+			in.finishIfAcked(ctx, r)
+			continue
+		}
+		in.mu.Lock()
+		r.pending++
+		in.mu.Unlock()
+		in.recordsRead.Incr(int64(len(batch)))
+		return batch, func(ctx context.Context, err error) error {
+			if err != nil {
+				// Without automatic replays a nack leaves the lease to run
+				// out, and the file is read again.
+				return nil
+			}
+			in.mu.Lock()
+			r.pending--
+			in.mu.Unlock()
+			in.finishIfAcked(ctx, r)
+			return nil
+		}, nil
+	}
+}
+
+// next claims a file and opens it; nil when none is waiting.
+func (in *filesInput) next(ctx context.Context) (*reading, error) {
+	f, err := in.st.ClaimFile(ctx, in.owner, in.lease)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		in.log.Errorf("cannot look for files to read: %v", err)
+		return nil, nil
+	}
+	r := &reading{file: f, started: time.Now()}
+	if r.f, err = os.Open(f.Location); err != nil {
+		in.failFile(ctx, f, fmt.Sprintf("the stored file cannot be opened: %v", err))
+		return nil, nil
+	}
+	cfg, cerr := in.cfg.Current()
+	if cerr != nil {
+		in.log.Errorf("client settings not reloaded, keeping the previous ones: %v", cerr)
+	}
+	opts := cfg.ReaderOptions(f.Client)
+	opts.Format = usage.Format(f.Format)
+	if r.rd, err = usage.NewReader(r.f, f.Name, opts); err != nil {
+		r.f.Close()
+		in.failFile(ctx, f, err.Error())
+		return nil, nil
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go in.renew(lctx, f.FileID)
+	in.log.Infof("reading file %s (%s) of client %s", f.Name, f.FileID, f.Client)
+	in.mu.Lock()
+	in.cur = r
+	in.open[f.FileID] = r
+	in.mu.Unlock()
+	return r, nil
+}
+
+func (in *filesInput) renew(ctx context.Context, id string) {
+	t := time.NewTicker(in.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := in.st.RenewLease(ctx, id, in.owner, in.lease); err != nil && ctx.Err() == nil {
+				in.log.Warnf("lease on file %s not renewed: %v", id, err)
+			}
+		}
+	}
+}
+
+// readSome reads up to one batch. At the end of the file it marks r done
+// reading and returns what it has.
+func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
+	batch := make(service.MessageBatch, 0, in.batchSize)
+	for len(batch) < in.batchSize {
+		fields, line, err := r.rd.Next()
+		if errors.Is(err, io.EOF) {
+			in.mu.Lock()
+			r.eof = true
+			if in.cur == r {
+				in.cur = nil
+			}
+			in.mu.Unlock()
+			break
+		}
+		var re *usage.RecordError
+		if err != nil && !errors.As(err, &re) {
+			return batch, fmt.Errorf("line %d: %w", line+1, err)
+		}
+		raw := usage.Raw{Source: usage.Source{Client: r.file.Client, FileID: r.file.FileID, Line: line}, Fields: fields}
+		if re != nil {
+			raw.Fields = re.Fields
+			if raw.Fields == nil {
+				raw.Fields = map[string]string{}
+			}
+			if re.Text != "" {
+				raw.Fields["_text"] = re.Text
+			}
+		}
+		b, merr := json.Marshal(raw)
+		if merr != nil {
+			return batch, merr
+		}
+		msg := service.NewMessage(b)
+		msg.MetaSetMut(metaClient, r.file.Client)
+		msg.MetaSetMut(metaFileID, r.file.FileID)
+		msg.MetaSetMut(metaLine, itoa(line))
+		msg.MetaSetMut(metaKey, raw.Fields[usage.FieldAccountID])
+		if re != nil {
+			fail(msg, "ingest", re.Err)
+		}
+		batch = append(batch, msg)
+		r.emitted++
+	}
+	return batch, nil
+}
+
+// finishIfAcked stores the record count once the whole file was read and
+// every batch acknowledged.
+func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
+	in.mu.Lock()
+	if !r.eof || r.pending > 0 || in.open[r.file.FileID] != r {
+		in.mu.Unlock()
+		return
+	}
+	delete(in.open, r.file.FileID)
+	in.mu.Unlock()
+	defer in.closeReading(r)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = in.st.FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// The lease runs out and the file is read again; replays are harmless.
+		in.log.Errorf("file %s read to the end but its count was not stored: %v", r.file.FileID, err)
+		return
+	}
+	in.filesRead.Incr(1)
+	in.fileSeconds.Timing(time.Since(r.started).Nanoseconds())
+	in.log.Infof("file %s (%s) read: %d records", r.file.Name, r.file.FileID, r.emitted)
+}
+
+// abandon stops reading a file that failed part-way.
+func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
+	in.mu.Lock()
+	if in.cur == r {
+		in.cur = nil
+	}
+	delete(in.open, r.file.FileID)
+	in.mu.Unlock()
+	in.closeReading(r)
+	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records at %v", r.emitted, err))
+}
+
+func (in *filesInput) failFile(ctx context.Context, f store.File, reason string) {
+	in.log.Errorf("file %s (%s) failed: %s", f.Name, f.FileID, reason)
+	if err := in.st.FailFile(ctx, f.FileID, reason); err != nil {
+		in.log.Errorf("file %s: cannot record the failure: %v", f.FileID, err)
+	}
+}
+
+func (in *filesInput) closeReading(r *reading) {
+	if r.stop != nil {
+		r.stop()
+	}
+	if r.rd != nil {
+		_ = r.rd.Close()
+	}
+	if r.f != nil {
+		_ = r.f.Close()
+	}
+}
+
+func (in *filesInput) Close(ctx context.Context) error {
+	in.mu.Lock()
+	open := in.open
+	in.open, in.cur = map[string]*reading{}, nil
+	in.mu.Unlock()
+	for id, r := range open {
+		in.closeReading(r)
+		if in.st != nil && !r.eof {
+			_ = in.st.ReleaseLease(ctx, id, in.owner)
+		}
+	}
+	if in.release != nil {
+		in.release()
+		in.release, in.st = nil, nil
+	}
+	return nil
+}

@@ -1,0 +1,98 @@
+package benthos
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/usage"
+)
+
+func normalizeSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Stable().
+		Categories("Vivace").
+		Summary("Checks raw usage records and turns them into Vivace's normal form.").
+		Description(`
+Reads a raw record (as written to `+"`usage.raw`"+` by the ingest stage, or left by mediation
+rules) and applies the normal-form checks in their fixed order:
+
+- `+"`MISSING_FIELD`"+`: record_id, account_id, usage_type, quantity or usage_time is missing or empty;
+- `+"`BAD_QUANTITY`"+`: quantity is not a non-negative decimal, or above the client's maximum;
+- `+"`BAD_TIMESTAMP`"+`: usage_time is not RFC 3339, older than the client's window or too far in the future.
+
+A record that passes is replaced by its normal form (the message for `+"`usage.mediated`"+`).
+A record that fails keeps its body and is marked failed with the code in the metadata
+(`+"`vivace_code`, `vivace_field`"+`), for the pipeline to route to the exceptions topic.
+The window and limits come from the client settings file (defaults: 90 days old, 15 minutes ahead).`).
+		Field(service.NewStringField("clients_file").
+			Description("Path of the client settings file (YAML). Empty: defaults for every client. The file is re-read when it changes.").
+			Default("")).
+		Field(service.NewStringField("stage").Description("Stage name written on exceptions.").Default("mediate")).
+		Example("Normal-form checks", "The mediate stage's last step.", `
+pipeline:
+  processors:
+    - vivace_normalize:
+        clients_file: ${VIVACE_CLIENTS_FILE:}
+`)
+}
+
+func init() {
+	service.MustRegisterProcessor("vivace_normalize", normalizeSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
+			path, err := conf.FieldString("clients_file")
+			if err != nil {
+				return nil, err
+			}
+			stage, err := conf.FieldString("stage")
+			if err != nil {
+				return nil, err
+			}
+			cfg, err := clientcfg.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			return &normalizeProc{cfg: cfg, stage: stage, log: mgr.Logger(), now: time.Now}, nil
+		})
+}
+
+type normalizeProc struct {
+	cfg   *clientcfg.Watched
+	stage string
+	log   *service.Logger
+	now   func() time.Time
+}
+
+func (p *normalizeProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
+	b, err := msg.AsBytes()
+	if err != nil {
+		return nil, err
+	}
+	var raw usage.Raw
+	if err := json.Unmarshal(b, &raw); err != nil {
+		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+		return service.MessageBatch{msg}, nil
+	}
+	f, cerr := p.cfg.Current()
+	if cerr != nil {
+		p.log.Errorf("client settings not reloaded, keeping the previous ones: %v", cerr)
+	}
+	rec, err := usage.Normalize(raw, f.Rules(raw.Client), p.now())
+	if err != nil {
+		fail(msg, p.stage, err)
+		return service.MessageBatch{msg}, nil
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	msg.SetBytes(out)
+	msg.MetaSetMut(metaKey, rec.AccountID)
+	return service.MessageBatch{msg}, nil
+}
+
+func (p *normalizeProc) Close(context.Context) error { return nil }
