@@ -1,0 +1,49 @@
+# Vivace — build, demo, tests and benchmarks. `make help` lists the targets.
+
+GO            ?= go
+BIN           := bin
+VIVACE        := $(BIN)/vivace
+STATICCHECK   := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+export DATABASE_URL
+
+.PHONY: help build demo dev test vet staticcheck unit pipeline-test e2e bench deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/vivace
+	$(GO) build -o $(VIVACE) ./cmd/vivace
+
+demo: build ## start vivace dev, load the sample catalog, ingest the sample file, print counts and MURs, stop
+	bash scripts/demo.sh
+
+dev: build ## run vivace dev on embedded defaults until Ctrl-C
+	$(VIVACE) dev --clients tests/testdata/demo/clients.yaml
+
+deps: ## install the Debian packages some tests use (kcat), where possible
+	bash scripts/install-deps.sh
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit: ## go test -race -shuffle=on ./... (real PostgreSQL at DATABASE_URL, embedded broker)
+	$(GO) test -race -shuffle=on -timeout 15m ./...
+
+pipeline-test: build ## the pipelines' YAML tests
+	$(VIVACE) test ./pipelines/...
+
+test: deps vet staticcheck unit pipeline-test ## everything CI runs
+
+bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures go in docs/benchmarks.md)
+	bash scripts/bench.sh
+
+clean:
+	rm -rf $(BIN) .vivace .data

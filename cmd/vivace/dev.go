@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/api"
+	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/devenv"
+	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/kafkax"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/usage"
+)
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run everything in one process on embedded defaults",
+		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL; without it,\n" +
+			"the server at 127.0.0.1:5432, or a private cluster under --data-dir started from the local\n" +
+			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
+			"metrics on --http-addr and watches <data-dir>/inbox/<client>/ for usage files.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "http-addr", Value: ":8080", Usage: "address of the API, console, health and metrics"},
+			&cli.StringFlag{Name: "kafka-addr", Value: "127.0.0.1:9092", Usage: "address of the embedded broker"},
+			&cli.StringFlag{Name: "data-dir", Value: ".vivace", Usage: "where the broker, the file archive, the inbox and a private database live"},
+			&cli.StringFlag{Name: "pipelines", Usage: "directory of pipeline YAML files to run instead of the embedded ones"},
+			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window)"},
+			&cli.StringFlag{Name: "database", Value: "vivace", Usage: "database name to use when DATABASE_URL is not set"},
+			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
+			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
+			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := runDev(ctx, c); err != nil {
+				return cli.Exit("vivace dev: "+err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func runDev(ctx context.Context, c *cli.Context) error {
+	log := newLogger(c.String("log-level"))
+	dataDir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("reset") {
+		if databaseURL() != "" {
+			return errors.New("--reset drops a database, so it only works on the one dev manages: unset DATABASE_URL")
+		}
+		log.Warn("reset: removing the data directory", "dir", dataDir)
+		if err := os.RemoveAll(dataDir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	clientsFile := c.String("clients")
+	if clientsFile != "" {
+		if clientsFile, err = filepath.Abs(clientsFile); err != nil {
+			return err
+		}
+		if _, err := clientcfg.Open(clientsFile); err != nil {
+			return err
+		}
+	}
+
+	// The HTTP address is checked first: failing after the database and
+	// broker are up would waste the operator's time.
+	ln, err := net.Listen("tcp", c.String("http-addr"))
+	if err != nil {
+		return fmt.Errorf("http address %s: %w (pass --http-addr)", c.String("http-addr"), err)
+	}
+	defer ln.Close()
+
+	broker, err := devenv.StartBroker(ctx, devenv.BrokerConfig{
+		Addr:       c.String("kafka-addr"),
+		DataDir:    filepath.Join(dataDir, "kafka"),
+		Topics:     kafkax.DefaultTopics(),
+		Partitions: int32(c.Int("partitions")),
+		Logger:     log.With("component", "broker"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := broker.Close(); err != nil {
+			log.Error("broker close", "err", err)
+		}
+	}()
+	log.Info("kafka broker ready", "addr", broker.Addr())
+
+	dsn, stopDB, err := devDatabase(ctx, log, dataDir, c.String("database"), c.Bool("reset"))
+	if err != nil {
+		return err
+	}
+	defer stopDB()
+	if err := store.Migrate(ctx, dsn, log); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	settings, err := clientcfg.Open(clientsFile)
+	if err != nil {
+		return err
+	}
+	recv := &ingest.Receiver{
+		Registry:   st,
+		ArchiveDir: filepath.Join(dataDir, "files"),
+		Logger:     log.With("component", "receiver"),
+		Options: func(client string) usage.ReaderOptions {
+			f, _ := settings.Current()
+			return f.ReaderOptions(client)
+		},
+	}
+
+	env := map[string]string{
+		"DATABASE_URL":          dsn,
+		"VIVACE_KAFKA_BROKERS":  broker.Addr(),
+		"VIVACE_CLIENTS_FILE":   clientsFile,
+		"VIVACE_DATA_DIR":       dataDir,
+		"VIVACE_CORE_URL":       c.String("core-url"),
+		"VIVACE_HTTP_ADDR":      ln.Addr().String(),
+		"VIVACE_KAFKA_ADDR":     broker.Addr(),
+		"VIVACE_PIPELINES_FROM": c.String("pipelines"),
+	}
+	streams, err := loadStreams(c.String("pipelines"), env, log)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	srv := &api.Server{Store: st, Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
+		Ready: streams.ready}
+	mux.Handle("/", srv.Handler())
+	streams.mount(mux)
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- httpSrv.Serve(ln) }()
+	log.Info("api ready", "addr", ln.Addr().String())
+
+	inboxCtx, stopInbox := context.WithCancel(ctx)
+	inboxDone := make(chan struct{})
+	inbox := &ingest.Inbox{Dir: filepath.Join(dataDir, "inbox"), Receiver: recv, Logger: log.With("component", "inbox")}
+	go func() {
+		defer close(inboxDone)
+		_ = inbox.Run(inboxCtx)
+	}()
+	log.Info("watching inbox", "dir", inbox.Dir)
+
+	streamErr := streams.start(ctx)
+	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-httpErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-streamErr:
+		runErr = err
+	}
+	// Stop taking work first, then let the pipelines finish what they hold
+	// and commit their offsets, then close the broker and the database.
+	stopInbox()
+	<-inboxDone
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutCtx)
+	streams.stop(shutCtx)
+	return runErr
+}
+
+// devDatabase picks the database: DATABASE_URL as given; otherwise a
+// database named name on the local server, or on a private cluster under
+// dataDir when nothing listens on 127.0.0.1:5432.
+func devDatabase(ctx context.Context, log *slog.Logger, dataDir, name string, reset bool) (string, func(), error) {
+	if dsn := databaseURL(); dsn != "" {
+		return dsn, func() {}, nil
+	}
+	admin := store.DefaultDSN
+	stop := func() {}
+	if !devenv.Listening(ctx, "127.0.0.1:5432") {
+		log.Info("no PostgreSQL on 127.0.0.1:5432: starting a private cluster", "dir", filepath.Join(dataDir, "postgres"))
+		pg, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: filepath.Join(dataDir, "postgres"), Logger: log.With("component", "postgres")})
+		if err != nil {
+			return "", nil, err
+		}
+		admin = pg.DSN()
+		stop = func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(sctx); err != nil {
+				log.Error("postgres stop", "err", err)
+			}
+		}
+	}
+	if reset {
+		if err := dropDatabase(ctx, admin, name); err != nil {
+			stop()
+			return "", nil, err
+		}
+	}
+	dsn, err := devenv.EnsureDatabase(ctx, admin, name)
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	log.Info("database ready", "database", name, "server", hostOf(dsn))
+	return dsn, stop, nil
+}
+
+func dropDatabase(ctx context.Context, admin, name string) error {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	return err
+}
+
+func hostOf(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "?"
+	}
+	return u.Host
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/kafkax"
+)
+
+func feedCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "feed",
+		Usage: "work with the core system's catalog-account feed",
+		Subcommands: []*cli.Command{feedGenerateCommand(), {
+			Name:      "publish",
+			Usage:     "publish core feed events (JSON Lines) to the feed topic",
+			ArgsUsage: "FILE.jsonl",
+			Description: "Publishes one message per line, keyed by entity_id so that an entity's events keep\n" +
+				"their order. With --wait, returns when every event has been applied, ignored (not newer\n" +
+				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}.` + "\n" +
+				"Exits non-zero when an event failed; the failures are listed on stderr.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "brokers", Value: "127.0.0.1:9092", EnvVars: []string{"VIVACE_KAFKA_BROKERS"}, Usage: "Kafka seed brokers, comma-separated"},
+				&cli.StringFlag{Name: "topic", Value: kafkax.TopicCoreFeed, Usage: "feed topic"},
+				&cli.BoolFlag{Name: "wait", Usage: "wait until every event is applied or failed and print the counts"},
+				&cli.StringFlag{Name: "api", Value: defaultAPI, EnvVars: []string{"VIVACE_API"}, Usage: "Vivace API base URL (for --wait)"},
+				&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "with --wait, give up after this long"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return cli.Exit("vivace feed publish: name one FILE.jsonl", 2)
+				}
+				if err := publishFeed(c.Context, c); err != nil {
+					return cli.Exit("vivace feed publish: "+err.Error(), 1)
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+func publishFeed(ctx context.Context, c *cli.Context) error {
+	path := c.Args().First()
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.String("brokers"), ",")...),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topic := c.String("topic")
+	var records []*kgo.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var head struct {
+			EventID  string `json:"event_id"`
+			EntityID string `json:"entity_id"`
+		}
+		// A line that is not an event is still sent: the sync records it
+		// as failed, which is what the counts must show.
+		_ = json.Unmarshal(b, &head)
+		r := &kgo.Record{Topic: topic, Value: append([]byte(nil), b...), Key: []byte(head.EntityID)}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "vivace_line", Value: []byte(strconv.Itoa(line))})
+		if head.EventID != "" {
+			r.Context = context.WithValue(context.Background(), eventIDKey{}, head.EventID)
+		}
+		records = append(records, r)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: line %d: %w", path, line+1, err)
+	}
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("publish to %s: %w", c.String("brokers"), err)
+	}
+	fmt.Fprintf(os.Stderr, "published %d events to %s\n", len(records), topic)
+	if !c.Bool("wait") {
+		return nil
+	}
+	ids := make([]string, len(records))
+	for i, r := range records {
+		if id, ok := r.Context.Value(eventIDKey{}).(string); ok {
+			ids[i] = id
+		} else {
+			ids[i] = fmt.Sprintf("unidentified/%s/%d/%d", r.Topic, r.Partition, r.Offset)
+		}
+	}
+	return waitFeed(newAPIClient(c.String("api")), ids, c.Duration("timeout"))
+}
+
+type eventIDKey struct{}
+
+func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	outcomes := map[string]feed.Outcome{}
+	for {
+		var pending []string
+		for _, id := range ids {
+			if _, ok := outcomes[id]; !ok {
+				pending = append(pending, id)
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d events not applied after %s", len(pending), len(ids), timeout)
+		}
+		body, _ := json.Marshal(map[string][]string{"event_ids": pending})
+		resp, err := cl.http.Post(cl.base+"/api/v1/feed/outcomes", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("%w (is vivace running at %s?)", err, cl.base)
+		}
+		var got struct {
+			Outcomes map[string]feed.Outcome `json:"outcomes"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			err = apiError(resp)
+		} else {
+			err = json.NewDecoder(resp.Body).Decode(&got)
+		}
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		for k, v := range got.Outcomes {
+			outcomes[k] = v
+		}
+		if len(got.Outcomes) < len(pending) {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	var counts struct {
+		Events  int `json:"events"`
+		Applied int `json:"applied"`
+		Ignored int `json:"ignored"`
+		Failed  int `json:"failed"`
+	}
+	counts.Events = len(ids)
+	// An id published twice in one file is counted once per line: each
+	// line is an event sent, and the second copy is ignored as stale.
+	seen := map[string]bool{}
+	for _, id := range ids {
+		o := outcomes[id]
+		if seen[id] && o.Outcome == feed.Applied {
+			counts.Ignored++
+			continue
+		}
+		seen[id] = true
+		switch o.Outcome {
+		case feed.Applied:
+			counts.Applied++
+		case feed.Ignored:
+			counts.Ignored++
+		default:
+			counts.Failed++
+			fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.Message)
+		}
+	}
+	b, _ := json.Marshal(counts)
+	fmt.Println(string(b))
+	if counts.Failed > 0 {
+		return fmt.Errorf("%d of %d events failed", counts.Failed, counts.Events)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/loadgen"
+)
+
+// output opens the --out file, or standard output.
+func output(path string) (io.Writer, func() error, error) {
+	if path == "" || path == "-" {
+		return os.Stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+func feedGenerateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "generate",
+		Usage: "write a generated catalog as feed events (JSON Lines), for tests, demos and benchmarks",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "client", Value: "bench", Usage: "client the catalog belongs to"},
+			&cli.IntFlag{Name: "accounts", Value: 1000, Usage: "accounts, each with one subscription"},
+			&cli.IntFlag{Name: "plans", Value: 10, Usage: "plans with per_unit rates for every usage type"},
+			&cli.StringFlag{Name: "currency", Value: "USD", Usage: "currency of accounts and rates"},
+			&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
+		},
+		Action: func(c *cli.Context) error {
+			w, closeFn, err := output(c.String("out"))
+			if err != nil {
+				return cli.Exit("vivace feed generate: "+err.Error(), 1)
+			}
+			err = loadgen.Catalog(w, loadgen.CatalogOptions{Client: c.String("client"), Accounts: c.Int("accounts"),
+				Plans: c.Int("plans"), Currency: c.String("currency")})
+			if cerr := closeFn(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return cli.Exit("vivace feed generate: "+err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func usageCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "usage",
+		Usage: "work with usage files",
+		Subcommands: []*cli.Command{{
+			Name:  "generate",
+			Usage: "write a generated CSV usage file matching `vivace feed generate`'s catalog",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "client", Value: "bench", Usage: "client, used in the record ids"},
+				&cli.IntFlag{Name: "records", Value: 1000000, Usage: "records to write"},
+				&cli.IntFlag{Name: "accounts", Value: 1000, Usage: "accounts the records spread over"},
+				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed writes the same file (record ids include it)"},
+				&cli.IntFlag{Name: "bad-every", Usage: "make every n-th record invalid (0: none)"},
+				&cli.DurationFlag{Name: "spread", Value: 24 * time.Hour, Usage: "usage times spread over this period, ending now"},
+				&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
+			},
+			Action: func(c *cli.Context) error {
+				w, closeFn, err := output(c.String("out"))
+				if err != nil {
+					return cli.Exit("vivace usage generate: "+err.Error(), 1)
+				}
+				err = loadgen.Usage(w, loadgen.UsageOptions{Client: c.String("client"), Records: c.Int("records"),
+					Accounts: c.Int("accounts"), Seed: c.Uint64("seed"), BadEvery: c.Int("bad-every"), Spread: c.Duration("spread")})
+				if cerr := closeFn(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("vivace usage generate: %v", err), 1)
+				}
+				return nil
+			},
+		}},
+	}
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/pipelines"
+	vbenthos "vivace.dev/vivace/plugins/benthos"
+)
+
+// streamSet runs several Benthos streams in one process, as `vivace dev`
+// does with every pipeline.
+type streamSet struct {
+	log     *slog.Logger
+	streams []*runningStream
+
+	mu      sync.Mutex
+	started bool
+}
+
+type runningStream struct {
+	name   string
+	stream *service.Stream
+	mux    *http.ServeMux
+	done   chan struct{}
+	err    error
+}
+
+// loadStreams builds every pipeline of dir (the embedded defaults when
+// dir is empty). Variables in the YAML come from env, then the process
+// environment.
+func loadStreams(dir string, env map[string]string, log *slog.Logger) (*streamSet, error) {
+	var defs []pipelines.Stream
+	var err error
+	if dir == "" {
+		defs, err = pipelines.Default()
+	} else {
+		defs, err = pipelines.Load(os.DirFS(dir))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipelines: %w", err)
+	}
+	if len(defs) == 0 {
+		return nil, fmt.Errorf("pipelines: no *.yaml files in %s", dir)
+	}
+	lookup := func(k string) (string, bool) {
+		if v, ok := env[k]; ok && v != "" {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	set := &streamSet{log: log}
+	for _, d := range defs {
+		b := service.NewStreamBuilder()
+		b.SetEnvVarLookupFunc(lookup)
+		if err := b.SetYAML(d.YAML); err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", d.Name, err)
+		}
+		if err := b.SetMetricsYAML(fmt.Sprintf("vivace_prometheus:\n  stream: %q\n", d.Name)); err != nil {
+			return nil, fmt.Errorf("pipeline %s: metrics: %w", d.Name, err)
+		}
+		b.SetLogger(log.With("stream", d.Name))
+		mux := http.NewServeMux()
+		b.SetHTTPMux(mux)
+		s, err := b.Build()
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", d.Name, err)
+		}
+		set.streams = append(set.streams, &runningStream{name: d.Name, stream: s, mux: mux, done: make(chan struct{})})
+	}
+	return set, nil
+}
+
+func (s *streamSet) names() []string {
+	var n []string
+	for _, r := range s.streams {
+		n = append(n, r.name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// start runs every stream; the channel gets the first stream that ends
+// on its own (an error: pipelines are meant to run until stopped).
+func (s *streamSet) start(ctx context.Context) <-chan error {
+	errs := make(chan error, len(s.streams))
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	for _, r := range s.streams {
+		go func() {
+			defer close(r.done)
+			r.err = r.stream.Run(context.WithoutCancel(ctx))
+			if r.err != nil {
+				errs <- fmt.Errorf("pipeline %s stopped: %w", r.name, r.err)
+				return
+			}
+			errs <- fmt.Errorf("pipeline %s ended", r.name)
+		}()
+	}
+	return errs
+}
+
+// stop lets every stream finish the messages it holds, then closes it.
+func (s *streamSet) stop(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range s.streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.stream.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error("pipeline did not stop cleanly", "stream", r.name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ready reports an error while any stream is not running.
+func (s *streamSet) ready(context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return errors.New("pipelines not started")
+	}
+	var down []string
+	for _, r := range s.streams {
+		select {
+		case <-r.done:
+			down = append(down, r.name)
+		default:
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("pipelines not running: %s", strings.Join(down, ", "))
+	}
+	return nil
+}
+
+// mount exposes each stream's own endpoints under /streams/<name>/.
+func (s *streamSet) mount(mux *http.ServeMux) {
+	for _, r := range s.streams {
+		prefix := "/streams/" + r.name
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, r.mux))
+	}
+}
+
+// gatherer combines the pipelines' metrics with the process's own.
+func gatherer() prometheus.Gatherer {
+	proc := prometheus.NewRegistry()
+	proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return prometheus.Gatherers{proc, vbenthos.Registry}
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench: the Go benchmarks of the hot paths, then an end-to-end load run
+# (a generated catalog through the feed, a generated usage file through
+# ingest -> mediate -> rate -> MURs) on a fresh vivace dev. Results go to
+# .data/bench/; copy the figures into docs/benchmarks.md with the machine's size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VIVACE=bin/vivace
+OUT=.data/bench
+RECORDS=${BENCH_RECORDS:-1000000}
+ACCOUNTS=${BENCH_ACCOUNTS:-10000}
+HTTP=${BENCH_HTTP_ADDR:-127.0.0.1:18180}
+KAFKA=${BENCH_KAFKA_ADDR:-127.0.0.1:19192}
+API=http://$HTTP
+mkdir -p "$OUT"
+
+echo "==> machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB memory, $(go version | cut -d' ' -f3)"
+
+if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
+  echo "==> Go benchmarks (go test -bench) -> $OUT/go.txt"
+  go test -run '^$' -bench . -benchmem -benchtime "${BENCH_TIME:-1s}" ./internal/... ./plugins/... | tee "$OUT/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+fi
+
+echo "==> generating $RECORDS records over $ACCOUNTS accounts"
+"$VIVACE" feed generate --client bench --accounts "$ACCOUNTS" --plans 10 --out "$OUT/catalog.jsonl"
+"$VIVACE" usage generate --client bench --records "$RECORDS" --accounts "$ACCOUNTS" --seed "$(date +%s)" --out "$OUT/usage.csv"
+ls -l "$OUT/usage.csv"
+
+unset DATABASE_URL
+"$VIVACE" dev --http-addr "$HTTP" --kafka-addr "$KAFKA" --data-dir "$OUT/dev" --database vivace_bench --reset \
+  --log-level warn >"$OUT/dev.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+for i in $(seq 1 120); do
+  curl -fsS "$API/readyz" >/dev/null 2>&1 && break
+  kill -0 $pid 2>/dev/null || { tail -n 30 "$OUT/dev.log"; exit 1; }
+  sleep 0.5
+done
+
+echo "==> catalog through the feed"
+start=$(date +%s.%N)
+"$VIVACE" feed publish --brokers "$KAFKA" --api "$API" --wait "$OUT/catalog.jsonl"
+end=$(date +%s.%N)
+events=$(wc -l <"$OUT/catalog.jsonl")
+awk -v n="$events" -v a="$start" -v b="$end" 'BEGIN{printf "feed: %d events in %.1f s = %.0f events/s\n", n, b-a, n/(b-a)}' 
+
+echo "==> end to end: file -> usage.raw -> usage.mediated -> MURs"
+start=$(date +%s.%N)
+"$VIVACE" ingest --client bench --api "$API" --wait "$OUT/usage.csv" | tee "$OUT/ingest.json"
+end=$(date +%s.%N)
+rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
+awk -v n="$RECORDS" -v a="$start" -v b="$end" -v rss="$rss" \
+  'BEGIN{printf "end to end: %d records in %.1f s = %.0f records/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}' | tee "$OUT/e2e.txt"

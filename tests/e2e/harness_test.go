@@ -1,0 +1,181 @@
+// Package e2e drives the built vivace binary end to end: `vivace dev` with
+// its embedded broker against the real PostgreSQL server, and the CLI
+// commands an operator uses.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"vivace.dev/vivace/internal/pgtest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vivace-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "vivace")
+	// Built like a release: the race detector runs on the unit tests, and
+	// a race build of the whole binary would triple this package's time.
+	build := exec.Command("go", "build", "-o", binary, "vivace.dev/vivace/cmd/vivace")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build vivace:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	pgtest.Main(m)
+}
+
+// repoRoot is where tests/testdata lives.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// devProcess is a running `vivace dev`.
+type devProcess struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	API     string
+	Kafka   string
+	DataDir string
+	log     *syncBuffer
+	done    chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDev runs vivace dev on fresh ports and data dir against this
+// package's database and waits until it is ready.
+func startDev(t *testing.T, dataDir string, extra ...string) *devProcess {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	d := &devProcess{t: t, API: "http://" + freeAddr(t), Kafka: freeAddr(t), DataDir: dataDir,
+		log: &syncBuffer{}, done: make(chan struct{})}
+	return d.start(extra...)
+}
+
+func (d *devProcess) start(extra ...string) *devProcess {
+	t := d.t
+	args := append([]string{"dev", "--http-addr", strings.TrimPrefix(d.API, "http://"), "--kafka-addr", d.Kafka,
+		"--data-dir", d.DataDir, "--clients", filepath.Join(repoRoot(t), "tests/testdata/demo/clients.yaml"),
+		"--log-level", "warn"}, extra...)
+	d.cmd = exec.Command(binary, args...)
+	d.cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.DSN(t))
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.done = make(chan struct{})
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.stop() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-d.done:
+			t.Fatalf("vivace dev exited before it was ready:\n%s", d.log.String())
+		default:
+		}
+		resp, err := http.Get(d.API + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vivace dev not ready after 60s:\n%s", d.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *devProcess) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(45 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("vivace dev did not stop within 45s after SIGTERM:\n%s", d.log.String())
+	}
+}
+
+// kill ends the process at once, as a crash would.
+func (d *devProcess) kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// run runs a vivace command against this process and returns stdout,
+// stderr and the exit code.
+func (d *devProcess) run(ctx context.Context, args ...string) (string, string, int) {
+	d.t.Helper()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			d.t.Fatalf("vivace %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
