@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -45,6 +46,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -158,6 +160,12 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		Ready: streams.ready}
 	mux.Handle("/", srv.Handler())
 	streams.mount(mux)
+	if c.Bool("pprof") {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(ln) }()

@@ -186,8 +186,14 @@ func (o *kafkaOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 		return service.ErrNotConnected
 	}
 	records := make([]*kgo.Record, len(batch))
+	// An executor converts the batch once; resolving each message through
+	// the batch itself would convert it once per message.
+	ex := interpolators{topic: batch.InterpolationExecutor(o.topic), key: batch.InterpolationExecutor(o.key)}
+	if o.manual {
+		ex.partition = batch.InterpolationExecutor(o.partition)
+	}
 	for i, msg := range batch {
-		r, err := o.record(batch, i, msg)
+		r, err := o.record(&ex, i, msg)
 		if err != nil {
 			return err
 		}
@@ -219,8 +225,12 @@ func (o *kafkaOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 	return nil
 }
 
-func (o *kafkaOutput) record(batch service.MessageBatch, i int, msg *service.Message) (*kgo.Record, error) {
-	topic, err := batch.TryInterpolatedString(i, o.topic)
+type interpolators struct {
+	topic, key, partition *service.MessageBatchInterpolationExecutor
+}
+
+func (o *kafkaOutput) record(ex *interpolators, i int, msg *service.Message) (*kgo.Record, error) {
+	topic, err := ex.topic.TryString(i)
 	if err != nil {
 		return nil, fmt.Errorf("topic: %w", err)
 	}
@@ -232,7 +242,7 @@ func (o *kafkaOutput) record(batch service.MessageBatch, i int, msg *service.Mes
 		return nil, err
 	}
 	r := &kgo.Record{Topic: topic, Value: value}
-	key, err := batch.TryInterpolatedString(i, o.key)
+	key, err := ex.key.TryString(i)
 	if err != nil {
 		return nil, fmt.Errorf("key: %w", err)
 	}
@@ -240,7 +250,7 @@ func (o *kafkaOutput) record(batch service.MessageBatch, i int, msg *service.Mes
 		r.Key = []byte(key)
 	}
 	if o.manual {
-		p, err := batch.TryInterpolatedString(i, o.partition)
+		p, err := ex.partition.TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("partition: %w", err)
 		}
