@@ -42,10 +42,7 @@ var quotient = apd.Context{
 	Traps:       apd.DefaultTraps,
 }
 
-var (
-	zero       apd.Decimal
-	oneHundred = apd.New(100, 0)
-)
+var zero apd.Decimal
 
 // Input is the part of a usage record rating reads.
 type Input struct {
@@ -377,9 +374,9 @@ func (e *Engine) discount(snap *catalog.Snapshot, led Ledger, in *Input, planID 
 			if _, err := exact.Mul(&e.t2, &e.t1, value); err != nil {
 				return arith("percent", err)
 			}
-			if _, err := quotient.Quo(&dc.Amount, &e.t2, oneHundred); err != nil {
-				return arith("percent", err)
-			}
+			// Dividing by 100 is exact: move the decimal point.
+			dc.Amount.Set(&e.t2)
+			dc.Amount.Exponent -= 2
 		case catalog.AmountPerUnit:
 			// value × (q − f), never past gross.
 			if _, err := exact.Sub(&e.t1, q, &e.freed); err != nil {
