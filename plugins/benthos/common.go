@@ -52,13 +52,50 @@ func fail(msg *service.Message, stage string, err error) {
 	msg.SetError(err)
 }
 
-// sharedStore opens the process-wide pool for dsn and arranges for it to
-// be released when the component closes.
-func sharedStore(ctx context.Context, dsn string) (*store.Store, func(), error) {
-	if dsn == "" {
-		return nil, nil, errors.New("dsn: a database connection URL is required")
+// storeConn is a component's hold on the process-wide database pool for
+// dsn. Components embed it: connect takes the hold once, close gives it
+// back.
+type storeConn struct {
+	dsn     string
+	st      *store.Store
+	release func()
+}
+
+// dbOutputConf reads the fields every database output has: dsn,
+// max_in_flight and, for outputs whose spec has it, batching.
+func dbOutputConf(conf *service.ParsedConfig, batching bool) (c storeConn, maxInFlight int, pol service.BatchPolicy, err error) {
+	if c.dsn, err = conf.FieldString("dsn"); err != nil {
+		return
 	}
-	return store.Shared(ctx, dsn)
+	if maxInFlight, err = conf.FieldMaxInFlight(); err != nil {
+		return
+	}
+	if batching {
+		pol, err = conf.FieldBatchPolicy("batching")
+	}
+	return
+}
+
+func (c *storeConn) connect(ctx context.Context) error {
+	if c.st != nil {
+		return nil
+	}
+	if c.dsn == "" {
+		return errors.New("dsn: a database connection URL is required")
+	}
+	st, release, err := store.Shared(ctx, c.dsn)
+	if err != nil {
+		return err
+	}
+	c.st, c.release = st, release
+	return nil
+}
+
+func (c *storeConn) close() {
+	if c.release != nil {
+		c.release()
+		c.release, c.st = nil, nil
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

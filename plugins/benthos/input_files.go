@@ -96,7 +96,7 @@ func readerID() string {
 }
 
 type filesInput struct {
-	dsn       string
+	storeConn
 	cfg       *clientcfg.Watched
 	batchSize int
 	poll      time.Duration
@@ -106,9 +106,6 @@ type filesInput struct {
 
 	filesRead, recordsRead *service.MetricCounter
 	fileSeconds            *service.MetricTimer
-
-	st      *store.Store
-	release func()
 
 	mu   sync.Mutex
 	cur  *reading
@@ -131,11 +128,9 @@ func (in *filesInput) Connect(ctx context.Context) error {
 	if in.st != nil {
 		return nil
 	}
-	st, release, err := sharedStore(ctx, in.dsn)
-	if err != nil {
+	if err := in.connect(ctx); err != nil {
 		return err
 	}
-	in.st, in.release = st, release
 	in.open = map[string]*reading{}
 	return nil
 }
@@ -362,9 +357,6 @@ func (in *filesInput) Close(ctx context.Context) error {
 			_ = in.st.ReleaseLease(ctx, id, in.owner)
 		}
 	}
-	if in.release != nil {
-		in.release()
-		in.release, in.st = nil, nil
-	}
+	in.close()
 	return nil
 }

@@ -186,12 +186,8 @@ func (in *kafkaInput) Connect(ctx context.Context) error {
 	if in.cl != nil {
 		return nil
 	}
-	cl, err := kgo.NewClient(in.opts...)
+	cl, err := connectClient(ctx, in.opts)
 	if err != nil {
-		return err
-	}
-	if err := cl.Ping(ctx); err != nil {
-		cl.Close()
 		return err
 	}
 	in.cl = cl

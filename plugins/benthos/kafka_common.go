@@ -1,7 +1,11 @@
 package benthos
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/kafkax"
 )
@@ -61,4 +65,19 @@ func kafkaConn(conf *service.ParsedConfig) (kafkax.Config, error) {
 		}
 	}
 	return c, c.Validate()
+}
+
+// connectClient builds a client and checks that a broker answers, so that
+// an unreachable cluster fails Connect, which Benthos retries, rather than
+// every read or write after it.
+func connectClient(ctx context.Context, opts []kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka brokers unreachable: %w", err)
+	}
+	return cl, nil
 }

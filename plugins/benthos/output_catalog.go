@@ -37,20 +37,12 @@ output:
 func init() {
 	service.MustRegisterBatchOutput("vivace_catalog", catalogOutputSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-			var pol service.BatchPolicy
-			dsn, err := conf.FieldString("dsn")
+			db, mif, pol, err := dbOutputConf(conf, true)
 			if err != nil {
-				return nil, pol, 0, err
-			}
-			mif, err := conf.FieldMaxInFlight()
-			if err != nil {
-				return nil, pol, 0, err
-			}
-			if pol, err = conf.FieldBatchPolicy("batching"); err != nil {
 				return nil, pol, 0, err
 			}
 			m := mgr.Metrics()
-			return &catalogOutput{dsn: dsn, log: mgr.Logger(),
+			return &catalogOutput{storeConn: db, log: mgr.Logger(),
 				applied: m.NewCounter("vivace_feed_events_applied"),
 				ignored: m.NewCounter("vivace_feed_events_ignored"),
 				failed:  m.NewCounter("vivace_feed_events_failed")}, pol, mif, nil
@@ -58,24 +50,12 @@ func init() {
 }
 
 type catalogOutput struct {
-	dsn                      string
+	storeConn
 	log                      *service.Logger
 	applied, ignored, failed *service.MetricCounter
-	st                       *store.Store
-	release                  func()
 }
 
-func (o *catalogOutput) Connect(ctx context.Context) error {
-	if o.st != nil {
-		return nil
-	}
-	st, release, err := sharedStore(ctx, o.dsn)
-	if err != nil {
-		return err
-	}
-	o.st, o.release = st, release
-	return nil
-}
+func (o *catalogOutput) Connect(ctx context.Context) error { return o.connect(ctx) }
 
 func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	events := make([]feed.Event, 0, len(batch))
@@ -132,10 +112,7 @@ func unidentifiedEventID(msg *service.Message, i int) string {
 }
 
 func (o *catalogOutput) Close(context.Context) error {
-	if o.release != nil {
-		o.release()
-		o.release, o.st = nil, nil
-	}
+	o.close()
 	return nil
 }
 

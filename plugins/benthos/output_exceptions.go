@@ -37,42 +37,22 @@ output:
 func init() {
 	service.MustRegisterBatchOutput("vivace_exceptions", exceptionsOutputSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-			var pol service.BatchPolicy
-			dsn, err := conf.FieldString("dsn")
+			db, mif, pol, err := dbOutputConf(conf, true)
 			if err != nil {
 				return nil, pol, 0, err
 			}
-			mif, err := conf.FieldMaxInFlight()
-			if err != nil {
-				return nil, pol, 0, err
-			}
-			if pol, err = conf.FieldBatchPolicy("batching"); err != nil {
-				return nil, pol, 0, err
-			}
-			return &exceptionsOutput{dsn: dsn, log: mgr.Logger(),
+			return &exceptionsOutput{storeConn: db, log: mgr.Logger(),
 				skipped: mgr.Metrics().NewCounter("vivace_exceptions_skipped")}, pol, mif, nil
 		})
 }
 
 type exceptionsOutput struct {
-	dsn     string
+	storeConn
 	log     *service.Logger
 	skipped *service.MetricCounter
-	st      *store.Store
-	release func()
 }
 
-func (o *exceptionsOutput) Connect(ctx context.Context) error {
-	if o.st != nil {
-		return nil
-	}
-	st, release, err := sharedStore(ctx, o.dsn)
-	if err != nil {
-		return err
-	}
-	o.st, o.release = st, release
-	return nil
-}
+func (o *exceptionsOutput) Connect(ctx context.Context) error { return o.connect(ctx) }
 
 func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	exs := make([]store.Exception, 0, len(batch))
@@ -99,9 +79,6 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 }
 
 func (o *exceptionsOutput) Close(context.Context) error {
-	if o.release != nil {
-		o.release()
-		o.release, o.st = nil, nil
-	}
+	o.close()
 	return nil
 }

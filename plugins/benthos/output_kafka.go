@@ -166,13 +166,9 @@ func (o *kafkaOutput) Connect(ctx context.Context) error {
 	if o.cl != nil {
 		return nil
 	}
-	cl, err := kgo.NewClient(o.opts...)
+	cl, err := connectClient(ctx, o.opts)
 	if err != nil {
 		return err
-	}
-	if err := cl.Ping(ctx); err != nil {
-		cl.Close()
-		return fmt.Errorf("kafka brokers unreachable: %w", err)
 	}
 	o.cl = cl
 	return nil

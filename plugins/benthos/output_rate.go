@@ -9,7 +9,6 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/ratestage"
-	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -50,17 +49,12 @@ output:
 func init() {
 	service.MustRegisterBatchOutput("vivace_rate", rateOutputSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-			var pol service.BatchPolicy
-			dsn, err := conf.FieldString("dsn")
-			if err != nil {
-				return nil, pol, 0, err
-			}
-			mif, err := conf.FieldMaxInFlight()
+			db, mif, pol, err := dbOutputConf(conf, false)
 			if err != nil {
 				return nil, pol, 0, err
 			}
 			m := mgr.Metrics()
-			return &rateOutput{dsn: dsn, log: mgr.Logger(),
+			return &rateOutput{storeConn: db, log: mgr.Logger(),
 				murs:       m.NewCounter("vivace_rate_murs"),
 				exceptions: m.NewCounter("vivace_rate_exceptions"),
 				replayed:   m.NewCounter("vivace_rate_replayed"),
@@ -70,24 +64,19 @@ func init() {
 }
 
 type rateOutput struct {
-	dsn                                 string
+	storeConn
 	log                                 *service.Logger
 	murs, exceptions, replayed, skipped *service.MetricCounter
-	st                                  *store.Store
 	stage                               *ratestage.Stage
-	release                             func()
 }
 
 func (o *rateOutput) Connect(ctx context.Context) error {
-	if o.st != nil {
-		return nil
-	}
-	st, release, err := sharedStore(ctx, o.dsn)
-	if err != nil {
+	if err := o.connect(ctx); err != nil {
 		return err
 	}
-	o.st, o.release = st, release
-	o.stage = ratestage.New(st, nil)
+	if o.stage == nil {
+		o.stage = ratestage.New(o.st, nil)
+	}
 	return nil
 }
 
@@ -133,9 +122,7 @@ func decodeRecord(b []byte, r *usage.Record) error {
 }
 
 func (o *rateOutput) Close(context.Context) error {
-	if o.release != nil {
-		o.release()
-		o.release, o.st, o.stage = nil, nil, nil
-	}
+	o.close()
+	o.stage = nil
 	return nil
 }
