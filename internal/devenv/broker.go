@@ -65,7 +65,6 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(int(parts)),
-		kfake.SeedTopics(parts, cfg.Topics...),
 	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -81,7 +80,8 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		return nil, fmt.Errorf("start kafka broker on %s: %w", cfg.Addr, err)
 	}
 	b := &Broker{cluster: cluster, addr: cluster.ListenAddrs()[0]}
-	// A restart reloads the topics it had; create any added since.
+	// Topics are created here rather than seeded: a restart reloads the
+	// topics it had and skips seeding, and any added since must appear.
 	if err := b.ensureTopics(ctx, parts, cfg.Topics); err != nil {
 		b.cluster.Close()
 		return nil, err

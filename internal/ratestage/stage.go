@@ -9,7 +9,6 @@ package ratestage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -277,10 +276,7 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 		return sum, fmt.Errorf("save allowances: %w", err)
 	}
 	if err := tx.InsertMURs(ctx, murs); err != nil {
-		if errors.Is(err, store.ErrConcurrentRecord) {
-			return sum, err
-		}
-		return sum, fmt.Errorf("insert MURs: %w", err)
+		return sum, err // already names what failed; ErrConcurrentRecord makes Store.Rate retry
 	}
 	if err := tx.InsertExceptions(ctx, exs); err != nil {
 		return sum, fmt.Errorf("insert exceptions: %w", err)

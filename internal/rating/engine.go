@@ -42,7 +42,10 @@ var quotient = apd.Context{
 	Traps:       apd.DefaultTraps,
 }
 
-var zero apd.Decimal
+var (
+	zero apd.Decimal
+	one  = *apd.New(1, 0)
+)
 
 // Input is the part of a usage record rating reads.
 type Input struct {
@@ -56,20 +59,19 @@ type Input struct {
 // them. A Result is reused across calls to Engine.Rate to keep the hot
 // path free of allocations; copy what must outlive the next call.
 type Result struct {
-	Currency       string
-	Subscription   *catalog.Subscription
-	Schedule       *catalog.RateSchedule
-	Month          Month
-	Before, After  apd.Decimal // cumulative quantity this month, before and after the record
-	Packages       apd.Decimal // package model: packages charged
-	Tiers          []TierCharge
-	Discounts      []DiscountCharge
-	GrossExact     apd.Decimal
-	DiscountExact  apd.Decimal
-	Gross          apd.Decimal // rounded half-up to the currency's minor unit
-	Discount       apd.Decimal // rounded half-up to the currency's minor unit
-	Net            apd.Decimal // Gross − Discount
-	freeUnitsTaken int         // Discounts[:freeUnitsTaken] may hold allowance use
+	Currency      string
+	Subscription  *catalog.Subscription
+	Schedule      *catalog.RateSchedule
+	Month         Month
+	Before, After apd.Decimal // cumulative quantity this month, before and after the record
+	Packages      apd.Decimal // package model: packages charged
+	Tiers         []TierCharge
+	Discounts     []DiscountCharge
+	GrossExact    apd.Decimal
+	DiscountExact apd.Decimal
+	Gross         apd.Decimal // rounded half-up to the currency's minor unit
+	Discount      apd.Decimal // rounded half-up to the currency's minor unit
+	Net           apd.Decimal // Gross − Discount
 }
 
 // TierCharge is what one tier contributed to a tiered model's gross.
@@ -106,7 +108,6 @@ func (e *Engine) Rate(snap *catalog.Snapshot, led Ledger, in *Input, r *Result) 
 	r.Tiers = r.Tiers[:0]
 	r.Discounts = r.Discounts[:0]
 	r.Packages.SetInt64(0)
-	r.freeUnitsTaken = 0
 	if in.Quantity.Negative || in.Quantity.Form != apd.Finite {
 		return codes.Errorf(codes.BadQuantity, "quantity", "%s is not a non-negative number", in.Quantity.String())
 	}
@@ -165,7 +166,7 @@ func (e *Engine) Rate(snap *catalog.Snapshot, led Ledger, in *Input, r *Result) 
 	if err := led.AddUsage(uk, q); err != nil {
 		return err
 	}
-	for i := range r.Discounts[:r.freeUnitsTaken] {
+	for i := range r.Discounts {
 		dc := &r.Discounts[i]
 		if dc.Discount.Kind != catalog.FreeUnits || dc.Units.IsZero() {
 			continue
@@ -226,7 +227,7 @@ func ceilQuo(d, x, y *apd.Decimal) error {
 		return arith("package count", err)
 	}
 	if rem.Sign() > 0 {
-		if _, err := exact.Add(d, d, apd.New(1, 0)); err != nil {
+		if _, err := exact.Add(d, d, &one); err != nil {
 			return arith("package count", err)
 		}
 	}
@@ -292,14 +293,12 @@ func (e *Engine) tiered(rs *catalog.RateSchedule, q *apd.Decimal, r *Result) err
 					return arith("gross", err)
 				}
 			}
+			tc.Entered = entered
 			if entered && tier.FlatFee != nil {
-				tc.Entered = true
 				tc.FlatFee.Set(&tier.FlatFee.Decimal)
 				if _, err := exact.Add(g, g, &tc.FlatFee); err != nil {
 					return arith("gross", err)
 				}
-			} else if entered {
-				tc.Entered = true
 			}
 		}
 		if upper == nil {
@@ -365,7 +364,6 @@ func (e *Engine) discount(snap *catalog.Snapshot, led Ledger, in *Input, planID 
 					return arith("free units", err)
 				}
 			}
-			r.freeUnitsTaken = len(r.Discounts)
 		case catalog.Percent:
 			// (gross − discount) × value / 100
 			if _, err := exact.Sub(&e.t1, gross, d); err != nil {

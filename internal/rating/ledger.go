@@ -180,16 +180,20 @@ func add(e *ledgerEntry, d *apd.Decimal) error {
 }
 
 // UsageKeys lists every counter the ledger holds, in key order.
-func (m *MemLedger) UsageKeys() []UsageKey { return usageKeys(m.usage, false) }
+func (m *MemLedger) UsageKeys() []UsageKey { return sortedKeys(m.usage, false, compareUsageKeys) }
 
 // TouchedUsage lists the counters rating changed, in key order.
-func (m *MemLedger) TouchedUsage() []UsageKey { return usageKeys(m.usage, true) }
+func (m *MemLedger) TouchedUsage() []UsageKey { return sortedKeys(m.usage, true, compareUsageKeys) }
 
 // AllowanceKeys lists every allowance the ledger holds, in key order.
-func (m *MemLedger) AllowanceKeys() []AllowanceKey { return allowanceKeys(m.allowance, false) }
+func (m *MemLedger) AllowanceKeys() []AllowanceKey {
+	return sortedKeys(m.allowance, false, compareAllowanceKeys)
+}
 
 // TouchedAllowances lists the allowances rating changed, in key order.
-func (m *MemLedger) TouchedAllowances() []AllowanceKey { return allowanceKeys(m.allowance, true) }
+func (m *MemLedger) TouchedAllowances() []AllowanceKey {
+	return sortedKeys(m.allowance, true, compareAllowanceKeys)
+}
 
 // Reset empties the ledger, keeping its maps' room.
 func (m *MemLedger) Reset() {
@@ -197,28 +201,23 @@ func (m *MemLedger) Reset() {
 	clear(m.allowance)
 }
 
-func usageKeys(m map[UsageKey]*ledgerEntry, touchedOnly bool) []UsageKey {
-	out := make([]UsageKey, 0, len(m))
+// sortedKeys lists the keys of m (only the changed ones when touchedOnly),
+// sorted by compare.
+func sortedKeys[K comparable](m map[K]*ledgerEntry, touchedOnly bool, compare func(a, b K) int) []K {
+	out := make([]K, 0, len(m))
 	for k, e := range m {
 		if !touchedOnly || e.touched {
 			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, func(a, b UsageKey) int {
-		return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.UsageType, b.UsageType), cmp.Compare(a.Month, b.Month))
-	})
+	slices.SortFunc(out, compare)
 	return out
 }
 
-func allowanceKeys(m map[AllowanceKey]*ledgerEntry, touchedOnly bool) []AllowanceKey {
-	out := make([]AllowanceKey, 0, len(m))
-	for k, e := range m {
-		if !touchedOnly || e.touched {
-			out = append(out, k)
-		}
-	}
-	slices.SortFunc(out, func(a, b AllowanceKey) int {
-		return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.DiscountID, b.DiscountID), cmp.Compare(a.Month, b.Month))
-	})
-	return out
+func compareUsageKeys(a, b UsageKey) int {
+	return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.UsageType, b.UsageType), cmp.Compare(a.Month, b.Month))
+}
+
+func compareAllowanceKeys(a, b AllowanceKey) int {
+	return cmp.Or(cmp.Compare(a.AccountID, b.AccountID), cmp.Compare(a.DiscountID, b.DiscountID), cmp.Compare(a.Month, b.Month))
 }

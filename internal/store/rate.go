@@ -120,8 +120,8 @@ func (t *RateTx) ExistingMURs(ctx context.Context, keys []RecordKey) (map[Record
 	return out, rows.Err()
 }
 
-// LoadCounters locks and returns the counters of keys (absent ones are
-// zero). Locks are taken in key order, so batches that share counters
+// LoadCounters locks and returns the counters of keys, creating missing
+// ones at zero so that they can be locked too. Locks are taken in key order, so batches that share counters
 // queue rather than deadlock.
 func (t *RateTx) LoadCounters(ctx context.Context, keys []CounterKey) (map[CounterKey]string, error) {
 	out := map[CounterKey]string{}
@@ -179,8 +179,8 @@ func (t *RateTx) SaveCounters(ctx context.Context, values map[CounterKey]string)
 	return err
 }
 
-// LoadAllowances locks and returns the allowance use of the given
-// accounts and months, for every discount.
+// LoadAllowances locks and returns the use of the given allowances,
+// creating missing ones at zero so that they can be locked too.
 func (t *RateTx) LoadAllowances(ctx context.Context, keys []AllowanceKey) (map[AllowanceKey]string, error) {
 	out := map[AllowanceKey]string{}
 	if len(keys) == 0 {
