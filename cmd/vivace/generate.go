@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -30,8 +31,10 @@ func feedGenerateCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Value: "bench", Usage: "client the catalog belongs to"},
 			&cli.IntFlag{Name: "accounts", Value: 1000, Usage: "accounts, each with one subscription"},
-			&cli.IntFlag{Name: "plans", Value: 10, Usage: "plans with per_unit rates for every usage type"},
-			&cli.StringFlag{Name: "currency", Value: "USD", Usage: "currency of accounts and rates"},
+			&cli.IntFlag{Name: "plans", Value: 10, Usage: "plans, each pricing every usage type"},
+			&cli.StringFlag{Name: "currency", Value: "USD", Usage: "currencies of accounts and rates, comma-separated; accounts take them in turn"},
+			&cli.StringFlag{Name: "models", Value: strings.Join(loadgen.Models, ","), Usage: "pricing models the plans cycle through, comma-separated"},
+			&cli.BoolFlag{Name: "no-discounts", Usage: "leave discounts out"},
 			&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -40,7 +43,8 @@ func feedGenerateCommand() *cli.Command {
 				return cli.Exit("vivace feed generate: "+err.Error(), 1)
 			}
 			err = loadgen.Catalog(w, loadgen.CatalogOptions{Client: c.String("client"), Accounts: c.Int("accounts"),
-				Plans: c.Int("plans"), Currency: c.String("currency")})
+				Plans: c.Int("plans"), Currencies: splitList(c.String("currency")), Models: splitList(c.String("models")),
+				NoDiscounts: c.Bool("no-discounts")})
 			if cerr := closeFn(); err == nil {
 				err = cerr
 			}
@@ -65,7 +69,8 @@ func usageCommand() *cli.Command {
 				&cli.IntFlag{Name: "accounts", Value: 1000, Usage: "accounts the records spread over"},
 				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed writes the same file (record ids include it)"},
 				&cli.IntFlag{Name: "bad-every", Usage: "make every n-th record invalid (0: none)"},
-				&cli.DurationFlag{Name: "spread", Value: 24 * time.Hour, Usage: "usage times spread over this period, ending now"},
+				&cli.DurationFlag{Name: "spread", Value: 24 * time.Hour, Usage: "usage times spread over this period"},
+				&cli.TimestampFlag{Name: "start", Layout: time.RFC3339, Usage: "earliest usage time, RFC 3339 (default: spread before now)"},
 				&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
 			},
 			Action: func(c *cli.Context) error {
@@ -73,8 +78,12 @@ func usageCommand() *cli.Command {
 				if err != nil {
 					return cli.Exit("vivace usage generate: "+err.Error(), 1)
 				}
-				err = loadgen.Usage(w, loadgen.UsageOptions{Client: c.String("client"), Records: c.Int("records"),
-					Accounts: c.Int("accounts"), Seed: c.Uint64("seed"), BadEvery: c.Int("bad-every"), Spread: c.Duration("spread")})
+				o := loadgen.UsageOptions{Client: c.String("client"), Records: c.Int("records"),
+					Accounts: c.Int("accounts"), Seed: c.Uint64("seed"), BadEvery: c.Int("bad-every"), Spread: c.Duration("spread")}
+				if t := c.Timestamp("start"); t != nil {
+					o.Start = t.UTC()
+				}
+				err = loadgen.Usage(w, o)
 				if cerr := closeFn(); err == nil {
 					err = cerr
 				}
@@ -85,4 +94,15 @@ func usageCommand() *cli.Command {
 			},
 		}},
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -10,11 +10,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
 
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/money"
 )
 
 // UsageTypes are the usage types a generated catalog defines, with the
@@ -28,26 +31,62 @@ var UsageTypes = []struct {
 	{"API", "call", "0.0004"},
 }
 
+// Models are the pricing models a generated catalog uses, in the order
+// plans cycle through them.
+var Models = []string{"per_unit", "graduated", "volume", "stairstep", "package"}
+
 // CatalogOptions size a generated catalog.
 type CatalogOptions struct {
 	Client   string
 	Accounts int
 	Plans    int
-	Currency string    // default USD
-	From     time.Time // effective_from of rates and subscriptions; default 2020-01-01
+	// Currencies of the accounts, which take them in turn; every plan has
+	// rates in each. Default USD.
+	Currencies []string
+	// Models the plans' rate schedules use; default all of Models. Plan p
+	// prices usage type u with Models[(p+u) % len(Models)], so two plans
+	// are enough for every model to appear.
+	Models []string
+	// NoDiscounts leaves discounts out.
+	NoDiscounts bool
+	From        time.Time // effective_from of rates and subscriptions; default 2020-01-01
 }
 
 // AccountID is the id of generated account i.
 func AccountID(i int) string { return fmt.Sprintf("ACC%07d", i) }
 
-// Catalog writes feed events (JSON Lines) for usage types, plans with
-// per_unit rates, accounts and one subscription per account.
+// Tier bounds of the tiered models, in units of cumulative monthly usage.
+// A generated usage file gives an account a few thousand units per record,
+// so a busy month crosses every bound.
+const (
+	tier1 = "20000"
+	tier2 = "200000"
+)
+
+// Catalog writes feed events (JSON Lines) for usage types, plans,
+// accounts with one subscription each and, unless NoDiscounts, discounts
+// of every kind: each plan gives 50,000 free DATA units a month, odd plans
+// take 0.001 per VOICE unit off, and every third account has 12.5% off all
+// usage.
 func Catalog(w io.Writer, o CatalogOptions) error {
 	if o.Accounts < 1 || o.Plans < 1 {
 		return fmt.Errorf("accounts and plans must be at least 1")
 	}
-	if o.Currency == "" {
-		o.Currency = "USD"
+	if len(o.Currencies) == 0 {
+		o.Currencies = []string{"USD"}
+	}
+	for _, c := range o.Currencies {
+		if !money.Known(c) {
+			return fmt.Errorf("currency %q is not an ISO 4217 code", c)
+		}
+	}
+	if len(o.Models) == 0 {
+		o.Models = Models
+	}
+	for _, m := range o.Models {
+		if !catalog.Model(m).Valid() {
+			return fmt.Errorf("model %q is not one of %s", m, strings.Join(Models, ", "))
+		}
 	}
 	if o.From.IsZero() {
 		o.From = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -73,35 +112,96 @@ func Catalog(w io.Writer, o CatalogOptions) error {
 		}
 	}
 	for p := 0; p < o.Plans; p++ {
-		var rates []map[string]string
-		for _, u := range UsageTypes {
-			rates = append(rates, map[string]string{"usage_type": u.Code, "currency": o.Currency, "model": "per_unit",
-				"unit_price": scale(u.Price, p), "effective_from": from})
+		var rates []map[string]any
+		for ui, u := range UsageTypes {
+			price := scale(u.Price, p)
+			for _, cur := range o.Currencies {
+				r := map[string]any{"usage_type": u.Code, "currency": cur, "effective_from": from}
+				addModel(r, o.Models[(p+ui)%len(o.Models)], price)
+				rates = append(rates, r)
+			}
 		}
 		if err := emit(feed.EntityPlan, planID(p), map[string]any{"rates": rates}); err != nil {
 			return err
 		}
+		if o.NoDiscounts {
+			continue
+		}
+		if err := emit(feed.EntityDiscount, fmt.Sprintf("FREEDATA%03d", p), map[string]any{"plan_id": planID(p),
+			"usage_types": []string{"DATA"}, "kind": "free_units", "value": "50000", "priority": 1,
+			"effective_from": from}); err != nil {
+			return err
+		}
+		if p%2 == 1 {
+			if err := emit(feed.EntityDiscount, fmt.Sprintf("VOICEOFF%03d", p), map[string]any{"plan_id": planID(p),
+				"usage_types": []string{"VOICE"}, "kind": "amount_per_unit", "value": "0.001", "priority": 1,
+				"effective_from": from}); err != nil {
+				return err
+			}
+		}
 	}
 	for a := 0; a < o.Accounts; a++ {
-		if err := emit(feed.EntityAccount, AccountID(a), map[string]string{"currency": o.Currency, "status": "active",
-			"name": "Account " + strconv.Itoa(a)}); err != nil {
+		if err := emit(feed.EntityAccount, AccountID(a), map[string]string{"currency": o.Currencies[a%len(o.Currencies)],
+			"status": "active", "name": "Account " + strconv.Itoa(a)}); err != nil {
 			return err
 		}
 		if err := emit(feed.EntitySubscription, "SUB"+AccountID(a)[3:], map[string]string{"account_id": AccountID(a),
 			"plan_id": planID(a % o.Plans), "effective_from": from}); err != nil {
 			return err
 		}
+		if !o.NoDiscounts && a%3 == 2 {
+			if err := emit(feed.EntityDiscount, "PCT"+AccountID(a)[3:], map[string]any{"account_id": AccountID(a),
+				"kind": "percent", "value": "12.5", "priority": 2, "effective_from": from}); err != nil {
+				return err
+			}
+		}
 	}
 	return bw.Flush()
+}
+
+// addModel sets the model's price fields on rate schedule r, around a
+// per-unit price: tiers get cheaper per unit as usage grows, and carry
+// flat fees where the model allows.
+func addModel(r map[string]any, model, price string) {
+	r["model"] = model
+	tier := func(upTo any, unit, fee string) map[string]any {
+		t := map[string]any{"up_to": upTo}
+		if unit != "" {
+			t["unit_price"] = unit
+		}
+		if fee != "" {
+			t["flat_fee"] = fee
+		}
+		return t
+	}
+	switch model {
+	case "per_unit":
+		r["unit_price"] = price
+	case "graduated":
+		r["tiers"] = []map[string]any{tier(tier1, price, ""), tier(tier2, mul(price, "0.8"), "2.50"), tier(nil, mul(price, "0.5"), "")}
+	case "volume":
+		r["tiers"] = []map[string]any{tier(tier1, price, "1.00"), tier(tier2, mul(price, "0.75"), ""), tier(nil, mul(price, "0.6"), "")}
+	case "stairstep":
+		r["tiers"] = []map[string]any{tier(tier1, "", "5.00"), tier(tier2, "", "40.00"), tier(nil, "", "150.00")}
+	case "package":
+		r["package_size"] = "100"
+		r["unit_price"] = mul(price, "90")
+	}
 }
 
 func planID(p int) string { return fmt.Sprintf("PLAN%03d", p) }
 
 // scale multiplies a price by 1 + p/10, exactly.
 func scale(price string, p int) string {
-	d, _, _ := apd.NewFromString(price)
+	return mul(price, apd.New(int64(10+p), -1).Text('f'))
+}
+
+// mul multiplies two decimals exactly.
+func mul(a, b string) string {
+	x, _, _ := apd.NewFromString(a)
+	y, _, _ := apd.NewFromString(b)
 	var r apd.Decimal
-	_, _ = apd.BaseContext.WithPrecision(34).Mul(&r, d, apd.New(int64(10+p), -1))
+	_, _ = apd.BaseContext.WithPrecision(34).Mul(&r, x, y)
 	r.Reduce(&r)
 	return r.Text('f')
 }

@@ -3,21 +3,24 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/usage"
 )
 
 func TestCatalogEventsAreValid(t *testing.T) {
 	var buf bytes.Buffer
-	if err := Catalog(&buf, CatalogOptions{Client: "gen", Accounts: 5, Plans: 2}); err != nil {
+	if err := Catalog(&buf, CatalogOptions{Client: "gen", Accounts: 6, Plans: 2, Currencies: []string{"USD", "JPY"}}); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(&buf)
 	n := 0
 	ids := map[string]bool{}
+	var b catalog.Builder
 	for sc.Scan() {
 		e, err := feed.Parse(sc.Bytes())
 		if err != nil {
@@ -30,13 +33,56 @@ func TestCatalogEventsAreValid(t *testing.T) {
 			t.Fatalf("event id %s repeated", e.EventID)
 		}
 		ids[e.EventID] = true
+		if err := b.Add(e.Entity, e.EntityID, e.Data); err != nil {
+			t.Fatalf("event %s: %v", e.EventID, err)
+		}
 		n++
 	}
-	if want := len(UsageTypes) + 2 + 5*2; n != want {
+	// usage types, plans, a free-units discount per plan, an amount off
+	// on the odd plan, accounts with subscriptions, a percent discount on
+	// every third account.
+	if want := len(UsageTypes) + 2 + 2 + 1 + 6*2 + 2; n != want {
 		t.Fatalf("%d events, want %d", n, want)
+	}
+	snap := b.Snapshot("gen")
+	if p := snap.Problems(); len(p) > 0 {
+		t.Fatalf("catalog problems: %v", p)
+	}
+	models := map[catalog.Model]bool{}
+	for _, p := range []string{"PLAN000", "PLAN001"} {
+		for _, r := range snap.Plan(p).Rates {
+			models[r.Model] = true
+		}
+	}
+	if len(models) != len(Models) {
+		t.Fatalf("models used: %v, want all of %v", models, Models)
+	}
+	kinds := map[catalog.DiscountKind]bool{}
+	for _, id := range []string{"FREEDATA000", "VOICEOFF001", "PCT0000002", "PCT0000005"} {
+		d := snap.Discount(id)
+		if d == nil {
+			t.Fatalf("discount %s missing", id)
+		}
+		kinds[d.Kind] = true
+	}
+	if len(kinds) != 3 {
+		t.Fatalf("discount kinds: %v", kinds)
+	}
+	if snap.Account(AccountID(1)).Currency != "JPY" {
+		t.Fatalf("account 1 currency %s", snap.Account(AccountID(1)).Currency)
 	}
 	if scale("0.05", 1) != "0.055" || scale("2.50", 0) != "2.5" {
 		t.Fatalf("scale: %s %s", scale("0.05", 1), scale("2.50", 0))
+	}
+}
+
+func TestCatalogRefusesUnknownNames(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Catalog(&buf, CatalogOptions{Accounts: 1, Plans: 1, Models: []string{"flat"}}); err == nil || !strings.Contains(err.Error(), `"flat"`) {
+		t.Fatalf("unknown model: %v", err)
+	}
+	if err := Catalog(&buf, CatalogOptions{Accounts: 1, Plans: 1, Currencies: []string{"XYZ"}}); err == nil || !strings.Contains(err.Error(), `"XYZ"`) {
+		t.Fatalf("unknown currency: %v", err)
 	}
 }
 

@@ -21,8 +21,12 @@ func kafkaOutputSpec() *service.ConfigSpec {
 A batch is acknowledged only once every message of it has been acknowledged by the brokers; a
 message that could not be written is retried on its own, the others are not written twice.
 With the default `+"`murmur2_hash`"+` partitioner a key goes to the partition the Java client and
-rpk would choose, so records keyed by account keep their order and land where other tools
-expect them. Metadata selected by `+"`metadata`"+` becomes record headers.`).
+rpk would choose, so records keyed by account land where other tools expect them. Records of
+one key keep their order as long as batches reach this output in order and are written one at
+a time per partition: behind the `+"`kafka`"+` input (one batch per partition in flight by
+default) any `+"`max_in_flight`"+` does; behind an input that hands out batches without waiting
+for acknowledgements, such as `+"`vivace_files`"+`, set `+"`max_in_flight: 1`"+`. Metadata
+selected by `+"`metadata`"+` becomes record headers.`).
 		Fields(kafkaConnFields()...).
 		Field(service.NewInterpolatedStringField("topic").Description("Topic to write to.")).
 		Field(service.NewInterpolatedStringField("key").Description("Record key; empty means no key.").Default("")).
