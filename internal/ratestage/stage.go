@@ -212,6 +212,8 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 		res  rating.Result
 		murs []store.MUR
 		exs  []store.Exception
+		// The batch's rate details share one buffer.
+		details = make([]byte, 0, 400*len(items))
 	)
 	for i := range items {
 		p := &plans[i]
@@ -234,6 +236,8 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 		if err != nil {
 			return sum, fmt.Errorf("rate record %q (file %s line %d): %w", r.RecordID, r.FileID, r.Line, err)
 		}
+		start := len(details)
+		details = res.AppendDetailJSON(details)
 		murs = append(murs, store.MUR{
 			MURID:          store.NewID(),
 			Client:         r.Client,
@@ -249,7 +253,7 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 			GrossAmount:    res.Gross.Text('f'),
 			DiscountAmount: res.Discount.Text('f'),
 			NetAmount:      res.Net.Text('f'),
-			RateDetail:     res.DetailJSON(),
+			RateDetail:     details[start:len(details):len(details)],
 			Qualifiers:     r.Qualifiers,
 			Attributes:     r.Attributes,
 			RatedAt:        ratedAt,

@@ -57,7 +57,7 @@ func seed(t *testing.T, st *store.Store, client string) {
 	}
 }
 
-func newFile(t *testing.T, st *store.Store, client string) string {
+func newFile(t testing.TB, st *store.Store, client string) string {
 	t.Helper()
 	seq++
 	f, err := st.RegisterFile(context.Background(), store.File{FileID: store.NewID(), Client: client, Name: "u.csv",

@@ -2,7 +2,12 @@ package rating
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/cockroachdb/apd/v3"
 
 	"vivace.dev/vivace/internal/catalog"
 )
@@ -98,12 +103,152 @@ func (r *Result) Detail() Detail {
 	return d
 }
 
-// DetailJSON returns the rate detail as JSON.
+// DetailJSON returns the rate detail as JSON: the bytes json.Marshal
+// writes for Detail(), produced by AppendDetailJSON.
 func (r *Result) DetailJSON() []byte {
-	b, err := json.Marshal(r.Detail())
-	if err != nil {
-		// Every field is a string, number or time: this cannot fail.
-		panic(err)
+	return r.AppendDetailJSON(make([]byte, 0, 512))
+}
+
+// AppendDetailJSON appends the rate detail's JSON to dst. It writes what
+// json.Marshal(r.Detail()) writes, byte for byte (a test holds it to
+// that), at a fraction of the cost: the rate stage writes one per MUR.
+func (r *Result) AppendDetailJSON(dst []byte) []byte {
+	rs := r.Schedule
+	b := append(dst, `{"subscription_id":`...)
+	b = appendJSONString(b, r.Subscription.ID)
+	b = append(b, `,"plan_id":`...)
+	b = appendJSONString(b, r.Subscription.PlanID)
+	b = append(b, `,"schedule":{"usage_type":`...)
+	b = appendJSONString(b, rs.UsageType)
+	b = append(b, `,"currency":`...)
+	b = appendJSONString(b, rs.Currency)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, string(rs.Model))
+	if rs.UnitPrice != nil {
+		b = append(b, `,"unit_price":"`...)
+		b = rs.UnitPrice.Decimal.Append(b, 'f')
+		b = append(b, '"')
 	}
-	return b
+	if rs.PackageSize != nil {
+		b = append(b, `,"package_size":"`...)
+		b = rs.PackageSize.Decimal.Append(b, 'f')
+		b = append(b, '"')
+	}
+	if rs.EffectiveFrom != nil {
+		b = append(b, `,"effective_from":"`...)
+		b = rs.EffectiveFrom.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if rs.EffectiveTo != nil {
+		b = append(b, `,"effective_to":"`...)
+		b = rs.EffectiveTo.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	b = append(b, `},"month":"`...)
+	b = r.Month.AppendText(b)
+	b = appendDecField(b, `","cumulative_before":"`, &r.Before)
+	b = appendDecField(b, `","cumulative_after":"`, &r.After)
+	b = append(b, '"')
+	if rs.PackageSize != nil {
+		b = appendDecField(b, `,"packages":"`, &r.Packages)
+		b = append(b, '"')
+	}
+	if len(r.Tiers) > 0 {
+		b = append(b, `,"tiers":[`...)
+		for i := range r.Tiers {
+			t := &r.Tiers[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"tier":`...)
+			b = strconv.AppendInt(b, int64(t.Tier), 10)
+			b = appendDecField(b, `,"units":"`, &t.Units)
+			b = appendDecField(b, `","unit_price":"`, &t.UnitPrice)
+			b = appendDecField(b, `","amount":"`, &t.Amount)
+			b = append(b, '"')
+			if t.Entered {
+				b = appendDecField(b, `,"flat_fee":"`, &t.FlatFee)
+				b = append(b, '"')
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(r.Discounts) > 0 {
+		b = append(b, `,"discounts":[`...)
+		for i := range r.Discounts {
+			dc := &r.Discounts[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendJSONString(b, dc.Discount.ID)
+			b = append(b, `,"kind":`...)
+			b = appendJSONString(b, string(dc.Discount.Kind))
+			b = appendDecField(b, `,"value":"`, &dc.Discount.Value.Decimal)
+			b = append(b, `","priority":`...)
+			b = strconv.AppendInt(b, int64(dc.Discount.Priority), 10)
+			if dc.Discount.Kind == catalog.FreeUnits {
+				b = appendDecField(b, `,"units":"`, &dc.Units)
+				b = append(b, '"')
+			}
+			b = appendDecField(b, `,"amount":"`, &dc.Amount)
+			b = append(b, `"}`...)
+		}
+		b = append(b, ']')
+	}
+	b = appendDecField(b, `,"gross_exact":"`, &r.GrossExact)
+	b = appendDecField(b, `","discount_exact":"`, &r.DiscountExact)
+	return append(b, `"}`...)
+}
+
+// appendDecField appends prefix and d in plain notation.
+func appendDecField(b []byte, prefix string, d *apd.Decimal) []byte {
+	return d.Append(append(b, prefix...), 'f')
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json does:
+// HTML-sensitive characters and control characters escaped as \u00XX, with
+// the short forms for the common ones. Catalog ids are plain ASCII, so the
+// loop rarely escapes; other UTF-8 is passed through, and invalid UTF-8
+// is handed to encoding/json to get its replacement rules.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, '\u2028') || strings.ContainsRune(s, '\u2029') {
+				q, _ := json.Marshal(s)
+				return append(b, q...)
+			}
+			break
+		}
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

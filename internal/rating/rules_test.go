@@ -1,6 +1,8 @@
 package rating_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -299,6 +301,33 @@ func TestErrorsLeaveLedgerUnchanged(t *testing.T) {
 		}
 		if n := len(led.TouchedUsage()) + len(led.TouchedAllowances()); n != 0 {
 			t.Errorf("%s/%s: the failed record changed %d ledger entries", c.acct, c.ut, n)
+		}
+	}
+}
+
+// TestDetailJSONEscapes holds the hand-written rate detail to
+// encoding/json's output for ids that need escaping.
+func TestDetailJSONEscapes(t *testing.T) {
+	for _, id := range []string{`plain`, `q"uote\back`, "tab\tnl\ncr\r", "<b>&amp;", "\x01\x1f\x7f", "café ☕", "line\u2028sep", "bad\xffutf8"} {
+		snap := catalog.NewSnapshot("c",
+			[]catalog.Account{{ID: "A", Currency: "USD", Status: catalog.StatusActive}},
+			[]catalog.UsageType{{Code: "U"}},
+			[]catalog.Plan{{ID: id, Rates: []catalog.RateSchedule{{UsageType: "U", Currency: "USD", Model: catalog.Package,
+				UnitPrice: catalog.Dec("2.00"), PackageSize: catalog.Dec("10")}}}},
+			[]catalog.Subscription{{ID: id + "-sub", AccountID: "A", PlanID: id}},
+			[]catalog.Discount{{ID: id + "-d", PlanID: id, Kind: catalog.FreeUnits, Value: catalog.Dec("5")}})
+		if p := snap.Problems(); len(p) > 0 {
+			t.Fatalf("%q: %v", id, p)
+		}
+		var e rating.Engine
+		var r rating.Result
+		in := rating.Input{AccountID: "A", UsageType: "U", Quantity: dec("12"), UsageTime: time.Now()}
+		if err := e.Rate(snap, rating.NewMemLedger(), &in, &r); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(r.Detail())
+		if got := r.DetailJSON(); !bytes.Equal(got, want) {
+			t.Errorf("%q:\n got %s\nwant %s", id, got, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func newFile(client, sha string) store.File {
 func TestRegisterDuplicate(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
-	client := "dup-" + store.NewID()[:8]
+	client := "dup-" + store.NewID()[24:]
 	first, err := st.RegisterFile(ctx, newFile(client, "abc"))
 	if err != nil || first.Status != store.FileReceived {
 		t.Fatalf("first: %+v %v", first, err)
@@ -50,7 +51,7 @@ func TestRegisterDuplicate(t *testing.T) {
 func TestClaimLeaseAndCounts(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
-	client := "claim-" + store.NewID()[:8]
+	client := "claim-" + store.NewID()[24:]
 	f, err := st.RegisterFile(ctx, newFile(client, "c1"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestClaimLeaseAndCounts(t *testing.T) {
 func TestFileReadAfterCountsAddUp(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
-	client := "late-" + store.NewID()[:8]
+	client := "late-" + store.NewID()[24:]
 	f, _ := st.RegisterFile(ctx, newFile(client, "l1"))
 	claimOwn(t, st, f.FileID, "r", time.Minute)
 	if _, err := st.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 2)}); err != nil {
@@ -103,7 +104,7 @@ func TestFileReadAfterCountsAddUp(t *testing.T) {
 func TestExpiredLeaseIsReclaimed(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
-	client := "lease-" + store.NewID()[:8]
+	client := "lease-" + store.NewID()[24:]
 	f, _ := st.RegisterFile(ctx, newFile(client, "x1"))
 	claimOwn(t, st, f.FileID, "dead-reader", time.Millisecond)
 	time.Sleep(5 * time.Millisecond)
@@ -143,7 +144,7 @@ func exception(client, fileID string, line int64) store.Exception {
 func TestExportExceptions(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
-	client := "exp-" + store.NewID()[:8]
+	client := "exp-" + store.NewID()[24:]
 	f, _ := st.RegisterFile(ctx, newFile(client, "e1"))
 	if _, err := st.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 2)}); err != nil {
 		t.Fatal(err)
@@ -163,5 +164,58 @@ func TestExportExceptions(t *testing.T) {
 	var rec map[string]string
 	if err := json.Unmarshal(e.Record, &rec); err != nil || rec["quantity"] != "x" {
 		t.Fatalf("record = %s", e.Record)
+	}
+}
+
+// TestMURRoundTrip writes MURs whose text holds every character COPY's
+// text format escapes, and reads them back unchanged.
+func TestMURRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "copy-" + store.NewID()[24:]
+	f, err := st.RegisterFile(ctx, newFile(client, "copy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890000000, time.UTC)
+	in := []store.MUR{{
+		Client: client, RecordID: "tab\there", FileID: f.FileID, Line: 2, AccountID: `back\slash`, UsageType: "NL\nCR\r",
+		Quantity: "12.500", UsageTime: at, Currency: "USD", GrossAmount: "1.25", DiscountAmount: "0.00", NetAmount: "1.25",
+		RateDetail: json.RawMessage(`{"note":"a\tb\\c\nd"}`), Qualifiers: map[string]string{"k": "v\tw"},
+		Attributes: map[string]string{`\N`: "\\N"},
+	}, {
+		Client: client, RecordID: "", FileID: f.FileID, Line: 3, Part: 1, AccountID: "A", UsageType: "U",
+		Quantity: "0", UsageTime: at, Currency: "JPY", GrossAmount: "0", DiscountAmount: "0", NetAmount: "0",
+		RateDetail: json.RawMessage(`{}`),
+	}}
+	if err := st.Rate(ctx, func(tx *store.RateTx) error { return tx.InsertMURs(ctx, in) }); err != nil {
+		t.Fatal(err)
+	}
+	var out []store.MUR
+	if err := st.ExportMURs(ctx, store.MURFilter{Client: client}, func(m store.MUR) error { out = append(out, m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 {
+		t.Fatalf("%d MURs back", len(out))
+	}
+	for i, m := range out {
+		w := in[i]
+		var gotDetail, wantDetail any
+		_ = json.Unmarshal(m.RateDetail, &gotDetail)
+		_ = json.Unmarshal(w.RateDetail, &wantDetail)
+		if m.RecordID != w.RecordID || m.AccountID != w.AccountID || m.UsageType != w.UsageType || m.Quantity != w.Quantity ||
+			!m.UsageTime.Equal(w.UsageTime) || m.NetAmount != w.NetAmount || m.Part != w.Part ||
+			fmt.Sprint(gotDetail) != fmt.Sprint(wantDetail) || fmt.Sprint(m.Attributes) != fmt.Sprint(w.Attributes) && len(w.Attributes) > 0 ||
+			fmt.Sprint(m.Qualifiers) != fmt.Sprint(w.Qualifiers) && len(w.Qualifiers) > 0 {
+			t.Errorf("MUR %d:\n got %+v\nwant %+v", i, m, w)
+		}
+	}
+	// The same record id again is a concurrent record: the caller rates
+	// the batch again and then sees it as already rated.
+	again := in[:1]
+	again[0].MURID = ""
+	err = st.Rate(ctx, func(tx *store.RateTx) error { return tx.InsertMURs(ctx, again) })
+	if !errors.Is(err, store.ErrConcurrentRecord) {
+		t.Fatalf("second insert: %v, want ErrConcurrentRecord", err)
 	}
 }

@@ -92,7 +92,7 @@ func init() {
 
 func readerID() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), store.NewID()[:8])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), store.NewID()[24:])
 }
 
 type filesInput struct {
