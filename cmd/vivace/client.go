@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -44,6 +45,29 @@ func (c *apiClient) getJSON(path string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		return apiError(resp)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// do sends a request with a JSON (or raw) body and decodes a JSON answer
+// into v; a non-2xx answer is an error with the API's message. The
+// X-Vivace-Operator header names who asked, for the record.
+func (c *apiClient) do(method, path string, body io.Reader, v any) error {
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if u := os.Getenv("USER"); u != "" {
+		req.Header.Set("X-Vivace-Operator", u)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (is vivace running at %s?)", err, c.base)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
 		return apiError(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)

@@ -23,13 +23,14 @@ func feedCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "feed",
 		Usage: "work with the core system's catalog-account feed",
-		Subcommands: []*cli.Command{feedGenerateCommand(), {
+		Subcommands: []*cli.Command{feedGenerateCommand(), feedErrorsCommand(), feedHistoryCommand(), {
 			Name:      "publish",
 			Usage:     "publish core feed events (JSON Lines) to the feed topic",
 			ArgsUsage: "FILE.jsonl",
 			Description: "Publishes one message per line, keyed by entity_id so that an entity's events keep\n" +
 				"their order. With --wait, returns when every event has been applied, ignored (not newer\n" +
-				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}.` + "\n" +
+				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}; an event\n` +
+				"waiting for an entity that has not arrived (pending) is waited for.\n" +
 				"Exits non-zero when an event failed; the failures are listed on stderr.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "brokers", Value: "127.0.0.1:9092", EnvVars: []string{"VIVACE_KAFKA_BROKERS"}, Usage: "Kafka seed brokers, comma-separated"},
@@ -126,7 +127,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d events not applied after %s", len(pending), len(ids), timeout)
+			break
 		}
 		body, _ := json.Marshal(map[string][]string{"event_ids": pending})
 		resp, err := cl.http.Post(cl.base+"/api/v1/feed/outcomes", "application/json", bytes.NewReader(body))
@@ -145,10 +146,16 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
+		final := 0
 		for k, v := range got.Outcomes {
-			outcomes[k] = v
+			// A pending event waits for an entity still on its way; it
+			// ends applied, or failed when the wait runs out.
+			if v.Outcome != feed.Pending {
+				outcomes[k] = v
+				final++
+			}
 		}
-		if len(got.Outcomes) < len(pending) {
+		if final < len(pending) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
@@ -157,6 +164,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		Applied int `json:"applied"`
 		Ignored int `json:"ignored"`
 		Failed  int `json:"failed"`
+		Pending int `json:"pending,omitempty"` // still waiting when --timeout ran out
 	}
 	counts.Events = len(ids)
 	// An id published twice in one file is counted once per line: each
@@ -169,6 +177,10 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 			continue
 		}
 		seen[id] = true
+		if o.Outcome == "" {
+			counts.Pending++
+			continue
+		}
 		switch o.Outcome {
 		case feed.Applied:
 			counts.Applied++
@@ -183,6 +195,9 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	fmt.Println(string(b))
 	if counts.Failed > 0 {
 		return fmt.Errorf("%d of %d events failed", counts.Failed, counts.Events)
+	}
+	if counts.Pending > 0 {
+		return fmt.Errorf("%d of %d events not applied after %s (see vivace feed errors list --pending)", counts.Pending, counts.Events, timeout)
 	}
 	return nil
 }

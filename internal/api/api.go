@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/store"
 )
@@ -51,6 +54,10 @@ func (s *Server) Handler() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/murs", s.exportMURs)
 	mux.HandleFunc("GET /api/v1/exceptions", s.exportExceptions)
 	mux.HandleFunc("POST /api/v1/feed/outcomes", s.feedOutcomes)
+	mux.HandleFunc("GET /api/v1/feed/events", s.listFeedEvents)
+	mux.HandleFunc("POST /api/v1/feed/events/reprocess", s.reprocessFeedEvents)
+	mux.HandleFunc("PUT /api/v1/feed/events/{id...}", s.editFeedEvent)
+	mux.HandleFunc("GET /api/v1/feed/history", s.feedHistory)
 	return mux
 }
 
@@ -284,4 +291,158 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+}
+
+// listFeedEvents lists feed events on record:
+// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&limit=
+// → {"events": [...]}, oldest first.
+func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.FeedEventFilter{Client: q.Get("client"), Outcome: q.Get("outcome"), Code: q.Get("code"),
+		Entity: q.Get("entity"), EntityID: q.Get("entity_id")}
+	switch f.Outcome {
+	case "", feed.Applied, feed.Ignored, feed.Failed, feed.Pending:
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("outcome: %q is not applied, ignored, failed or pending", f.Outcome))
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100000 {
+			writeError(w, http.StatusBadRequest, "limit: a number from 1 to 100000")
+			return
+		}
+		f.Limit = n
+	}
+	events, err := s.Store.ListFeedEvents(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if events == nil {
+		events = []store.FeedEvent{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+}
+
+// operator names who asked, for the record: the X-Vivace-Operator header
+// (set by the CLI from $USER), else "api". Tokens and roles replace this
+// when the API gets authentication.
+func operator(r *http.Request) string {
+	if o := r.Header.Get("X-Vivace-Operator"); o != "" {
+		return o
+	}
+	return "api"
+}
+
+// reprocessFeedEvents applies failed or pending events again:
+// POST /api/v1/feed/events/reprocess {"event_ids": [...]} or
+// {"client": C, "outcome": "failed"|"pending", "code": X} → {"outcomes": [...]}.
+func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		EventIDs []string `json:"event_ids"`
+		Client   string   `json:"client"`
+		Outcome  string   `json:"outcome"`
+		Code     string   `json:"code"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	ids := req.EventIDs
+	if len(ids) == 0 {
+		if req.Client == "" {
+			writeError(w, http.StatusBadRequest, "name event_ids, or a client (with optional outcome and code) to reprocess by filter")
+			return
+		}
+		outcomes := []string{feed.Failed, feed.Pending}
+		if req.Outcome != "" {
+			if req.Outcome != feed.Failed && req.Outcome != feed.Pending {
+				writeError(w, http.StatusBadRequest, "outcome: only failed or pending events are reprocessed")
+				return
+			}
+			outcomes = []string{req.Outcome}
+		}
+		for _, o := range outcomes {
+			evs, err := s.Store.ListFeedEvents(r.Context(), store.FeedEventFilter{Client: req.Client, Outcome: o, Code: req.Code, Limit: 100000})
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			for _, e := range evs {
+				ids = append(ids, e.EventID)
+			}
+		}
+	}
+	outs := []feed.Outcome{}
+	if len(ids) > 0 {
+		var err error
+		if outs, err = s.Store.ReprocessEvents(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, store.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+}
+
+// editFeedEvent replaces a failed or pending event with the body (a whole
+// event) and reprocesses it: PUT /api/v1/feed/events/{id} → the outcome.
+func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	out, err := s.Store.EditEvent(r.Context(), id, body, operator(r), catalog.ValidateData)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// feedHistory answers what an entity looked like:
+// GET /api/v1/feed/history?client=C&entity=E&entity_id=ID[&at=RFC3339]
+// → {"events": [...]}: every applied change in version order, or with at
+// only the one in effect at that time (the newest whose occurred_at is not
+// after it); 404 when there is none.
+func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	client, entity, id := q.Get("client"), q.Get("entity"), q.Get("entity_id")
+	if client == "" || entity == "" || id == "" {
+		writeError(w, http.StatusBadRequest, "client, entity and entity_id are required")
+		return
+	}
+	events, err := s.Store.EntityHistory(r.Context(), client, entity, id)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if at := q.Get("at"); at != "" {
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "at: not an RFC 3339 time: "+at)
+			return
+		}
+		var in []store.FeedEvent
+		for _, e := range events {
+			if e.OccurredAt != nil && !e.OccurredAt.After(t) {
+				in = []store.FeedEvent{e}
+			}
+		}
+		events = in
+	}
+	if len(events) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no applied %s %q of client %q%s", entity, id, client, map[bool]string{true: " at " + q.Get("at")}[q.Get("at") != ""]))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": events})
 }

@@ -30,7 +30,62 @@ const (
 	Applied = "applied"
 	Ignored = "ignored" // not newer than what is stored
 	Failed  = "failed"
+	// Pending: the event names an entity the catalog does not hold yet (a
+	// subscription to a plan still on its way). It is tried again as
+	// entities arrive, and fails with MISSING_REFERENCE when the wait
+	// runs out.
+	Pending = "pending"
 )
+
+// Codes of failed and pending events.
+const (
+	CodeInvalidEvent     = "INVALID_EVENT"
+	CodeMissingReference = "MISSING_REFERENCE"
+)
+
+// Ref names one catalog entity.
+type Ref struct {
+	Entity, ID string
+}
+
+// References returns the entities an upsert's data names and that must
+// exist for it to apply: a subscription's account and plan, a discount's
+// account or plan, a plan's usage types. Deletes name none. Data that
+// does not decode names none (validation reports it).
+func (e *Event) References() []Ref {
+	if e.Op != OpUpsert {
+		return nil
+	}
+	var d struct {
+		AccountID string `json:"account_id"`
+		PlanID    string `json:"plan_id"`
+		Rates     []struct {
+			UsageType string `json:"usage_type"`
+		} `json:"rates"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil {
+		return nil
+	}
+	var refs []Ref
+	switch e.Entity {
+	case EntitySubscription, EntityDiscount:
+		if d.AccountID != "" {
+			refs = append(refs, Ref{EntityAccount, d.AccountID})
+		}
+		if d.PlanID != "" {
+			refs = append(refs, Ref{EntityPlan, d.PlanID})
+		}
+	case EntityPlan:
+		seen := map[string]bool{}
+		for _, r := range d.Rates {
+			if r.UsageType != "" && !seen[r.UsageType] {
+				seen[r.UsageType] = true
+				refs = append(refs, Ref{EntityUsageType, r.UsageType})
+			}
+		}
+	}
+	return refs
+}
 
 // Event is one message of the core feed.
 type Event struct {

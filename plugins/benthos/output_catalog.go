@@ -3,10 +3,13 @@ package benthos
 import (
 	"context"
 	"encoding/json"
-	"vivace.dev/vivace/internal/catalog"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/store"
 )
@@ -21,9 +24,19 @@ Each batch is applied in one transaction, in message order, and acknowledged onl
 commits. An event applies only when its version is newer than the stored one — deletes are
 soft and versioned too — so redelivered, repeated and late events change nothing. An event
 that cannot be applied (not JSON, a missing field, an unknown entity or op, invalid data) is
-recorded as failed with its reason; it never stops the stream. Every event's outcome
-(`+"`applied`, `ignored`, `failed`"+`) is kept, which is what `+"`vivace feed publish --wait`"+` reports.`).
+recorded as failed with its reason; it never stops the stream. An event that names an entity
+the catalog does not hold yet (a subscription whose plan is still on its way) is pending: it is
+tried again whenever entities arrive, and fails with `+"`MISSING_REFERENCE`"+` after
+`+"`dependency_wait`"+`. Every event's outcome (`+"`applied`, `ignored`, `pending`, `failed`"+`) is
+kept with the event, which is what `+"`vivace feed publish --wait`"+` reports and what
+`+"`vivace feed errors list|reprocess|edit`"+` works on.`).
 		Field(fieldDSN()).
+		Field(service.NewDurationField("dependency_wait").
+			Description("How long an event that names an entity not in the catalog yet (a subscription before its plan) stays pending, tried again as entities arrive, before it fails with `MISSING_REFERENCE`.").
+			Default("5m")).
+		Field(service.NewDurationField("retry_interval").
+			Description("How often pending events are tried again and expired, besides after every batch that applied something.").
+			Default("5s").Advanced()).
 		Field(service.NewOutputMaxInFlightField().Default(1)).
 		Field(service.NewBatchPolicyField("batching")).
 		Example("Catalog sync", "", `
@@ -42,20 +55,80 @@ func init() {
 				return nil, pol, 0, err
 			}
 			m := mgr.Metrics()
-			return &catalogOutput{storeConn: db, log: mgr.Logger(),
+			o := &catalogOutput{storeConn: db, log: mgr.Logger(),
 				applied: m.NewCounter("vivace_feed_events_applied"),
 				ignored: m.NewCounter("vivace_feed_events_ignored"),
-				failed:  m.NewCounter("vivace_feed_events_failed")}, pol, mif, nil
+				pending: m.NewCounter("vivace_feed_events_pending"),
+				failed:  m.NewCounter("vivace_feed_events_failed")}
+			if o.wait, err = conf.FieldDuration("dependency_wait"); err != nil {
+				return nil, pol, 0, err
+			}
+			if o.every, err = conf.FieldDuration("retry_interval"); err != nil {
+				return nil, pol, 0, err
+			}
+			return o, pol, mif, nil
 		})
 }
 
 type catalogOutput struct {
 	storeConn
-	log                      *service.Logger
-	applied, ignored, failed *service.MetricCounter
+	log                               *service.Logger
+	applied, ignored, pending, failed *service.MetricCounter
+	wait, every                       time.Duration
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
 }
 
-func (o *catalogOutput) Connect(ctx context.Context) error { return o.connect(ctx) }
+func (o *catalogOutput) Connect(ctx context.Context) error {
+	if err := o.connect(ctx); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stop == nil {
+		bg, cancel := context.WithCancel(context.Background())
+		o.stop, o.done = cancel, make(chan struct{})
+		go o.sweep(bg)
+	}
+	return nil
+}
+
+// sweep tries pending events again and expires those that waited too
+// long, every retry_interval.
+func (o *catalogOutput) sweep(ctx context.Context) {
+	defer close(o.done)
+	t := time.NewTicker(o.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		o.retryPending(ctx)
+		n, err := o.st.ExpirePending(ctx, o.wait)
+		if err != nil && ctx.Err() == nil {
+			o.log.Errorf("expire pending feed events: %v", err)
+		}
+		if n > 0 {
+			o.failed.Incr(int64(n))
+			o.log.Warnf("%d feed events failed: the entities they name did not arrive within %s", n, o.wait)
+		}
+	}
+}
+
+func (o *catalogOutput) retryPending(ctx context.Context, clients ...string) {
+	n, err := o.st.RetryPending(ctx, clients...)
+	if err != nil && ctx.Err() == nil {
+		o.log.Errorf("retry pending feed events: %v", err)
+	}
+	if n > 0 {
+		o.applied.Incr(int64(n))
+		o.log.Infof("%d pending feed events applied now that the entities they name arrived", n)
+	}
+}
 
 func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	events := make([]feed.Event, 0, len(batch))
@@ -87,16 +160,26 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 	if err != nil {
 		return err
 	}
-	for _, out := range outs {
+	var changed []string
+	for i, out := range outs {
 		switch out.Outcome {
 		case feed.Applied:
 			o.applied.Incr(1)
+			if c := events[i].Client; !slices.Contains(changed, c) {
+				changed = append(changed, c)
+			}
 		case feed.Ignored:
 			o.ignored.Incr(1)
+		case feed.Pending:
+			o.pending.Incr(1)
 		default:
 			o.failed.Incr(1)
 			o.log.Warnf("feed event %s failed: %s", out.EventID, out.Message)
 		}
+	}
+	if len(changed) > 0 {
+		// What arrived may be what pending events wait for.
+		o.retryPending(ctx, changed...)
 	}
 	return nil
 }
@@ -112,6 +195,14 @@ func unidentifiedEventID(msg *service.Message, i int) string {
 }
 
 func (o *catalogOutput) Close(context.Context) error {
+	o.mu.Lock()
+	stop, done := o.stop, o.done
+	o.stop = nil
+	o.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	o.close()
 	return nil
 }

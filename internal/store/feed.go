@@ -1,0 +1,535 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/feed"
+)
+
+// Sources of an event's outcome.
+const (
+	SourceFeed  = "feed"  // as delivered on the feed topic
+	SourceRetry = "retry" // a pending event tried again as entities arrived
+)
+
+// errEntityRace means another transaction wrote one of the batch's
+// entities after the batch read them; the batch is applied again.
+var errEntityRace = errors.New("a catalog entity changed while the batch was applied")
+
+// ApplyEvents applies core feed events in one transaction, in the order
+// given, and returns each event's outcome:
+//
+//   - applied: its version is newer than the stored one (deletes too, as
+//     soft deletes) and every entity it names exists;
+//   - ignored: a version at least as new is stored, so replays and late
+//     arrivals change nothing;
+//   - pending: it names an entity the catalog does not hold yet; it is
+//     tried again by RetryPending and fails by ExpirePending;
+//   - failed: invalid (the caller passes the validation error in
+//     failures[i]).
+//
+// An event id seen before keeps its first outcome, so a redelivered event
+// is neither applied twice nor reported differently. The work is
+// set-based: one read of the stored versions, one write of the entities
+// and one of the events, whatever the batch's size.
+func (s *Store) ApplyEvents(ctx context.Context, events []feed.Event, failures []error) ([]feed.Outcome, error) {
+	return s.applyEvents(ctx, events, failures, SourceFeed, false)
+}
+
+func (s *Store) applyEvents(ctx context.Context, events []feed.Event, failures []error, source string, again bool) ([]feed.Outcome, error) {
+	var out []feed.Outcome
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var e error
+			out, e = applyBatch(ctx, tx, events, failures, source, again)
+			return e
+		})
+		if !errors.Is(err, errEntityRace) && !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply feed events: %w", err)
+	}
+	return out, nil
+}
+
+type entityKey struct{ Client, Entity, ID string }
+
+type entityState struct {
+	version int64
+	live    bool
+}
+
+// entityWrite is the last applied event of an entity in a batch.
+type entityWrite struct {
+	event *feed.Event
+	data  json.RawMessage // for a delete: the batch's last applied upsert's data, if any
+}
+
+func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []error, source string, again bool) ([]feed.Outcome, error) {
+	out := make([]feed.Outcome, len(events))
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].EventID
+	}
+	// Outcomes on record. Delivered events keep theirs; events applied
+	// again (retries, reprocessing) only replace failed or pending ones,
+	// locked so that two operators cannot reprocess one event twice.
+	q := `SELECT event_id, outcome, coalesce(code, ''), coalesce(message, '') FROM catalog_events WHERE event_id = ANY($1)`
+	if again {
+		q += ` FOR UPDATE`
+	}
+	known := map[string]feed.Outcome{}
+	rows, err := tx.Query(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var o feed.Outcome
+		if err := rows.Scan(&o.EventID, &o.Outcome, &o.Code, &o.Message); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if !again || (o.Outcome != feed.Failed && o.Outcome != feed.Pending) {
+			known[o.EventID] = o
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// The stored state of every entity the batch writes or names.
+	keys := map[entityKey]bool{}
+	for i := range events {
+		e := &events[i]
+		if failures[i] != nil {
+			continue
+		}
+		keys[entityKey{e.Client, e.Entity, e.EntityID}] = true
+		for _, r := range e.References() {
+			keys[entityKey{e.Client, r.Entity, r.ID}] = true
+		}
+	}
+	state, err := loadEntityStates(ctx, tx, keys)
+	if err != nil {
+		return nil, err
+	}
+
+	// Decide each event in order, as if applied one by one.
+	writes := map[entityKey]*entityWrite{}
+	var order []entityKey
+	lastData := map[entityKey]json.RawMessage{}
+	first := map[string]int{}
+	var record []int // events whose outcome is written
+	for i := range events {
+		e := &events[i]
+		if o, ok := known[e.EventID]; ok {
+			out[i] = o
+			continue
+		}
+		if j, ok := first[e.EventID]; ok {
+			out[i] = out[j] // the same event twice in one batch
+			out[i].EventID = e.EventID
+			continue
+		}
+		first[e.EventID] = i
+		record = append(record, i)
+		out[i] = decide(e, failures[i], state)
+		if out[i].Outcome != feed.Applied {
+			continue
+		}
+		k := entityKey{e.Client, e.Entity, e.EntityID}
+		state[k] = entityState{version: e.Version, live: e.Op == feed.OpUpsert}
+		w := writes[k]
+		if w == nil {
+			w = &entityWrite{}
+			writes[k] = w
+			order = append(order, k)
+		}
+		w.event, w.data = e, e.Data
+		if e.Op == feed.OpUpsert {
+			lastData[k] = e.Data
+		} else {
+			w.data = lastData[k]
+		}
+	}
+
+	if err := writeEntities(ctx, tx, writes, order); err != nil {
+		return nil, err
+	}
+	if err := writeEvents(ctx, tx, events, out, record, source); err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, k := range order {
+		if !slices.Contains(changed, k.Client) {
+			changed = append(changed, k.Client)
+		}
+	}
+	if len(changed) > 0 {
+		slices.Sort(changed)
+		if _, err := tx.Exec(ctx, `INSERT INTO catalog_versions (client, version) SELECT c, 1 FROM unnest($1::text[]) AS c
+			ON CONFLICT (client) DO UPDATE SET version = catalog_versions.version + 1`, changed); err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify('vivace_catalog', $1)`, strings.Join(changed, ",")); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decide gives one event's outcome against the state so far.
+func decide(e *feed.Event, invalid error, state map[entityKey]entityState) feed.Outcome {
+	o := feed.Outcome{EventID: e.EventID}
+	if invalid != nil {
+		o.Outcome, o.Code, o.Message = feed.Failed, feed.CodeInvalidEvent, invalid.Error()
+		return o
+	}
+	if st, ok := state[entityKey{e.Client, e.Entity, e.EntityID}]; ok && e.Version <= st.version {
+		o.Outcome, o.Message = feed.Ignored, fmt.Sprintf("version %d is not newer than the stored version %d", e.Version, st.version)
+		return o
+	}
+	var missing []string
+	for _, r := range e.References() {
+		if !state[entityKey{e.Client, r.Entity, r.ID}].live {
+			missing = append(missing, fmt.Sprintf("%s %q", r.Entity, r.ID))
+		}
+	}
+	if len(missing) > 0 {
+		o.Outcome, o.Code = feed.Pending, feed.CodeMissingReference
+		o.Message = fmt.Sprintf("%s %q names %s, not in the catalog of client %q", e.Entity, e.EntityID,
+			strings.Join(missing, " and "), e.Client)
+		return o
+	}
+	o.Outcome = feed.Applied
+	return o
+}
+
+func loadEntityStates(ctx context.Context, tx pgx.Tx, keys map[entityKey]bool) (map[entityKey]entityState, error) {
+	state := make(map[entityKey]entityState, len(keys))
+	if len(keys) == 0 {
+		return state, nil
+	}
+	var c, e, id []string
+	for k := range keys {
+		c, e, id = append(c, k.Client), append(e, k.Entity), append(id, k.ID)
+	}
+	rows, err := tx.Query(ctx, `SELECT c.client, c.entity, c.entity_id, c.version, NOT c.deleted
+		FROM catalog_entities c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(client, entity, entity_id)
+			USING (client, entity, entity_id)`, c, e, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k entityKey
+		var st entityState
+		if err := rows.Scan(&k.Client, &k.Entity, &k.ID, &st.version, &st.live); err != nil {
+			return nil, err
+		}
+		state[k] = st
+	}
+	return state, rows.Err()
+}
+
+// writeEntities stores each entity's last applied event. The version
+// guard makes a concurrent writer's newer version win; the batch then
+// runs again.
+func writeEntities(ctx context.Context, tx pgx.Tx, writes map[entityKey]*entityWrite, order []entityKey) error {
+	if len(order) == 0 {
+		return nil
+	}
+	n := len(order)
+	c, ent, id, evID := mk(n), mk(n), mk(n), mk(n)
+	ver := make([]int64, n)
+	del := make([]bool, n)
+	data := make([][]byte, n)
+	at := make([]time.Time, n)
+	for i, k := range order {
+		w := writes[k]
+		c[i], ent[i], id[i], evID[i] = k.Client, k.Entity, k.ID, w.event.EventID
+		ver[i], del[i], at[i] = w.event.Version, w.event.Op == feed.OpDelete, w.event.OccurredAt
+		data[i] = w.data
+		if data[i] == nil {
+			data[i] = []byte(`{}`) // a delete keeps the stored data
+		}
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO catalog_entities AS c
+			(client, entity, entity_id, version, deleted, data, event_id, occurred_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::jsonb[], $7::text[], $8::timestamptz[])
+		ON CONFLICT (client, entity, entity_id) DO UPDATE SET
+			version = excluded.version, deleted = excluded.deleted,
+			data = CASE WHEN excluded.deleted AND excluded.data = '{}'::jsonb THEN c.data ELSE excluded.data END,
+			event_id = excluded.event_id, occurred_at = excluded.occurred_at, updated_at = now()
+		WHERE c.version < excluded.version`, c, ent, id, ver, del, data, evID, at)
+	if err != nil {
+		return err
+	}
+	if int(tag.RowsAffected()) != n {
+		return errEntityRace
+	}
+	return nil
+}
+
+// writeEvents records the outcome of each event in record. An outcome on
+// record changes only from failed or pending.
+func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed.Outcome, record []int, source string) error {
+	if len(record) == 0 {
+		return nil
+	}
+	n := len(record)
+	id, c, ent, eid, op, outcome, code, msg := mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
+	ver := make([]int64, n)
+	at := make([]*time.Time, n)
+	payload := make([][]byte, n)
+	for j, i := range record {
+		e := &events[i]
+		id[j], c[j], ent[j], eid[j], op[j], ver[j] = e.EventID, e.Client, e.Entity, e.EntityID, e.Op, e.Version
+		if !e.OccurredAt.IsZero() {
+			t := e.OccurredAt
+			at[j] = &t
+		}
+		outcome[j], code[j], msg[j] = out[i].Outcome, out[i].Code, out[i].Message
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		payload[j] = b
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO catalog_events AS x
+			(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, source, applied_at)
+		SELECT k.event_id, k.client, k.entity, k.entity_id, k.version, k.op, k.occurred_at, k.payload, k.outcome,
+			nullif(k.code, ''), nullif(k.message, ''), $12, CASE WHEN k.outcome = 'applied' THEN now() END
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[], $8::jsonb[],
+			$9::text[], $10::text[], $11::text[]) AS k(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message)
+		ON CONFLICT (event_id) DO UPDATE SET
+			client = excluded.client, entity = excluded.entity, entity_id = excluded.entity_id, version = excluded.version,
+			op = excluded.op, occurred_at = excluded.occurred_at, payload = excluded.payload, outcome = excluded.outcome,
+			code = excluded.code, message = excluded.message, source = excluded.source, applied_at = excluded.applied_at,
+			attempts = x.attempts + 1, updated_at = now()
+		WHERE x.outcome IN ('failed', 'pending')`,
+		id, c, ent, eid, ver, op, at, payload, outcome, code, msg, source)
+	return err
+}
+
+// RetryPending applies again the pending events of the given clients (all
+// clients when none are named), oldest first, until a round applies
+// nothing more: an event can wait for another pending one (a
+// subscription for a plan that waited for its usage type). It returns how
+// many were applied.
+func (s *Store) RetryPending(ctx context.Context, clients ...string) (int, error) {
+	applied := 0
+	for round := 0; round < 20; round++ {
+		events, err := s.loadEvents(ctx, `SELECT payload FROM catalog_events
+			WHERE outcome = 'pending' AND (cardinality($1::text[]) = 0 OR client = ANY($1))
+			ORDER BY received_at, event_id LIMIT 5000`, clients)
+		if err != nil || len(events) == 0 {
+			return applied, err
+		}
+		out, err := s.applyEvents(ctx, events, make([]error, len(events)), SourceRetry, true)
+		if err != nil {
+			return applied, err
+		}
+		n := 0
+		for _, o := range out {
+			if o.Outcome != feed.Pending {
+				n++
+			}
+		}
+		applied += n
+		if n == 0 {
+			return applied, nil
+		}
+	}
+	return applied, nil
+}
+
+// ExpirePending fails the events that have been pending longer than wait
+// (code MISSING_REFERENCE, with what they waited for), and returns how
+// many.
+func (s *Store) ExpirePending(ctx context.Context, wait time.Duration) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE catalog_events
+		SET outcome = 'failed', updated_at = now(),
+			message = coalesce(message, '') || '; gave up after waiting ' || $1::text
+		WHERE outcome = 'pending' AND received_at < now() - $2::interval`, wait.String(), fmt.Sprintf("%d milliseconds", wait.Milliseconds()))
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (s *Store) loadEvents(ctx context.Context, query string, args ...any) ([]feed.Event, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []feed.Event
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var e feed.Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, fmt.Errorf("stored event: %w", err)
+		}
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}
+
+// FeedEvent is an event on record with its outcome.
+type FeedEvent struct {
+	EventID         string          `json:"event_id"`
+	Client          string          `json:"client"`
+	Entity          string          `json:"entity"`
+	EntityID        string          `json:"entity_id"`
+	Version         int64           `json:"version"`
+	Op              string          `json:"op"`
+	OccurredAt      *time.Time      `json:"occurred_at"`
+	Outcome         string          `json:"outcome"`
+	Code            string          `json:"code,omitempty"`
+	Message         string          `json:"message,omitempty"`
+	Source          string          `json:"source"`
+	Attempts        int             `json:"attempts"`
+	ReceivedAt      time.Time       `json:"received_at"`
+	AppliedAt       *time.Time      `json:"applied_at,omitempty"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	Payload         json.RawMessage `json:"payload"`
+	OriginalPayload json.RawMessage `json:"original_payload,omitempty"`
+}
+
+// FeedEventFilter selects events on record. Empty fields match all.
+type FeedEventFilter struct {
+	Client   string
+	Outcome  string // applied, ignored, failed, pending
+	Code     string
+	Entity   string
+	EntityID string
+	Limit    int // default 1000
+}
+
+const feedEventColumns = `event_id, client, entity, entity_id, version, op, occurred_at, outcome, coalesce(code, ''),
+	coalesce(message, ''), source, attempts, received_at, applied_at, updated_at, payload, original_payload`
+
+func scanFeedEvents(rows pgx.Rows) ([]FeedEvent, error) {
+	defer rows.Close()
+	var out []FeedEvent
+	for rows.Next() {
+		var e FeedEvent
+		if err := rows.Scan(&e.EventID, &e.Client, &e.Entity, &e.EntityID, &e.Version, &e.Op, &e.OccurredAt, &e.Outcome,
+			&e.Code, &e.Message, &e.Source, &e.Attempts, &e.ReceivedAt, &e.AppliedAt, &e.UpdatedAt, &e.Payload, &e.OriginalPayload); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ListFeedEvents returns events on record, oldest first.
+func (s *Store) ListFeedEvents(ctx context.Context, f FeedEventFilter) ([]FeedEvent, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+feedEventColumns+` FROM catalog_events
+		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR outcome = $2) AND ($3 = '' OR code = $3)
+			AND ($4 = '' OR entity = $4) AND ($5 = '' OR entity_id = $5)
+		ORDER BY received_at, event_id LIMIT $6`, f.Client, f.Outcome, f.Code, f.Entity, f.EntityID, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanFeedEvents(rows)
+}
+
+// ReprocessEvents applies failed or pending events again as they are on
+// record (after an edit, as edited), checking each with validate, and
+// returns their outcomes; by names who asked (recorded as the source
+// "operator:<by>"). An event that is not failed or pending keeps its
+// outcome; an unknown id is an error naming it.
+func (s *Store) ReprocessEvents(ctx context.Context, ids []string, by string, validate feed.DataValidator) ([]feed.Outcome, error) {
+	events, err := s.loadEvents(ctx, `SELECT payload FROM catalog_events WHERE event_id = ANY($1) ORDER BY received_at, event_id`, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) != len(ids) {
+		found := map[string]bool{}
+		for _, e := range events {
+			found[e.EventID] = true
+		}
+		for _, id := range ids {
+			if !found[id] {
+				return nil, fmt.Errorf("feed event %q: %w", id, ErrNotFound)
+			}
+		}
+	}
+	failures := make([]error, len(events))
+	for i := range events {
+		failures[i] = events[i].Validate(validate)
+	}
+	return s.applyEvents(ctx, events, failures, "operator:"+by, true)
+}
+
+// EditEvent replaces a failed or pending event's content with edited (a
+// whole event; its event_id must be the same or empty), keeps the content
+// first received, and reprocesses it.
+func (s *Store) EditEvent(ctx context.Context, id string, edited []byte, by string, validate feed.DataValidator) (feed.Outcome, error) {
+	e, err := feed.Parse(edited)
+	if err != nil {
+		return feed.Outcome{}, err
+	}
+	if e.EventID == "" {
+		e.EventID = id
+	}
+	if e.EventID != id {
+		return feed.Outcome{}, fmt.Errorf("event_id: the edited event says %q; it must stay %q", e.EventID, id)
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return feed.Outcome{}, err
+	}
+	var outcome string
+	err = s.pool.QueryRow(ctx, `UPDATE catalog_events SET original_payload = coalesce(original_payload, payload),
+			payload = $2, updated_at = now()
+		WHERE event_id = $1 AND outcome IN ('failed', 'pending')
+		RETURNING outcome`, id, payload).Scan(&outcome)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var current string
+		if err := s.pool.QueryRow(ctx, `SELECT outcome FROM catalog_events WHERE event_id = $1`, id).Scan(&current); err != nil {
+			return feed.Outcome{}, fmt.Errorf("feed event %q: %w", id, ErrNotFound)
+		}
+		return feed.Outcome{}, fmt.Errorf("feed event %q was %s: only failed or pending events can be edited", id, current)
+	}
+	if err != nil {
+		return feed.Outcome{}, err
+	}
+	out, err := s.ReprocessEvents(ctx, []string{id}, by, validate)
+	if err != nil {
+		return feed.Outcome{}, err
+	}
+	return out[0], nil
+}
+
+// EntityHistory returns the applied events of one entity in version
+// order: what it looked like after each change, when and by whom.
+func (s *Store) EntityHistory(ctx context.Context, client, entity, id string) ([]FeedEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+feedEventColumns+` FROM catalog_events
+		WHERE client = $1 AND entity = $2 AND entity_id = $3 AND outcome = 'applied'
+		ORDER BY version`, client, entity, id)
+	if err != nil {
+		return nil, err
+	}
+	return scanFeedEvents(rows)
+}

@@ -1,0 +1,179 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/store"
+)
+
+type ev struct {
+	id, entity, entityID string
+	version              int64
+	op, data             string
+}
+
+func events(client string, evs ...ev) []feed.Event {
+	out := make([]feed.Event, len(evs))
+	for i, e := range evs {
+		op := e.op
+		if op == "" {
+			op = feed.OpUpsert
+		}
+		out[i] = feed.Event{EventID: client + "/" + e.id, Client: client, Entity: e.entity, EntityID: e.entityID,
+			Version: e.version, OccurredAt: time.Date(2026, 1, 1, 0, 0, int(e.version), 0, time.UTC), Op: op}
+		if e.data != "" {
+			out[i].Data = json.RawMessage(e.data)
+		}
+	}
+	return out
+}
+
+func apply(t *testing.T, st *store.Store, evs []feed.Event) []string {
+	t.Helper()
+	fails := make([]error, len(evs))
+	for i := range evs {
+		fails[i] = evs[i].Validate(catalog.ValidateData)
+	}
+	out, err := st.ApplyEvents(context.Background(), evs, fails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(out))
+	for i, o := range out {
+		got[i] = o.Outcome
+		if o.EventID != evs[i].EventID {
+			t.Fatalf("outcome %d is for %s, want %s", i, o.EventID, evs[i].EventID)
+		}
+	}
+	return got
+}
+
+func entityData(t *testing.T, st *store.Store, client, entity, id string) (int64, string) {
+	t.Helper()
+	rows, _, err := st.LoadCatalog(context.Background(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Entity == entity && r.EntityID == id {
+			return r.Version, string(r.Data)
+		}
+	}
+	return 0, ""
+}
+
+func TestApplyVersionsDuplicatesAndDeletes(t *testing.T) {
+	st := pgtest.Store(t)
+	c := "feed-" + store.NewID()[24:]
+	got := apply(t, st, events(c,
+		ev{"e1", "account", "A", 2, "", `{"currency":"USD","status":"active","name":"two"}`},
+		ev{"e2", "account", "A", 1, "", `{"currency":"USD","status":"active","name":"one"}`}, // older: ignored
+		ev{"e1", "account", "A", 2, "", `{"currency":"USD","status":"active","name":"two"}`}, // same id again
+		ev{"e3", "account", "A", 3, "", `{"currency":"EUR","status":"active","name":"three"}`},
+		ev{"e4", "account", "B", 5, feed.OpDelete, ""}, // delete before its create
+		ev{"e5", "account", "B", 1, "", `{"currency":"USD","status":"active"}`},
+		ev{"e6", "account", "C", 1, "", `{"currency":"USD","status":"active","name":"c1"}`},
+		ev{"e7", "account", "C", 2, feed.OpDelete, ""},
+		ev{"e8", "account", "D", 1, "", `{"currency":"usd","status":"active"}`}, // invalid currency
+		ev{"e9", "acount", "D", 1, "", `{}`},                                    // unknown entity
+	))
+	want := []string{"applied", "ignored", "applied", "applied", "applied", "ignored", "applied", "applied", "failed", "failed"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("outcomes\n got %v\nwant %v", got, want)
+	}
+	if v, d := entityData(t, st, c, "account", "A"); v != 3 || !strings.Contains(d, "three") {
+		t.Fatalf("account A: version %d data %s", v, d)
+	}
+	if v, _ := entityData(t, st, c, "account", "B"); v != 0 {
+		t.Fatalf("account B is live at version %d; it was deleted before it was created", v)
+	}
+	if v, _ := entityData(t, st, c, "account", "C"); v != 0 {
+		t.Fatal("account C was deleted in the batch that created it")
+	}
+	// Redelivery of the whole batch changes nothing and reports the
+	// first outcomes.
+	again := apply(t, st, events(c, ev{"e3", "account", "A", 3, "", `{"currency":"EUR","status":"active","name":"three"}`},
+		ev{"e8", "account", "D", 1, "", `{"currency":"usd","status":"active"}`}))
+	if fmt.Sprint(again) != "[applied failed]" {
+		t.Fatalf("redelivered: %v", again)
+	}
+	hist, err := st.EntityHistory(context.Background(), c, "account", "A")
+	if err != nil || len(hist) != 2 || hist[0].Version != 2 || hist[1].Version != 3 || hist[1].AppliedAt == nil || hist[1].Source != "feed" {
+		t.Fatalf("history: %+v %v", hist, err)
+	}
+	failed, err := st.ListFeedEvents(context.Background(), store.FeedEventFilter{Client: c, Outcome: feed.Failed})
+	if err != nil || len(failed) != 2 || failed[0].Code != feed.CodeInvalidEvent || !strings.Contains(failed[0].Message, "currency") {
+		t.Fatalf("failed events: %+v %v", failed, err)
+	}
+}
+
+func TestPendingUntilReferencesArrive(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	c := "pend-" + store.NewID()[24:]
+	plan := `{"rates":[{"usage_type":"VOICE","currency":"USD","model":"per_unit","unit_price":"0.05"}]}`
+	got := apply(t, st, events(c,
+		ev{"s1", "subscription", "S1", 1, "", `{"account_id":"A","plan_id":"P"}`},
+		ev{"p1", "plan", "P", 1, "", plan},
+		ev{"d1", "discount", "D1", 1, "", `{"account_id":"A","kind":"percent","value":"10"}`},
+		ev{"x1", "subscription", "S9", 1, "", `{"account_id":"A","plan_id":"NOPE"}`},
+	))
+	if fmt.Sprint(got) != "[pending pending pending pending]" {
+		t.Fatalf("outcomes %v", got)
+	}
+	pend, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending, EntityID: "S1"})
+	if len(pend) != 1 || pend[0].Code != feed.CodeMissingReference || !strings.Contains(pend[0].Message, `account "A" and plan "P"`) {
+		t.Fatalf("pending: %+v", pend)
+	}
+	// The usage type and the account arrive: the plan applies, and with
+	// it the subscription and the discount, in one call.
+	if got := apply(t, st, events(c, ev{"u1", "usage_type", "VOICE", 1, "", `{"unit":"minute"}`},
+		ev{"a1", "account", "A", 1, "", `{"currency":"USD","status":"active"}`})); fmt.Sprint(got) != "[applied applied]" {
+		t.Fatalf("outcomes %v", got)
+	}
+	n, err := st.RetryPending(ctx, c)
+	if err != nil || n != 3 {
+		t.Fatalf("retried %d applied, %v; want 3", n, err)
+	}
+	if v, _ := entityData(t, st, c, "subscription", "S1"); v != 1 {
+		t.Fatal("subscription S1 not applied after its account and plan arrived")
+	}
+	s1, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S1"})
+	if len(s1) != 1 || s1[0].Source != store.SourceRetry || s1[0].Attempts < 2 || s1[0].Code != "" {
+		t.Fatalf("S1 on record: %+v", s1)
+	}
+	// The plan that never comes: the wait runs out.
+	if n, err := st.ExpirePending(ctx, 0); err != nil || n < 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	x, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S9"})
+	if len(x) != 1 || x[0].Outcome != feed.Failed || x[0].Code != feed.CodeMissingReference || !strings.Contains(x[0].Message, "gave up") {
+		t.Fatalf("S9: %+v", x)
+	}
+	// An operator fixes the plan id and reprocesses it.
+	edited := `{"client":"` + c + `","entity":"subscription","entity_id":"S9","version":1,"occurred_at":"2026-01-01T00:00:01Z","op":"upsert","data":{"account_id":"A","plan_id":"P"}}`
+	o, err := st.EditEvent(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData)
+	if err != nil || o.Outcome != feed.Applied {
+		t.Fatalf("edit: %+v %v", o, err)
+	}
+	x, _ = st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S9"})
+	if x[0].Source != "operator:ana" || !strings.Contains(string(x[0].OriginalPayload), "NOPE") || strings.Contains(string(x[0].Payload), "NOPE") {
+		t.Fatalf("after edit: %+v", x[0])
+	}
+	// An applied event cannot be edited, and an unknown one is not found.
+	if _, err := st.EditEvent(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData); err == nil || !strings.Contains(err.Error(), "was applied") {
+		t.Fatalf("editing an applied event: %v", err)
+	}
+	if _, err := st.ReprocessEvents(ctx, []string{"nope"}, "ana", catalog.ValidateData); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
