@@ -6,7 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -129,22 +129,24 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			break
 		}
-		body, _ := json.Marshal(map[string][]string{"event_ids": pending})
-		resp, err := cl.http.Post(cl.base+"/api/v1/feed/outcomes", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("%w (is vivace running at %s?)", err, cl.base)
-		}
 		var got struct {
 			Outcomes map[string]feed.Outcome `json:"outcomes"`
 		}
-		if resp.StatusCode != http.StatusOK {
-			err = apiError(resp)
-		} else {
-			err = json.NewDecoder(resp.Body).Decode(&got)
-		}
-		resp.Body.Close()
-		if err != nil {
-			return err
+		// The API answers for at most 100,000 ids a request.
+		for start := 0; start < len(pending); start += 50000 {
+			chunk := pending[start:min(start+50000, len(pending))]
+			body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
+			var part struct {
+				Outcomes map[string]feed.Outcome `json:"outcomes"`
+			}
+			if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &part); err != nil {
+				return err
+			}
+			if got.Outcomes == nil {
+				got.Outcomes = part.Outcomes
+			} else {
+				maps.Copy(got.Outcomes, part.Outcomes)
+			}
 		}
 		final := 0
 		for k, v := range got.Outcomes {

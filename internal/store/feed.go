@@ -46,11 +46,12 @@ func (s *Store) ApplyEvents(ctx context.Context, events []feed.Event, failures [
 
 func (s *Store) applyEvents(ctx context.Context, events []feed.Event, failures []error, source string, again bool) ([]feed.Outcome, error) {
 	var out []feed.Outcome
+	var applied []string
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			var e error
-			out, e = applyBatch(ctx, tx, events, failures, source, again)
+			out, applied, e = applyBatch(ctx, tx, events, failures, source, again)
 			return e
 		})
 		if !errors.Is(err, errEntityRace) && !retryable(err) {
@@ -60,8 +61,26 @@ func (s *Store) applyEvents(ctx context.Context, events []feed.Event, failures [
 	if err != nil {
 		return nil, fmt.Errorf("apply feed events: %w", err)
 	}
+	// What arrived may be what pending events wait for; they apply now,
+	// and what they apply in turn frees the next (usage type, plan,
+	// subscription).
+	if len(applied) > 0 {
+		waiting, err := s.loadEvents(ctx, `SELECT payload FROM catalog_events
+			WHERE outcome = 'pending' AND waits_for && $1::text[] ORDER BY received_at, event_id`, applied)
+		if err != nil {
+			return nil, fmt.Errorf("find events waiting for applied entities: %w", err)
+		}
+		if len(waiting) > 0 {
+			if _, err := s.applyEvents(ctx, waiting, make([]error, len(waiting)), SourceRetry, true); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
 }
+
+// waitKey is how waits_for names an entity.
+func waitKey(client, entity, id string) string { return client + "\x1f" + entity + "\x1f" + id }
 
 type entityKey struct{ Client, Entity, ID string }
 
@@ -76,7 +95,7 @@ type entityWrite struct {
 	data  json.RawMessage // for a delete: the batch's last applied upsert's data, if any
 }
 
-func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []error, source string, again bool) ([]feed.Outcome, error) {
+func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []error, source string, again bool) ([]feed.Outcome, []string, error) {
 	out := make([]feed.Outcome, len(events))
 	ids := make([]string, len(events))
 	for i := range events {
@@ -92,13 +111,13 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 	known := map[string]feed.Outcome{}
 	rows, err := tx.Query(ctx, q, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for rows.Next() {
 		var o feed.Outcome
 		if err := rows.Scan(&o.EventID, &o.Outcome, &o.Code, &o.Message); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		if !again || (o.Outcome != feed.Failed && o.Outcome != feed.Pending) {
 			known[o.EventID] = o
@@ -106,7 +125,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// The stored state of every entity the batch writes or names.
@@ -123,7 +142,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 	}
 	state, err := loadEntityStates(ctx, tx, keys)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// Decide each event in order, as if applied one by one.
@@ -165,11 +184,15 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 		}
 	}
 
+	applied := make([]string, len(order))
+	for i, k := range order {
+		applied[i] = waitKey(k.Client, k.Entity, k.ID)
+	}
 	if err := writeEntities(ctx, tx, writes, order); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := writeEvents(ctx, tx, events, out, record, source); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var changed []string
 	for _, k := range order {
@@ -181,13 +204,13 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 		slices.Sort(changed)
 		if _, err := tx.Exec(ctx, `INSERT INTO catalog_versions (client, version) SELECT c, 1 FROM unnest($1::text[]) AS c
 			ON CONFLICT (client) DO UPDATE SET version = catalog_versions.version + 1`, changed); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_notify('vivace_catalog', $1)`, strings.Join(changed, ",")); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, applied, nil
 }
 
 // decide gives one event's outcome against the state so far.
@@ -290,7 +313,7 @@ func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed
 		return nil
 	}
 	n := len(record)
-	id, c, ent, eid, op, outcome, code, msg := mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
+	id, c, ent, eid, op, outcome, code, msg, waits := mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n), mk(n)
 	ver := make([]int64, n)
 	at := make([]*time.Time, n)
 	payload := make([][]byte, n)
@@ -302,6 +325,13 @@ func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed
 			at[j] = &t
 		}
 		outcome[j], code[j], msg[j] = out[i].Outcome, out[i].Code, out[i].Message
+		if out[i].Outcome == feed.Pending {
+			var w []string
+			for _, r := range e.References() {
+				w = append(w, waitKey(e.Client, r.Entity, r.ID))
+			}
+			waits[j] = strings.Join(w, "\n")
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -309,51 +339,47 @@ func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed
 		payload[j] = b
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO catalog_events AS x
-			(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, source, applied_at)
+			(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, source, applied_at, waits_for)
 		SELECT k.event_id, k.client, k.entity, k.entity_id, k.version, k.op, k.occurred_at, k.payload, k.outcome,
-			nullif(k.code, ''), nullif(k.message, ''), $12, CASE WHEN k.outcome = 'applied' THEN now() END
+			nullif(k.code, ''), nullif(k.message, ''), $12, CASE WHEN k.outcome = 'applied' THEN now() END,
+			CASE WHEN k.waits <> '' THEN string_to_array(k.waits, E'\n') END
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[], $8::jsonb[],
-			$9::text[], $10::text[], $11::text[]) AS k(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message)
+			$9::text[], $10::text[], $11::text[], $13::text[]) AS k(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, waits)
 		ON CONFLICT (event_id) DO UPDATE SET
 			client = excluded.client, entity = excluded.entity, entity_id = excluded.entity_id, version = excluded.version,
 			op = excluded.op, occurred_at = excluded.occurred_at, payload = excluded.payload, outcome = excluded.outcome,
 			code = excluded.code, message = excluded.message, source = excluded.source, applied_at = excluded.applied_at,
-			attempts = x.attempts + 1, updated_at = now()
+			waits_for = excluded.waits_for, attempts = x.attempts + 1, updated_at = now()
 		WHERE x.outcome IN ('failed', 'pending')`,
-		id, c, ent, eid, ver, op, at, payload, outcome, code, msg, source)
+		id, c, ent, eid, ver, op, at, payload, outcome, code, msg, source, waits)
 	return err
 }
 
 // RetryPending applies again the pending events of the given clients (all
-// clients when none are named), oldest first, until a round applies
-// nothing more: an event can wait for another pending one (a
-// subscription for a plan that waited for its usage type). It returns how
-// many were applied.
+// clients when none are named) whose entities have all arrived. Applying
+// events already frees the events waiting for them; this catches the
+// rest, such as an event that went pending while the entity it waits for
+// was being applied by another transaction. It returns how many were
+// applied.
 func (s *Store) RetryPending(ctx context.Context, clients ...string) (int, error) {
-	applied := 0
-	for round := 0; round < 20; round++ {
-		events, err := s.loadEvents(ctx, `SELECT payload FROM catalog_events
-			WHERE outcome = 'pending' AND (cardinality($1::text[]) = 0 OR client = ANY($1))
-			ORDER BY received_at, event_id LIMIT 5000`, clients)
-		if err != nil || len(events) == 0 {
-			return applied, err
-		}
-		out, err := s.applyEvents(ctx, events, make([]error, len(events)), SourceRetry, true)
-		if err != nil {
-			return applied, err
-		}
-		n := 0
-		for _, o := range out {
-			if o.Outcome != feed.Pending {
-				n++
-			}
-		}
-		applied += n
-		if n == 0 {
-			return applied, nil
+	events, err := s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
+		WHERE e.outcome = 'pending' AND (cardinality($1::text[]) = 0 OR e.client = ANY($1))
+			AND NOT EXISTS (SELECT 1 FROM unnest(e.waits_for) AS w(k) WHERE NOT EXISTS (
+				SELECT 1 FROM catalog_entities c
+				WHERE c.client = split_part(w.k, E'\x1f', 1) AND c.entity = split_part(w.k, E'\x1f', 2)
+					AND c.entity_id = split_part(w.k, E'\x1f', 3) AND NOT c.deleted))
+		ORDER BY e.received_at, e.event_id LIMIT 10000`, clients)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	out, err := s.applyEvents(ctx, events, make([]error, len(events)), SourceRetry, true)
+	n := 0
+	for _, o := range out {
+		if o.Outcome == feed.Applied {
+			n++
 		}
 	}
-	return applied, nil
+	return n, err
 }
 
 // ExpirePending fails the events that have been pending longer than wait

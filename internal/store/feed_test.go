@@ -134,15 +134,20 @@ func TestPendingUntilReferencesArrive(t *testing.T) {
 	if len(pend) != 1 || pend[0].Code != feed.CodeMissingReference || !strings.Contains(pend[0].Message, `account "A" and plan "P"`) {
 		t.Fatalf("pending: %+v", pend)
 	}
-	// The usage type and the account arrive: the plan applies, and with
-	// it the subscription and the discount, in one call.
+	// The usage type and the account arrive: the plan waiting for the
+	// usage type applies, and with it the subscription and the discount
+	// waiting for the plan and the account, within the same call.
 	if got := apply(t, st, events(c, ev{"u1", "usage_type", "VOICE", 1, "", `{"unit":"minute"}`},
 		ev{"a1", "account", "A", 1, "", `{"currency":"USD","status":"active"}`})); fmt.Sprint(got) != "[applied applied]" {
 		t.Fatalf("outcomes %v", got)
 	}
-	n, err := st.RetryPending(ctx, c)
-	if err != nil || n != 3 {
-		t.Fatalf("retried %d applied, %v; want 3", n, err)
+	if n, err := st.RetryPending(ctx, c); err != nil || n != 0 {
+		t.Fatalf("RetryPending applied %d, %v; want nothing left to apply", n, err)
+	}
+	for _, id := range []string{"P", "D1"} {
+		if e, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: id}); len(e) != 1 || e[0].Outcome != feed.Applied {
+			t.Fatalf("%s: %+v", id, e)
+		}
 	}
 	if v, _ := entityData(t, st, c, "subscription", "S1"); v != 1 {
 		t.Fatal("subscription S1 not applied after its account and plan arrived")

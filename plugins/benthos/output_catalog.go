@@ -3,7 +3,6 @@ package benthos
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"sync"
 	"time"
 
@@ -119,8 +118,8 @@ func (o *catalogOutput) sweep(ctx context.Context) {
 	}
 }
 
-func (o *catalogOutput) retryPending(ctx context.Context, clients ...string) {
-	n, err := o.st.RetryPending(ctx, clients...)
+func (o *catalogOutput) retryPending(ctx context.Context) {
+	n, err := o.st.RetryPending(ctx)
 	if err != nil && ctx.Err() == nil {
 		o.log.Errorf("retry pending feed events: %v", err)
 	}
@@ -160,14 +159,10 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 	if err != nil {
 		return err
 	}
-	var changed []string
-	for i, out := range outs {
+	for _, out := range outs {
 		switch out.Outcome {
 		case feed.Applied:
 			o.applied.Incr(1)
-			if c := events[i].Client; !slices.Contains(changed, c) {
-				changed = append(changed, c)
-			}
 		case feed.Ignored:
 			o.ignored.Incr(1)
 		case feed.Pending:
@@ -176,10 +171,6 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 			o.failed.Incr(1)
 			o.log.Warnf("feed event %s failed: %s", out.EventID, out.Message)
 		}
-	}
-	if len(changed) > 0 {
-		// What arrived may be what pending events wait for.
-		o.retryPending(ctx, changed...)
 	}
 	return nil
 }
