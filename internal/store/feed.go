@@ -128,15 +128,18 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 		return nil, nil, err
 	}
 
-	// The stored state of every entity the batch writes or names.
+	// The stored state of every entity the batch writes or names. Each
+	// event's references are decoded from its data once, here.
 	keys := map[entityKey]bool{}
+	refs := make([][]feed.Ref, len(events))
 	for i := range events {
 		e := &events[i]
 		if failures[i] != nil {
 			continue
 		}
 		keys[entityKey{e.Client, e.Entity, e.EntityID}] = true
-		for _, r := range e.References() {
+		refs[i] = e.References()
+		for _, r := range refs[i] {
 			keys[entityKey{e.Client, r.Entity, r.ID}] = true
 		}
 	}
@@ -164,7 +167,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 		}
 		first[e.EventID] = i
 		record = append(record, i)
-		out[i] = decide(e, failures[i], state)
+		out[i] = decide(e, refs[i], failures[i], state)
 		if out[i].Outcome != feed.Applied {
 			continue
 		}
@@ -191,7 +194,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 	if err := writeEntities(ctx, tx, writes, order); err != nil {
 		return nil, nil, err
 	}
-	if err := writeEvents(ctx, tx, events, out, record, source); err != nil {
+	if err := writeEvents(ctx, tx, events, refs, out, record, source); err != nil {
 		return nil, nil, err
 	}
 	var changed []string
@@ -214,7 +217,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 }
 
 // decide gives one event's outcome against the state so far.
-func decide(e *feed.Event, invalid error, state map[entityKey]entityState) feed.Outcome {
+func decide(e *feed.Event, refs []feed.Ref, invalid error, state map[entityKey]entityState) feed.Outcome {
 	o := feed.Outcome{EventID: e.EventID}
 	if invalid != nil {
 		o.Outcome, o.Code, o.Message = feed.Failed, feed.CodeInvalidEvent, invalid.Error()
@@ -225,7 +228,7 @@ func decide(e *feed.Event, invalid error, state map[entityKey]entityState) feed.
 		return o
 	}
 	var missing []string
-	for _, r := range e.References() {
+	for _, r := range refs {
 		if !state[entityKey{e.Client, r.Entity, r.ID}].live {
 			missing = append(missing, fmt.Sprintf("%s %q", r.Entity, r.ID))
 		}
@@ -308,7 +311,7 @@ func writeEntities(ctx context.Context, tx pgx.Tx, writes map[entityKey]*entityW
 
 // writeEvents records the outcome of each event in record. An outcome on
 // record changes only from failed or pending.
-func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed.Outcome, record []int, source string) error {
+func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, refs [][]feed.Ref, out []feed.Outcome, record []int, source string) error {
 	if len(record) == 0 {
 		return nil
 	}
@@ -327,7 +330,7 @@ func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, out []feed
 		outcome[j], code[j], msg[j] = out[i].Outcome, out[i].Code, out[i].Message
 		if out[i].Outcome == feed.Pending {
 			var w []string
-			for _, r := range e.References() {
+			for _, r := range refs[i] {
 				w = append(w, waitKey(e.Client, r.Entity, r.ID))
 			}
 			waits[j] = strings.Join(w, "\n")
