@@ -33,27 +33,18 @@ func apiError(resp *http.Response) error {
 }
 
 func (c *apiClient) getJSON(path string, v any) error {
-	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	cl := *c.http
-	cl.Timeout = 30 * time.Second
-	resp, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return c.send(30*time.Second, http.MethodGet, path, nil, v)
 }
 
 // do sends a request with a JSON (or raw) body and decodes a JSON answer
 // into v; a non-2xx answer is an error with the API's message. The
 // X-Vivace-Operator header names who asked, for the record.
 func (c *apiClient) do(method, path string, body io.Reader, v any) error {
+	return c.send(0, method, path, body, v)
+}
+
+// send is do with a timeout for the whole exchange (0: none).
+func (c *apiClient) send(timeout time.Duration, method, path string, body io.Reader, v any) error {
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		return err
@@ -62,7 +53,9 @@ func (c *apiClient) do(method, path string, body io.Reader, v any) error {
 	if u := os.Getenv("USER"); u != "" {
 		req.Header.Set("X-Vivace-Operator", u)
 	}
-	resp, err := c.http.Do(req)
+	cl := *c.http
+	cl.Timeout = timeout
+	resp, err := cl.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w (is vivace running at %s?)", err, c.base)
 	}

@@ -22,7 +22,7 @@ func exportCommand(what, desc string) *cli.Command {
 				&cli.StringFlag{Name: "client", Usage: "client (tenant) whose " + what + " to print", Required: true},
 				&cli.StringFlag{Name: "format", Value: "jsonl", Usage: "jsonl or csv"},
 				&cli.StringFlag{Name: "file-id", Usage: "only those of this file"},
-				&cli.StringFlag{Name: "api", Value: defaultAPI, EnvVars: []string{"VIVACE_API"}, Usage: "Vivace API base URL"},
+				apiFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				f := c.String("format")

@@ -6,8 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,32 +129,23 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			break
 		}
-		var got struct {
-			Outcomes map[string]feed.Outcome `json:"outcomes"`
-		}
 		// The API answers for at most 100,000 ids a request.
-		for start := 0; start < len(pending); start += 50000 {
-			chunk := pending[start:min(start+50000, len(pending))]
+		final := 0
+		for chunk := range slices.Chunk(pending, 50000) {
 			body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
-			var part struct {
+			var got struct {
 				Outcomes map[string]feed.Outcome `json:"outcomes"`
 			}
-			if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &part); err != nil {
+			if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
 				return err
 			}
-			if got.Outcomes == nil {
-				got.Outcomes = part.Outcomes
-			} else {
-				maps.Copy(got.Outcomes, part.Outcomes)
-			}
-		}
-		final := 0
-		for k, v := range got.Outcomes {
-			// A pending event waits for an entity still on its way; it
-			// ends applied, or failed when the wait runs out.
-			if v.Outcome != feed.Pending {
-				outcomes[k] = v
-				final++
+			for k, v := range got.Outcomes {
+				// A pending event waits for an entity still on its way; it
+				// ends applied, or failed when the wait runs out.
+				if v.Outcome != feed.Pending {
+					outcomes[k] = v
+					final++
+				}
 			}
 		}
 		if final < len(pending) {

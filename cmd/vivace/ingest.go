@@ -65,7 +65,7 @@ func ingestCommand() *cli.Command {
 			"Exits non-zero when a file is rejected (a duplicate, or not a usage file) or fails.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},
-			&cli.StringFlag{Name: "api", Value: defaultAPI, EnvVars: []string{"VIVACE_API"}, Usage: "Vivace API base URL"},
+			apiFlag(),
 			&cli.BoolFlag{Name: "wait", Usage: "wait until each file is processed and print its final counts"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, give up after this long"},
 		},
