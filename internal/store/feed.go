@@ -61,6 +61,28 @@ func (s *Store) applyEvents(ctx context.Context, events []feed.Event, failures [
 	if err != nil {
 		return nil, fmt.Errorf("apply feed events: %w", err)
 	}
+	// An event that went pending while another transaction was applying
+	// what it names is missed by that transaction's wake-up below, which
+	// ran before this one committed; looking again now that both have
+	// committed closes the gap.
+	// The caller is told the outcome they end with.
+	var pending []string
+	for _, o := range out {
+		if o.Outcome == feed.Pending {
+			pending = append(pending, o.EventID)
+		}
+	}
+	if len(pending) > 0 {
+		now, err := s.retryReady(ctx, nil, pending)
+		if err != nil {
+			return nil, fmt.Errorf("retry events left pending: %w", err)
+		}
+		for i := range out {
+			if o, ok := now[out[i].EventID]; ok && out[i].Outcome == feed.Pending {
+				out[i] = o
+			}
+		}
+	}
 	// What arrived may be what pending events wait for; they apply now,
 	// and what they apply in turn frees the next (usage type, plan,
 	// subscription).
@@ -360,22 +382,11 @@ func writeEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, refs [][]f
 
 // RetryPending applies again the pending events of the given clients (all
 // clients when none are named) whose entities have all arrived. Applying
-// events already frees the events waiting for them; this catches the
-// rest, such as an event that went pending while the entity it waits for
-// was being applied by another transaction. It returns how many were
-// applied.
+// events already frees the events waiting for them, and a batch that left
+// events pending looks once more after it commits; this catches whatever
+// still slips through. It returns how many were applied.
 func (s *Store) RetryPending(ctx context.Context, clients ...string) (int, error) {
-	events, err := s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
-		WHERE e.outcome = 'pending' AND (cardinality($1::text[]) = 0 OR e.client = ANY($1))
-			AND NOT EXISTS (SELECT 1 FROM unnest(e.waits_for) AS w(k) WHERE NOT EXISTS (
-				SELECT 1 FROM catalog_entities c
-				WHERE c.client = split_part(w.k, E'\x1f', 1) AND c.entity = split_part(w.k, E'\x1f', 2)
-					AND c.entity_id = split_part(w.k, E'\x1f', 3) AND NOT c.deleted))
-		ORDER BY e.received_at, e.event_id LIMIT 10000`, clients)
-	if err != nil || len(events) == 0 {
-		return 0, err
-	}
-	out, err := s.applyEvents(ctx, events, make([]error, len(events)), SourceRetry, true)
+	out, err := s.retryReady(ctx, clients, nil)
 	n := 0
 	for _, o := range out {
 		if o.Outcome == feed.Applied {
@@ -383,6 +394,32 @@ func (s *Store) RetryPending(ctx context.Context, clients ...string) (int, error
 		}
 	}
 	return n, err
+}
+
+// retryReady applies the pending events, of the given clients and with the
+// given ids (all when nil), whose entities have all arrived, and returns
+// their outcomes by event id.
+func (s *Store) retryReady(ctx context.Context, clients, ids []string) (map[string]feed.Outcome, error) {
+	events, err := s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
+		WHERE e.outcome = 'pending' AND (coalesce(cardinality($1::text[]), 0) = 0 OR e.client = ANY($1))
+			AND ($2::text[] IS NULL OR e.event_id = ANY($2))
+			AND NOT EXISTS (SELECT 1 FROM unnest(e.waits_for) AS w(k) WHERE NOT EXISTS (
+				SELECT 1 FROM catalog_entities c
+				WHERE c.client = split_part(w.k, E'\x1f', 1) AND c.entity = split_part(w.k, E'\x1f', 2)
+					AND c.entity_id = split_part(w.k, E'\x1f', 3) AND NOT c.deleted))
+		ORDER BY e.received_at, e.event_id LIMIT 10000`, clients, ids)
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
+	out, err := s.applyEvents(ctx, events, make([]error, len(events)), SourceRetry, true)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]feed.Outcome, len(out))
+	for _, o := range out {
+		byID[o.EventID] = o
+	}
+	return byID, nil
 }
 
 // ExpirePending fails the events that have been pending longer than wait

@@ -182,3 +182,88 @@ func TestPendingUntilReferencesArrive(t *testing.T) {
 		t.Fatalf("unknown id: %v", err)
 	}
 }
+
+// TestRetryPendingSweepsMissedWakeUps covers the race the sweep is for: an
+// event goes pending while the entity it names is committed by another
+// transaction, so the other transaction's wake-up finds nothing waiting.
+// The entities are written behind the feed's back here, which leaves the
+// event in exactly that state; RetryPending must apply it.
+func TestRetryPendingSweepsMissedWakeUps(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	c := "sweep-" + store.NewID()[24:]
+	many := make([]ev, 0, 40)
+	for i := range 40 {
+		many = append(many, ev{fmt.Sprintf("s%d", i), "subscription", fmt.Sprintf("S%d", i), 1, "",
+			fmt.Sprintf(`{"account_id":"A%d","plan_id":"P"}`, i)})
+	}
+	for _, o := range apply(t, st, events(c, many...)) {
+		if o != feed.Pending {
+			t.Fatalf("outcome %s, want pending", o)
+		}
+	}
+	plan := `{"rates":[{"usage_type":"VOICE","currency":"USD","model":"per_unit","unit_price":"0.05"}]}`
+	raw := []struct{ entity, id, data string }{{"usage_type", "VOICE", `{"unit":"minute"}`}, {"plan", "P", plan}}
+	for i := range 40 {
+		raw = append(raw, struct{ entity, id, data string }{"account", fmt.Sprintf("A%d", i), `{"currency":"USD","status":"active"}`})
+	}
+	for _, r := range raw {
+		if _, err := st.Pool().Exec(ctx, `INSERT INTO catalog_entities (client, entity, entity_id, version, deleted, data, event_id, occurred_at)
+			VALUES ($1, $2, $3, 1, false, $4, 'outside', now())`, c, r.entity, r.id, r.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As the catalog stage's sweep calls it: for every client.
+	n, err := st.RetryPending(ctx)
+	if err != nil || n != 40 {
+		t.Fatalf("RetryPending applied %d, %v; want 40", n, err)
+	}
+	left, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending})
+	if len(left) != 0 {
+		t.Fatalf("still pending: %d", len(left))
+	}
+	if n, err := st.RetryPending(ctx, c); err != nil || n != 0 {
+		t.Fatalf("second sweep applied %d, %v", n, err)
+	}
+}
+
+// TestConcurrentBatchesLeaveNothingPending applies accounts and the
+// subscriptions naming them from concurrent batches, as the catalog stage
+// does with several batches in flight. Whichever commits first, once every
+// call has returned nothing may still be pending: no sweep is run here.
+func TestConcurrentBatchesLeaveNothingPending(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	c := "conc-" + store.NewID()[24:]
+	plan := `{"rates":[{"usage_type":"VOICE","currency":"USD","model":"per_unit","unit_price":"0.05"}]}`
+	apply(t, st, events(c, ev{"u", "usage_type", "VOICE", 1, "", `{"unit":"minute"}`}, ev{"p", "plan", "P", 1, "", plan}))
+	const rounds, per = 10, 300
+	errs := make(chan error, 2*rounds)
+	for r := range rounds {
+		var accts, subs []ev
+		for i := range per {
+			id := fmt.Sprintf("%d_%d", r, i)
+			accts = append(accts, ev{"a" + id, "account", "A" + id, 1, "", `{"currency":"USD","status":"active"}`})
+			subs = append(subs, ev{"s" + id, "subscription", "S" + id, 1, "", `{"account_id":"A` + id + `","plan_id":"P"}`})
+		}
+		for _, batch := range [][]ev{subs, accts} {
+			go func() {
+				_, err := st.ApplyEvents(ctx, events(c, batch...), make([]error, len(batch)))
+				errs <- err
+			}()
+		}
+	}
+	for range 2 * rounds {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending})
+	if err != nil || len(left) != 0 {
+		t.Fatalf("%d events still pending (%v)", len(left), err)
+	}
+	applied, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Applied, Limit: 10000})
+	if len(applied) != 2+2*rounds*per {
+		t.Fatalf("%d applied, want %d", len(applied), 2+2*rounds*per)
+	}
+}
