@@ -238,9 +238,19 @@ func (b *Builder) Add(entity, id string, data []byte) error {
 	e, err := Decode(entity, id, data)
 	if err != nil {
 		err = fmt.Errorf("%s %s: %w", entity, id, err)
-		b.problems = append(b.problems, err)
+		b.AddProblem(err)
 		return err
 	}
+	b.AddDecoded(e)
+	return nil
+}
+
+// AddProblem lists a row that was refused elsewhere (a cache keeps rows
+// decoded once, problems included, across snapshots).
+func (b *Builder) AddProblem(err error) { b.problems = append(b.problems, err) }
+
+// AddDecoded adds an entity Decode returned.
+func (b *Builder) AddDecoded(e Entity) {
 	switch v := e.(type) {
 	case *Account:
 		b.accounts = append(b.accounts, *v)
@@ -253,7 +263,6 @@ func (b *Builder) Add(entity, id string, data []byte) error {
 	case *Discount:
 		b.discounts = append(b.discounts, *v)
 	}
-	return nil
 }
 
 // Problems lists the rows Add refused.

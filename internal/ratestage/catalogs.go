@@ -4,28 +4,76 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/store"
 )
 
-// Catalogs caches one catalog snapshot per client. Get compares the
-// cached snapshot's change counter with the database's (one primary-key
-// read) and rebuilds the snapshot when the catalog changed, so a batch
-// never rates against a catalog older than the last change committed
-// before the batch began.
+// Catalogs caches one catalog snapshot per client.
+//
+// Freshness: Get reads the client's change counter (one primary-key read)
+// and returns the cached snapshot when it is current, so a batch never
+// rates against a catalog older than the last change committed before the
+// batch began. When the catalog moved, Get waits for the refresh that
+// brings the snapshot up to date.
+//
+// Off the hot path: Watch listens for the changes the feed announces as
+// they commit (PostgreSQL LISTEN/NOTIFY, with a version poll behind it in
+// case a notification is missed) and refreshes the cached clients in the
+// background, so that by the time a batch asks, the refresh is usually
+// done or under way. A refresh reads only the rows changed since the
+// cached version and decodes only those; it then builds the new snapshot's
+// indexes from the decoded rows it keeps. Readers of the old snapshot are
+// never disturbed: snapshots are immutable and swapped whole.
 type Catalogs struct {
 	Store  *store.Store
 	Logger *slog.Logger
+	// PollInterval is how often Watch compares the cached versions with
+	// the database's, besides notifications; default 1s.
+	PollInterval time.Duration
 
 	mu      sync.Mutex
-	clients map[string]*cachedCatalog
+	clients map[string]*clientCatalog
 }
 
-type cachedCatalog struct {
+// clientCatalog is one client's cache. The semaphore admits one refresh
+// at a time; the state is read without locks.
+type clientCatalog struct {
+	sem   chan struct{}
+	state atomic.Pointer[catalogState]
+}
+
+// catalogState is an immutable cached catalog: its version, its rows as
+// decoded (or the problem each had) and the snapshot built from them.
+type catalogState struct {
 	version int64
+	rows    map[rowKey]decodedRow
 	snap    *catalog.Snapshot
+}
+
+type rowKey struct{ entity, id string }
+
+type decodedRow struct {
+	entity catalog.Entity
+	err    error
+}
+
+func (c *Catalogs) client(name string) *clientCatalog {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.clients == nil {
+		c.clients = map[string]*clientCatalog{}
+	}
+	cc := c.clients[name]
+	if cc == nil {
+		cc = &clientCatalog{sem: make(chan struct{}, 1)}
+		c.clients[name] = cc
+	}
+	return cc
 }
 
 // Get returns the client's current catalog snapshot.
@@ -34,34 +82,187 @@ func (c *Catalogs) Get(ctx context.Context, client string) (*catalog.Snapshot, e
 	if err != nil {
 		return nil, fmt.Errorf("catalog version of client %q: %w", client, err)
 	}
-	c.mu.Lock()
-	cached := c.clients[client]
-	c.mu.Unlock()
-	if cached != nil && cached.version == version {
-		return cached.snap, nil
+	cc := c.client(client)
+	if st := cc.state.Load(); st != nil && st.version >= version {
+		return st.snap, nil
 	}
-	rows, version, err := c.Store.LoadCatalog(ctx, client)
+	st, err := c.refresh(ctx, client, cc, version)
+	if err != nil {
+		return nil, err
+	}
+	return st.snap, nil
+}
+
+// Version returns the version of the client's cached snapshot, and false
+// when nothing is cached for it.
+func (c *Catalogs) Version(client string) (int64, bool) {
+	c.mu.Lock()
+	cc := c.clients[client]
+	c.mu.Unlock()
+	if cc == nil {
+		return 0, false
+	}
+	st := cc.state.Load()
+	if st == nil {
+		return 0, false
+	}
+	return st.version, true
+}
+
+// refresh brings the client's cache to at least version atLeast (to the
+// newest version when atLeast is 0) and returns it. One refresh runs per
+// client at a time; a caller that waited for another's finds the cache
+// current and returns at once.
+func (c *Catalogs) refresh(ctx context.Context, client string, cc *clientCatalog, atLeast int64) (*catalogState, error) {
+	select {
+	case cc.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-cc.sem }()
+	old := cc.state.Load()
+	if old != nil && atLeast > 0 && old.version >= atLeast {
+		return old, nil
+	}
+	var since int64
+	if old != nil {
+		since = old.version
+	}
+	start := time.Now()
+	changes, version, err := c.Store.LoadCatalogChanges(ctx, client, since)
 	if err != nil {
 		return nil, fmt.Errorf("load catalog of client %q: %w", client, err)
 	}
+	if old != nil && version <= old.version {
+		return old, nil
+	}
+	var rows map[rowKey]decodedRow
+	if old != nil {
+		rows = maps.Clone(old.rows)
+	} else {
+		rows = make(map[rowKey]decodedRow, len(changes))
+	}
+	for _, r := range changes {
+		k := rowKey{r.Entity, r.EntityID}
+		if r.Deleted {
+			delete(rows, k)
+			continue
+		}
+		e, err := catalog.Decode(r.Entity, r.EntityID, r.Data)
+		if err != nil {
+			err = fmt.Errorf("%s %s: %w", r.Entity, r.EntityID, err)
+		}
+		rows[k] = decodedRow{entity: e, err: err}
+	}
 	var b catalog.Builder
 	for _, r := range rows {
-		_ = b.Add(r.Entity, r.EntityID, r.Data) // kept in Problems
+		if r.err != nil {
+			b.AddProblem(r.err)
+		} else {
+			b.AddDecoded(r.entity)
+		}
 	}
-	snap := b.Snapshot(client)
+	st := &catalogState{version: version, rows: rows, snap: b.Snapshot(client)}
+	cc.state.Store(st)
 	if c.Logger != nil {
-		for _, p := range snap.Problems() {
+		for _, p := range st.snap.Problems() {
 			c.Logger.Warn("catalog entity left out", "client", client, "problem", p.Error())
 		}
-		c.Logger.Debug("catalog loaded", "client", client, "version", version, "entities", len(rows))
+		c.Logger.Debug("catalog refreshed", "client", client, "version", version, "changed_rows", len(changes),
+			"entities", len(rows), "took", time.Since(start))
 	}
+	return st, nil
+}
+
+// Watch refreshes the cached clients in the background as their catalogs
+// change, until ctx ends. ready, if not nil, is called once notifications
+// are being received.
+func (c *Catalogs) Watch(ctx context.Context, ready func()) {
+	poll := c.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	changed := make(chan []string, 64)
+	go func() {
+		backoff := 100 * time.Millisecond
+		for ctx.Err() == nil {
+			err := c.Store.ListenCatalog(ctx, func() {
+				backoff = 100 * time.Millisecond
+				if ready != nil {
+					ready()
+					ready = nil
+				}
+				// Changes made while not listening were not announced.
+				changed <- nil
+			}, func(clients []string) {
+				select {
+				case changed <- clients:
+				case <-ctx.Done():
+				}
+			})
+			if err != nil && c.Logger != nil {
+				c.Logger.Warn("catalog change notifications interrupted; polling until they resume", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 10*time.Second)
+			}
+		}
+	}()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		var clients []string // nil: check every cached client
+		select {
+		case <-ctx.Done():
+			return
+		case clients = <-changed:
+		case <-t.C:
+		}
+		c.refreshChanged(ctx, clients)
+	}
+}
+
+// refreshChanged refreshes the named clients that are cached, or, with no
+// names, every cached client whose version moved.
+func (c *Catalogs) refreshChanged(ctx context.Context, clients []string) {
 	c.mu.Lock()
-	if c.clients == nil {
-		c.clients = map[string]*cachedCatalog{}
+	cached := make(map[string]*clientCatalog, len(c.clients))
+	for name, cc := range c.clients {
+		if clients == nil {
+			cached[name] = cc
+		}
 	}
-	if cur := c.clients[client]; cur == nil || cur.version <= version {
-		c.clients[client] = &cachedCatalog{version: version, snap: snap}
+	for _, name := range clients {
+		if cc := c.clients[name]; cc != nil {
+			cached[name] = cc
+		}
 	}
 	c.mu.Unlock()
-	return snap, nil
+	if len(cached) == 0 {
+		return
+	}
+	want := map[string]int64{}
+	if clients == nil {
+		names := make([]string, 0, len(cached))
+		for name := range cached {
+			names = append(names, name)
+		}
+		var err error
+		if want, err = c.Store.CatalogVersions(ctx, names); err != nil {
+			if ctx.Err() == nil && c.Logger != nil {
+				c.Logger.Warn("read catalog versions", "error", err)
+			}
+			return
+		}
+	}
+	for name, cc := range cached {
+		if st := cc.state.Load(); st == nil || (clients == nil && st.version >= want[name]) {
+			continue // never asked for, or current
+		}
+		if _, err := c.refresh(ctx, name, cc, want[name]); err != nil && ctx.Err() == nil && c.Logger != nil {
+			c.Logger.Warn("refresh catalog", "client", name, "error", err)
+		}
+	}
 }

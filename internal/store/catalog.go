@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,11 +32,17 @@ func (s *Store) EventOutcomes(ctx context.Context, ids []string) (map[string]fee
 	return out, rows.Err()
 }
 
+// CatalogChannel is the PostgreSQL notification channel on which every
+// catalog change is announced, when it commits, with the comma-separated
+// clients it touched.
+const CatalogChannel = "vivace_catalog"
+
 // CatalogEntity is a stored catalog row.
 type CatalogEntity struct {
 	Entity   string
 	EntityID string
 	Version  int64
+	Deleted  bool
 	Data     json.RawMessage
 }
 
@@ -49,24 +57,58 @@ func (s *Store) CatalogVersion(ctx context.Context, client string) (int64, error
 	return v, err
 }
 
+// CatalogVersions returns the change counters of the given clients
+// (clients with no catalog are absent).
+func (s *Store) CatalogVersions(ctx context.Context, clients []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT client, version FROM catalog_versions WHERE client = ANY($1)`, clients)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(clients))
+	for rows.Next() {
+		var c string
+		var v int64
+		if err := rows.Scan(&c, &v); err != nil {
+			return nil, err
+		}
+		out[c] = v
+	}
+	return out, rows.Err()
+}
+
 // LoadCatalog returns a client's live (not deleted) catalog rows and the
 // change counter they correspond to, read in one snapshot.
 func (s *Store) LoadCatalog(ctx context.Context, client string) ([]CatalogEntity, int64, error) {
+	return s.LoadCatalogChanges(ctx, client, 0)
+}
+
+// LoadCatalogChanges returns the catalog rows of a client that changed
+// after version since, deleted ones included (since 0: every live row),
+// and the change counter they bring the catalog to, read in one snapshot.
+func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int64) ([]CatalogEntity, int64, error) {
 	var out []CatalogEntity
 	var version int64
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		out = out[:0]
 		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT version FROM catalog_versions WHERE client = $1), 0)`, client).Scan(&version); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT entity, entity_id, version, data FROM catalog_entities
-			WHERE client = $1 AND NOT deleted ORDER BY entity, entity_id`, client)
+		q := `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
+			WHERE client = $1 AND change_version > $2 ORDER BY entity, entity_id`
+		if since <= 0 {
+			q = `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
+				WHERE client = $1 AND NOT deleted AND $2 = 0 ORDER BY entity, entity_id`
+			since = 0
+		}
+		rows, err := tx.Query(ctx, q, client, since)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var e CatalogEntity
-			if err := rows.Scan(&e.Entity, &e.EntityID, &e.Version, &e.Data); err != nil {
+			if err := rows.Scan(&e.Entity, &e.EntityID, &e.Version, &e.Deleted, &e.Data); err != nil {
 				return err
 			}
 			out = append(out, e)
@@ -74,4 +116,33 @@ func (s *Store) LoadCatalog(ctx context.Context, client string) ([]CatalogEntity
 		return rows.Err()
 	})
 	return out, version, err
+}
+
+// ListenCatalog calls changed with the clients of every catalog change as
+// it commits, until ctx ends or the connection fails (the error is
+// returned; the caller reconnects and, since changes may have been missed
+// meanwhile, treats every client as changed). It holds a connection of
+// its own, outside the pool. ready is called once listening has begun.
+func (s *Store) ListenCatalog(ctx context.Context, ready func(), changed func(clients []string)) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("listen for catalog changes: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+CatalogChannel); err != nil {
+		return fmt.Errorf("listen for catalog changes: %w", err)
+	}
+	if ready != nil {
+		ready()
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("listen for catalog changes: %w", err)
+		}
+		changed(strings.Split(n.Payload, ","))
+	}
 }

@@ -213,29 +213,60 @@ func applyBatch(ctx context.Context, tx pgx.Tx, events []feed.Event, failures []
 	for i, k := range order {
 		applied[i] = waitKey(k.Client, k.Entity, k.ID)
 	}
-	if err := writeEntities(ctx, tx, writes, order); err != nil {
-		return nil, nil, err
-	}
 	if err := writeEvents(ctx, tx, events, refs, out, record, source); err != nil {
 		return nil, nil, err
 	}
+	// The clients' catalog versions move first and stamp the entity rows
+	// written after, so a reader at version v finds what changed since by
+	// change_version > v. The version row stays locked until commit, so
+	// concurrent batches of one client take versions in commit order.
+	versions, err := bumpCatalogVersions(ctx, tx, order)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeEntities(ctx, tx, writes, order, versions); err != nil {
+		return nil, nil, err
+	}
+	return out, applied, nil
+}
+
+// bumpCatalogVersions advances the change counter of each client in keys,
+// announces the change on the vivace_catalog channel (delivered when the
+// transaction commits) and returns the new versions.
+func bumpCatalogVersions(ctx context.Context, tx pgx.Tx, keys []entityKey) (map[string]int64, error) {
 	var changed []string
-	for _, k := range order {
+	for _, k := range keys {
 		if !slices.Contains(changed, k.Client) {
 			changed = append(changed, k.Client)
 		}
 	}
-	if len(changed) > 0 {
-		slices.Sort(changed)
-		if _, err := tx.Exec(ctx, `INSERT INTO catalog_versions (client, version) SELECT c, 1 FROM unnest($1::text[]) AS c
-			ON CONFLICT (client) DO UPDATE SET version = catalog_versions.version + 1`, changed); err != nil {
-			return nil, nil, err
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_notify('vivace_catalog', $1)`, strings.Join(changed, ",")); err != nil {
-			return nil, nil, err
-		}
+	if len(changed) == 0 {
+		return nil, nil
 	}
-	return out, applied, nil
+	slices.Sort(changed) // one lock order for every transaction
+	rows, err := tx.Query(ctx, `INSERT INTO catalog_versions (client, version) SELECT c, 1 FROM unnest($1::text[]) AS c
+		ON CONFLICT (client) DO UPDATE SET version = catalog_versions.version + 1 RETURNING client, version`, changed)
+	if err != nil {
+		return nil, err
+	}
+	versions := make(map[string]int64, len(changed))
+	for rows.Next() {
+		var c string
+		var v int64
+		if err := rows.Scan(&c, &v); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		versions[c] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, CatalogChannel, strings.Join(changed, ",")); err != nil {
+		return nil, err
+	}
+	return versions, nil
 }
 
 // decide gives one event's outcome against the state so far.
@@ -295,33 +326,34 @@ func loadEntityStates(ctx context.Context, tx pgx.Tx, keys map[entityKey]bool) (
 // writeEntities stores each entity's last applied event. The version
 // guard makes a concurrent writer's newer version win; the batch then
 // runs again.
-func writeEntities(ctx context.Context, tx pgx.Tx, writes map[entityKey]*entityWrite, order []entityKey) error {
+func writeEntities(ctx context.Context, tx pgx.Tx, writes map[entityKey]*entityWrite, order []entityKey, versions map[string]int64) error {
 	if len(order) == 0 {
 		return nil
 	}
 	n := len(order)
 	c, ent, id, evID := mk(n), mk(n), mk(n), mk(n)
-	ver := make([]int64, n)
+	ver, change := make([]int64, n), make([]int64, n)
 	del := make([]bool, n)
 	data := make([][]byte, n)
 	at := make([]time.Time, n)
 	for i, k := range order {
 		w := writes[k]
 		c[i], ent[i], id[i], evID[i] = k.Client, k.Entity, k.ID, w.event.EventID
-		ver[i], del[i], at[i] = w.event.Version, w.event.Op == feed.OpDelete, w.event.OccurredAt
+		ver[i], del[i], at[i], change[i] = w.event.Version, w.event.Op == feed.OpDelete, w.event.OccurredAt, versions[k.Client]
 		data[i] = w.data
 		if data[i] == nil {
 			data[i] = []byte(`{}`) // a delete keeps the stored data
 		}
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO catalog_entities AS c
-			(client, entity, entity_id, version, deleted, data, event_id, occurred_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::jsonb[], $7::text[], $8::timestamptz[])
+			(client, entity, entity_id, version, deleted, data, event_id, occurred_at, change_version)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::jsonb[], $7::text[], $8::timestamptz[], $9::bigint[])
 		ON CONFLICT (client, entity, entity_id) DO UPDATE SET
 			version = excluded.version, deleted = excluded.deleted,
 			data = CASE WHEN excluded.deleted AND excluded.data = '{}'::jsonb THEN c.data ELSE excluded.data END,
-			event_id = excluded.event_id, occurred_at = excluded.occurred_at, updated_at = now()
-		WHERE c.version < excluded.version`, c, ent, id, ver, del, data, evID, at)
+			event_id = excluded.event_id, occurred_at = excluded.occurred_at, updated_at = now(),
+			change_version = excluded.change_version
+		WHERE c.version < excluded.version`, c, ent, id, ver, del, data, evID, at, change)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,8 @@ type rateOutput struct {
 	log                                 *service.Logger
 	murs, exceptions, replayed, skipped *service.MetricCounter
 	stage                               *ratestage.Stage
+	stopWatch                           context.CancelFunc
+	watchDone                           chan struct{}
 }
 
 func (o *rateOutput) Connect(ctx context.Context) error {
@@ -76,6 +78,13 @@ func (o *rateOutput) Connect(ctx context.Context) error {
 	}
 	if o.stage == nil {
 		o.stage = ratestage.New(o.st, nil)
+		// Catalog changes are loaded as they commit, off the batches' path.
+		bg, cancel := context.WithCancel(context.Background())
+		o.stopWatch, o.watchDone = cancel, make(chan struct{})
+		go func() {
+			defer close(o.watchDone)
+			o.stage.Catalogs.Watch(bg, nil)
+		}()
 	}
 	return nil
 }
@@ -122,6 +131,11 @@ func decodeRecord(b []byte, r *usage.Record) error {
 }
 
 func (o *rateOutput) Close(context.Context) error {
+	if o.stopWatch != nil {
+		o.stopWatch()
+		<-o.watchDone
+		o.stopWatch = nil
+	}
 	o.close()
 	o.stage = nil
 	return nil
