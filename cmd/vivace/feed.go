@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -66,10 +66,17 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 	}
 	defer cl.Close()
 	topic := c.String("topic")
-	var records []*kgo.Record
+	// Records are produced as the file is read, so a file of any size
+	// takes only its event ids in memory. A line without an id is known
+	// by where it landed, which is how the sync records it too.
+	var (
+		mu      sync.Mutex
+		ids     []string
+		sendErr error
+	)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	line := 0
+	line, n := 0, 0
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
@@ -85,33 +92,40 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 		_ = json.Unmarshal(b, &head)
 		r := &kgo.Record{Topic: topic, Value: append([]byte(nil), b...), Key: []byte(head.EntityID)}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "vivace_line", Value: []byte(strconv.Itoa(line))})
-		if head.EventID != "" {
-			r.Context = context.WithValue(context.Background(), eventIDKey{}, head.EventID)
-		}
-		records = append(records, r)
+		i := n
+		n++
+		mu.Lock()
+		ids = append(ids, head.EventID)
+		mu.Unlock()
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if sendErr == nil {
+					sendErr = err
+				}
+				return
+			}
+			if ids[i] == "" {
+				ids[i] = fmt.Sprintf("unidentified/%s/%d/%d", r.Topic, r.Partition, r.Offset)
+			}
+		})
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s: line %d: %w", path, line+1, err)
 	}
-	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+	if err := cl.Flush(ctx); err != nil {
 		return fmt.Errorf("publish to %s: %w", c.String("brokers"), err)
 	}
-	fmt.Fprintf(os.Stderr, "published %d events to %s\n", len(records), topic)
+	if sendErr != nil {
+		return fmt.Errorf("publish to %s: %w", c.String("brokers"), sendErr)
+	}
+	fmt.Fprintf(os.Stderr, "published %d events to %s\n", n, topic)
 	if !c.Bool("wait") {
 		return nil
 	}
-	ids := make([]string, len(records))
-	for i, r := range records {
-		if id, ok := r.Context.Value(eventIDKey{}).(string); ok {
-			ids[i] = id
-		} else {
-			ids[i] = fmt.Sprintf("unidentified/%s/%d/%d", r.Topic, r.Partition, r.Offset)
-		}
-	}
 	return waitFeed(newAPIClient(c.String("api")), ids, c.Duration("timeout"))
 }
-
-type eventIDKey struct{}
 
 func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -129,26 +143,28 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			break
 		}
-		// The API answers for at most 100,000 ids a request.
+		// Events apply roughly in the order sent, so each round asks about
+		// the oldest unsettled ones only (the API answers for at most
+		// 100,000 ids a request), which keeps the polling light while a
+		// large file is still being applied.
+		chunk := pending[:min(len(pending), 50000)]
+		body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
+		var got struct {
+			Outcomes map[string]feed.Outcome `json:"outcomes"`
+		}
+		if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
+			return err
+		}
 		final := 0
-		for chunk := range slices.Chunk(pending, 50000) {
-			body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
-			var got struct {
-				Outcomes map[string]feed.Outcome `json:"outcomes"`
-			}
-			if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
-				return err
-			}
-			for k, v := range got.Outcomes {
-				// A pending event waits for an entity still on its way; it
-				// ends applied, or failed when the wait runs out.
-				if v.Outcome != feed.Pending {
-					outcomes[k] = v
-					final++
-				}
+		for k, v := range got.Outcomes {
+			// A pending event waits for an entity still on its way; it
+			// ends applied, or failed when the wait runs out.
+			if v.Outcome != feed.Pending {
+				outcomes[k] = v
+				final++
 			}
 		}
-		if final < len(pending) {
+		if final < len(chunk) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}

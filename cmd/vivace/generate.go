@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,7 @@ func feedGenerateCommand() *cli.Command {
 			&cli.StringFlag{Name: "currency", Value: "USD", Usage: "currencies of accounts and rates, comma-separated; accounts take them in turn"},
 			&cli.StringFlag{Name: "models", Value: strings.Join(loadgen.Models, ","), Usage: "pricing models the plans cycle through, comma-separated"},
 			&cli.BoolFlag{Name: "no-discounts", Usage: "leave discounts out"},
+			&cli.IntFlag{Name: "trouble-every", Usage: "follow every n-th event with a repeated, stale, newer, malformed, unknown-op or wrongly typed one, in turn, and print the outcomes to expect on standard error (0: none)"},
 			&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -42,14 +44,19 @@ func feedGenerateCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("vivace feed generate: "+err.Error(), 1)
 			}
+			var tally loadgen.Tally
 			err = loadgen.Catalog(w, loadgen.CatalogOptions{Client: c.String("client"), Accounts: c.Int("accounts"),
 				Plans: c.Int("plans"), Currencies: splitList(c.String("currency")), Models: splitList(c.String("models")),
-				NoDiscounts: c.Bool("no-discounts")})
+				NoDiscounts: c.Bool("no-discounts"), TroubleEvery: c.Int("trouble-every"), Tally: &tally})
 			if cerr := closeFn(); err == nil {
 				err = cerr
 			}
 			if err != nil {
 				return cli.Exit("vivace feed generate: "+err.Error(), 1)
+			}
+			if c.Int("trouble-every") > 0 {
+				b, _ := json.Marshal(tally)
+				fmt.Fprintf(os.Stderr, "expected: %s\n", b)
 			}
 			return nil
 		},

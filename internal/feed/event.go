@@ -3,6 +3,7 @@
 package feed
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +151,7 @@ func (e *Event) Validate(check DataValidator) error {
 // typo in a hand-written event is not silently ignored.
 func Parse(b []byte) (Event, error) {
 	var e Event
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
 		return e, fmt.Errorf("not a feed event: %w", err)

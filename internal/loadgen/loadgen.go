@@ -50,6 +50,23 @@ type CatalogOptions struct {
 	// NoDiscounts leaves discounts out.
 	NoDiscounts bool
 	From        time.Time // effective_from of rates and subscriptions; default 2020-01-01
+	// TroubleEvery, when positive, follows every n-th event with one that
+	// the sync must cope with, in turn: the same event again, an older
+	// version, a newer version, a line that is not JSON, an unknown op,
+	// and data of the wrong type. Tally, when not nil, receives what the
+	// sync should make of the whole file.
+	TroubleEvery int
+	Tally        *Tally
+}
+
+// Tally counts the events of a generated file by the outcome the sync
+// should give them. A repeated event counts as ignored, as `vivace feed
+// publish --wait` reports it.
+type Tally struct {
+	Events  int `json:"events"`
+	Applied int `json:"applied"`
+	Ignored int `json:"ignored"`
+	Failed  int `json:"failed"`
 }
 
 // AccountID is the id of generated account i.
@@ -93,17 +110,32 @@ func Catalog(w io.Writer, o CatalogOptions) error {
 	}
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	n := 0
+	var tally Tally
+	if o.Tally == nil {
+		o.Tally = &tally
+	}
+	*o.Tally = Tally{}
+	n, trouble := 0, 0
 	emit := func(entity, id string, data any) error {
 		n++
 		b, err := json.Marshal(data)
 		if err != nil {
 			return err
 		}
-		return enc.Encode(feed.Event{
+		e := feed.Event{
 			EventID: fmt.Sprintf("%s-gen-%08d", o.Client, n), Client: o.Client, Entity: entity, EntityID: id,
 			Version: 1, OccurredAt: o.From, Op: feed.OpUpsert, Data: b,
-		})
+		}
+		o.Tally.Events++
+		o.Tally.Applied++
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+		if o.TroubleEvery <= 0 || n%o.TroubleEvery != 0 {
+			return nil
+		}
+		trouble++
+		return writeTrouble(bw, enc, e, trouble, o.Tally)
 	}
 	from := o.From.Format(time.RFC3339)
 	for _, u := range UsageTypes {
@@ -157,6 +189,39 @@ func Catalog(w io.Writer, o CatalogOptions) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// writeTrouble writes the k-th troublesome event after e, in turn: e
+// again, an older version of its entity, a newer one, a line that is not
+// JSON, an unknown op, and data of the wrong type.
+func writeTrouble(w *bufio.Writer, enc *json.Encoder, e feed.Event, k int, t *Tally) error {
+	t.Events++
+	id := fmt.Sprintf("%s-trouble-%08d", e.Client, k)
+	switch k % 6 {
+	case 0: // redelivered as is
+		t.Ignored++
+		return enc.Encode(e)
+	case 1: // a version not newer than the stored one
+		t.Ignored++
+		e.EventID = id
+		return enc.Encode(e)
+	case 2: // a newer version
+		t.Applied++
+		e.EventID, e.Version = id, 2
+		return enc.Encode(e)
+	case 3: // cut short
+		t.Failed++
+		_, err := fmt.Fprintf(w, "{\"event_id\":%q,\"client\":%q,\"entity\":\n", id, e.Client)
+		return err
+	case 4: // an op the sync does not know
+		t.Failed++
+		e.EventID, e.Version, e.Op = id, 3, "merge"
+		return enc.Encode(e)
+	default: // data of the wrong type
+		t.Failed++
+		e.EventID, e.Version, e.Data = id, 3, json.RawMessage(`["not","an","object"]`)
+		return enc.Encode(e)
+	}
 }
 
 // addModel sets the model's price fields on rate schedule r, around a

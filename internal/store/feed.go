@@ -432,14 +432,23 @@ func (s *Store) RetryPending(ctx context.Context, clients ...string) (int, error
 // given ids (all when nil), whose entities have all arrived, and returns
 // their outcomes by event id.
 func (s *Store) retryReady(ctx context.Context, clients, ids []string) (map[string]feed.Outcome, error) {
-	events, err := s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
-		WHERE e.outcome = 'pending' AND (coalesce(cardinality($1::text[]), 0) = 0 OR e.client = ANY($1))
-			AND ($2::text[] IS NULL OR e.event_id = ANY($2))
-			AND NOT EXISTS (SELECT 1 FROM unnest(e.waits_for) AS w(k) WHERE NOT EXISTS (
+	// Two statements rather than one with optional filters, so that the
+	// planner finds given ids by the primary key instead of checking every
+	// pending event.
+	ready := `AND NOT EXISTS (SELECT 1 FROM unnest(e.waits_for) AS w(k) WHERE NOT EXISTS (
 				SELECT 1 FROM catalog_entities c
 				WHERE c.client = split_part(w.k, E'\x1f', 1) AND c.entity = split_part(w.k, E'\x1f', 2)
 					AND c.entity_id = split_part(w.k, E'\x1f', 3) AND NOT c.deleted))
-		ORDER BY e.received_at, e.event_id LIMIT 10000`, clients, ids)
+		ORDER BY e.received_at, e.event_id LIMIT 10000`
+	var events []feed.Event
+	var err error
+	if ids != nil {
+		events, err = s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
+			WHERE e.event_id = ANY($1) AND e.outcome = 'pending' `+ready, ids)
+	} else {
+		events, err = s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
+			WHERE e.outcome = 'pending' AND (coalesce(cardinality($1::text[]), 0) = 0 OR e.client = ANY($1)) `+ready, clients)
+	}
 	if err != nil || len(events) == 0 {
 		return nil, err
 	}
