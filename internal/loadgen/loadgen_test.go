@@ -115,3 +115,40 @@ func TestUsageFileReadsBack(t *testing.T) {
 		t.Fatalf("good %d bad %d", good, bad)
 	}
 }
+
+// TestTroubleTally checks the expected outcomes a troubled catalog
+// announces against the file itself: every line is counted, the lines the
+// sync must refuse are exactly those that do not parse or validate, and
+// the repeats and stale versions are exactly those not newer than an
+// event already seen for their entity.
+func TestTroubleTally(t *testing.T) {
+	var buf bytes.Buffer
+	var tally Tally
+	if err := Catalog(&buf, CatalogOptions{Client: "gen", Accounts: 40, Plans: 3, TroubleEvery: 4, Tally: &tally}); err != nil {
+		t.Fatal(err)
+	}
+	var got Tally
+	newest := map[string]int64{}
+	sc := bufio.NewScanner(&buf)
+	for sc.Scan() {
+		got.Events++
+		e, err := feed.Parse(sc.Bytes())
+		if err == nil {
+			err = e.Validate(catalog.ValidateData)
+		}
+		if err != nil {
+			got.Failed++
+			continue
+		}
+		k := e.Entity + "/" + e.EntityID
+		if v, ok := newest[k]; ok && e.Version <= v {
+			got.Ignored++
+			continue
+		}
+		newest[k] = e.Version
+		got.Applied++
+	}
+	if got != tally || tally.Failed == 0 || tally.Ignored == 0 {
+		t.Fatalf("file holds %+v, tally says %+v", got, tally)
+	}
+}
