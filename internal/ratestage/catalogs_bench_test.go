@@ -25,7 +25,7 @@ func BenchmarkCatalogRefresh(b *testing.B) {
 	defer cancel()
 	st := pgtest.Store(b)
 	client := unique("refresh-bench")
-	evs := generated(b, client, 50000)
+	evs := generated(b, client, 50000, 10)
 	for start := 0; start < len(evs); start += 5000 {
 		applyAll(b, st, evs[start:min(start+5000, len(evs))])
 	}

@@ -19,10 +19,10 @@ import (
 )
 
 // generated parses a generated catalog for client.
-func generated(tb testing.TB, client string, accounts int) []feed.Event {
+func generated(tb testing.TB, client string, accounts, plans int) []feed.Event {
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := loadgen.Catalog(&buf, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: 4}); err != nil {
+	if err := loadgen.Catalog(&buf, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: plans}); err != nil {
 		tb.Fatal(err)
 	}
 	var evs []feed.Event
@@ -94,7 +94,7 @@ func TestCatalogRefreshMatchesFullLoad(t *testing.T) {
 	ctx := context.Background()
 	st := pgtest.Store(t)
 	client := unique("refresh")
-	evs := generated(t, client, 30)
+	evs := generated(t, client, 30, 4)
 	applyAll(t, st, evs)
 	cached := &ratestage.Catalogs{Store: st}
 	if _, err := cached.Get(ctx, client); err != nil {
@@ -156,7 +156,7 @@ func TestWatchRefreshesInBackground(t *testing.T) {
 	defer cancel()
 	st := pgtest.Store(t)
 	client := unique("watch")
-	applyAll(t, st, generated(t, client, 5))
+	applyAll(t, st, generated(t, client, 5, 4))
 	cats := &ratestage.Catalogs{Store: st, PollInterval: time.Hour} // notifications only
 	if _, err := cats.Get(ctx, client); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package ratestage_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -10,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/loadgen"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
@@ -32,22 +29,7 @@ func BenchmarkRateStage(b *testing.B) {
 	ctx := context.Background()
 	st := pgtest.Store(b)
 	client := unique("bench")
-	var buf bytes.Buffer
-	if err := loadgen.Catalog(&buf, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: 10}); err != nil {
-		b.Fatal(err)
-	}
-	var evs []feed.Event
-	sc := bufio.NewScanner(&buf)
-	for sc.Scan() {
-		e, err := feed.Parse(sc.Bytes())
-		if err != nil {
-			b.Fatal(err)
-		}
-		evs = append(evs, e)
-	}
-	if _, err := st.ApplyEvents(ctx, evs, make([]error, len(evs))); err != nil {
-		b.Fatal(err)
-	}
+	applyAll(b, st, generated(b, client, accounts, 10))
 	file := newFile(b, st, client)
 	stage := ratestage.New(st, nil)
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)

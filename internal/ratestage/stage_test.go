@@ -46,15 +46,7 @@ func seed(t *testing.T, st *store.Store, client string) {
 		evs = append(evs, feed.Event{EventID: fmt.Sprintf("ev-%s-%d", client, seq), Client: client, Entity: e.entity,
 			EntityID: e.id, Version: 1, OccurredAt: time.Now(), Op: feed.OpUpsert, Data: json.RawMessage(e.data)})
 	}
-	out, err := st.ApplyEvents(context.Background(), evs, make([]error, len(evs)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range out {
-		if o.Outcome != feed.Applied {
-			t.Fatalf("seed event %s: %s %s", o.EventID, o.Outcome, o.Message)
-		}
-	}
+	applyAll(t, st, evs)
 }
 
 func newFile(t testing.TB, st *store.Store, client string) string {
