@@ -52,3 +52,21 @@ end=$(date +%s.%N)
 rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
 awk -v n="$RECORDS" -v a="$start" -v b="$end" -v rss="$rss" \
   'BEGIN{printf "end to end: %d records in %.1f s = %.0f records/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}' | tee "$OUT/e2e.txt"
+
+if [ "${BENCH_FLOOD_ACCOUNTS:-0}" -gt 0 ]; then
+  echo "==> feed flood: $BENCH_FLOOD_ACCOUNTS accounts, every 10th event followed by a troublesome one"
+  "$VIVACE" feed generate --client flood --accounts "$BENCH_FLOOD_ACCOUNTS" --plans 10 --trouble-every 10 \
+    --out "$OUT/flood.jsonl" 2>"$OUT/flood.expected"
+  cat "$OUT/flood.expected"
+  start=$(date +%s.%N)
+  # Failed events are expected here; the counts are what is checked.
+  "$VIVACE" feed publish --brokers "$KAFKA" --api "$API" --wait --timeout 60m "$OUT/flood.jsonl" \
+    2>"$OUT/flood.err" | tee "$OUT/flood.json" || true
+  end=$(date +%s.%N)
+  sed 's/^expected: //' "$OUT/flood.expected" | cmp -s - "$OUT/flood.json" \
+    && echo "flood: counts as expected" || { echo "flood: counts differ from the expected ones"; exit 1; }
+  events=$(wc -l <"$OUT/flood.jsonl")
+  rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
+  awk -v n="$events" -v a="$start" -v b="$end" -v rss="$rss" \
+    'BEGIN{printf "flood: %d events in %.1f s = %.0f events/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}'
+fi
