@@ -115,3 +115,35 @@ func TestFeedBadInputAndRepair(t *testing.T) {
 		t.Fatalf("history at 2026-01-02: exit %d\n%s", code, out)
 	}
 }
+
+// TestFeedTroubleCounts publishes a generated catalog laced with repeats,
+// stale and newer versions, cut-short lines, unknown ops and wrongly typed
+// data through the running catalog stream (four batches in flight) and
+// checks that what publish --wait reports is exactly what the generator
+// says the sync must make of it: nothing applied twice, nothing lost,
+// nothing left pending.
+func TestFeedTroubleCounts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d := startDev(t, "")
+	c := "trouble" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	file := filepath.Join(t.TempDir(), "trouble.jsonl")
+	_, expected, code := d.run(ctx, "feed", "generate", "--client", c, "--accounts", "2000", "--plans", "6",
+		"--trouble-every", "7", "--out", file)
+	if code != 0 {
+		t.Fatalf("feed generate: exit %d: %s", code, expected)
+	}
+	want := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(expected), "expected: "))
+	out, errOut, code := d.run(ctx, "feed", "publish", "--wait", file)
+	if code == 0 {
+		t.Fatalf("publish --wait exited 0 although events failed:\n%s", out)
+	}
+	if got := strings.TrimSpace(out); got != want {
+		t.Fatalf("publish --wait reported %s, the file calls for %s\n%s", got, want, lastLines(errOut, 10))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
