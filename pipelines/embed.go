@@ -18,6 +18,11 @@ var files embed.FS
 type Stream struct {
 	Name string // file name without .yaml
 	YAML string
+	// Requires lists environment variables the stream needs to be set to
+	// run at all, from "# vivace:requires VAR ..." lines: a stream for an
+	// optional source (such as the core system's native feed) is left out
+	// where that source is not configured.
+	Requires []string
 }
 
 // Default returns the embedded streams, sorted by name.
@@ -39,7 +44,13 @@ func Load(fsys fs.FS) ([]Stream, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Stream{Name: strings.TrimSuffix(path.Base(n), ".yaml"), YAML: string(b)})
+		st := Stream{Name: strings.TrimSuffix(path.Base(n), ".yaml"), YAML: string(b)}
+		for _, line := range strings.Split(st.YAML, "\n") {
+			if vars, ok := strings.CutPrefix(strings.TrimSpace(line), "# vivace:requires "); ok {
+				st.Requires = append(st.Requires, strings.Fields(vars)...)
+			}
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }

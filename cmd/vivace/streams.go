@@ -61,7 +61,14 @@ func loadStreams(dir string, env map[string]string, log *slog.Logger) (*streamSe
 		return os.LookupEnv(k)
 	}
 	set := &streamSet{log: log}
+defs:
 	for _, d := range defs {
+		for _, v := range d.Requires {
+			if val, _ := lookup(v); val == "" {
+				log.Info("pipeline not started: a variable it requires is not set", "pipeline", d.Name, "variable", v)
+				continue defs
+			}
+		}
 		b := service.NewStreamBuilder()
 		b.SetEnvVarLookupFunc(lookup)
 		if err := b.SetYAML(d.YAML); err != nil {

@@ -98,6 +98,11 @@ type Event struct {
 	OccurredAt time.Time       `json:"occurred_at"`
 	Op         string          `json:"op"`
 	Data       json.RawMessage `json:"data,omitempty"`
+	// SourceError is set by a producer that could not read the entity it
+	// was given (the core system's native feed sent malformed JSON, say):
+	// the event is recorded as failed with this message, so that the
+	// problem is on record where operators look instead of being dropped.
+	SourceError string `json:"source_error,omitempty"`
 }
 
 // DataValidator checks an upsert's data for one entity kind.
@@ -107,6 +112,9 @@ type DataValidator func(entity string, data json.RawMessage) error
 // problems are reported together, each naming its field.
 func (e *Event) Validate(check DataValidator) error {
 	var errs []error
+	if e.SourceError != "" {
+		errs = append(errs, fmt.Errorf("source: %s", e.SourceError))
+	}
 	if strings.TrimSpace(e.EventID) == "" {
 		errs = append(errs, errors.New("event_id: required"))
 	}

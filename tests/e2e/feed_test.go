@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,4 +148,66 @@ func TestFeedTroubleCounts(t *testing.T) {
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// TestDataFeedIntoCatalog runs vivace dev with the core system's native
+// Data Feed configured (a server-sent event stream of our own on
+// loopback) and checks that its entities arrive in the catalog through
+// the aria_feed and catalog streams.
+func TestDataFeedIntoCatalog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		if id, secret, _ := r.BasicAuth(); id != "vivace" || secret != "e2e-secret" {
+			http.Error(w, "bad client", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"t1","expires_in":3600}`)
+	})
+	events := []string{
+		`id: 1` + "\nevent: load\n" + `data: {"ref":{"type":"Usage_Type","ids":{"usage_type_cd":"VOICE"}},"tstamp":"2026-01-01T00:00:00Z","tick":1}` + "\n" +
+			`data: {"usage_type_cd":"VOICE","usage_unit_type":"minute"}` + "\n\n",
+		`id: 2` + "\nevent: load\n" + `data: {"ref":{"type":"Account","ids":{"account_no":42,"client_account_id":"A-42"}},"tstamp":"2026-01-01T00:00:00Z","tick":2}` + "\n" +
+			`data: {"account_no":42,"client_account_id":"A-42","currency":"usd","status":1,"company_name":"Forty Two"}` + "\n\n",
+		`id: 3` + "\nevent: update\n" + `data: {"ref":{"type":"Account","ids":{"account_no":42,"client_account_id":"A-42"}},"tstamp":"2026-01-02T00:00:00Z","tick":3}` + "\n" +
+			`data: {"account_no":42,"status":-1}` + "\n\n",
+	}
+	mux.HandleFunc("GET /feed", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t1" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range events {
+			fmt.Fprint(w, e)
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	ts := httptest.NewServer(mux)
+	// Registered before vivace dev is, so it runs after dev has stopped
+	// and let go of the stream.
+	t.Cleanup(ts.Close)
+	c := "datafeed" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	for k, v := range map[string]string{"VIVACE_ARIA_FEED_URL": ts.URL + "/feed", "VIVACE_ARIA_TOKEN_URL": ts.URL + "/token",
+		"VIVACE_ARIA_CLIENT_ID": "vivace", "VIVACE_ARIA_CLIENT_SECRET": "e2e-secret", "VIVACE_ARIA_CLIENT": c} {
+		t.Setenv(k, v)
+	}
+	d := startDev(t, "")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _, code := d.run(ctx, "feed", "history", "--client", c, "--entity", "account", "--id", "A-42")
+		if code == 0 && strings.Contains(out, `"version":3`) {
+			if !strings.Contains(out, `suspended`) || !strings.Contains(out, `USD`) {
+				t.Fatalf("the partial update was not completed from the account's full form:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("account A-42 did not arrive at version 3 through the data feed: %s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
