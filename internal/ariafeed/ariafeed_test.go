@@ -260,3 +260,46 @@ func TestSSEReader(t *testing.T) {
 		t.Fatal("an event cut by the end of the stream was returned")
 	}
 }
+
+// TestSilentConnectionIsReplaced: a connection that stops carrying
+// anything, keep-alives included, is dropped after the idle timeout and
+// the stream resumes after the last event.
+func TestSilentConnectionIsReplaced(t *testing.T) {
+	var mu sync.Mutex
+	var resumed []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"access_token":"t","expires_in":60}`)
+	})
+	mux.HandleFunc("GET /feed", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		resumed = append(resumed, r.Header.Get("Last-Event-ID"))
+		n := len(resumed)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: s%d\nevent: create\ndata: h\ndata: e\n\n", n)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // then silence
+	})
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := &ariafeed.Stream{URL: ts.URL + "/feed", IdleTimeout: 150 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Tokens: &ariafeed.Tokens{URL: ts.URL + "/token"}}
+	runCtx, stop := context.WithCancel(ctx)
+	got := 0
+	if err := s.Run(runCtx, "", func(ev ariafeed.SSE) error {
+		if got++; got == 3 {
+			stop()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(resumed) < 3 || resumed[1] != "s1" || resumed[2] != "s2" {
+		t.Fatalf("connections resumed from %q", resumed)
+	}
+}

@@ -93,6 +93,10 @@ type Stream struct {
 	From string
 	// MaxBackoff caps the wait between reconnects; default 30s.
 	MaxBackoff time.Duration
+	// IdleTimeout ends a connection that has carried nothing, not even a
+	// keep-alive comment, for this long, so a connection that died without
+	// closing is noticed and replaced; default 2m.
+	IdleTimeout time.Duration
 	Logger     *slog.Logger
 }
 
@@ -171,6 +175,12 @@ func (s *Stream) connect(ctx context.Context, lastID string, handle func(SSE) er
 		q.Set("from", s.From)
 	}
 	u.RawQuery = q.Encode()
+	idle := s.IdleTimeout
+	if idle <= 0 {
+		idle = 2 * time.Minute
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	for attempt := 0; ; attempt++ {
 		tok, err := s.Tokens.Token(ctx)
 		if err != nil {
@@ -209,10 +219,17 @@ func (s *Stream) connect(ctx context.Context, lastID string, handle func(SSE) er
 			return fmt.Errorf("data feed %s: content type %q, want text/event-stream", s.URL, resp.Header.Get("Content-Type"))
 		}
 		defer resp.Body.Close()
-		r := NewSSEReader(resp.Body)
+		watchdog := time.AfterFunc(idle, func() {
+			cancel(fmt.Errorf("nothing received for %s", idle))
+		})
+		defer watchdog.Stop()
+		r := NewSSEReader(&idleReader{r: resp.Body, timer: watchdog, idle: idle})
 		for {
 			ev, err := r.Next()
 			if err != nil {
+				if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+					return fmt.Errorf("data feed %s: %w", s.URL, cause)
+				}
 				if errors.Is(err, io.EOF) {
 					return errors.New("the server closed the stream")
 				}
@@ -223,4 +240,19 @@ func (s *Stream) connect(ctx context.Context, lastID string, handle func(SSE) er
 			}
 		}
 	}
+}
+
+// idleReader restarts the idle timer whenever bytes arrive.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if n > 0 {
+		i.timer.Reset(i.idle)
+	}
+	return n, err
 }

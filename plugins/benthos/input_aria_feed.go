@@ -47,6 +47,7 @@ entity id, the Kafka key downstream), `+"`aria_event_id`"+`.`).
 		Field(service.NewStringField("client").Description("The Vivace client (tenant) the feed's entities belong to.")).
 		Field(service.NewStringField("from").Description("Where a feed with no stored position starts: an ISO timestamp or a span such as `5hours`. Empty: the server's default.").Default("")).
 		Field(service.NewDurationField("max_backoff").Description("Longest wait between reconnection attempts.").Default("30s").Advanced()).
+		Field(service.NewDurationField("idle_timeout").Description("A connection that carries nothing, keep-alives included, for this long is dropped and replaced.").Default("2m").Advanced()).
 		Field(service.NewAutoRetryNacksToggleField()).
 		Example("Data Feed to core.feed", "", `
 input:
@@ -88,6 +89,9 @@ func init() {
 			if in.backoff, err = conf.FieldDuration("max_backoff"); err != nil {
 				return nil, err
 			}
+			if in.idle, err = conf.FieldDuration("idle_timeout"); err != nil {
+				return nil, err
+			}
 			return service.AutoRetryNacksToggled(conf, in)
 		})
 }
@@ -98,7 +102,7 @@ type ariaFeedInput struct {
 	skipped                                 *service.MetricCounter
 	url, tokenURL, clientID, secret, client string
 	from                                    string
-	backoff                                 time.Duration
+	backoff, idle                           time.Duration
 
 	msgs      chan ariaMsg
 	errc      chan error
@@ -129,7 +133,7 @@ func (in *ariaFeedInput) Connect(ctx context.Context) error {
 	}
 	in.cursor = &ackCursor{done: map[int64]string{}}
 	mapper := &ariafeed.Mapper{Client: in.client, State: store.AriaFeedState{S: in.st}}
-	stream := &ariafeed.Stream{URL: in.url, From: in.from, MaxBackoff: in.backoff,
+	stream := &ariafeed.Stream{URL: in.url, From: in.from, MaxBackoff: in.backoff, IdleTimeout: in.idle,
 		HTTP:   &http.Client{},
 		Tokens: &ariafeed.Tokens{URL: in.tokenURL, ClientID: in.clientID, ClientSecret: in.secret, HTTP: &http.Client{Timeout: 30 * time.Second}}}
 	bg, cancel := context.WithCancel(context.Background())
