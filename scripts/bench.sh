@@ -46,9 +46,32 @@ events=$(wc -l <"$OUT/catalog.jsonl")
 awk -v n="$events" -v a="$start" -v b="$end" 'BEGIN{printf "feed: %d events in %.1f s = %.0f events/s\n", n, b-a, n/(b-a)}' 
 
 echo "==> end to end: file -> usage.raw -> usage.mediated -> MURs"
+# Each stage's output counter, sampled every quarter second, gives the
+# stage's own rate: records over the time between its first and last move.
+sample() {
+  while true; do
+    printf '%s ' "$(date +%s.%N)"
+    curl -fsS "$API/metrics" 2>/dev/null | awk '
+      /^output_sent\{label="raw",.*stream="ingest"/ {raw=$2}
+      /^output_sent\{label="mediated",.*stream="mediate"/ {med=$2}
+      /^output_sent\{label="rate",.*stream="rate"/ {rated=$2}
+      END {printf "%d %d %d\n", raw, med, rated}'
+    sleep 0.25
+  done
+}
+sample >"$OUT/stages.txt" &
+sampler=$!
 start=$(date +%s.%N)
 "$VIVACE" ingest --client bench --api "$API" --wait "$OUT/usage.csv" | tee "$OUT/ingest.json"
 end=$(date +%s.%N)
+kill $sampler 2>/dev/null || true
+awk '
+  { for (i = 2; i <= 4; i++) { if ($i > last[i]) { if (!(i in first)) { first[i] = prev[i]; base[i] = last[i] } t1[i] = $1; n[i] = $i } last[i] = $i; prev[i] = $1 } }
+  END {
+    split("file -> usage.raw,usage.raw -> usage.mediated,usage.mediated -> MURs", name, ",")
+    for (i = 2; i <= 4; i++) if (t1[i] > first[i])
+      printf "stage %s: %d records in %.1f s = %.0f records/s\n", name[i-1], n[i]-base[i], t1[i]-first[i], (n[i]-base[i])/(t1[i]-first[i])
+  }' "$OUT/stages.txt" | tee "$OUT/stages-summary.txt"
 rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
 awk -v n="$RECORDS" -v a="$start" -v b="$end" -v rss="$rss" \
   'BEGIN{printf "end to end: %d records in %.1f s = %.0f records/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}' | tee "$OUT/e2e.txt"
