@@ -439,12 +439,7 @@ func copyNewEvents(ctx context.Context, tx pgx.Tx, events []feed.Event, refs [][
 	var num [24]byte
 	for _, i := range record {
 		e, o := &events[i], &out[i]
-		for j, v := range [...]string{e.EventID, e.Client, e.Entity, e.EntityID} {
-			if j > 0 {
-				buf.WriteByte('\t')
-			}
-			copyText(buf, v)
-		}
+		copyTexts(buf, e.EventID, e.Client, e.Entity, e.EntityID)
 		buf.WriteByte('\t')
 		buf.Write(strconv.AppendInt(num[:0], e.Version, 10))
 		buf.WriteByte('\t')

@@ -388,12 +388,7 @@ func appendMURRow(buf *bytes.Buffer, m *MUR) {
 		m.MURID = NewID()
 	}
 	var num [24]byte
-	for i, s := range [...]string{m.MURID, m.Client, m.RecordID, m.FileID} {
-		if i > 0 {
-			buf.WriteByte('\t')
-		}
-		copyText(buf, s)
-	}
+	copyTexts(buf, m.MURID, m.Client, m.RecordID, m.FileID)
 	buf.WriteByte('\t')
 	buf.Write(strconv.AppendInt(num[:0], m.Line, 10))
 	buf.WriteByte('\t')
@@ -430,6 +425,16 @@ func copyText(buf *bytes.Buffer, s string) {
 		}
 	}
 	buf.WriteString(s[start:])
+}
+
+// copyTexts writes values with copyText, tab-separated.
+func copyTexts(buf *bytes.Buffer, values ...string) {
+	for i, v := range values {
+		if i > 0 {
+			buf.WriteByte('\t')
+		}
+		copyText(buf, v)
+	}
 }
 
 // copyBytes is copyText for a byte slice.
