@@ -29,10 +29,18 @@ var (
 	initErr error
 )
 
-// Main runs a package's tests and drops its database afterwards. Call it
-// from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
-func Main(m *testing.M) {
+// Main runs a package's tests and drops its database afterwards, then runs
+// the given clean-ups (Main ends the process, so deferred calls in TestMain
+// would never run). Call it from TestMain:
+// func TestMain(m *testing.M) { pgtest.Main(m) }.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	defer func() {
+		for _, c := range cleanups {
+			c()
+		}
+		os.Exit(code)
+	}()
 	if dbName != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := drop(ctx, baseDSN, dbName); err != nil {
@@ -40,7 +48,6 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
 }
 
 // DSN returns the connection string of this package's database, creating

@@ -36,10 +36,10 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build vivace:", err)
+		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	pgtest.Main(m, func() { _ = os.RemoveAll(dir) })
 }
 
 // repoRoot is where tests/testdata lives.
