@@ -20,29 +20,30 @@ type BucketObject struct {
 }
 
 // TakenObjects reports, for each (keys[i], etags[i]) of a client's bucket,
-// whether that object was already taken.
-func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]bool, error) {
+// the outcome of taking that object (FileReceived or FileRejected), or ""
+// when it was not taken yet.
+func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]string, error) {
 	if len(keys) != len(etags) {
 		return nil, fmt.Errorf("taken objects: %d keys but %d etags", len(keys), len(etags))
 	}
-	out := make([]bool, 0, len(keys))
+	out := make([]string, 0, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT EXISTS (SELECT 1 FROM bucket_objects b
-			WHERE b.client = $1 AND b.bucket = $2 AND b.key = o.key AND b.etag = o.etag)
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(b.outcome, '')
 		FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS o(key, etag, n)
+		LEFT JOIN bucket_objects b ON b.client = $1 AND b.bucket = $2 AND b.key = o.key AND b.etag = o.etag
 		ORDER BY o.n`, client, bucket, keys, etags)
 	if err != nil {
 		return nil, fmt.Errorf("taken objects of client %s bucket %s: %w", client, bucket, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var taken bool
-		if err := rows.Scan(&taken); err != nil {
+		var outcome string
+		if err := rows.Scan(&outcome); err != nil {
 			return nil, err
 		}
-		out = append(out, taken)
+		out = append(out, outcome)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("taken objects of client %s bucket %s: %w", client, bucket, err)

@@ -33,13 +33,13 @@ func TestTakenObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{false, false, true, true}; !slices.Equal(got, want) {
+	if want := []string{"", "", store.FileReceived, store.FileReceived}; !slices.Equal(got, want) {
 		t.Fatalf("taken = %v, want %v", got, want)
 	}
 	// Another bucket or another client has taken nothing.
 	for _, q := range []struct{ client, bucket string }{{client, "other"}, {client + "-x", "usage"}} {
 		got, err := st.TakenObjects(ctx, q.client, q.bucket, []string{"in/a.csv"}, []string{"e1"})
-		if err != nil || !slices.Equal(got, []bool{false}) {
+		if err != nil || !slices.Equal(got, []string{""}) {
 			t.Fatalf("%s/%s: %v %v", q.client, q.bucket, got, err)
 		}
 	}
