@@ -237,7 +237,7 @@ func (b *Buckets) poll(ctx context.Context, p *bucketPoll) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			err := fmt.Errorf("client %s: list %s: %s", p.client, src.Location(), describe(o.Err))
+			err := fmt.Errorf("client %s: list %s: %w", p.client, src.Location(), explain(o.Err))
 			log.Error("bucket source unreadable; will retry", "code", errorCode(o.Err), "err", err)
 			return err
 		}
@@ -349,7 +349,7 @@ func (b *Buckets) take(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 	obj, err := p.s3.GetObject(ctx, src.Bucket, o.Key, opts)
 	if err != nil {
 		code := errorCode(err)
-		err = fmt.Errorf("client %s: get s3://%s/%s: %s", p.client, src.Bucket, o.Key, describe(err))
+		err = fmt.Errorf("client %s: get s3://%s/%s: %w", p.client, src.Bucket, o.Key, explain(err))
 		log.Error("bucket object not taken; will retry", "code", code, "err", err)
 		return err
 	}
@@ -365,7 +365,7 @@ func (b *Buckets) take(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 			return nil
 		}
 		code := errorCode(err)
-		err = fmt.Errorf("client %s: take s3://%s/%s: %s", p.client, src.Bucket, o.Key, describe(err))
+		err = fmt.Errorf("client %s: take s3://%s/%s: %w", p.client, src.Bucket, o.Key, explain(err))
 		log.Error("bucket object not taken; will retry", "code", code, "err", err)
 		return err
 	}
@@ -425,7 +425,7 @@ func (b *Buckets) move(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 			return nil
 		}
 		code := errorCode(err)
-		err = fmt.Errorf("client %s: move s3://%s/%s to %s: %s", p.client, src.Bucket, key, dst, describe(err))
+		err = fmt.Errorf("client %s: move s3://%s/%s to %s: %w", p.client, src.Bucket, key, dst, explain(err))
 		log.Error("taken bucket object not moved; will retry", "code", code, "err", err)
 		return err
 	}
@@ -473,7 +473,7 @@ func (b *Buckets) credentials(client string, src clientcfg.BucketSource) (*crede
 			profile = "default"
 		}
 		creds := credentials.NewFileAWSCredentials(src.CredentialsFile, profile)
-		v, err := creds.Get()
+		v, err := creds.GetWithContext(&credentials.CredContext{Endpoint: src.Endpoint})
 		if err != nil {
 			return nil, fmt.Errorf("client %s: credentials_file %s, profile %s: %w", client, src.CredentialsFile, profile, err)
 		}
@@ -518,26 +518,23 @@ func errorCode(err error) string {
 	return ""
 }
 
-// describe says what an S3 error means, with the store's error code.
-func describe(err error) string {
+// explain adds to an S3 error the store's error code (its message alone
+// often does not say which problem it is) and a hint at what to check.
+func explain(err error) error {
 	var resp minio.ErrorResponse
 	if !errors.As(err, &resp) || resp.Code == "" {
-		return err.Error()
+		return err
 	}
-	msg := resp.Message
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-	}
-	msg = fmt.Sprintf("%s: %s", resp.Code, msg)
+	hint := ""
 	switch resp.Code {
 	case "NoSuchBucket":
-		msg += " (check the bucket name and the endpoint)"
+		hint = " (check the bucket name and the endpoint)"
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
-		msg += " (check the credentials the client's bucket source names and their permissions on the bucket)"
+		hint = " (check the credentials the client's bucket source names and their permissions on the bucket)"
 	case "PermanentRedirect", "AuthorizationHeaderMalformed":
-		msg += " (check the region and the endpoint)"
+		hint = " (check the region and the endpoint)"
 	}
-	return msg
+	return fmt.Errorf("%s: %w%s", resp.Code, err, hint)
 }
 
 func (b *Buckets) log() *slog.Logger {

@@ -50,11 +50,29 @@ func TestTakenObjects(t *testing.T) {
 		t.Fatal("mismatched keys and etags: no error")
 	}
 
+	// A refused object is recorded with its outcome: the same key with a
+	// new ETag is another object.
+	refused := taken
+	refused.ETag, refused.Outcome = "e2", store.FileRejected
+	if err := st.RecordTakenObject(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.TakenObjects(ctx, client, "usage", []string{"in/a.csv", "in/a.csv"}, []string{"e2", "e1"})
+	if want := []string{store.FileRejected, store.FileReceived}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("taken = %v %v, want %v", got, err, want)
+	}
+
 	list, err := st.ListTakenObjects(ctx, client, "usage", 10)
-	if err != nil || len(list) != 1 {
+	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if o := list[0]; o.Key != "in/a.csv" || o.ETag != "e1" || o.FileID != f.FileID || o.Outcome != store.FileReceived || o.TakenAt.IsZero() {
-		t.Fatalf("listed %+v", o)
+	var first store.BucketObject
+	for _, o := range list {
+		if o.ETag == "e1" {
+			first = o
+		}
+	}
+	if o := first; o.Key != "in/a.csv" || o.FileID != f.FileID || o.Outcome != store.FileReceived || o.TakenAt.IsZero() {
+		t.Fatalf("listed %+v", list)
 	}
 }
