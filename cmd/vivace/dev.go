@@ -34,13 +34,14 @@ func devCommand() *cli.Command {
 		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL; without it,\n" +
 			"the server at 127.0.0.1:5432, or a private cluster under --data-dir started from the local\n" +
 			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
-			"metrics on --http-addr and watches <data-dir>/inbox/<client>/ for usage files.",
+			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files and polls the\n" +
+			"bucket source of each client that has one in the --clients settings.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "http-addr", Value: ":8080", Usage: "address of the API, console, health and metrics"},
 			&cli.StringFlag{Name: "kafka-addr", Value: "127.0.0.1:9092", Usage: "address of the embedded broker"},
 			&cli.StringFlag{Name: "data-dir", Value: ".vivace", Usage: "where the broker, the file archive, the inbox and a private database live"},
 			&cli.StringFlag{Name: "pipelines", Usage: "directory of pipeline YAML files to run instead of the embedded ones"},
-			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window)"},
+			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source)"},
 			&cli.StringFlag{Name: "database", Value: "vivace", Usage: "database name to use when DATABASE_URL is not set"},
 			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
 			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
@@ -180,6 +181,23 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}()
 	log.Info("watching inbox", "dir", inbox.Dir)
 
+	// Bucket sources live in the client settings, which are re-read when
+	// they change, so the poller runs whenever there is a settings file:
+	// a source added later is picked up without a restart.
+	bucketsDone := make(chan struct{})
+	if clientsFile != "" {
+		buckets := &ingest.Buckets{Receiver: recv, Taken: st, Logger: log.With("component", "buckets"),
+			Sources: bucketSources(settings, log)}
+		go func() {
+			defer close(bucketsDone)
+			_ = buckets.Run(inboxCtx)
+		}()
+		f, _ := settings.Current()
+		log.Info("polling bucket sources", "clients", len(f.BucketSources()))
+	} else {
+		close(bucketsDone)
+	}
+
 	streamErr := streams.start(ctx)
 	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
 
@@ -196,11 +214,27 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	// and commit their offsets, then close the broker and the database.
 	stopInbox()
 	<-inboxDone
+	<-bucketsDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx)
 	streams.stop(shutCtx)
 	return runErr
+}
+
+// bucketSources reads the clients' bucket sources from the settings,
+// logging a settings file that no longer parses once per distinct error
+// (the previous settings stay in force meanwhile).
+func bucketSources(settings *clientcfg.Watched, log *slog.Logger) func() map[string]clientcfg.BucketSource {
+	var lastErr string
+	return func() map[string]clientcfg.BucketSource {
+		f, err := settings.Current()
+		if err != nil && err.Error() != lastErr {
+			log.Error("client settings not reloaded; keeping the previous ones", "err", err)
+			lastErr = err.Error()
+		}
+		return f.BucketSources()
+	}
 }
 
 // devDatabase picks the database: DATABASE_URL as given; otherwise a

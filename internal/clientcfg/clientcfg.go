@@ -23,6 +23,10 @@ type Client struct {
 	Delimiter  string            `yaml:"delimiter"`
 	Columns    map[string]string `yaml:"columns"`
 	Validation Validation        `yaml:"validation"`
+	// Source is where the client's files are fetched from, if anywhere
+	// besides the inbox and HTTP upload. It is never inherited from
+	// defaults.
+	Source *Source `yaml:"source"`
 }
 
 // Validation overrides the normal-form check defaults.
@@ -52,6 +56,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 type File struct {
 	Defaults Client            `yaml:"defaults"`
 	Clients  map[string]Client `yaml:"clients"`
+
+	name string // the file, for messages and relative paths
 }
 
 // Parse reads settings from YAML, naming the file in errors.
@@ -94,10 +100,51 @@ func Parse(name string, b []byte) (*File, error) {
 	for k, c := range f.Clients {
 		check("clients."+k, c)
 	}
+	errs = append(errs, f.checkSources(name)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	f.name = name
 	return &f, nil
+}
+
+// checkSources validates the bucket sources: each on its own, and no two
+// clients polling the same place.
+func (f *File) checkSources(name string) []error {
+	var errs []error
+	if s := f.Defaults.Source; s != nil {
+		errs = append(errs, fmt.Errorf("%s: line %d: defaults.source: a source belongs to one client; put it under clients.<name>.source", name, s.line))
+	}
+	clients := make([]string, 0, len(f.Clients))
+	for k := range f.Clients {
+		clients = append(clients, k)
+	}
+	sort.Strings(clients)
+	polled := map[[3]string]string{}
+	for _, k := range clients {
+		src := f.Clients[k].Source
+		if src == nil {
+			continue
+		}
+		for _, u := range src.unknown {
+			errs = append(errs, fmt.Errorf("%s: clients.%s.source: %s is not a kind of source (known: s3)", name, k, u))
+		}
+		if src.S3 == nil {
+			continue
+		}
+		b, serrs := src.S3.resolve(name, "clients."+k)
+		errs = append(errs, serrs...)
+		if len(serrs) > 0 {
+			continue
+		}
+		place := [3]string{b.Endpoint, b.Bucket, b.Prefix}
+		if other, dup := polled[place]; dup {
+			errs = append(errs, fmt.Errorf("%s: line %d: clients.%s.source.s3: %s is already the source of client %s; each client needs its own bucket or prefix",
+				name, src.S3.line, k, b.Location(), other))
+		}
+		polled[place] = k
+	}
+	return errs
 }
 
 // client merges a client's settings over the defaults.
