@@ -29,6 +29,12 @@ const (
 	NoRate           Code = "NO_RATE"
 )
 
+// Filtered is not an exception: it marks a record a mediation rule dropped
+// on purpose (test traffic, say). Such a record travels the exceptions
+// route so that it is counted, and is stored as filtered, never as an
+// exception.
+const Filtered Code = "FILTERED"
+
 // Ordered lists every code in checking order.
 var Ordered = []Code{
 	MalformedRecord, MediationFailed, PluginError, MissingField, BadQuantity,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/codes"
 )
 
 // Exception statuses.
@@ -59,6 +61,19 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, err
 }
 
 func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas map[string]*fileDelta) (int, error) {
+	var filtered []Exception
+	kept := exs[:0:0]
+	for _, e := range exs {
+		if e.Code == CodeFiltered {
+			filtered = append(filtered, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	if err := insertFiltered(ctx, tx, filtered, deltas); err != nil {
+		return 0, err
+	}
+	exs = kept
 	if len(exs) == 0 {
 		return 0, nil
 	}
@@ -121,6 +136,49 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 		}
 	}
 	return n, rows.Err()
+}
+
+// CodeFiltered marks, on the exceptions route, a record a mediation rule
+// dropped on purpose; it is stored in filtered_records and counted as
+// filtered, not as an exception.
+const CodeFiltered = string(codes.Filtered)
+
+// insertFiltered stores records dropped on purpose, once per source
+// position, and counts them as their files' filtered records.
+func insertFiltered(ctx context.Context, tx pgx.Tx, recs []Exception, deltas map[string]*fileDelta) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := len(recs)
+	clients, files, recIDs, stages, reasons := mk(n), mk(n), mk(n), mk(n), mk(n)
+	lines, parts, records := make([]int64, n), make([]int32, n), make([][]byte, n)
+	for i, e := range recs {
+		clients[i], files[i], recIDs[i], stages[i], reasons[i] = e.Client, e.FileID, e.RecordID, e.Stage, e.Message
+		lines[i], parts[i] = e.Line, int32(e.Part)
+		records[i] = []byte(e.Record)
+		if len(records[i]) == 0 || !json.Valid(records[i]) {
+			records[i], _ = json.Marshal(map[string]string{"raw": string(e.Record)})
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO filtered_records (client, file_id, line, part, record_id, stage, reason, record)
+		SELECT client, file_id, line, part, nullif(record_id, ''), stage, reason, record
+		FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+			AS t(client, file_id, line, part, record_id, stage, reason, record)
+		ORDER BY client, file_id, line, part
+		ON CONFLICT DO NOTHING
+		RETURNING file_id::text`, clients, files, lines, parts, recIDs, stages, reasons, records)
+	if err != nil {
+		return fmt.Errorf("insert filtered records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return err
+		}
+		delta(deltas, f).filtered++
+	}
+	return rows.Err()
 }
 
 func delta(m map[string]*fileDelta, id string) *fileDelta {

@@ -227,3 +227,36 @@ func TestMURRoundTrip(t *testing.T) {
 		t.Fatalf("second insert: %v, want ErrConcurrentRecord", err)
 	}
 }
+
+// TestFilteredRecordsCount: a record dropped on purpose arrives on the
+// exceptions route with code FILTERED; it is kept apart from the
+// exceptions, counted once as filtered however often it is replayed, and
+// the file is done when MURs, exceptions and filtered records add up.
+func TestFilteredRecordsCount(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "filt-" + store.NewID()[24:]
+	f, _ := st.RegisterFile(ctx, newFile(client, "f1"))
+	claimOwn(t, st, f.FileID, "r", time.Minute)
+	filtered := store.Exception{Client: client, FileID: f.FileID, Line: 3, RecordID: "r3", Stage: "mediate",
+		Code: store.CodeFiltered, Message: "test traffic", Record: json.RawMessage(`{"account_id":"TEST-1"}`)}
+	batch := []store.Exception{exception(client, f.FileID, 2), filtered}
+	for range 2 { // the second time is a replay
+		if _, err := st.InsertExceptions(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.FileRead(ctx, f.FileID, 2)
+	if err != nil || got.Status != store.FileDone || got.Exceptions != 1 || got.Filtered != 1 {
+		t.Fatalf("file: %+v %v", got, err)
+	}
+	var n int
+	err = st.ExportExceptions(ctx, store.ExceptionFilter{Client: client}, func(store.Exception) error { n++; return nil })
+	if err != nil || n != 1 {
+		t.Fatalf("%d exceptions listed (%v); the filtered record is not one", n, err)
+	}
+	var reason string
+	if err := st.Pool().QueryRow(ctx, `SELECT reason FROM filtered_records WHERE client = $1 AND line = 3`, client).Scan(&reason); err != nil || reason != "test traffic" {
+		t.Fatalf("filtered record: %q %v", reason, err)
+	}
+}

@@ -25,7 +25,8 @@ rules) and applies the normal-form checks in their fixed order:
 - `+"`BAD_QUANTITY`"+`: quantity is not a non-negative decimal, or above the client's maximum;
 - `+"`BAD_TIMESTAMP`"+`: usage_time is not RFC 3339, older than the client's window or too far in the future.
 
-A record that passes is replaced by its normal form (the message for `+"`usage.mediated`"+`).
+A message already failed or filtered by an earlier processor passes through untouched, so its
+code is the one the rule gave. A record that passes is replaced by its normal form (the message for `+"`usage.mediated`"+`).
 A record that fails keeps its body and is marked failed with the code in the metadata
 (`+"`vivace_code`, `vivace_field`"+`), for the pipeline to route to the exceptions topic.
 The window and limits come from the client settings file (defaults: 90 days old, 15 minutes ahead).`).
@@ -68,6 +69,11 @@ type normalizeProc struct {
 }
 
 func (p *normalizeProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
+	if msg.GetError() != nil {
+		// Failed or filtered by an earlier rule: its code and body stay as
+		// they are for the exceptions route.
+		return service.MessageBatch{msg}, nil
+	}
 	b, err := msg.AsBytes()
 	if err != nil {
 		return nil, err

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redpanda-data/benthos/v4/public/bloblang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/clientcfg"
@@ -88,5 +90,38 @@ func TestSpecsLint(t *testing.T) {
 	b := env.NewStreamBuilder()
 	if err := b.AddProcessorYAML(`vivace_exception: { default_code: NOT_A_CODE }`); err == nil {
 		t.Fatal("an unknown default_code passed the lint rule")
+	}
+}
+
+func TestFilterMarksAndNormalizeLeavesAlone(t *testing.T) {
+	ctx := context.Background()
+	exec, err := bloblang.Parse(`this.fields.account_id.has_prefix("TEST-")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := &filterProc{check: exec, reason: "test traffic", stage: "mediate"}
+	cfg, _ := clientcfg.Open("")
+	norm := &normalizeProc{cfg: cfg, stage: "mediate", now: time.Now}
+	exc := &exceptionProc{stage: "mediate", code: string(codes.MediationFailed)}
+	run := func(body string) *service.Message {
+		msg := service.NewMessage([]byte(body))
+		for _, p := range []service.Processor{filter, norm, exc} {
+			out, err := p.Process(ctx, msg)
+			if err != nil || len(out) != 1 {
+				t.Fatalf("%T: %v %v", p, out, err)
+			}
+			msg = out[0]
+		}
+		return msg
+	}
+	b, _ := run(`{"client":"c","file_id":"f","line":4,"fields":{"record_id":"r4","account_id":"TEST-9"}}`).AsBytes()
+	var m exceptionMsg
+	if err := json.Unmarshal(b, &m); err != nil || m.Code != "FILTERED" || m.Message != "test traffic" || m.Line != 4 {
+		t.Fatalf("filtered record became %s (%v)", b, err)
+	}
+	// A check that cannot be evaluated fails the record, naming why.
+	b, _ = run(`{"client":"c","file_id":"f","line":5,"fields":{"record_id":"r5"}}`).AsBytes()
+	if err := json.Unmarshal(b, &m); err != nil || m.Code != "MEDIATION_FAILED" || !strings.Contains(m.Message, "filter check") {
+		t.Fatalf("unreadable check gave %s (%v)", b, err)
 	}
 }
