@@ -97,7 +97,7 @@ type Stream struct {
 	// keep-alive comment, for this long, so a connection that died without
 	// closing is noticed and replaced; default 2m.
 	IdleTimeout time.Duration
-	Logger     *slog.Logger
+	Logger      *slog.Logger
 }
 
 // ErrStatus is a refusal by the feed server.
