@@ -28,7 +28,9 @@ deps: ## install the Debian packages some tests use (kcat), where possible
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-vet:
+vet: ## gofmt check and go vet
+	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 
 staticcheck: $(STATICCHECK)
