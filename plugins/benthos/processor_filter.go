@@ -69,18 +69,9 @@ func (p *filterProc) Process(_ context.Context, msg *service.Message) (service.M
 	if msg.GetError() != nil {
 		return service.MessageBatch{msg}, nil
 	}
-	out, err := msg.BloblangQuery(p.check)
-	var res any
-	if err == nil && out != nil {
-		res, err = out.AsStructured()
-	}
+	drop, err := queryBool(msg, p.check)
 	if err != nil {
 		fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "filter check: %v", err))
-		return service.MessageBatch{msg}, nil
-	}
-	drop, ok := res.(bool)
-	if !ok {
-		fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "filter check: returned %T, not a boolean", res))
 		return service.MessageBatch{msg}, nil
 	}
 	if drop {
