@@ -87,24 +87,39 @@ func (c *Converter) Convert(q string) (string, error) {
 	if d.Negative && !d.IsZero() {
 		return "", fmt.Errorf("%q is negative", q)
 	}
-	var r apd.Decimal
-	if _, err := convCtx.Mul(&r, &d, &c.from); err != nil {
+	// No result aliases an operand: some apd operations (Ceil among them)
+	// give wrong answers in place.
+	var base, r apd.Decimal
+	if _, err := convCtx.Mul(&base, &d, &c.from); err != nil {
 		return "", err
 	}
-	if _, err := convCtx.Quo(&r, &r, &c.to); err != nil {
+	if _, err := convCtx.Quo(&r, &base, &c.to); err != nil {
 		return "", err
 	}
 	if c.round != RoundNone {
-		ctx := convCtx
+		// Quantities are never negative, so up is the ceiling, down the
+		// floor and half up the floor of x + 0.5, taken at scale places.
+		var shift, scaled, rounded, half, sum apd.Decimal
+		shift.SetFinite(1, c.scale)
+		if _, err := convCtx.Mul(&scaled, &r, &shift); err != nil {
+			return "", err
+		}
+		var err error
 		switch c.round {
 		case RoundUp:
-			ctx.Rounding = apd.RoundUp
+			_, err = convCtx.Ceil(&rounded, &scaled)
 		case RoundDown:
-			ctx.Rounding = apd.RoundDown
+			_, err = convCtx.Floor(&rounded, &scaled)
 		default:
-			ctx.Rounding = apd.RoundHalfUp
+			half.SetFinite(5, -1)
+			if _, err = convCtx.Add(&sum, &scaled, &half); err == nil {
+				_, err = convCtx.Floor(&rounded, &sum)
+			}
 		}
-		if _, err := ctx.Quantize(&r, &r, -c.scale); err != nil {
+		if err != nil {
+			return "", err
+		}
+		if _, err := convCtx.Quo(&r, &rounded, &shift); err != nil {
 			return "", err
 		}
 	}

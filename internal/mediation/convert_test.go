@@ -11,11 +11,11 @@ func TestConvert(t *testing.T) {
 		scale           int
 		in, want        string
 	}{
-		{"s", "min", RoundUp, 0, "61", "2"},      // a started minute counts whole
-		{"s", "min", RoundUp, 0, "60", "1"},      // exactly one
-		{"s", "min", RoundUp, 0, "0", "0"},       // nothing stays nothing
-		{"s", "min", RoundDown, 0, "119", "1"},   // whole minutes only
-		{"s", "min", RoundNone, 0, "90", "1.5"},  // exact
+		{"s", "min", RoundUp, 0, "61", "2"},     // a started minute counts whole
+		{"s", "min", RoundUp, 0, "60", "1"},     // exactly one
+		{"s", "min", RoundUp, 0, "0", "0"},      // nothing stays nothing
+		{"s", "min", RoundDown, 0, "119", "1"},  // whole minutes only
+		{"s", "min", RoundNone, 0, "90", "1.5"}, // exact
 		{"B", "GB", RoundHalfUp, 3, "1500000", "0.002"},
 		{"B", "GB", RoundHalfUp, 3, "1499999", "0.001"},
 		{"B", "GiB", RoundUp, 2, "1073741825", "1.01"},
@@ -49,6 +49,21 @@ func TestConvertRefuses(t *testing.T) {
 	for _, in := range []string{"-1", "ten", "NaN"} {
 		if _, err := c.Convert(in); err == nil {
 			t.Errorf("%q converted", in)
+		}
+	}
+}
+
+func TestConvertRoundsSmallValuesUp(t *testing.T) {
+	c, _ := NewConverter("s", "min", RoundUp, 0)
+	for in, want := range map[string]string{"2": "1", "0.001": "1", "59.999": "1", "60.0001": "2"} {
+		if got, err := c.Convert(in); err != nil || got != want {
+			t.Errorf("%s s: got %q %v, want %q min", in, got, err, want)
+		}
+	}
+	h, _ := NewConverter("B", "kB", RoundHalfUp, 0)
+	for in, want := range map[string]string{"499": "0", "500": "1", "1499": "1", "1500": "2"} {
+		if got, err := h.Convert(in); err != nil || got != want {
+			t.Errorf("%s B: got %q %v, want %q kB", in, got, err, want)
 		}
 	}
 }
