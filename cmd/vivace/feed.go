@@ -129,7 +129,10 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 
 func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	outcomes := map[string]feed.Outcome{}
+	// Only what the counts and the report of failures need is kept: a
+	// file of a million events must not hold a million messages.
+	type settled struct{ outcome, message string }
+	outcomes := map[string]settled{}
 	for {
 		var pending []string
 		for _, id := range ids {
@@ -160,7 +163,11 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 			// A pending event waits for an entity still on its way; it
 			// ends applied, or failed when the wait runs out.
 			if v.Outcome != feed.Pending {
-				outcomes[k] = v
+				o := settled{outcome: v.Outcome}
+				if v.Outcome == feed.Failed {
+					o.message = v.Message
+				}
+				outcomes[k] = o
 				final++
 			}
 		}
@@ -181,23 +188,23 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	seen := map[string]bool{}
 	for _, id := range ids {
 		o := outcomes[id]
-		if seen[id] && o.Outcome == feed.Applied {
+		if seen[id] && o.outcome == feed.Applied {
 			counts.Ignored++
 			continue
 		}
 		seen[id] = true
-		if o.Outcome == "" {
+		if o.outcome == "" {
 			counts.Pending++
 			continue
 		}
-		switch o.Outcome {
+		switch o.outcome {
 		case feed.Applied:
 			counts.Applied++
 		case feed.Ignored:
 			counts.Ignored++
 		default:
 			counts.Failed++
-			fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.Message)
+			fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.message)
 		}
 	}
 	b, _ := json.Marshal(counts)
