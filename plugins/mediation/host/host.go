@@ -400,8 +400,10 @@ func (in *instance) start() error {
 		AutoMTLS:         true,
 		StartTimeout:     in.host.startTimeout,
 		Logger:           in.host.log.With("client", in.spec.Client, "plugin", in.spec.Path),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(mediation.MaxMessageBytes), grpc.MaxCallSendMsgSize(mediation.MaxMessageBytes))},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(mediation.MaxMessageBytes), grpc.MaxCallSendMsgSize(mediation.MaxMessageBytes)),
+			grpc.WithInitialWindowSize(mediation.FlowWindowBytes), grpc.WithInitialConnWindowSize(mediation.FlowWindowBytes),
+		},
 	})
 	rpc, err := client.Client()
 	if err != nil {

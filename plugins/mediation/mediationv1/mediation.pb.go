@@ -29,6 +29,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Outcome int32
+
+const (
+	// Not set: the host treats the result as broken (PLUGIN_ERROR).
+	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
+	// One or more records in normal form. More than one splits the input
+	// record; each part keeps the input's file and line, numbered by its
+	// position here.
+	Outcome_OUTCOME_MEDIATED Outcome = 1
+	// The record cannot be mediated; it becomes an exception.
+	Outcome_OUTCOME_ERROR Outcome = 2
+	// The record is dropped on purpose (a test call, a free service); it is
+	// counted as filtered in its file's totals.
+	Outcome_OUTCOME_FILTERED Outcome = 3
+)
+
+// Enum value maps for Outcome.
+var (
+	Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_MEDIATED",
+		2: "OUTCOME_ERROR",
+		3: "OUTCOME_FILTERED",
+	}
+	Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED": 0,
+		"OUTCOME_MEDIATED":    1,
+		"OUTCOME_ERROR":       2,
+		"OUTCOME_FILTERED":    3,
+	}
+)
+
+func (x Outcome) Enum() *Outcome {
+	p := new(Outcome)
+	*p = x
+	return p
+}
+
+func (x Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_mediation_proto_enumTypes[0].Descriptor()
+}
+
+func (Outcome) Type() protoreflect.EnumType {
+	return &file_mediation_proto_enumTypes[0]
+}
+
+func (x Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Outcome.Descriptor instead.
+func (Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_mediation_proto_rawDescGZIP(), []int{0}
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -226,8 +285,9 @@ type RawRecord struct {
 	Client string                 `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
 	FileId string                 `protobuf:"bytes,2,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	// Physical line of the file where the record starts (1 = header of a CSV).
-	Line          int64             `protobuf:"varint,3,opt,name=line,proto3" json:"line,omitempty"`
-	Fields        map[string]string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Line          int64    `protobuf:"varint,3,opt,name=line,proto3" json:"line,omitempty"`
+	Names         []uint32 `protobuf:"varint,4,rep,packed,name=names,proto3" json:"names,omitempty"`
+	Values        []string `protobuf:"bytes,5,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,16 +343,25 @@ func (x *RawRecord) GetLine() int64 {
 	return 0
 }
 
-func (x *RawRecord) GetFields() map[string]string {
+func (x *RawRecord) GetNames() []uint32 {
 	if x != nil {
-		return x.Fields
+		return x.Names
+	}
+	return nil
+}
+
+func (x *RawRecord) GetValues() []string {
+	if x != nil {
+		return x.Values
 	}
 	return nil
 }
 
 type MediateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*RawRecord           `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field names of this batch's records.
+	Names         []string     `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	Records       []*RawRecord `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +396,13 @@ func (*MediateRequest) Descriptor() ([]byte, []int) {
 	return file_mediation_proto_rawDescGZIP(), []int{5}
 }
 
+func (x *MediateRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 func (x *MediateRequest) GetRecords() []*RawRecord {
 	if x != nil {
 		return x.Records
@@ -336,8 +412,10 @@ func (x *MediateRequest) GetRecords() []*RawRecord {
 
 type MediateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field names of this answer's records.
+	Names []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
 	// One per input record, in input order.
-	Results       []*RecordResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Results       []*RecordResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +450,13 @@ func (*MediateResponse) Descriptor() ([]byte, []int) {
 	return file_mediation_proto_rawDescGZIP(), []int{6}
 }
 
+func (x *MediateResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 func (x *MediateResponse) GetResults() []*RecordResult {
 	if x != nil {
 		return x.Results
@@ -379,16 +464,28 @@ func (x *MediateResponse) GetResults() []*RecordResult {
 	return nil
 }
 
-// RecordResult is what became of one input record: exactly one of the
-// three outcomes is set.
+// RecordResult is what became of one input record.
+//
+// OUTCOME_MEDIATED: the records in normal form, their fields concatenated:
+// the first record has field_counts[0] fields, the next field_counts[1],
+// and so on. Required fields: record_id, account_id, usage_type, quantity
+// (a non-negative decimal) and usage_time (RFC 3339). Optional:
+// qualifier_1 .. qualifier_4. Any other field is kept as an attribute.
+//
+// OUTCOME_ERROR: code is a stable exception code (empty means
+// MEDIATION_FAILED), field the input field at fault (may be empty),
+// message says why.
+//
+// OUTCOME_FILTERED: message says why the record was dropped.
 type RecordResult struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Outcome:
-	//
-	//	*RecordResult_Mediated
-	//	*RecordResult_Error
-	//	*RecordResult_Filtered
-	Outcome       isRecordResult_Outcome `protobuf_oneof:"outcome"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcome       Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=vivace.mediation.v1.Outcome" json:"outcome,omitempty"`
+	FieldCounts   []uint32               `protobuf:"varint,2,rep,packed,name=field_counts,json=fieldCounts,proto3" json:"field_counts,omitempty"`
+	Names         []uint32               `protobuf:"varint,3,rep,packed,name=names,proto3" json:"names,omitempty"`
+	Values        []string               `protobuf:"bytes,4,rep,name=values,proto3" json:"values,omitempty"`
+	Code          string                 `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
+	Field         string                 `protobuf:"bytes,6,opt,name=field,proto3" json:"field,omitempty"`
+	Message       string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,263 +520,51 @@ func (*RecordResult) Descriptor() ([]byte, []int) {
 	return file_mediation_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *RecordResult) GetOutcome() isRecordResult_Outcome {
+func (x *RecordResult) GetOutcome() Outcome {
 	if x != nil {
 		return x.Outcome
 	}
-	return nil
+	return Outcome_OUTCOME_UNSPECIFIED
 }
 
-func (x *RecordResult) GetMediated() *Mediated {
+func (x *RecordResult) GetFieldCounts() []uint32 {
 	if x != nil {
-		if x, ok := x.Outcome.(*RecordResult_Mediated); ok {
-			return x.Mediated
-		}
+		return x.FieldCounts
 	}
 	return nil
 }
 
-func (x *RecordResult) GetError() *RecordError {
+func (x *RecordResult) GetNames() []uint32 {
 	if x != nil {
-		if x, ok := x.Outcome.(*RecordResult_Error); ok {
-			return x.Error
-		}
+		return x.Names
 	}
 	return nil
 }
 
-func (x *RecordResult) GetFiltered() *Filtered {
+func (x *RecordResult) GetValues() []string {
 	if x != nil {
-		if x, ok := x.Outcome.(*RecordResult_Filtered); ok {
-			return x.Filtered
-		}
+		return x.Values
 	}
 	return nil
 }
 
-type isRecordResult_Outcome interface {
-	isRecordResult_Outcome()
-}
-
-type RecordResult_Mediated struct {
-	// One or more records in normal form. More than one splits the input
-	// record; each part keeps the input's file and line, numbered by its
-	// position here.
-	Mediated *Mediated `protobuf:"bytes,1,opt,name=mediated,proto3,oneof"`
-}
-
-type RecordResult_Error struct {
-	// The record cannot be mediated; it becomes an exception.
-	Error *RecordError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
-}
-
-type RecordResult_Filtered struct {
-	// The record is dropped on purpose (a test call, a free service); it
-	// is counted as filtered in its file's totals.
-	Filtered *Filtered `protobuf:"bytes,3,opt,name=filtered,proto3,oneof"`
-}
-
-func (*RecordResult_Mediated) isRecordResult_Outcome() {}
-
-func (*RecordResult_Error) isRecordResult_Outcome() {}
-
-func (*RecordResult_Filtered) isRecordResult_Outcome() {}
-
-type Mediated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*MediatedRecord      `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Mediated) Reset() {
-	*x = Mediated{}
-	mi := &file_mediation_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Mediated) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Mediated) ProtoMessage() {}
-
-func (x *Mediated) ProtoReflect() protoreflect.Message {
-	mi := &file_mediation_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Mediated.ProtoReflect.Descriptor instead.
-func (*Mediated) Descriptor() ([]byte, []int) {
-	return file_mediation_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *Mediated) GetRecords() []*MediatedRecord {
-	if x != nil {
-		return x.Records
-	}
-	return nil
-}
-
-// MediatedRecord is a record in normal form. Required fields: record_id,
-// account_id, usage_type, quantity (a non-negative decimal) and usage_time
-// (RFC 3339). Optional: qualifier_1 .. qualifier_4. Any other field is kept
-// as an attribute of the record.
-type MediatedRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Fields        map[string]string      `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MediatedRecord) Reset() {
-	*x = MediatedRecord{}
-	mi := &file_mediation_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MediatedRecord) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MediatedRecord) ProtoMessage() {}
-
-func (x *MediatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_mediation_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MediatedRecord.ProtoReflect.Descriptor instead.
-func (*MediatedRecord) Descriptor() ([]byte, []int) {
-	return file_mediation_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *MediatedRecord) GetFields() map[string]string {
-	if x != nil {
-		return x.Fields
-	}
-	return nil
-}
-
-type RecordError struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// A stable exception code; empty means MEDIATION_FAILED.
-	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	// The input field at fault, when there is one.
-	Field         string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
-	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RecordError) Reset() {
-	*x = RecordError{}
-	mi := &file_mediation_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RecordError) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RecordError) ProtoMessage() {}
-
-func (x *RecordError) ProtoReflect() protoreflect.Message {
-	mi := &file_mediation_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RecordError.ProtoReflect.Descriptor instead.
-func (*RecordError) Descriptor() ([]byte, []int) {
-	return file_mediation_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *RecordError) GetCode() string {
+func (x *RecordResult) GetCode() string {
 	if x != nil {
 		return x.Code
 	}
 	return ""
 }
 
-func (x *RecordError) GetField() string {
+func (x *RecordResult) GetField() string {
 	if x != nil {
 		return x.Field
 	}
 	return ""
 }
 
-func (x *RecordError) GetMessage() string {
+func (x *RecordResult) GetMessage() string {
 	if x != nil {
 		return x.Message
-	}
-	return ""
-}
-
-type Filtered struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Why the record was dropped, e.g. "test call".
-	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Filtered) Reset() {
-	*x = Filtered{}
-	mi := &file_mediation_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Filtered) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Filtered) ProtoMessage() {}
-
-func (x *Filtered) ProtoReflect() protoreflect.Message {
-	mi := &file_mediation_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Filtered.ProtoReflect.Descriptor instead.
-func (*Filtered) Descriptor() ([]byte, []int) {
-	return file_mediation_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *Filtered) GetReason() string {
-	if x != nil {
-		return x.Reason
 	}
 	return ""
 }
@@ -698,37 +583,32 @@ const file_mediation_proto_rawDesc = "" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse\"\xcf\x01\n" +
+	"\x11ConfigureResponse\"~\n" +
 	"\tRawRecord\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12\x17\n" +
 	"\afile_id\x18\x02 \x01(\tR\x06fileId\x12\x12\n" +
-	"\x04line\x18\x03 \x01(\x03R\x04line\x12B\n" +
-	"\x06fields\x18\x04 \x03(\v2*.vivace.mediation.v1.RawRecord.FieldsEntryR\x06fields\x1a9\n" +
-	"\vFieldsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"J\n" +
-	"\x0eMediateRequest\x128\n" +
-	"\arecords\x18\x01 \x03(\v2\x1e.vivace.mediation.v1.RawRecordR\arecords\"N\n" +
-	"\x0fMediateResponse\x12;\n" +
-	"\aresults\x18\x01 \x03(\v2!.vivace.mediation.v1.RecordResultR\aresults\"\xcd\x01\n" +
-	"\fRecordResult\x12;\n" +
-	"\bmediated\x18\x01 \x01(\v2\x1d.vivace.mediation.v1.MediatedH\x00R\bmediated\x128\n" +
-	"\x05error\x18\x02 \x01(\v2 .vivace.mediation.v1.RecordErrorH\x00R\x05error\x12;\n" +
-	"\bfiltered\x18\x03 \x01(\v2\x1d.vivace.mediation.v1.FilteredH\x00R\bfilteredB\t\n" +
-	"\aoutcome\"I\n" +
-	"\bMediated\x12=\n" +
-	"\arecords\x18\x01 \x03(\v2#.vivace.mediation.v1.MediatedRecordR\arecords\"\x94\x01\n" +
-	"\x0eMediatedRecord\x12G\n" +
-	"\x06fields\x18\x01 \x03(\v2/.vivace.mediation.v1.MediatedRecord.FieldsEntryR\x06fields\x1a9\n" +
-	"\vFieldsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
-	"\vRecordError\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
-	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\"\n" +
-	"\bFiltered\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\x95\x02\n" +
+	"\x04line\x18\x03 \x01(\x03R\x04line\x12\x14\n" +
+	"\x05names\x18\x04 \x03(\rR\x05names\x12\x16\n" +
+	"\x06values\x18\x05 \x03(\tR\x06values\"`\n" +
+	"\x0eMediateRequest\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x128\n" +
+	"\arecords\x18\x02 \x03(\v2\x1e.vivace.mediation.v1.RawRecordR\arecords\"d\n" +
+	"\x0fMediateResponse\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x12;\n" +
+	"\aresults\x18\x02 \x03(\v2!.vivace.mediation.v1.RecordResultR\aresults\"\xdb\x01\n" +
+	"\fRecordResult\x126\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\x1c.vivace.mediation.v1.OutcomeR\aoutcome\x12!\n" +
+	"\ffield_counts\x18\x02 \x03(\rR\vfieldCounts\x12\x14\n" +
+	"\x05names\x18\x03 \x03(\rR\x05names\x12\x16\n" +
+	"\x06values\x18\x04 \x03(\tR\x06values\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\x12\x14\n" +
+	"\x05field\x18\x06 \x01(\tR\x05field\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage*a\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10OUTCOME_MEDIATED\x10\x01\x12\x11\n" +
+	"\rOUTCOME_ERROR\x10\x02\x12\x14\n" +
+	"\x10OUTCOME_FILTERED\x10\x032\x95\x02\n" +
 	"\bMediator\x12W\n" +
 	"\bDescribe\x12$.vivace.mediation.v1.DescribeRequest\x1a%.vivace.mediation.v1.DescribeResponse\x12Z\n" +
 	"\tConfigure\x12%.vivace.mediation.v1.ConfigureRequest\x1a&.vivace.mediation.v1.ConfigureResponse\x12T\n" +
@@ -746,43 +626,34 @@ func file_mediation_proto_rawDescGZIP() []byte {
 	return file_mediation_proto_rawDescData
 }
 
-var file_mediation_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mediation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mediation_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_mediation_proto_goTypes = []any{
-	(*DescribeRequest)(nil),   // 0: vivace.mediation.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 1: vivace.mediation.v1.DescribeResponse
-	(*ConfigureRequest)(nil),  // 2: vivace.mediation.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 3: vivace.mediation.v1.ConfigureResponse
-	(*RawRecord)(nil),         // 4: vivace.mediation.v1.RawRecord
-	(*MediateRequest)(nil),    // 5: vivace.mediation.v1.MediateRequest
-	(*MediateResponse)(nil),   // 6: vivace.mediation.v1.MediateResponse
-	(*RecordResult)(nil),      // 7: vivace.mediation.v1.RecordResult
-	(*Mediated)(nil),          // 8: vivace.mediation.v1.Mediated
-	(*MediatedRecord)(nil),    // 9: vivace.mediation.v1.MediatedRecord
-	(*RecordError)(nil),       // 10: vivace.mediation.v1.RecordError
-	(*Filtered)(nil),          // 11: vivace.mediation.v1.Filtered
-	nil,                       // 12: vivace.mediation.v1.RawRecord.FieldsEntry
-	nil,                       // 13: vivace.mediation.v1.MediatedRecord.FieldsEntry
+	(Outcome)(0),              // 0: vivace.mediation.v1.Outcome
+	(*DescribeRequest)(nil),   // 1: vivace.mediation.v1.DescribeRequest
+	(*DescribeResponse)(nil),  // 2: vivace.mediation.v1.DescribeResponse
+	(*ConfigureRequest)(nil),  // 3: vivace.mediation.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 4: vivace.mediation.v1.ConfigureResponse
+	(*RawRecord)(nil),         // 5: vivace.mediation.v1.RawRecord
+	(*MediateRequest)(nil),    // 6: vivace.mediation.v1.MediateRequest
+	(*MediateResponse)(nil),   // 7: vivace.mediation.v1.MediateResponse
+	(*RecordResult)(nil),      // 8: vivace.mediation.v1.RecordResult
 }
 var file_mediation_proto_depIdxs = []int32{
-	12, // 0: vivace.mediation.v1.RawRecord.fields:type_name -> vivace.mediation.v1.RawRecord.FieldsEntry
-	4,  // 1: vivace.mediation.v1.MediateRequest.records:type_name -> vivace.mediation.v1.RawRecord
-	7,  // 2: vivace.mediation.v1.MediateResponse.results:type_name -> vivace.mediation.v1.RecordResult
-	8,  // 3: vivace.mediation.v1.RecordResult.mediated:type_name -> vivace.mediation.v1.Mediated
-	10, // 4: vivace.mediation.v1.RecordResult.error:type_name -> vivace.mediation.v1.RecordError
-	11, // 5: vivace.mediation.v1.RecordResult.filtered:type_name -> vivace.mediation.v1.Filtered
-	9,  // 6: vivace.mediation.v1.Mediated.records:type_name -> vivace.mediation.v1.MediatedRecord
-	13, // 7: vivace.mediation.v1.MediatedRecord.fields:type_name -> vivace.mediation.v1.MediatedRecord.FieldsEntry
-	0,  // 8: vivace.mediation.v1.Mediator.Describe:input_type -> vivace.mediation.v1.DescribeRequest
-	2,  // 9: vivace.mediation.v1.Mediator.Configure:input_type -> vivace.mediation.v1.ConfigureRequest
-	5,  // 10: vivace.mediation.v1.Mediator.Mediate:input_type -> vivace.mediation.v1.MediateRequest
-	1,  // 11: vivace.mediation.v1.Mediator.Describe:output_type -> vivace.mediation.v1.DescribeResponse
-	3,  // 12: vivace.mediation.v1.Mediator.Configure:output_type -> vivace.mediation.v1.ConfigureResponse
-	6,  // 13: vivace.mediation.v1.Mediator.Mediate:output_type -> vivace.mediation.v1.MediateResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	5, // 0: vivace.mediation.v1.MediateRequest.records:type_name -> vivace.mediation.v1.RawRecord
+	8, // 1: vivace.mediation.v1.MediateResponse.results:type_name -> vivace.mediation.v1.RecordResult
+	0, // 2: vivace.mediation.v1.RecordResult.outcome:type_name -> vivace.mediation.v1.Outcome
+	1, // 3: vivace.mediation.v1.Mediator.Describe:input_type -> vivace.mediation.v1.DescribeRequest
+	3, // 4: vivace.mediation.v1.Mediator.Configure:input_type -> vivace.mediation.v1.ConfigureRequest
+	6, // 5: vivace.mediation.v1.Mediator.Mediate:input_type -> vivace.mediation.v1.MediateRequest
+	2, // 6: vivace.mediation.v1.Mediator.Describe:output_type -> vivace.mediation.v1.DescribeResponse
+	4, // 7: vivace.mediation.v1.Mediator.Configure:output_type -> vivace.mediation.v1.ConfigureResponse
+	7, // 8: vivace.mediation.v1.Mediator.Mediate:output_type -> vivace.mediation.v1.MediateResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mediation_proto_init() }
@@ -790,23 +661,19 @@ func file_mediation_proto_init() {
 	if File_mediation_proto != nil {
 		return
 	}
-	file_mediation_proto_msgTypes[7].OneofWrappers = []any{
-		(*RecordResult_Mediated)(nil),
-		(*RecordResult_Error)(nil),
-		(*RecordResult_Filtered)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mediation_proto_rawDesc), len(file_mediation_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_mediation_proto_goTypes,
 		DependencyIndexes: file_mediation_proto_depIdxs,
+		EnumInfos:         file_mediation_proto_enumTypes,
 		MessageInfos:      file_mediation_proto_msgTypes,
 	}.Build()
 	File_mediation_proto = out.File

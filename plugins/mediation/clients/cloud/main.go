@@ -128,15 +128,14 @@ func (s *settings) mediate(f map[string]string) mediation.Result {
 	if err != nil {
 		return mediation.Result{Error: &mediation.RecordError{Code: "BAD_TIMESTAMP", Field: "timestamp", Message: err.Error()}}
 	}
-	rec := map[string]string{
-		"record_id":  strings.TrimSpace(f["event_id"]),
-		"account_id": account,
-		"usage_type": usageType,
-		"quantity":   gb,
-		"usage_time": ts,
-		"service":    service,
-		"bytes":      strings.TrimSpace(f["bytes"]),
-	}
+	rec := make(map[string]string, 9)
+	rec["record_id"] = strings.TrimSpace(f["event_id"])
+	rec["account_id"] = account
+	rec["usage_type"] = usageType
+	rec["quantity"] = gb
+	rec["usage_time"] = ts
+	rec["service"] = service
+	rec["bytes"] = strings.TrimSpace(f["bytes"])
 	if r := strings.TrimSpace(f["region"]); r != "" {
 		rec["qualifier_1"] = r
 	}
@@ -163,7 +162,8 @@ func bytesToGB(v string) (string, error) {
 	if n%1_000_000 != 0 {
 		mb++
 	}
-	return fmt.Sprintf("%d.%03d", mb/1000, mb%1000), nil
+	frac := strconv.FormatUint(1000+mb%1000, 10) // "1xyz": three digits with leading zeros
+	return strconv.FormatUint(mb/1000, 10) + "." + frac[1:], nil
 }
 
 // parseTimestamp accepts RFC 3339 or Unix seconds and returns RFC 3339.
