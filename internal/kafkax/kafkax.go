@@ -23,14 +23,17 @@ const (
 	TopicUsageRaw        = "usage.raw"
 	TopicUsageMediated   = "usage.mediated"
 	TopicUsageExceptions = "usage.exceptions"
-	TopicCoreFeed        = "core.feed"
-	TopicMURSyncBatches  = "mur.sync.batches"
-	TopicMURSyncResults  = "mur.sync.results"
+	// TopicUsageFiltered holds records a mediation plugin filtered out on
+	// purpose, with the reason in the vivace_filtered header.
+	TopicUsageFiltered  = "usage.filtered"
+	TopicCoreFeed       = "core.feed"
+	TopicMURSyncBatches = "mur.sync.batches"
+	TopicMURSyncResults = "mur.sync.results"
 )
 
 // DefaultTopics lists the default topics.
 func DefaultTopics() []string {
-	return []string{TopicUsageRaw, TopicUsageMediated, TopicUsageExceptions, TopicCoreFeed,
+	return []string{TopicUsageRaw, TopicUsageMediated, TopicUsageExceptions, TopicUsageFiltered, TopicCoreFeed,
 		TopicMURSyncBatches, TopicMURSyncResults}
 }
 
