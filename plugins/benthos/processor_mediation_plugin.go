@@ -102,7 +102,7 @@ func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.R
 	return &mediationPluginProc{
 		cfg: cfg, stage: stage, log: log,
 		host: host.New(host.WithLogger(hclog.New(&hclog.LoggerOptions{
-			Name: "mediation-plugin", Level: hclog.Info, Output: &logWriter{log: log}, DisableTime: true}))),
+			Name: "mediation-plugin", Level: hclog.Debug, Output: &logWriter{log: log}, DisableTime: true}))),
 		mediated: m.NewCounter("vivace_mediation_plugin_records"),
 		split:    m.NewCounter("vivace_mediation_plugin_split_records"),
 		filtered: m.NewCounter("vivace_mediation_plugin_filtered"),
