@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export DATABASE_URL
 
-.PHONY: help build demo dev test vet staticcheck unit pipeline-test e2e bench deps clean
+.PHONY: help build demo dev test vet staticcheck unit pipeline-test e2e bench deps proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,9 @@ test: deps vet staticcheck unit pipeline-test ## everything CI runs
 
 bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures go in docs/benchmarks.md)
 	bash scripts/bench.sh
+
+proto: ## regenerate the mediation plugin contract's Go code (needs protoc)
+	bash scripts/gen-proto.sh
 
 clean:
 	rm -rf $(BIN) .vivace .data

@@ -1,13 +1,17 @@
 // Package clientcfg reads the per-client settings file: how a client's
-// files are laid out (format, delimiter, column names) and the window and
-// limits of its normal-form checks. A client missing from the file uses
-// the defaults, so a new client needs no set-up beyond its catalog.
+// files are laid out (format, delimiter, column names), the window and
+// limits of its normal-form checks, and its mediation plugin. A client
+// missing from the file uses the defaults, so a new client needs no set-up
+// beyond its catalog.
 package clientcfg
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -27,6 +31,37 @@ type Client struct {
 	// besides the inbox and HTTP upload. It is never inherited from
 	// defaults.
 	Source *Source `yaml:"source"`
+	// Plugin is the client's mediation plugin; nil: none, records pass
+	// through mediation unchanged. Only clients have one, not defaults.
+	Plugin *Plugin `yaml:"plugin"`
+}
+
+// Plugin is a client's mediation plugin (docs/plugins.md).
+type Plugin struct {
+	// Path of the plugin binary; a relative path is taken from the
+	// directory of the settings file.
+	Path string `yaml:"path"`
+	// SHA256 is the binary's checksum as sha256sum prints it. The binary
+	// is not started unless it matches.
+	SHA256 string `yaml:"sha256"`
+	// Timeout bounds one batch's call; nil: the host's default (10s).
+	Timeout *Duration `yaml:"timeout"`
+	// Retries is how often a failed batch is tried again before its
+	// records fail with PLUGIN_ERROR; nil: the host's default (2).
+	Retries *int `yaml:"retries"`
+	// Config is handed to the plugin as a JSON object.
+	Config map[string]any `yaml:"config"`
+
+	configJSON json.RawMessage
+}
+
+// ConfigJSON is the plugin's config block as a JSON object ("{}" when
+// there is none).
+func (p *Plugin) ConfigJSON() json.RawMessage {
+	if p.configJSON == nil {
+		return json.RawMessage("{}")
+	}
+	return p.configJSON
 }
 
 // Validation overrides the normal-form check defaults.
@@ -97,8 +132,14 @@ func Parse(name string, b []byte) (*File, error) {
 		}
 	}
 	check("defaults", f.Defaults)
+	if f.Defaults.Plugin != nil {
+		errs = append(errs, fmt.Errorf("%s: defaults.plugin: a mediation plugin is set per client, under clients.<name>.plugin", name))
+	}
 	for k, c := range f.Clients {
 		check("clients."+k, c)
+		if c.Plugin != nil {
+			errs = append(errs, checkPlugin(name, "clients."+k+".plugin", c.Plugin)...)
+		}
 	}
 	errs = append(errs, f.checkSources(name)...)
 	if err := errors.Join(errs...); err != nil {
@@ -145,6 +186,55 @@ func (f *File) checkSources(name string) []error {
 		polled[place] = k
 	}
 	return errs
+}
+
+// checkPlugin validates a plugin block, resolves its path against the
+// settings file's directory and encodes its config.
+func checkPlugin(name, where string, p *Plugin) []error {
+	var errs []error
+	if p.Path == "" {
+		errs = append(errs, fmt.Errorf("%s: %s.path: the plugin binary is required", name, where))
+	} else if !filepath.IsAbs(p.Path) {
+		p.Path = filepath.Join(filepath.Dir(name), p.Path)
+	}
+	if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
+		errs = append(errs, fmt.Errorf("%s: %s.sha256: %q is not a SHA-256 checksum (64 hexadecimal digits, as sha256sum prints)", name, where, p.SHA256))
+	}
+	if p.Timeout != nil && p.Timeout.Duration == 0 {
+		errs = append(errs, fmt.Errorf("%s: %s.timeout: must be above zero", name, where))
+	}
+	if p.Retries != nil && *p.Retries < 0 {
+		errs = append(errs, fmt.Errorf("%s: %s.retries: %d is negative", name, where, *p.Retries))
+	}
+	if p.Config != nil {
+		b, err := json.Marshal(p.Config)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s.config: cannot be handed to the plugin as JSON (keys must be strings): %v", name, where, err))
+		}
+		p.configJSON = b
+	}
+	return errs
+}
+
+// Plugin returns a client's mediation plugin, or nil when it has none.
+func (f *File) Plugin(client string) *Plugin {
+	if f == nil {
+		return nil
+	}
+	return f.Clients[client].Plugin
+}
+
+// HasPlugins reports whether any client has a mediation plugin.
+func (f *File) HasPlugins() bool {
+	if f == nil {
+		return false
+	}
+	for _, c := range f.Clients {
+		if c.Plugin != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // client merges a client's settings over the defaults.

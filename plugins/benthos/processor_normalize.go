@@ -29,6 +29,9 @@ A message already failed or filtered by an earlier processor passes through unto
 code is the one the rule gave. A record that passes is replaced by its normal form (the message for `+"`usage.mediated`"+`).
 A record that fails keeps its body and is marked failed with the code in the metadata
 (`+"`vivace_code`, `vivace_field`"+`), for the pipeline to route to the exceptions topic.
+A record that an earlier step already failed (a mediation rule or plugin) or filtered
+(metadata `+"`vivace_filtered`"+`) passes through untouched: its first code, or its filter
+reason, stands.
 The window and limits come from the client settings file (defaults: 90 days old, 15 minutes ahead).`).
 		Field(service.NewStringField("clients_file").
 			Description("Path of the client settings file (YAML). Empty: defaults for every client. The file is re-read when it changes.").

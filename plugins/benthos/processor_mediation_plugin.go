@@ -1,0 +1,305 @@
+package benthos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/usage"
+	"vivace.dev/vivace/plugins/mediation"
+	"vivace.dev/vivace/plugins/mediation/host"
+)
+
+func mediationPluginSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Vivace").
+		Summary("Mediates raw usage records through each client's mediation plugin (go-plugin over gRPC).").
+		Description(`
+For every client whose entry in the client settings file has a `+"`plugin:`"+` block, the
+records of the batch are sent to that client's plugin in one call, and each record is
+replaced by what the plugin answered:
+
+- records in normal form: one replaces the raw record, several split it (each part keeps
+  the file and line, with its position as `+"`part`"+`); metadata `+"`vivace_client`, `vivace_file_id`, `vivace_line`"+`
+  stay, `+"`vivace_key`"+` becomes the record's account id;
+- an error: the raw record is marked failed with the plugin's code (`+"`MEDIATION_FAILED`"+` when it
+  gives none or an unknown one), for the pipeline to route to the exceptions topic;
+- filtered: the raw record is marked with code `+"`FILTERED`"+` and the reason; it leaves by the
+  exceptions route and is stored in `+"`filtered_records`"+`, counted as its file's filtered
+  records, never as an exception.
+
+The plugin binary is started on the client's first batch, after its SHA-256 is checked
+against the settings, with mutual TLS. A call that does not answer within the plugin's
+timeout, or whose plugin crashed, is retried on a fresh process; a batch that still fails
+after the plugin's retries marks each of its records failed with `+"`PLUGIN_ERROR`"+`, naming the
+client, plugin, line and cause. A plugin answer with the wrong number of results, or a
+record missing a required field, is a `+"`PLUGIN_ERROR`"+` too. Nothing is dropped.
+
+Records of clients without a plugin, and records already failed, pass through unchanged.
+The settings file is re-read when it changes: a new binary, checksum or config starts a new
+plugin process on the client's next batch without restarting the pipeline.
+docs/plugins.md describes the plugin contract and how to deploy a plugin.`).
+		Field(service.NewStringField("clients_file").
+			Description("Path of the client settings file (YAML) with the clients' `plugin:` blocks. Empty: no plugins, every record passes through.").
+			Default("")).
+		Field(service.NewStringField("stage").Description("Stage name written on failed records.").Default("mediate")).
+		Example("Mediate stage", "Client plugins first, then the normal-form checks.", `
+pipeline:
+  processors:
+    - vivace_mediation_plugin:
+        clients_file: ${VIVACE_CLIENTS_FILE:}
+    - vivace_normalize:
+        clients_file: ${VIVACE_CLIENTS_FILE:}
+`)
+}
+
+func init() {
+	service.MustRegisterBatchProcessor("vivace_mediation_plugin", mediationPluginSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
+			path, err := conf.FieldString("clients_file")
+			if err != nil {
+				return nil, err
+			}
+			stage, err := conf.FieldString("stage")
+			if err != nil {
+				return nil, err
+			}
+			cfg, err := clientcfg.Open(path)
+			if err != nil {
+				return nil, err
+			}
+			return newMediationPluginProc(cfg, stage, mgr), nil
+		})
+}
+
+type mediationPluginProc struct {
+	cfg   *clientcfg.Watched
+	stage string
+	log   *service.Logger
+	host  *host.Host
+
+	mediated, split, filtered, failed *service.MetricCounter
+
+	mu   sync.Mutex
+	last *clientcfg.File // the settings the running plugins were checked against
+}
+
+func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.Resources) *mediationPluginProc {
+	log := mgr.Logger()
+	m := mgr.Metrics()
+	return &mediationPluginProc{
+		cfg: cfg, stage: stage, log: log,
+		host: host.New(host.WithLogger(hclog.New(&hclog.LoggerOptions{
+			Name: "mediation-plugin", Level: hclog.Debug, Output: &logWriter{log: log}, DisableTime: true}))),
+		mediated: m.NewCounter("vivace_mediation_plugin_records"),
+		split:    m.NewCounter("vivace_mediation_plugin_split_records"),
+		filtered: m.NewCounter("vivace_mediation_plugin_filtered"),
+		failed:   m.NewCounter("vivace_mediation_plugin_failed"),
+	}
+}
+
+// pluginGroup is the records of one client in a batch.
+type pluginGroup struct {
+	spec host.Spec
+	idx  []int
+	raws []usage.Raw
+	recs []mediation.RawRecord
+}
+
+func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
+	f, err := p.cfg.Current()
+	if err != nil {
+		p.log.Errorf("client settings not reloaded, keeping the previous ones: %v", err)
+	}
+	p.retire(f)
+	if !f.HasPlugins() {
+		return []service.MessageBatch{batch}, nil
+	}
+
+	groups := map[string]*pluginGroup{}
+	var order []string
+	for i, msg := range batch {
+		if msg.GetError() != nil {
+			continue // failed upstream: its first code stands
+		}
+		client, _ := msg.MetaGetMut(metaClient)
+		name, _ := client.(string)
+		var raw usage.Raw
+		if name == "" || f.Plugin(name) != nil {
+			b, err := msg.AsBytes()
+			if err != nil || json.Unmarshal(b, &raw) != nil {
+				continue // vivace_normalize reports it as MALFORMED_RECORD
+			}
+			name = raw.Client
+		}
+		pl := f.Plugin(name)
+		if pl == nil {
+			continue
+		}
+		g := groups[name]
+		if g == nil {
+			g = &pluginGroup{spec: pluginSpec(name, pl)}
+			groups[name] = g
+			order = append(order, name)
+		}
+		g.idx = append(g.idx, i)
+		g.raws = append(g.raws, raw)
+		g.recs = append(g.recs, mediation.RawRecord{Client: name, FileID: raw.FileID, Line: raw.Line, Fields: raw.Fields})
+	}
+	if len(groups) == 0 {
+		return []service.MessageBatch{batch}, nil
+	}
+
+	replaced := make(map[int]service.MessageBatch, len(batch))
+	for _, name := range order {
+		g := groups[name]
+		outcomes, err := p.host.Mediate(ctx, g.spec, g.recs)
+		if err != nil {
+			// The stream is stopping (or the host closed) before the plugin
+			// answered. The records are failed rather than let through
+			// unmediated; a replay of the batch mediates them again.
+			for _, i := range g.idx {
+				fail(batch[i], p.stage, codes.Errorf(codes.PluginError, "",
+					"client %s, plugin %s: the batch was not mediated: %v", name, g.spec.Path, err))
+			}
+			p.failed.Incr(int64(len(g.idx)))
+			continue
+		}
+		for k, o := range outcomes {
+			i := g.idx[k]
+			msg := batch[i]
+			switch {
+			case o.Err != nil:
+				fail(msg, p.stage, o.Err)
+				p.failed.Incr(1)
+			case o.Filtered != "":
+				// Dropped on purpose: the exceptions route stores it as a
+				// filtered record and counts it in its file's totals.
+				fail(msg, p.stage, codes.Errorf(codes.Filtered, "", "%s", o.Filtered))
+				p.filtered.Incr(1)
+			default:
+				out, err := p.mediatedMessages(msg, g.raws[k], o.Records)
+				if err != nil {
+					return nil, err
+				}
+				replaced[i] = out
+				p.mediated.Incr(1)
+				p.split.Incr(int64(len(out) - 1))
+			}
+		}
+	}
+	if len(replaced) == 0 {
+		return []service.MessageBatch{batch}, nil
+	}
+	out := make(service.MessageBatch, 0, len(batch)+len(replaced))
+	for i, msg := range batch {
+		if r, ok := replaced[i]; ok {
+			out = append(out, r...)
+			continue
+		}
+		out = append(out, msg)
+	}
+	return []service.MessageBatch{out}, nil
+}
+
+// mediatedMessages builds the messages that replace msg: one raw record
+// per mediated record, with the source of the input and the part number,
+// for vivace_normalize to check.
+func (p *mediationPluginProc) mediatedMessages(msg *service.Message, raw usage.Raw, recs []map[string]string) (service.MessageBatch, error) {
+	out := make(service.MessageBatch, len(recs))
+	for j, fields := range recs {
+		src := raw.Source
+		src.Part = j
+		b, err := json.Marshal(usage.Raw{Source: src, Fields: fields})
+		if err != nil {
+			return nil, err
+		}
+		m := msg
+		if j < len(recs)-1 {
+			m = msg.Copy()
+		}
+		m.SetBytes(b)
+		m.MetaSetMut(metaKey, strings.TrimSpace(fields[usage.FieldAccountID]))
+		out[j] = m
+	}
+	return out, nil
+}
+
+func pluginSpec(client string, pl *clientcfg.Plugin) host.Spec {
+	s := host.Spec{Client: client, Path: pl.Path, SHA256: pl.SHA256, Retries: host.DefaultRetries, Config: pl.ConfigJSON()}
+	if pl.Timeout != nil {
+		s.Timeout = pl.Timeout.Duration
+	}
+	if pl.Retries != nil {
+		s.Retries = *pl.Retries
+	}
+	return s
+}
+
+// retire stops the plugins of clients whose plugin block is gone, once per
+// change of the settings.
+func (p *mediationPluginProc) retire(f *clientcfg.File) {
+	p.mu.Lock()
+	changed := f != p.last
+	p.last = f
+	p.mu.Unlock()
+	if !changed {
+		return
+	}
+	for _, c := range p.host.Clients() {
+		if f.Plugin(c) == nil {
+			p.log.Infof("client %s has no mediation plugin any more, stopping it", c)
+			p.host.Stop(c)
+		}
+	}
+}
+
+func (p *mediationPluginProc) Close(context.Context) error {
+	p.host.Close()
+	return nil
+}
+
+// logWriter passes go-plugin's log lines, and the plugins' standard error,
+// to the stream's logger at their level.
+type logWriter struct {
+	log *service.Logger
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+var _ io.Writer = (*logWriter)(nil)
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line) // incomplete: wait for the rest
+			break
+		}
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+		case strings.Contains(line, "[ERROR]"):
+			w.log.Error(line)
+		case strings.Contains(line, "[WARN]"):
+			w.log.Warn(line)
+		case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+			w.log.Debug(line)
+		default:
+			w.log.Info(line)
+		}
+	}
+	return len(b), nil
+}
