@@ -2,6 +2,7 @@ package benthos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
@@ -91,26 +92,10 @@ type convertProc struct {
 }
 
 func (p *convertProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
-	if msg.GetError() != nil {
+	root, fields, ok := ruleTarget(msg, p.when, p.stage, "convert")
+	if !ok {
 		return service.MessageBatch{msg}, nil
 	}
-	if p.when != nil {
-		ok, err := queryBool(msg, p.when)
-		if err != nil {
-			fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "convert when: %v", err))
-			return service.MessageBatch{msg}, nil
-		}
-		if !ok {
-			return service.MessageBatch{msg}, nil
-		}
-	}
-	v, err := msg.AsStructuredMut()
-	if err != nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
-		return service.MessageBatch{msg}, nil
-	}
-	root, _ := v.(map[string]any)
-	fields, _ := root["fields"].(map[string]any)
 	q, ok := fields[p.field].(string)
 	if !ok {
 		if fields[p.field] == nil {
@@ -148,4 +133,38 @@ func queryBool(msg *service.Message, q *bloblang.Executor) (bool, error) {
 		return false, fmt.Errorf("returned %T, not a boolean", res)
 	}
 	return b, nil
+}
+
+// ruleTarget is the common start of a declarative rule: it skips records
+// already failed or filtered and those the rule's when query does not
+// select (failing the record when the query cannot be evaluated), and
+// returns the raw record and its fields, to be changed in place and set
+// back with SetStructuredMut. ok is false when the rule does not apply.
+func ruleTarget(msg *service.Message, when *bloblang.Executor, stage, rule string) (root, fields map[string]any, ok bool) {
+	if msg.GetError() != nil {
+		return nil, nil, false
+	}
+	if when != nil {
+		sel, err := queryBool(msg, when)
+		if err != nil {
+			fail(msg, stage, codes.Errorf(codes.MediationFailed, "", "%s when: %v", rule, err))
+			return nil, nil, false
+		}
+		if !sel {
+			return nil, nil, false
+		}
+	}
+	v, err := msg.AsStructuredMut()
+	if err == nil {
+		root, _ = v.(map[string]any)
+		fields, _ = root["fields"].(map[string]any)
+	}
+	if fields == nil {
+		if err == nil {
+			err = errors.New("no fields")
+		}
+		fail(msg, stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+		return nil, nil, false
+	}
+	return root, fields, true
 }

@@ -89,36 +89,16 @@ type mapProc struct {
 }
 
 func (p *mapProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
-	if msg.GetError() != nil {
-		return service.MessageBatch{msg}, nil
-	}
-	if p.when != nil {
-		ok, err := queryBool(msg, p.when)
-		if err != nil {
-			fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "map when: %v", err))
-			return service.MessageBatch{msg}, nil
-		}
-		if !ok {
-			return service.MessageBatch{msg}, nil
-		}
-	}
-	v, err := msg.AsStructuredMut()
-	if err != nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
-		return service.MessageBatch{msg}, nil
-	}
-	root, _ := v.(map[string]any)
-	fields, _ := root["fields"].(map[string]any)
-	if fields == nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: no fields"))
+	root, fields, ok := ruleTarget(msg, p.when, p.stage, "map")
+	if !ok {
 		return service.MessageBatch{msg}, nil
 	}
 	val := fmt.Sprint(fields[p.field])
 	if fields[p.field] == nil {
 		val = ""
 	}
-	to, ok := p.table[val]
-	if !ok {
+	to, found := p.table[val]
+	if !found {
 		if p.failMissing {
 			fail(msg, p.stage, codes.Errorf(codes.MediationFailed, p.field, "%s %q is not in the mapping table (known: %s)",
 				p.field, clip(val, 64), p.known()))
