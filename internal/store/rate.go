@@ -264,49 +264,62 @@ func splitLedgerKeys(keys []ledgerKey) (c, a, i []string, m []int32) {
 // LoadCounters locks and returns the usage counters of keys (missing ones
 // are created at zero).
 func (t *RateTx) LoadCounters(ctx context.Context, keys []CounterKey) (map[CounterKey]string, error) {
-	lk := make([]ledgerKey, len(keys))
-	for i, k := range keys {
-		lk[i] = ledgerKey{k.Client, k.AccountID, k.UsageType, k.Month}
-	}
-	got, err := t.load(ctx, &counterTable, lk)
-	out := make(map[CounterKey]string, len(got))
-	for k, v := range got {
-		out[CounterKey{k.Client, k.AccountID, k.Item, k.Month}] = v
-	}
-	return out, err
+	return loadKeyed(ctx, t, &counterTable, keys, func(k ledgerKey) CounterKey {
+		return CounterKey{k.Client, k.AccountID, k.Item, k.Month}
+	})
 }
 
 // SaveCounters writes new values of counters LoadCounters locked.
 func (t *RateTx) SaveCounters(ctx context.Context, values map[CounterKey]string) error {
-	lv := make(map[ledgerKey]string, len(values))
-	for k, v := range values {
-		lv[ledgerKey{k.Client, k.AccountID, k.UsageType, k.Month}] = v
-	}
-	return t.save(ctx, &counterTable, lv)
+	return saveKeyed(ctx, t, &counterTable, values)
 }
 
 // LoadAllowances locks and returns the use of free-unit allowances
 // (missing ones are created at zero).
 func (t *RateTx) LoadAllowances(ctx context.Context, keys []AllowanceKey) (map[AllowanceKey]string, error) {
-	lk := make([]ledgerKey, len(keys))
-	for i, k := range keys {
-		lk[i] = ledgerKey{k.Client, k.AccountID, k.DiscountID, k.Month}
-	}
-	got, err := t.load(ctx, &allowanceTable, lk)
-	out := make(map[AllowanceKey]string, len(got))
-	for k, v := range got {
-		out[AllowanceKey{k.Client, k.AccountID, k.Item, k.Month}] = v
-	}
-	return out, err
+	return loadKeyed(ctx, t, &allowanceTable, keys, func(k ledgerKey) AllowanceKey {
+		return AllowanceKey{k.Client, k.AccountID, k.Item, k.Month}
+	})
 }
 
 // SaveAllowances writes new use of allowances LoadAllowances locked.
 func (t *RateTx) SaveAllowances(ctx context.Context, values map[AllowanceKey]string) error {
+	return saveKeyed(ctx, t, &allowanceTable, values)
+}
+
+func (k CounterKey) ledger() ledgerKey { return ledgerKey{k.Client, k.AccountID, k.UsageType, k.Month} }
+func (k AllowanceKey) ledger() ledgerKey {
+	return ledgerKey{k.Client, k.AccountID, k.DiscountID, k.Month}
+}
+
+// ledgerKeyed is a public key type of a ledger table (counters,
+// allowances): distinct types for callers, one shape for the table.
+type ledgerKeyed interface {
+	comparable
+	ledger() ledgerKey
+}
+
+// loadKeyed is load for a public key type; back turns a table key into it.
+func loadKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, keys []K, back func(ledgerKey) K) (map[K]string, error) {
+	lk := make([]ledgerKey, len(keys))
+	for i, k := range keys {
+		lk[i] = k.ledger()
+	}
+	got, err := t.load(ctx, tbl, lk)
+	out := make(map[K]string, len(got))
+	for k, v := range got {
+		out[back(k)] = v
+	}
+	return out, err
+}
+
+// saveKeyed is save for a public key type.
+func saveKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, values map[K]string) error {
 	lv := make(map[ledgerKey]string, len(values))
 	for k, v := range values {
-		lv[ledgerKey{k.Client, k.AccountID, k.DiscountID, k.Month}] = v
+		lv[k.ledger()] = v
 	}
-	return t.save(ctx, &allowanceTable, lv)
+	return t.save(ctx, tbl, lv)
 }
 
 // InsertMURs stores MURs, moves their files' counts and resolves any open
