@@ -10,6 +10,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/store"
 )
@@ -32,6 +33,22 @@ func fieldDSN() *service.ConfigField {
 		Description("PostgreSQL connection URL. Pipelines usually take it from the environment: `${DATABASE_URL}`.").
 		Example("postgres://vivace@db:5432/vivace?sslmode=require").
 		Secret()
+}
+
+// fieldClientsFile is the clients_file field of the components that read
+// the client settings file; desc says what they take from it.
+func fieldClientsFile(desc string) *service.ConfigField {
+	return service.NewStringField("clients_file").Description(desc).Default("")
+}
+
+// clientSettings opens the client settings file a component's
+// clients_file names (an empty name: defaults for every client).
+func clientSettings(conf *service.ParsedConfig) (*clientcfg.Watched, error) {
+	path, err := conf.FieldString("clients_file")
+	if err != nil {
+		return nil, err
+	}
+	return clientcfg.Open(path)
 }
 
 // fail marks a message as failed with a stable code, so the pipeline can

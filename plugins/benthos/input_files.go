@@ -39,9 +39,7 @@ it is read. A reader that stops releases its file; one that dies loses it when t
 out, and the next reader reads the file again from the start (the rate stage recognises the
 replayed records and changes nothing for them).`).
 		Field(fieldDSN()).
-		Field(service.NewStringField("clients_file").
-			Description("Path of the client settings file (column mapping, delimiter, format). Empty: defaults for every client.").
-			Default("")).
+		Field(fieldClientsFile("Path of the client settings file (column mapping, delimiter, format). Empty: defaults for every client.")).
 		Field(service.NewIntField("batch_size").Description("Records per message batch.").Default(500).
 			LintRule(`root = if this < 1 { ["batch_size must be at least 1"] }`)).
 		Field(service.NewDurationField("poll_interval").Description("How often to look for new files when idle.").Default("500ms")).
@@ -64,11 +62,7 @@ func init() {
 			if in.dsn, err = conf.FieldString("dsn"); err != nil {
 				return nil, err
 			}
-			path, err := conf.FieldString("clients_file")
-			if err != nil {
-				return nil, err
-			}
-			if in.cfg, err = clientcfg.Open(path); err != nil {
+			if in.cfg, err = clientSettings(conf); err != nil {
 				return nil, err
 			}
 			if in.batchSize, err = conf.FieldInt("batch_size"); err != nil {

@@ -48,9 +48,7 @@ Records of clients without a plugin, and records already failed, pass through un
 The settings file is re-read when it changes: a new binary, checksum or config starts a new
 plugin process on the client's next batch without restarting the pipeline.
 docs/plugins.md describes the plugin contract and how to deploy a plugin.`).
-		Field(service.NewStringField("clients_file").
-			Description("Path of the client settings file (YAML) with the clients' `plugin:` blocks. Empty: no plugins, every record passes through.").
-			Default("")).
+		Field(fieldClientsFile("Path of the client settings file (YAML) with the clients' `plugin:` blocks. Empty: no plugins, every record passes through.")).
 		Field(service.NewStringField("stage").Description("Stage name written on failed records.").Default("mediate")).
 		Example("Mediate stage", "Client plugins first, then the normal-form checks.", `
 pipeline:
@@ -65,15 +63,11 @@ pipeline:
 func init() {
 	service.MustRegisterBatchProcessor("vivace_mediation_plugin", mediationPluginSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
-			path, err := conf.FieldString("clients_file")
-			if err != nil {
-				return nil, err
-			}
 			stage, err := conf.FieldString("stage")
 			if err != nil {
 				return nil, err
 			}
-			cfg, err := clientcfg.Open(path)
+			cfg, err := clientSettings(conf)
 			if err != nil {
 				return nil, err
 			}

@@ -33,9 +33,7 @@ A record that an earlier step already failed (a mediation rule or plugin) or fil
 (metadata `+"`vivace_filtered`"+`) passes through untouched: its first code, or its filter
 reason, stands.
 The window and limits come from the client settings file (defaults: 90 days old, 15 minutes ahead).`).
-		Field(service.NewStringField("clients_file").
-			Description("Path of the client settings file (YAML). Empty: defaults for every client. The file is re-read when it changes.").
-			Default("")).
+		Field(fieldClientsFile("Path of the client settings file (YAML). Empty: defaults for every client. The file is re-read when it changes.")).
 		Field(service.NewStringField("stage").Description("Stage name written on exceptions.").Default("mediate")).
 		Example("Normal-form checks", "The mediate stage's last step.", `
 pipeline:
@@ -48,15 +46,11 @@ pipeline:
 func init() {
 	service.MustRegisterProcessor("vivace_normalize", normalizeSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
-			path, err := conf.FieldString("clients_file")
-			if err != nil {
-				return nil, err
-			}
 			stage, err := conf.FieldString("stage")
 			if err != nil {
 				return nil, err
 			}
-			cfg, err := clientcfg.Open(path)
+			cfg, err := clientSettings(conf)
 			if err != nil {
 				return nil, err
 			}
