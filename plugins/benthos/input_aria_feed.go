@@ -115,6 +115,7 @@ type ariaFeedInput struct {
 type ariaMsg struct {
 	msg *service.Message
 	seq int64
+	id  string // the feed event id
 }
 
 // feedKey names a feed's stored position.
@@ -164,9 +165,8 @@ func (in *ariaFeedInput) Connect(ctx context.Context) error {
 			m := service.NewMessage(b)
 			m.MetaSetMut("vivace_key", e.EntityID)
 			m.MetaSetMut("aria_event_id", ev.ID)
-			in.cursor.sent(seq, ev.ID)
 			select {
-			case in.msgs <- ariaMsg{msg: m, seq: seq}:
+			case in.msgs <- ariaMsg{msg: m, seq: seq, id: ev.ID}:
 				return nil
 			case <-bg.Done():
 				return bg.Err()
@@ -188,7 +188,7 @@ func (in *ariaFeedInput) Read(ctx context.Context) (*service.Message, service.Ac
 	case m := <-in.msgs:
 		return m.msg, func(ctx context.Context, err error) error {
 			if err == nil {
-				in.cursor.ack(m.seq, "")
+				in.cursor.ack(m.seq, m.id)
 			}
 			return nil
 		}, nil
@@ -242,28 +242,14 @@ func (in *ariaFeedInput) Close(ctx context.Context) error {
 // restart may resume without losing anything.
 type ackCursor struct {
 	mu   sync.Mutex
-	next int64            // the lowest sequence not yet acknowledged, less one
-	ids  map[int64]string // sequence → feed event id, for events in flight
-	done map[int64]string // acknowledged, ahead of next
+	next int64            // the highest sequence up to which all are acknowledged
+	done map[int64]string // acknowledged ahead of next: sequence → feed event id
 	last string
-}
-
-func (c *ackCursor) sent(seq int64, id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ids == nil {
-		c.ids = map[int64]string{}
-	}
-	c.ids[seq] = id
 }
 
 func (c *ackCursor) ack(seq int64, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if id == "" {
-		id = c.ids[seq]
-	}
-	delete(c.ids, seq)
 	c.done[seq] = id
 	for {
 		id, ok := c.done[c.next+1]

@@ -19,19 +19,17 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestAckCursorAdvancesOverContiguousAcks(t *testing.T) {
 	c := &ackCursor{done: map[int64]string{}}
-	for i := int64(1); i <= 4; i++ {
-		c.sent(i, fmt.Sprintf("e%d", i))
-	}
-	c.ack(2, "")
+	id := func(i int64) string { return fmt.Sprintf("e%d", i) }
+	c.ack(2, id(2))
 	if p := c.position(); p != "" {
 		t.Fatalf("position %q before the first event is acknowledged", p)
 	}
-	c.ack(1, "")
-	c.ack(4, "")
+	c.ack(1, id(1))
+	c.ack(4, id(4))
 	if p := c.position(); p != "e2" {
 		t.Fatalf("position %q, want e2 (e3 is still in flight)", p)
 	}
-	c.ack(3, "")
+	c.ack(3, id(3))
 	if p := c.position(); p != "e4" {
 		t.Fatalf("position %q, want e4", p)
 	}
