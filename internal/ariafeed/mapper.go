@@ -162,12 +162,10 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 			ids[k] = s
 		}
 	}
-	var fields map[string]json.RawMessage
-	if op == feed.OpUpsert || len(eline) > 0 {
-		if err := json.Unmarshal(eline, &fields); err != nil {
-			return feed.Event{}, &badMessage{header: &h, entity: entity, id: pickID(h.Ref.Type, ids, nil),
-				err: fmt.Errorf("entity line: %v", err)}
-		}
+	var fields map[string]json.RawMessage // splitData made sure there is an entity line
+	if err := json.Unmarshal(eline, &fields); err != nil {
+		return feed.Event{}, &badMessage{header: &h, entity: entity, id: pickID(h.Ref.Type, ids, nil),
+			err: fmt.Errorf("entity line: %v", err)}
 	}
 	id := pickID(h.Ref.Type, ids, fields)
 	if id == "" {

@@ -94,14 +94,15 @@ func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int
 		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT version FROM catalog_versions WHERE client = $1), 0)`, client).Scan(&version); err != nil {
 			return err
 		}
-		q := `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
-			WHERE client = $1 AND change_version > $2 ORDER BY entity, entity_id`
-		if since <= 0 {
-			q = `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
-				WHERE client = $1 AND NOT deleted AND $2 = 0 ORDER BY entity, entity_id`
-			since = 0
+		// From scratch the live rows; after a version, every row changed
+		// since, deletes included, so the reader can drop them.
+		q, args := `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
+			WHERE client = $1 AND NOT deleted ORDER BY entity, entity_id`, []any{client}
+		if since > 0 {
+			q, args = `SELECT entity, entity_id, version, deleted, data FROM catalog_entities
+				WHERE client = $1 AND change_version > $2 ORDER BY entity, entity_id`, []any{client, since}
 		}
-		rows, err := tx.Query(ctx, q, client, since)
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}

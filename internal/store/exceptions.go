@@ -64,7 +64,7 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 	var filtered []Exception
 	kept := exs[:0:0]
 	for _, e := range exs {
-		if e.Code == CodeFiltered {
+		if e.Code == string(codes.Filtered) { // dropped on purpose: not an exception
 			filtered = append(filtered, e)
 		} else {
 			kept = append(kept, e)
@@ -137,11 +137,6 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 	}
 	return n, rows.Err()
 }
-
-// CodeFiltered marks, on the exceptions route, a record a mediation rule
-// dropped on purpose; it is stored in filtered_records and counted as
-// filtered, not as an exception.
-const CodeFiltered = string(codes.Filtered)
 
 // insertFiltered stores records dropped on purpose, once per source
 // position, and counts them as their files' filtered records.

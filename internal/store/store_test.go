@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
 )
@@ -239,7 +240,7 @@ func TestFilteredRecordsCount(t *testing.T) {
 	f, _ := st.RegisterFile(ctx, newFile(client, "f1"))
 	claimOwn(t, st, f.FileID, "r", time.Minute)
 	filtered := store.Exception{Client: client, FileID: f.FileID, Line: 3, RecordID: "r3", Stage: "mediate",
-		Code: store.CodeFiltered, Message: "test traffic", Record: json.RawMessage(`{"account_id":"TEST-1"}`)}
+		Code: string(codes.Filtered), Message: "test traffic", Record: json.RawMessage(`{"account_id":"TEST-1"}`)}
 	batch := []store.Exception{exception(client, f.FileID, 2), filtered}
 	for range 2 { // the second time is a replay
 		if _, err := st.InsertExceptions(ctx, batch); err != nil {
