@@ -123,5 +123,13 @@ func clipBytes(b []byte) string {
 	if len(b) <= n {
 		return string(b)
 	}
-	return string(b[:n]) + "…"
+	return clip(string(b[:n+1]), n)
+}
+
+// clip shortens s to n bytes for a message, marking the cut.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

@@ -122,11 +122,4 @@ func (p *mapProc) known() string {
 	return strings.Join(keys, ", ")
 }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
 func (p *mapProc) Close(context.Context) error { return nil }
