@@ -62,6 +62,13 @@ type decodedRow struct {
 	err    error
 }
 
+func (c *Catalogs) log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
 func (c *Catalogs) client(name string) *clientCatalog {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,13 +171,11 @@ func (c *Catalogs) refresh(ctx context.Context, client string, cc *clientCatalog
 	}
 	st := &catalogState{version: version, rows: rows, snap: b.Snapshot(client)}
 	cc.state.Store(st)
-	if c.Logger != nil {
-		for _, p := range st.snap.Problems() {
-			c.Logger.Warn("catalog entity left out", "client", client, "problem", p.Error())
-		}
-		c.Logger.Debug("catalog refreshed", "client", client, "version", version, "changed_rows", len(changes),
-			"entities", len(rows), "took", time.Since(start))
+	for _, p := range st.snap.Problems() {
+		c.log().Warn("catalog entity left out", "client", client, "problem", p.Error())
 	}
+	c.log().Debug("catalog refreshed", "client", client, "version", version, "changed_rows", len(changes),
+		"entities", len(rows), "took", time.Since(start))
 	return st, nil
 }
 
@@ -200,8 +205,8 @@ func (c *Catalogs) Watch(ctx context.Context, ready func()) {
 				case <-ctx.Done():
 				}
 			})
-			if err != nil && c.Logger != nil {
-				c.Logger.Warn("catalog change notifications interrupted; polling until they resume", "error", err)
+			if err != nil {
+				c.log().Warn("catalog change notifications interrupted; polling until they resume", "error", err)
 			}
 			select {
 			case <-ctx.Done():
@@ -229,10 +234,8 @@ func (c *Catalogs) Watch(ctx context.Context, ready func()) {
 func (c *Catalogs) refreshChanged(ctx context.Context, clients []string) {
 	c.mu.Lock()
 	cached := make(map[string]*clientCatalog, len(c.clients))
-	for name, cc := range c.clients {
-		if clients == nil {
-			cached[name] = cc
-		}
+	if clients == nil {
+		maps.Copy(cached, c.clients)
 	}
 	for _, name := range clients {
 		if cc := c.clients[name]; cc != nil {
@@ -251,8 +254,8 @@ func (c *Catalogs) refreshChanged(ctx context.Context, clients []string) {
 		}
 		var err error
 		if want, err = c.Store.CatalogVersions(ctx, names); err != nil {
-			if ctx.Err() == nil && c.Logger != nil {
-				c.Logger.Warn("read catalog versions", "error", err)
+			if ctx.Err() == nil {
+				c.log().Warn("read catalog versions", "error", err)
 			}
 			return
 		}
@@ -261,8 +264,8 @@ func (c *Catalogs) refreshChanged(ctx context.Context, clients []string) {
 		if st := cc.state.Load(); st == nil || (clients == nil && st.version >= want[name]) {
 			continue // never asked for, or current
 		}
-		if _, err := c.refresh(ctx, name, cc, want[name]); err != nil && ctx.Err() == nil && c.Logger != nil {
-			c.Logger.Warn("refresh catalog", "client", name, "error", err)
+		if _, err := c.refresh(ctx, name, cc, want[name]); err != nil && ctx.Err() == nil {
+			c.log().Warn("refresh catalog", "client", name, "error", err)
 		}
 	}
 }
