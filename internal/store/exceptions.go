@@ -61,9 +61,25 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, err
 }
 
 func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas map[string]*fileDelta) (int, error) {
+	// One row per source position: a batch can hold the same record twice
+	// (a stage replayed after a crash writes its exceptions again), and
+	// one INSERT ... ON CONFLICT DO UPDATE may not touch a row twice. The
+	// last copy stands.
+	type position struct {
+		client, file string
+		line         int64
+		part         int
+	}
+	last := make(map[position]int, len(exs))
+	for i, e := range exs {
+		last[position{e.Client, e.FileID, e.Line, e.Part}] = i
+	}
 	var filtered []Exception
 	kept := exs[:0:0]
-	for _, e := range exs {
+	for i, e := range exs {
+		if last[position{e.Client, e.FileID, e.Line, e.Part}] != i {
+			continue
+		}
 		if e.Code == string(codes.Filtered) { // dropped on purpose: not an exception
 			filtered = append(filtered, e)
 		} else {

@@ -261,3 +261,18 @@ func TestFilteredRecordsCount(t *testing.T) {
 		t.Fatalf("filtered record: %q %v", reason, err)
 	}
 }
+
+// TestExceptionTwiceInOneBatch: a stage replayed after a crash can put the
+// same record's exception twice into one batch of the exceptions topic;
+// it is stored and counted once, and the batch does not fail.
+func TestExceptionTwiceInOneBatch(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "twice-" + store.NewID()[24:]
+	f, _ := st.RegisterFile(ctx, newFile(client, "t1"))
+	e := exception(client, f.FileID, 2)
+	n, err := st.InsertExceptions(ctx, []store.Exception{e, e})
+	if err != nil || n != 1 {
+		t.Fatalf("stored %d, %v; want 1", n, err)
+	}
+}
