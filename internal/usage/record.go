@@ -25,12 +25,15 @@ var QualifierFields = [4]string{"qualifier_1", "qualifier_2", "qualifier_3", "qu
 // Source says where a record came from: the file, the physical line where
 // the record starts, and the part when mediation split one input record
 // into several. (client, file, line, part) identifies a record across
-// replays.
+// replays. Parts is how many records the line was split into (0 or 1 when
+// it was not split): parts 0..Parts-1 all count toward the file, so the
+// file is done only when every part has ended somewhere.
 type Source struct {
 	Client string `json:"client"`
 	FileID string `json:"file_id"`
 	Line   int64  `json:"line"`
 	Part   int    `json:"part,omitempty"`
+	Parts  int    `json:"parts,omitempty"`
 }
 
 // Raw is a record as read from a file, its columns already mapped to

@@ -213,6 +213,9 @@ func (p *mediationPluginProc) mediatedMessages(msg *service.Message, raw usage.R
 	for j, fields := range recs {
 		src := raw.Source
 		src.Part = j
+		if len(recs) > 1 {
+			src.Parts = len(recs)
+		}
 		b, err := json.Marshal(usage.Raw{Source: src, Fields: fields})
 		if err != nil {
 			return nil, err
