@@ -24,6 +24,7 @@ type fileStatus struct {
 	Status     string `json:"status"`
 	Reason     string `json:"reason,omitempty"`
 	Records    *int64 `json:"records"`
+	Split      int64  `json:"split"`
 	MURs       int64  `json:"murs"`
 	Exceptions int64  `json:"exceptions"`
 	Filtered   int64  `json:"filtered"`
@@ -42,12 +43,13 @@ type result struct {
 	MURs       int64  `json:"murs"`
 	Exceptions int64  `json:"exceptions"`
 	Filtered   int64  `json:"filtered"`
+	Split      int64  `json:"split,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 }
 
 func (f fileStatus) result() result {
 	r := result{FileID: f.FileID, Name: f.Name, Status: f.Status, MURs: f.MURs, Exceptions: f.Exceptions,
-		Filtered: f.Filtered, Reason: f.Reason}
+		Filtered: f.Filtered, Split: f.Split, Reason: f.Reason}
 	if f.Records != nil {
 		r.Records = *f.Records
 	}
@@ -62,6 +64,8 @@ func ingestCommand() *cli.Command {
 		Description: "Uploads each file over HTTP for a client. With --wait, follows each file until it\n" +
 			"is done (progress on a terminal, plain lines otherwise) and prints one JSON line per file:\n" +
 			`{"file_id","name","status","records","murs","exceptions","filtered"}` + "\n" +
+			"(records counts what the file's lines became: a line that mediation split into n\n" +
+			"records counts n, and \"split\" says how many records splitting added).\n" +
 			"Exits non-zero when a file is rejected (a duplicate, or not a usage file) or fails.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},

@@ -26,6 +26,7 @@ type Exception struct {
 	FileID      string          `json:"file_id"`
 	Line        int64           `json:"line"`
 	Part        int             `json:"part"`
+	Parts       int             `json:"parts,omitempty"` // the line's number of parts when mediation split it
 	RecordID    string          `json:"record_id"`
 	Stage       string          `json:"stage"`
 	Code        string          `json:"code"`
@@ -76,15 +77,22 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 	}
 	var filtered []Exception
 	kept := exs[:0:0]
+	var splits []splitLine
 	for i, e := range exs {
 		if last[position{e.Client, e.FileID, e.Line, e.Part}] != i {
 			continue
+		}
+		if e.Parts > 1 {
+			splits = append(splits, splitLine{e.FileID, e.Line, e.Parts})
 		}
 		if e.Code == string(codes.Filtered) { // dropped on purpose: not an exception
 			filtered = append(filtered, e)
 		} else {
 			kept = append(kept, e)
 		}
+	}
+	if err := registerSplits(ctx, tx, splits, deltas); err != nil {
+		return 0, err
 	}
 	if err := insertFiltered(ctx, tx, filtered, deltas); err != nil {
 		return 0, err

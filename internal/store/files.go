@@ -19,7 +19,10 @@ const (
 	FileRejected   = "rejected"
 )
 
-// File is a row of the file registry.
+// File is a row of the file registry. Records is what the file's lines
+// became: the records read, plus the extra records of lines that
+// mediation split (Split); it is nil until the whole file has been read.
+// A done file has Records = MURs + Exceptions + Filtered.
 type File struct {
 	FileID     string     `json:"file_id"`
 	Client     string     `json:"client"`
@@ -32,6 +35,7 @@ type File struct {
 	Status     string     `json:"status"`
 	Reason     string     `json:"reason,omitempty"`
 	Records    *int64     `json:"records"`
+	Split      int64      `json:"split,omitempty"`
 	MURs       int64      `json:"murs"`
 	Exceptions int64      `json:"exceptions"`
 	Filtered   int64      `json:"filtered"`
@@ -54,12 +58,12 @@ var ErrDuplicateFile = errors.New("duplicate file")
 var ErrNotFound = errors.New("not found")
 
 const fileColumns = `file_id, client, name, source, location, format, size_bytes, sha256, status,
-	coalesce(reason, ''), records, murs, exceptions, filtered, received_at, started_at, read_at, finished_at`
+	coalesce(reason, ''), records + split_extra, split_extra, murs, exceptions, filtered, received_at, started_at, read_at, finished_at`
 
 func scanFile(row pgx.Row) (File, error) {
 	var f File
 	err := row.Scan(&f.FileID, &f.Client, &f.Name, &f.Source, &f.Location, &f.Format, &f.SizeBytes,
-		&f.SHA256, &f.Status, &f.Reason, &f.Records, &f.MURs, &f.Exceptions, &f.Filtered,
+		&f.SHA256, &f.Status, &f.Reason, &f.Records, &f.Split, &f.MURs, &f.Exceptions, &f.Filtered,
 		&f.ReceivedAt, &f.StartedAt, &f.ReadAt, &f.FinishedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, ErrNotFound
@@ -163,8 +167,8 @@ func (s *Store) RenewLease(ctx context.Context, id, owner string, lease time.Dur
 // next stage; the file is done at once if the counts already add up.
 func (s *Store) FileRead(ctx context.Context, id string, records int64) (File, error) {
 	return scanFile(s.pool.QueryRow(ctx, `UPDATE files SET records = $2, read_at = now(), lease_until = NULL,
-			status = CASE WHEN murs + exceptions + filtered >= $2 THEN 'done' ELSE status END,
-			finished_at = CASE WHEN murs + exceptions + filtered >= $2 THEN now() ELSE finished_at END,
+			status = CASE WHEN murs + exceptions + filtered >= $2 + split_extra THEN 'done' ELSE status END,
+			finished_at = CASE WHEN murs + exceptions + filtered >= $2 + split_extra THEN now() ELSE finished_at END,
 			updated_at = now()
 		WHERE file_id = $1 AND status = 'processing'
 		RETURNING `+fileColumns, id, records))
@@ -177,8 +181,9 @@ func (s *Store) FailFile(ctx context.Context, id, reason string) error {
 	return err
 }
 
-// fileDelta is how much one transaction moves a file's counts.
-type fileDelta struct{ murs, exceptions, filtered int64 }
+// fileDelta is how much one transaction moves a file's counts; split is
+// the extra records of lines first seen split in this transaction.
+type fileDelta struct{ murs, exceptions, filtered, split int64 }
 
 // applyFileDeltas moves file counts inside tx, in file id order so that
 // concurrent transactions lock rows in the same order, and finishes the
@@ -191,9 +196,10 @@ func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelt
 	m := make([]int64, len(ids))
 	e := make([]int64, len(ids))
 	f := make([]int64, len(ids))
+	x := make([]int64, len(ids))
 	for i, id := range ids {
 		d := deltas[id]
-		m[i], e[i], f[i] = d.murs, d.exceptions, d.filtered
+		m[i], e[i], f[i], x[i] = d.murs, d.exceptions, d.filtered, d.split
 	}
 	// Lock the rows in id order first: concurrent batches touching the same
 	// files then queue instead of deadlocking.
@@ -202,13 +208,16 @@ func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelt
 	}
 	_, err := tx.Exec(ctx, `UPDATE files AS fl SET
 			murs = fl.murs + d.m, exceptions = fl.exceptions + d.e, filtered = fl.filtered + d.f,
+			split_extra = fl.split_extra + d.x,
 			status = CASE WHEN fl.status = 'processing' AND fl.records IS NOT NULL
-				AND fl.murs + d.m + fl.exceptions + d.e + fl.filtered + d.f >= fl.records THEN 'done' ELSE fl.status END,
+				AND fl.murs + d.m + fl.exceptions + d.e + fl.filtered + d.f >= fl.records + fl.split_extra + d.x
+				THEN 'done' ELSE fl.status END,
 			finished_at = CASE WHEN fl.status = 'processing' AND fl.records IS NOT NULL
-				AND fl.murs + d.m + fl.exceptions + d.e + fl.filtered + d.f >= fl.records THEN now() ELSE fl.finished_at END,
+				AND fl.murs + d.m + fl.exceptions + d.e + fl.filtered + d.f >= fl.records + fl.split_extra + d.x
+				THEN now() ELSE fl.finished_at END,
 			updated_at = now()
-		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(id, m, e, f)
-		WHERE fl.file_id = d.id`, ids, m, e, f)
+		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS d(id, m, e, f, x)
+		WHERE fl.file_id = d.id`, ids, m, e, f, x)
 	return err
 }
 
@@ -218,4 +227,50 @@ func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE files SET lease_until = now()
 		WHERE file_id = $1 AND lease_owner = $2 AND read_at IS NULL`, id, owner)
 	return err
+}
+
+// splitLine is a line that mediation split into parts records.
+type splitLine struct {
+	file  string
+	line  int64
+	parts int
+}
+
+// registerSplits records, once per line, the split lines among outcomes
+// being stored, and adds their extra parts to their files' expected
+// records. The first outcome stored for any part of a line registers it
+// in the same transaction that counts that outcome, so a file can never
+// look complete while parts of a split line are still on their way.
+func registerSplits(ctx context.Context, tx pgx.Tx, lines []splitLine, deltas map[string]*fileDelta) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	files, nums, parts := make([]string, 0, len(lines)), make([]int64, 0, len(lines)), make([]int32, 0, len(lines))
+	seen := make(map[splitLine]bool, len(lines))
+	for _, l := range lines {
+		k := splitLine{l.file, l.line, 0}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		files, nums, parts = append(files, l.file), append(nums, l.line), append(parts, int32(l.parts))
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO split_lines (file_id, line, parts)
+		SELECT file_id, line, parts FROM unnest($1::uuid[], $2::bigint[], $3::int[]) AS t(file_id, line, parts)
+		ORDER BY file_id, line
+		ON CONFLICT DO NOTHING
+		RETURNING file_id::text, parts`, files, nums, parts)
+	if err != nil {
+		return fmt.Errorf("record split lines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f string
+		var n int64
+		if err := rows.Scan(&f, &n); err != nil {
+			return err
+		}
+		delta(deltas, f).split += n - 1
+	}
+	return rows.Err()
 }

@@ -15,6 +15,7 @@ type MUR struct {
 	FileID         string            `json:"file_id"`
 	Line           int64             `json:"line"`
 	Part           int               `json:"part"`
+	Parts          int               `json:"-"` // the line's number of parts when mediation split it; not stored
 	AccountID      string            `json:"account_id"`
 	UsageType      string            `json:"usage_type"`
 	Quantity       string            `json:"quantity"`

@@ -352,9 +352,16 @@ func (t *RateTx) InsertMURs(ctx context.Context, murs []MUR) error {
 	}
 	k := len(murs)
 	clients, files, lines, parts := mk(k), mk(k), make([]int64, k), make([]int32, k)
+	var splits []splitLine
 	for i := range murs {
 		m := &murs[i]
 		clients[i], files[i], lines[i], parts[i] = m.Client, m.FileID, m.Line, int32(m.Part)
+		if m.Parts > 1 {
+			splits = append(splits, splitLine{m.FileID, m.Line, m.Parts})
+		}
+	}
+	if err := registerSplits(ctx, t.tx, splits, t.deltas); err != nil {
+		return err
 	}
 	for _, f := range files {
 		delta(t.deltas, f).murs++

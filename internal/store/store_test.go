@@ -276,3 +276,52 @@ func TestExceptionTwiceInOneBatch(t *testing.T) {
 		t.Fatalf("stored %d, %v; want 1", n, err)
 	}
 }
+
+// TestSplitLineCountsEveryPart: a line that mediation split into three
+// records is accounted for only when all three have ended somewhere; the
+// first part rated must not make the file look done.
+func TestSplitLineCountsEveryPart(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := "split-" + store.NewID()[24:]
+	f, _ := st.RegisterFile(ctx, newFile(client, "s1"))
+	claimOwn(t, st, f.FileID, "r", time.Minute)
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	part0 := store.MUR{Client: client, RecordID: "call-7", FileID: f.FileID, Line: 3, Part: 0, Parts: 3,
+		AccountID: "A", UsageType: "VOICE", Quantity: "2", UsageTime: at, Currency: "USD",
+		GrossAmount: "0.20", DiscountAmount: "0.00", NetAmount: "0.20", RateDetail: json.RawMessage(`{}`)}
+	if err := st.Rate(ctx, func(tx *store.RateTx) error {
+		if err := tx.InsertMURs(ctx, []store.MUR{part0}); err != nil {
+			return err
+		}
+		return tx.InsertExceptions(ctx, []store.Exception{exception(client, f.FileID, 2)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Two lines read, two outcomes stored: without the split's parts the
+	// file would be done here.
+	got, err := st.FileRead(ctx, f.FileID, 2)
+	if err != nil || got.Status != store.FileProcessing || *got.Records != 4 || got.Split != 2 {
+		t.Fatalf("after read: %+v %v", got, err)
+	}
+	part1 := exception(client, f.FileID, 3)
+	part1.Part, part1.Parts = 1, 3
+	part2 := store.Exception{Client: client, FileID: f.FileID, Line: 3, Part: 2, Parts: 3, RecordID: "call-7-2",
+		Stage: "mediate", Code: string(codes.Filtered), Message: "zero-rated leg", Record: json.RawMessage(`{}`)}
+	for range 2 { // the second time is a replay: the line is not counted again
+		if _, err := st.InsertExceptions(ctx, []store.Exception{part1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ = st.GetFile(ctx, f.FileID); got.Status != store.FileProcessing {
+		t.Fatalf("done with a part missing: %+v", got)
+	}
+	if _, err := st.InsertExceptions(ctx, []store.Exception{part2}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.GetFile(ctx, f.FileID)
+	if err != nil || got.Status != store.FileDone || *got.Records != 4 || got.Split != 2 ||
+		got.MURs != 1 || got.Exceptions != 2 || got.Filtered != 1 {
+		t.Fatalf("final: %+v %v", got, err)
+	}
+}

@@ -94,7 +94,7 @@ func (p *exceptionProc) Process(_ context.Context, msg *service.Message) (servic
 	}
 	var shape recordShape
 	if json.Unmarshal(b, &shape) == nil {
-		ex.Client, ex.FileID, ex.Line, ex.Part = shape.Client, shape.FileID, shape.Line, shape.Part
+		ex.Client, ex.FileID, ex.Line, ex.Part, ex.Parts = shape.Client, shape.FileID, shape.Line, shape.Part, shape.Parts
 		ex.RecordID = shape.RecordID
 		if shape.Fields != nil {
 			ex.RecordID = shape.Fields[usage.FieldRecordID]
@@ -130,6 +130,7 @@ type exceptionMsg struct {
 	FileID   string          `json:"file_id"`
 	Line     int64           `json:"line"`
 	Part     int             `json:"part"`
+	Parts    int             `json:"parts,omitempty"`
 	RecordID string          `json:"record_id"`
 	Stage    string          `json:"stage"`
 	Code     string          `json:"code"`
@@ -139,11 +140,11 @@ type exceptionMsg struct {
 }
 
 func exceptionMessage(e store.Exception) exceptionMsg {
-	return exceptionMsg{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, RecordID: e.RecordID,
+	return exceptionMsg{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Parts: e.Parts, RecordID: e.RecordID,
 		Stage: e.Stage, Code: e.Code, Field: e.Field, Message: e.Message, Record: e.Record}
 }
 
 func (m exceptionMsg) exception() store.Exception {
-	return store.Exception{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, RecordID: m.RecordID,
+	return store.Exception{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, Parts: m.Parts, RecordID: m.RecordID,
 		Stage: m.Stage, Code: m.Code, Field: m.Field, Message: m.Message, Record: m.Record}
 }
