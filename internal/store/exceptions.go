@@ -49,6 +49,7 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, err
 		return 0, nil
 	}
 	var n int
+	var done []FinishedFile
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		deltas := map[string]*fileDelta{}
 		var err error
@@ -56,8 +57,12 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, err
 		if err != nil {
 			return err
 		}
-		return applyFileDeltas(ctx, tx, deltas)
+		done, err = applyFileDeltas(ctx, tx, deltas)
+		return err
 	})
+	if err == nil {
+		observeFiles(ctx, done)
+	}
 	return n, err
 }
 

@@ -185,12 +185,38 @@ func (s *Store) FailFile(ctx context.Context, id, reason string) error {
 // the extra records of lines first seen split in this transaction.
 type fileDelta struct{ murs, exceptions, filtered, split int64 }
 
+// FinishedFile is a file that a transaction finished: its counts added up.
+type FinishedFile struct {
+	FileID string
+	Client string
+	// Took is the time from receiving the file to its last record ending
+	// somewhere.
+	Took time.Duration
+}
+
+type fileObserverKey struct{}
+
+// WithFileObserver returns a context under which Store.Rate and
+// Store.InsertExceptions call fn, after their transaction committed, for
+// each file the transaction finished.
+func WithFileObserver(ctx context.Context, fn func(FinishedFile)) context.Context {
+	return context.WithValue(ctx, fileObserverKey{}, fn)
+}
+
+func observeFiles(ctx context.Context, done []FinishedFile) {
+	if fn, ok := ctx.Value(fileObserverKey{}).(func(FinishedFile)); ok {
+		for _, f := range done {
+			fn(f)
+		}
+	}
+}
+
 // applyFileDeltas moves file counts inside tx, in file id order so that
 // concurrent transactions lock rows in the same order, and finishes the
-// files whose counts now add up.
-func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelta) error {
+// files whose counts now add up. It returns the files it finished.
+func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelta) ([]FinishedFile, error) {
 	if len(deltas) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := sortedKeys(deltas)
 	m := make([]int64, len(ids))
@@ -204,9 +230,11 @@ func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelt
 	// Lock the rows in id order first: concurrent batches touching the same
 	// files then queue instead of deadlocking.
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM files WHERE file_id = ANY($1::uuid[]) ORDER BY file_id FOR UPDATE`, ids); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := tx.Exec(ctx, `UPDATE files AS fl SET
+	// finished_at is now() only for a file this statement finished: the
+	// transaction's start time, earlier than any other transaction's.
+	rows, err := tx.Query(ctx, `UPDATE files AS fl SET
 			murs = fl.murs + d.m, exceptions = fl.exceptions + d.e, filtered = fl.filtered + d.f,
 			split_extra = fl.split_extra + d.x,
 			status = CASE WHEN fl.status = 'processing' AND fl.records IS NOT NULL
@@ -217,8 +245,27 @@ func applyFileDeltas(ctx context.Context, tx pgx.Tx, deltas map[string]*fileDelt
 				THEN now() ELSE fl.finished_at END,
 			updated_at = now()
 		FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS d(id, m, e, f, x)
-		WHERE fl.file_id = d.id`, ids, m, e, f, x)
-	return err
+		WHERE fl.file_id = d.id
+		RETURNING fl.file_id::text, fl.client, fl.status = 'done' AND fl.finished_at = now(),
+			(extract(epoch FROM coalesce(fl.finished_at, now()) - fl.received_at) * 1000000)::bigint`, ids, m, e, f, x)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var done []FinishedFile
+	for rows.Next() {
+		var d FinishedFile
+		var finished bool
+		var micros int64
+		if err := rows.Scan(&d.FileID, &d.Client, &finished, &micros); err != nil {
+			return nil, err
+		}
+		if finished {
+			d.Took = time.Duration(micros) * time.Microsecond
+			done = append(done, d)
+		}
+	}
+	return done, rows.Err()
 }
 
 // ReleaseLease gives a file back before its lease runs out (on shutdown),

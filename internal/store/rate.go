@@ -67,13 +67,19 @@ type RateTx struct {
 func (s *Store) Rate(ctx context.Context, fn func(*RateTx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
+		var done []FinishedFile
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			rt := &RateTx{tx: tx, deltas: map[string]*fileDelta{}}
 			if err := fn(rt); err != nil {
 				return err
 			}
-			return applyFileDeltas(ctx, tx, rt.deltas)
+			var err error
+			done, err = applyFileDeltas(ctx, tx, rt.deltas)
+			return err
 		})
+		if err == nil {
+			observeFiles(ctx, done)
+		}
 		if !retryable(err) {
 			return err
 		}

@@ -279,9 +279,11 @@ func TestExceptionTwiceInOneBatch(t *testing.T) {
 
 // TestSplitLineCountsEveryPart: a line that mediation split into three
 // records is accounted for only when all three have ended somewhere; the
-// first part rated must not make the file look done.
+// first part rated must not make the file look done. The file is
+// reported finished once, by the transaction that finished it.
 func TestSplitLineCountsEveryPart(t *testing.T) {
-	ctx := context.Background()
+	var finished []store.FinishedFile
+	ctx := store.WithFileObserver(context.Background(), func(f store.FinishedFile) { finished = append(finished, f) })
 	st := pgtest.Store(t)
 	client := "split-" + store.NewID()[24:]
 	f, _ := st.RegisterFile(ctx, newFile(client, "s1"))
@@ -313,8 +315,8 @@ func TestSplitLineCountsEveryPart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, _ = st.GetFile(ctx, f.FileID); got.Status != store.FileProcessing {
-		t.Fatalf("done with a part missing: %+v", got)
+	if got, _ = st.GetFile(ctx, f.FileID); got.Status != store.FileProcessing || len(finished) != 0 {
+		t.Fatalf("done with a part missing: %+v, finished %v", got, finished)
 	}
 	if _, err := st.InsertExceptions(ctx, []store.Exception{part2}); err != nil {
 		t.Fatal(err)
@@ -323,5 +325,9 @@ func TestSplitLineCountsEveryPart(t *testing.T) {
 	if err != nil || got.Status != store.FileDone || *got.Records != 4 || got.Split != 2 ||
 		got.MURs != 1 || got.Exceptions != 2 || got.Filtered != 1 {
 		t.Fatalf("final: %+v %v", got, err)
+	}
+	if len(finished) != 1 || finished[0].FileID != f.FileID || finished[0].Client != client ||
+		finished[0].Took != got.FinishedAt.Sub(got.ReceivedAt) {
+		t.Fatalf("finished files reported: %+v (file %+v)", finished, got)
 	}
 }

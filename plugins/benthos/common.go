@@ -76,6 +76,33 @@ type storeConn struct {
 	dsn     string
 	st      *store.Store
 	release func()
+
+	// Files this component finishes, and their time from receipt to done;
+	// nil until countFiles.
+	filesDone *service.MetricCounter
+	fileTook  *service.MetricTimer
+}
+
+// countFiles makes the component count the files it finishes
+// (vivace_files_done) and time them from receipt to done
+// (vivace_file_duration_seconds).
+func (c *storeConn) countFiles(m *service.Metrics) {
+	c.filesDone = m.NewCounter("vivace_files_done")
+	c.fileTook = m.NewTimer("vivace_file_duration_ns")
+}
+
+// fileDone records one finished file.
+func (c *storeConn) fileDone(f store.FinishedFile) {
+	if c.filesDone != nil {
+		c.filesDone.Incr(1)
+		c.fileTook.Timing(f.Took.Nanoseconds())
+	}
+}
+
+// observing returns ctx under which the store reports the files a
+// transaction finishes.
+func (c *storeConn) observing(ctx context.Context) context.Context {
+	return store.WithFileObserver(ctx, c.fileDone)
 }
 
 // dbOutputConf reads the fields every database output has: dsn,

@@ -80,6 +80,7 @@ func init() {
 			in.filesRead = mgr.Metrics().NewCounter("vivace_ingest_files_read")
 			in.recordsRead = mgr.Metrics().NewCounter("vivace_ingest_records_read")
 			in.fileSeconds = mgr.Metrics().NewTimer("vivace_ingest_file_duration_ns")
+			in.countFiles(mgr.Metrics())
 			return service.AutoRetryNacksBatchedToggled(conf, in)
 		})
 }
@@ -294,7 +295,12 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	defer in.closeReading(r)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if _, err = in.st.FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
+		var f store.File
+		if f, err = in.st.FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
+			if err == nil && f.Status == store.FileDone && f.FinishedAt != nil {
+				// Every record had ended before the count was stored.
+				in.fileDone(store.FinishedFile{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
+			}
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)

@@ -41,6 +41,7 @@ func init() {
 			if err != nil {
 				return nil, pol, 0, err
 			}
+			db.countFiles(mgr.Metrics())
 			return &exceptionsOutput{storeConn: db, log: mgr.Logger(),
 				skipped: mgr.Metrics().NewCounter("vivace_exceptions_skipped")}, pol, mif, nil
 		})
@@ -74,7 +75,7 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 		}
 		exs = append(exs, m.exception())
 	}
-	_, err := o.st.InsertExceptions(ctx, exs)
+	_, err := o.st.InsertExceptions(o.observing(ctx), exs)
 	return err
 }
 

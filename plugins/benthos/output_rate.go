@@ -54,6 +54,7 @@ func init() {
 				return nil, pol, 0, err
 			}
 			m := mgr.Metrics()
+			db.countFiles(m)
 			return &rateOutput{storeConn: db, log: mgr.Logger(),
 				murs:       m.NewCounter("vivace_rate_murs"),
 				exceptions: m.NewCounter("vivace_rate_exceptions"),
@@ -109,7 +110,7 @@ func (o *rateOutput) WriteBatch(ctx context.Context, batch service.MessageBatch)
 		}
 		items = append(items, it)
 	}
-	sum, err := o.stage.Rate(ctx, items)
+	sum, err := o.stage.Rate(o.observing(ctx), items)
 	if err != nil {
 		return fmt.Errorf("rate batch of %d records: %w", len(items), err)
 	}
