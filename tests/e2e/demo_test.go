@@ -19,6 +19,7 @@ type fileResult struct {
 	MURs       int64  `json:"murs"`
 	Exceptions int64  `json:"exceptions"`
 	Filtered   int64  `json:"filtered"`
+	Split      int64  `json:"split"`
 	Reason     string `json:"reason"`
 }
 
