@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,23 +130,36 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 
 func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	// Only what the counts and the report of failures need is kept: a
-	// file of a million events must not hold a million messages.
-	type settled struct{ outcome, message string }
-	outcomes := map[string]settled{}
-	for {
-		var pending []string
-		for _, id := range ids {
-			if _, ok := outcomes[id]; !ok {
-				pending = append(pending, id)
+	var counts struct {
+		Events  int `json:"events"`
+		Applied int `json:"applied"`
+		Ignored int `json:"ignored"`
+		Failed  int `json:"failed"`
+		Pending int `json:"pending,omitempty"` // still waiting when --timeout ran out
+	}
+	counts.Events = len(ids)
+	// An id published twice in one file is counted once per line: each
+	// line is an event sent, and a later copy of an applied event is
+	// ignored as stale. copies holds only the ids sent more than once.
+	pending, copies := firstCopies(ids)
+	// Settled events are counted and dropped as they settle, and a
+	// failure is reported at once: only the unsettled ids stay in memory.
+	settle := func(id string, o feed.Outcome) {
+		n := 1 + copies[id]
+		switch o.Outcome {
+		case feed.Applied:
+			counts.Applied++
+			counts.Ignored += n - 1
+		case feed.Ignored:
+			counts.Ignored += n
+		default:
+			counts.Failed += n
+			for range n {
+				fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.Message)
 			}
 		}
-		if len(pending) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
+	}
+	for len(pending) > 0 && !time.Now().After(deadline) {
 		// Events apply roughly in the order sent, so each round asks about
 		// the oldest unsettled ones only (the API answers for at most
 		// 100,000 ids a request), which keeps the polling light while a
@@ -158,54 +172,24 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
 			return err
 		}
-		final := 0
-		for k, v := range got.Outcomes {
-			// A pending event waits for an entity still on its way; it
-			// ends applied, or failed when the wait runs out.
-			if v.Outcome != feed.Pending {
-				o := settled{outcome: v.Outcome}
-				if v.Outcome == feed.Failed {
-					o.message = v.Message
-				}
-				outcomes[k] = o
-				final++
+		// A pending event waits for an entity still on its way; it ends
+		// applied, or failed when the wait runs out.
+		kept := pending[:0]
+		for i, id := range pending {
+			if o, ok := got.Outcomes[id]; ok && i < len(chunk) && o.Outcome != feed.Pending {
+				settle(id, o)
+				continue
 			}
+			kept = append(kept, id)
 		}
-		if final < len(chunk) {
+		settledNow := len(pending) - len(kept)
+		pending = kept
+		if settledNow < len(chunk) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	var counts struct {
-		Events  int `json:"events"`
-		Applied int `json:"applied"`
-		Ignored int `json:"ignored"`
-		Failed  int `json:"failed"`
-		Pending int `json:"pending,omitempty"` // still waiting when --timeout ran out
-	}
-	counts.Events = len(ids)
-	// An id published twice in one file is counted once per line: each
-	// line is an event sent, and the second copy is ignored as stale.
-	seen := map[string]bool{}
-	for _, id := range ids {
-		o := outcomes[id]
-		if seen[id] && o.outcome == feed.Applied {
-			counts.Ignored++
-			continue
-		}
-		seen[id] = true
-		if o.outcome == "" {
-			counts.Pending++
-			continue
-		}
-		switch o.outcome {
-		case feed.Applied:
-			counts.Applied++
-		case feed.Ignored:
-			counts.Ignored++
-		default:
-			counts.Failed++
-			fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.message)
-		}
+	for _, id := range pending {
+		counts.Pending += 1 + copies[id]
 	}
 	b, _ := json.Marshal(counts)
 	fmt.Println(string(b))
@@ -216,4 +200,34 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		return fmt.Errorf("%d of %d events not applied after %s (see vivace feed errors list --pending)", counts.Pending, counts.Events, timeout)
 	}
 	return nil
+}
+
+// firstCopies returns ids without repeats, in the order of their first
+// appearance, and how many further times each repeated id appears. It
+// finds repeats by sorting a copy of the list, so that no set of every id
+// is built.
+func firstCopies(ids []string) (unique []string, copies map[string]int) {
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	copies = map[string]int{}
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			copies[sorted[i]]++
+		}
+	}
+	if len(copies) == 0 {
+		return ids, copies
+	}
+	seen := make(map[string]bool, len(copies))
+	unique = ids[:0:0]
+	for _, id := range ids {
+		if copies[id] > 0 {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+		}
+		unique = append(unique, id)
+	}
+	return unique, copies
 }
