@@ -47,6 +47,8 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "bucket-events-token", EnvVars: []string{"VIVACE_BUCKET_EVENTS_TOKEN"},
+				Usage: "token the senders of S3 event notifications (POST /api/v1/buckets/events) must present; empty: none asked"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -156,9 +158,21 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 
+	// Bucket sources live in the client settings, which are re-read when
+	// they change, so the poller runs whenever there is a settings file:
+	// a source added later is picked up without a restart.
+	var buckets *ingest.Buckets
+	if clientsFile != "" {
+		buckets = &ingest.Buckets{Receiver: recv, Taken: st, Logger: log.With("component", "buckets"),
+			Sources: bucketSources(settings, log)}
+	}
+
 	mux := http.NewServeMux()
 	srv := &api.Server{Store: st, Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
-		Ready: streams.ready}
+		Ready: streams.ready, BucketEventsToken: c.String("bucket-events-token")}
+	if buckets != nil {
+		srv.Buckets = buckets
+	}
 	mux.Handle("/", srv.Handler())
 	streams.mount(mux)
 	if c.Bool("pprof") {
@@ -181,13 +195,8 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}()
 	log.Info("watching inbox", "dir", inbox.Dir)
 
-	// Bucket sources live in the client settings, which are re-read when
-	// they change, so the poller runs whenever there is a settings file:
-	// a source added later is picked up without a restart.
 	bucketsDone := make(chan struct{})
-	if clientsFile != "" {
-		buckets := &ingest.Buckets{Receiver: recv, Taken: st, Logger: log.With("component", "buckets"),
-			Sources: bucketSources(settings, log)}
+	if buckets != nil {
 		go func() {
 			defer close(bucketsDone)
 			_ = buckets.Run(inboxCtx)

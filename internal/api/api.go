@@ -6,14 +6,18 @@ package api
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +40,16 @@ type Server struct {
 	Logger   *slog.Logger
 	// MaxUpload bounds an uploaded file's size; 0 means 20 GiB.
 	MaxUpload int64
+	// Buckets, when set, is told of objects written to a bucket source by
+	// S3 event notifications (POST /api/v1/buckets/events), so that it
+	// takes them without waiting for its poll interval.
+	Buckets interface {
+		Notify(bucket, key string) []string
+	}
+	// BucketEventsToken, when set, must be presented as
+	// "Authorization: Bearer <token>" (or the bare token) by the sender of
+	// bucket event notifications.
+	BucketEventsToken string
 }
 
 // Handler returns the routes.
@@ -58,7 +72,49 @@ func (s *Server) Handler() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/feed/events/reprocess", s.reprocessFeedEvents)
 	mux.HandleFunc("PUT /api/v1/feed/events/{id...}", s.editFeedEvent)
 	mux.HandleFunc("GET /api/v1/feed/history", s.feedHistory)
+	mux.HandleFunc("POST /api/v1/buckets/events", s.bucketEvents)
 	return mux
+}
+
+// bucketEvents takes an S3 event notification and has the bucket sources
+// it concerns polled now. The notification is a hint only: what is taken
+// is what the poll finds, so it needs no more trust than a poll does.
+func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
+	if s.Buckets == nil {
+		writeError(w, http.StatusNotFound, "no bucket sources: start with a client settings file that has source.s3 entries")
+		return
+	}
+	if s.BucketEventsToken != "" {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(s.BucketEventsToken)) != 1 {
+			writeError(w, http.StatusUnauthorized, "bucket events need the token set in VIVACE_BUCKET_EVENTS_TOKEN (Authorization: Bearer <token>)")
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "notification body: "+err.Error())
+		return
+	}
+	events, err := ingest.ParseBucketEvents(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	polled := map[string]bool{}
+	unmatched := 0
+	for _, e := range events {
+		clients := s.Buckets.Notify(e.Bucket, e.Key)
+		if len(clients) == 0 {
+			unmatched++
+			s.Logger.Warn("bucket event for no source", "bucket", e.Bucket, "key", e.Key)
+		}
+		for _, c := range clients {
+			polled[c] = true
+		}
+	}
+	clients := append([]string{}, slices.Sorted(maps.Keys(polled))...)
+	writeJSON(w, http.StatusAccepted, map[string]any{"events": len(events), "unmatched": unmatched, "polled": clients})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -70,6 +70,7 @@ type Buckets struct {
 
 	mu    sync.Mutex
 	polls map[string]*bucketPoll
+	wake  chan struct{} // Notify asks Run to look at once
 }
 
 // bucketPoll is the state of one client's source. Only the goroutine that
@@ -80,6 +81,7 @@ type bucketPoll struct {
 	s3      *minio.Client
 	next    time.Time
 	running bool
+	again   bool // notified while running: poll again once done
 	seen    map[string]seenObject
 }
 
@@ -95,6 +97,7 @@ type seenObject struct {
 func (b *Buckets) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	wake := b.wakeup()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -111,8 +114,58 @@ func (b *Buckets) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-wake:
 		}
 	}
+}
+
+func (b *Buckets) wakeup() chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	return b.wake
+}
+
+// wakeLocked asks Run to look for due sources now; b.mu is held.
+func (b *Buckets) wakeLocked() {
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default: // a wake-up is already waiting
+	}
+}
+
+// Notify tells the poller that an object was written: every source whose
+// bucket is bucket and whose prefix key falls under is polled now rather
+// than on its interval (or again as soon as the poll under way ends). It
+// returns the clients of those sources. A notification is only a hint: the
+// poll lists the source and takes what it would take on its interval, so a
+// forged or repeated notification changes nothing but when Run looks.
+// Sources are known once Run has started.
+func (b *Buckets) Notify(bucket, key string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var clients []string
+	for client, p := range b.polls {
+		if p.src.Bucket != bucket || !strings.HasPrefix(key, p.src.Prefix) {
+			continue
+		}
+		clients = append(clients, client)
+		if p.running {
+			p.again = true
+		} else {
+			p.next = time.Time{}
+		}
+	}
+	if len(clients) > 0 {
+		b.wakeLocked()
+	}
+	sort.Strings(clients)
+	return clients
 }
 
 // PollOnce polls every source now, whether due or not, and returns what
@@ -189,8 +242,13 @@ func (b *Buckets) claim(now time.Time, all bool) []*bucketPoll {
 
 func (b *Buckets) release(p *bucketPoll) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	p.running = false
-	b.mu.Unlock()
+	if p.again {
+		p.again = false
+		p.next = time.Time{}
+		b.wakeLocked()
+	}
 }
 
 func afterReceive(src clientcfg.BucketSource) string {

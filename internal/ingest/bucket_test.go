@@ -500,3 +500,79 @@ func TestBucketRunStopsOnCancel(t *testing.T) {
 		t.Fatalf("files %v\nlog:\n%s", names(fs), h.logs)
 	}
 }
+
+// TestBucketNotifyPollsAtOnce: an S3 event notification has the source
+// polled now, not on its (here hour-long) interval; one for another bucket
+// or outside the prefix polls nothing.
+func TestBucketNotifyPollsAtOnce(t *testing.T) {
+	h := newHarness(t)
+	client := uniqueClient("notify")
+	h.s3.createBucket(t, "notify")
+	src := h.source("notify", "in/")
+	src.PollInterval = time.Hour
+	h.srcs[client] = src
+	h.s3.put(t, "notify", "in/a.csv", usageCSV("a", 1))
+	b := h.poller(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFiles := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(h.files(client)) < n && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if fs := h.files(client); len(fs) != n {
+			t.Fatalf("files %v, want %d\nlog:\n%s", names(fs), n, h.logs)
+		}
+	}
+	waitFiles(1) // the first poll, at start
+
+	h.s3.put(t, "notify", "in/b.csv", usageCSV("b", 1))
+	if got := b.Notify("other", "in/b.csv"); len(got) != 0 {
+		t.Fatalf("another bucket's event polled %v", got)
+	}
+	if got := b.Notify("notify", "elsewhere/b.csv"); len(got) != 0 {
+		t.Fatalf("an event outside the prefix polled %v", got)
+	}
+	if got := b.Notify("notify", "in/b.csv"); !slices.Equal(got, []string{client}) {
+		t.Fatalf("Notify = %v, want [%s]", got, client)
+	}
+	waitFiles(2)
+	// Notified while polling: it looks again once the poll ends.
+	h.s3.put(t, "notify", "in/c.csv", usageCSV("c", 1))
+	h.s3.put(t, "notify", "in/d.csv", usageCSV("d", 1))
+	b.Notify("notify", "in/c.csv")
+	b.Notify("notify", "in/d.csv")
+	waitFiles(4)
+}
+
+func TestParseBucketEvents(t *testing.T) {
+	aws := `{"Records":[
+	  {"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+	   "s3":{"bucket":{"name":"usage-drop","arn":"arn:aws:s3:::usage-drop"},"object":{"key":"acme/day+01%2B%C3%A9.csv","size":1024,"eTag":"x"}}},
+	  {"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"usage-drop"},"object":{"key":"acme/old.csv"}}}]}`
+	got, err := ingest.ParseBucketEvents([]byte(aws))
+	if err != nil || len(got) != 1 || got[0] != (ingest.BucketEvent{Bucket: "usage-drop", Key: "acme/day 01+é.csv"}) {
+		t.Fatalf("AWS notification: %+v %v", got, err)
+	}
+	minio := `{"EventName":"s3:ObjectCreated:CompleteMultipartUpload","Key":"usage-drop/acme/big.csv.gz",
+	  "Records":[{"eventName":"s3:ObjectCreated:CompleteMultipartUpload","s3":{"bucket":{"name":"usage-drop"},"object":{"key":"acme%2Fbig.csv.gz"}}}]}`
+	if got, err := ingest.ParseBucketEvents([]byte(minio)); err != nil || len(got) != 1 || got[0].Key != "acme/big.csv.gz" {
+		t.Fatalf("MinIO notification: %+v %v", got, err)
+	}
+	if got, err := ingest.ParseBucketEvents([]byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"usage-drop"}`)); err != nil || len(got) != 0 {
+		t.Fatalf("test event: %+v %v", got, err)
+	}
+	for body, want := range map[string]string{
+		`{"hello":1}`: "it has no Records list",
+		`not json`:    "not an S3 event notification",
+		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"k"}}}]}`: "Records[0]: s3.bucket.name and s3.object.key are required",
+		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%zz"}}}]}`: `Records[0]: s3.object.key "a%zz" is not URL-encoded`,
+	} {
+		if _, err := ingest.ParseBucketEvents([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want …%s…", body, err, want)
+		}
+	}
+}
