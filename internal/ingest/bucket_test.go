@@ -568,8 +568,8 @@ func TestParseBucketEvents(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"hello":1}`: "it has no Records list",
 		`not json`:    "not an S3 event notification",
-		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"k"}}}]}`:     "Records[0]: s3.bucket.name and s3.object.key are required",
-		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%zz"}}}]}`: `Records[0]: s3.object.key "a%zz" is not URL-encoded`,
+		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"k"}}}]}`:     "the notification's Records[0]: s3.bucket.name and s3.object.key are required",
+		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%zz"}}}]}`: `the notification's Records[0]: s3.object.key "a%zz" is not URL-encoded`,
 	} {
 		if _, err := ingest.ParseBucketEvents([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want …%s…", body, err, want)

@@ -50,11 +50,11 @@ func ParseBucketEvents(body []byte) ([]BucketEvent, error) {
 			continue
 		}
 		if r.S3.Bucket.Name == "" || r.S3.Object.Key == "" {
-			return nil, fmt.Errorf("Records[%d]: s3.bucket.name and s3.object.key are required", i)
+			return nil, fmt.Errorf("the notification's Records[%d]: s3.bucket.name and s3.object.key are required", i)
 		}
 		key, err := url.QueryUnescape(r.S3.Object.Key)
 		if err != nil {
-			return nil, fmt.Errorf("Records[%d]: s3.object.key %q is not URL-encoded: %w", i, r.S3.Object.Key, err)
+			return nil, fmt.Errorf("the notification's Records[%d]: s3.object.key %q is not URL-encoded: %w", i, r.S3.Object.Key, err)
 		}
 		out = append(out, BucketEvent{Bucket: r.S3.Bucket.Name, Key: key})
 	}
