@@ -110,13 +110,17 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 		NetAmount  string            `json:"net_amount"`
 		Qualifiers map[string]string `json:"qualifiers"`
 	}
-	murs := func(client string) map[string]mur {
-		out, errOut, code := d.run(ctx, "murs", "export", "--client", client)
+	export := func(what, client string) string {
+		t.Helper()
+		out, errOut, code := d.run(ctx, what, "export", "--client", client)
 		if code != 0 {
-			t.Fatalf("murs export %s: exit %d: %s", client, code, errOut)
+			t.Fatalf("%s export %s: exit %d: %s", what, client, code, errOut)
 		}
+		return out
+	}
+	murs := func(client string) map[string]mur {
 		m := map[string]mur{}
-		for _, x := range decodeLines[mur](t, out) {
+		for _, x := range decodeLines[mur](t, export("murs", client)) {
 			m[x.RecordID] = x
 		}
 		return m
@@ -165,12 +169,8 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 		Field string `json:"field"`
 	}
 	exceptions := func(client string) map[string]exc {
-		out, errOut, code := d.run(ctx, "exceptions", "export", "--client", client)
-		if code != 0 {
-			t.Fatalf("exceptions export %s: exit %d: %s", client, code, errOut)
-		}
 		m := map[string]exc{}
-		for _, x := range decodeLines[exc](t, out) {
+		for _, x := range decodeLines[exc](t, export("exceptions", client)) {
 			m[fmt.Sprintf("%d/%d", x.Line, x.Part)] = x
 		}
 		return m
