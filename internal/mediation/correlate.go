@@ -95,17 +95,18 @@ type Emission struct {
 }
 
 // Emit builds the emission of group g with outcome: merged is what the
-// rule's merge made of the group (its fields), mergeErr why it could not.
-// A merge that failed fails every member, naming the error.
-func (c Correlation) Emit(g Group, outcome string, merged map[string]string, mergeErr error) Emission {
+// rule's merge made of the group (its fields). ruleErr is why a rule could
+// not be evaluated for the group (its merge, its completeness check); it
+// fails every member, naming the error.
+func (c Correlation) Emit(g Group, outcome string, merged map[string]string, ruleErr error) Emission {
 	var e Emission
 	if len(g.Members) == 0 {
 		return e
 	}
+	if ruleErr != nil {
+		return c.failAll(g, fmt.Sprintf("correlation group %s: %v", c.keyText(g.Key), ruleErr))
+	}
 	if outcome == OutcomeComplete || outcome == OutcomeIncomplete {
-		if mergeErr != nil {
-			return c.failAll(g, fmt.Sprintf("correlation group %s: merge: %v", c.keyText(g.Key), mergeErr))
-		}
 		first := g.Members[0]
 		fields := make(map[string]string, len(merged)+1)
 		for k, v := range merged {

@@ -85,8 +85,8 @@ func TestCorrelationEmit(t *testing.T) {
 		t.Fatalf("timeout message = %q", msg)
 	}
 
-	e = c.Emit(g, OutcomeComplete, nil, errStr("no STOP"))
-	if e.Merged != nil || len(e.Failed) != 3 || !strings.Contains(e.Failed[0].Message, "merge: no STOP") {
+	e = c.Emit(g, OutcomeComplete, nil, errStr("merge: no STOP"))
+	if e.Merged != nil || len(e.Failed) != 3 || e.Failed[0].Message != "correlation group call_id=c1: merge: no STOP" {
 		t.Fatalf("merge error: %+v", e)
 	}
 }
