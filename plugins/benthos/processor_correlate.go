@@ -374,6 +374,10 @@ func (p *correlateProc) retry(ctx context.Context, fn func() error) error {
 func (p *correlateProc) sweepDue(tick bool, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.lastSweep.IsZero() && !tick { // the first data batch: count from here
+		p.lastSweep = now
+		return false
+	}
 	if !tick && now.Sub(p.lastSweep) < p.sweepEvery {
 		return false
 	}

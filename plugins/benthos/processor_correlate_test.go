@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/pgtest"
@@ -377,4 +379,82 @@ func TestCorrelateConfigErrors(t *testing.T) {
 			t.Errorf("%s: err = %v, want one naming %s", yaml, err, want)
 		}
 	}
+}
+
+// TestCorrelateStreamTicks runs the wiring of the example pipeline: a
+// broker of the kafka input and a generate input of ticks. A call that
+// never gets its STOP leaves on a tick once its window has passed, and no
+// processor after vivace_correlate sees a tick.
+func TestCorrelateStreamTicks(t *testing.T) {
+	c := newCorrTest(t)
+	addr := newCluster(t, "raw")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	b, _ := c.cdr(2, "START", "c1", "60").AsBytes()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "raw", Key: []byte("A1"), Value: b}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	sb := service.NewStreamBuilder()
+	if err := sb.AddInputYAML(fmt.Sprintf(`broker:
+  inputs:
+    - %s
+    - generate:
+        interval: 20ms
+        mapping: |
+          meta vivace_tick = "correlate"
+          root = {}
+`, strings.ReplaceAll(inputYAML(addr, "raw", "g-"+c.rule, ""), "\n", "\n      "))); err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(fmt.Sprintf(correlateYAML, c.rule, c.dsn, c.client, "emit"), "window: 30m", "window: 1ms", 1)
+	if err := sb.AddProcessorYAML("vivace_correlate:\n" + indent(yaml)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddProcessorYAML(`mapping: 'root = if @vivace_tick != null { throw("a tick leaked") } else { this }'`); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	if err := sb.AddConsumerFunc(func(_ context.Context, m *service.Message) error {
+		b, _ := m.AsBytes()
+		s := string(b)
+		if err := m.GetError(); err != nil {
+			s = "error: " + err.Error()
+		}
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sb.SetLoggerYAML("level: warn")
+	s, err := sb.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Run(context.Background()); close(done) }()
+	waitFor(t, "the timed-out call", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if len(got) != 1 || !strings.Contains(got[0], `"correlation":"incomplete"`) || !strings.Contains(got[0], `"line":2`) {
+		t.Fatalf("stream output: %q", got)
+	}
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n  ")
 }
