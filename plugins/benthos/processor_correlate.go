@@ -155,7 +155,7 @@ type correlateProc struct {
 	now                     func() time.Time
 	log                     *service.Logger
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards lastSweep and the store connection: pipeline threads share the processor
 	lastSweep time.Time
 
 	held, emitted, timedOut, resent, cleaned *service.MetricCounter
@@ -251,9 +251,9 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 	now := p.now()
 	if len(parts) > 0 {
 		var res store.CorrelateResult
-		err := p.retry(ctx, func() error {
+		err := p.retry(ctx, func(st *store.Store) error {
 			var err error
-			res, err = p.st.CorrelateParts(ctx, p.name, parts, p.corr.Window, now, p.decide(now))
+			res, err = st.CorrelateParts(ctx, p.name, parts, p.corr.Window, now, p.decide(now))
 			return err
 		})
 		if err != nil {
@@ -351,7 +351,7 @@ func (p *correlateProc) keyOf(msg *service.Message) (string, error) {
 
 // retry runs the database work of a batch, connecting first, a few times
 // with a growing pause.
-func (p *correlateProc) retry(ctx context.Context, fn func() error) error {
+func (p *correlateProc) retry(ctx context.Context, fn func(*store.Store) error) error {
 	var err error
 	for i := 0; i < correlationAttempts; i++ {
 		if i > 0 {
@@ -361,8 +361,9 @@ func (p *correlateProc) retry(ctx context.Context, fn func() error) error {
 			case <-time.After(time.Duration(i) * 500 * time.Millisecond):
 			}
 		}
-		if err = p.connect(ctx); err == nil {
-			if err = fn(); err == nil {
+		var st *store.Store
+		if st, err = p.store(ctx); err == nil {
+			if err = fn(st); err == nil {
 				return nil
 			}
 		}
@@ -392,11 +393,12 @@ const sweepLimit = 500
 // outcome is not recorded yet; failures are logged and tried on the next
 // tick.
 func (p *correlateProc) sweep(ctx context.Context, now time.Time) service.MessageBatch {
-	if err := p.connect(ctx); err != nil {
+	st, err := p.store(ctx)
+	if err != nil {
 		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
 		return nil
 	}
-	res, err := p.st.SweepCorrelation(ctx, p.name, now, p.resendAfter, sweepLimit, p.decide(now))
+	res, err := st.SweepCorrelation(ctx, p.name, now, p.resendAfter, sweepLimit, p.decide(now))
 	if err != nil {
 		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
 		return nil
@@ -558,7 +560,19 @@ func exactString(v any) (string, error) {
 	}
 }
 
+// store connects on first use.
+func (p *correlateProc) store(ctx context.Context) (*store.Store, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.connect(ctx); err != nil {
+		return nil, err
+	}
+	return p.st, nil
+}
+
 func (p *correlateProc) Close(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.close()
 	return nil
 }
