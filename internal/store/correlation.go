@@ -226,6 +226,9 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 			ids[i] = g.GroupID
 		}
 		if len(ids) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM correlation_parts WHERE group_id = ANY($1)`, ids); err != nil {
+				return fmt.Errorf("delete correlation parts: %w", err)
+			}
 			tag, err := tx.Exec(ctx, `DELETE FROM correlation_groups WHERE group_id = ANY($1)`, ids)
 			if err != nil {
 				return fmt.Errorf("delete correlation groups: %w", err)
@@ -395,11 +398,7 @@ func loadParts(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup) error
 // record.
 func insertParts(ctx context.Context, tx pgx.Tx, rule string, parts []CorrelationPart,
 	groups map[[2]string]*CorrelationGroup, now time.Time) ([]*CorrelationGroup, error) {
-	n := len(parts)
-	clients, files := mk(n), mk(n)
-	lines, ps, seqs := make([]int64, n), make([]int32, n), make([]int32, n)
-	gids := make([]int64, n)
-	recs, metas := make([][]byte, n), make([][]byte, n)
+	rows := make([][]any, len(parts))
 	var touched []*CorrelationGroup
 	seen := map[int64]bool{}
 	for i, p := range parts {
@@ -407,32 +406,28 @@ func insertParts(ctx context.Context, tx pgx.Tx, rule string, parts []Correlatio
 		if g == nil {
 			return nil, fmt.Errorf("correlation group for key %q not opened", p.Key)
 		}
+		if p.Meta == nil {
+			p.Meta = map[string]string{}
+		}
+		meta, err := json.Marshal(p.Meta)
+		if err != nil {
+			return nil, err
+		}
 		p.ArrivedAt = now
-		seqs[i] = int32(len(g.Parts))
+		rows[i] = []any{rule, p.Client, p.FileID, p.Line, int32(p.Part), g.GroupID, int32(len(g.Parts)),
+			[]byte(p.Record), meta, now}
 		g.Parts = append(g.Parts, p)
 		if !seen[g.GroupID] {
 			seen[g.GroupID] = true
 			touched = append(touched, g)
 		}
-		clients[i], files[i], lines[i], ps[i], gids[i] = p.Client, p.FileID, p.Line, int32(p.Part), g.GroupID
-		recs[i] = p.Record
-		if !json.Valid(recs[i]) {
-			return nil, fmt.Errorf("file %s line %d: record is not JSON", p.FileID, p.Line)
-		}
-		if p.Meta == nil {
-			p.Meta = map[string]string{}
-		}
-		var err error
-		if metas[i], err = json.Marshal(p.Meta); err != nil {
-			return nil, err
-		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO correlation_parts
-			(rule, client, file_id, line, part, group_id, seq, record, meta, arrived_at)
-		SELECT $1, client, file_id, line, part, group_id, seq, record, meta, $2
-		FROM unnest($3::text[], $4::uuid[], $5::bigint[], $6::int[], $7::bigint[], $8::int[], $9::jsonb[], $10::jsonb[])
-			AS t(client, file_id, line, part, group_id, seq, record, meta)`,
-		rule, now, clients, files, lines, ps, gids, seqs, recs, metas)
+	// COPY: the records are new (replays were set aside first); a position
+	// a concurrent batch took meanwhile voids the transaction, and the
+	// retry sees the record as a replay.
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"correlation_parts"},
+		[]string{"rule", "client", "file_id", "line", "part", "group_id", "seq", "record", "meta", "arrived_at"},
+		pgx.CopyFromRows(rows))
 	if err != nil {
 		return nil, fmt.Errorf("hold correlated records: %w", err)
 	}

@@ -249,11 +249,12 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 		parts, partMsgs = append(parts, part), append(partMsgs, msg)
 	}
 	now := p.now()
+	read := groupsRead{}
 	if len(parts) > 0 {
 		var res store.CorrelateResult
 		err := p.retry(ctx, func(st *store.Store) error {
 			var err error
-			res, err = st.CorrelateParts(ctx, p.name, parts, p.corr.Window, now, p.decide(now))
+			res, err = st.CorrelateParts(ctx, p.name, parts, p.corr.Window, now, p.decide(now, read))
 			return err
 		})
 		if err != nil {
@@ -264,7 +265,7 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 		} else {
 			p.held.Incr(int64(res.Held), p.name)
 			for _, g := range res.Emitted {
-				out = append(out, p.emit(g)...)
+				out = append(out, p.emit(g, read)...)
 			}
 		}
 	}
@@ -296,22 +297,23 @@ func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool)
 			return part, false
 		}
 	}
+	v, err := msg.AsStructured()
+	var src usage.Source
+	if err == nil {
+		src, err = rawSource(v)
+	}
+	if err != nil {
+		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+		return part, false
+	}
+	key, err := p.keyOf(v)
+	if err != nil {
+		fail(msg, p.stage, err)
+		return part, false
+	}
 	b, err := msg.AsBytes()
 	if err != nil {
 		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
-		return part, false
-	}
-	var raw usage.Raw
-	if err := json.Unmarshal(b, &raw); err != nil || raw.Client == "" || raw.FileID == "" || raw.Fields == nil {
-		if err == nil {
-			err = errors.New("no client, file_id or fields")
-		}
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
-		return part, false
-	}
-	key, err := p.keyOf(msg)
-	if err != nil {
-		fail(msg, p.stage, err)
 		return part, false
 	}
 	meta := map[string]string{}
@@ -323,19 +325,69 @@ func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool)
 		}
 		return nil
 	})
-	return store.CorrelationPart{Client: raw.Client, FileID: raw.FileID, Line: raw.Line, Part: raw.Part,
+	return store.CorrelationPart{Client: src.Client, FileID: src.FileID, Line: src.Line, Part: src.Part,
 		Key: key, Record: b, Meta: meta}, true
 }
 
-func (p *correlateProc) keyOf(msg *service.Message) (string, error) {
+// rawSource checks that a parsed message is a raw usage record (client,
+// file_id, line, fields of strings) and returns its source.
+func rawSource(v any) (usage.Source, error) {
+	var src usage.Source
+	root, ok := v.(map[string]any)
+	if !ok {
+		return src, fmt.Errorf("a %T, not an object", v)
+	}
+	src.Client, _ = root["client"].(string)
+	src.FileID, _ = root["file_id"].(string)
+	if src.Client == "" || src.FileID == "" {
+		return src, errors.New("no client or file_id")
+	}
+	var err error
+	if src.Line, err = intOf(root["line"]); err != nil {
+		return src, fmt.Errorf("line: %w", err)
+	}
+	part, err := intOf(root["part"])
+	if err != nil {
+		return src, fmt.Errorf("part: %w", err)
+	}
+	src.Part = int(part)
+	fields, ok := root["fields"].(map[string]any)
+	if !ok {
+		return src, errors.New("no fields")
+	}
+	for k, x := range fields {
+		if _, ok := x.(string); !ok {
+			return src, fmt.Errorf("field %s is a %T, not a string", k, x)
+		}
+	}
+	return src, nil
+}
+
+// intOf reads a JSON integer as Benthos parsed it; a missing one is 0.
+func intOf(v any) (int64, error) {
+	switch x := v.(type) {
+	case nil:
+		return 0, nil
+	case json.Number:
+		return x.Int64()
+	case int64:
+		return x, nil
+	case int:
+		return int64(x), nil
+	case float64:
+		if x == float64(int64(x)) {
+			return int64(x), nil
+		}
+	}
+	return 0, fmt.Errorf("%v is not an integer", v)
+}
+
+func (p *correlateProc) keyOf(rec any) (string, error) {
 	name := p.keyField
 	if name == "" {
 		name = "correlation key"
 	}
-	v, err := msg.AsStructured()
-	if err == nil {
-		v, err = p.key.Query(v)
-	}
+	v, err := p.key.Query(rec)
 	if err != nil {
 		return "", codes.Errorf(codes.MediationFailed, p.keyField, "%s: cannot read the correlation key: %v", name, err)
 	}
@@ -398,7 +450,8 @@ func (p *correlateProc) sweep(ctx context.Context, now time.Time) service.Messag
 		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
 		return nil
 	}
-	res, err := st.SweepCorrelation(ctx, p.name, now, p.resendAfter, sweepLimit, p.decide(now))
+	read := groupsRead{}
+	res, err := st.SweepCorrelation(ctx, p.name, now, p.resendAfter, sweepLimit, p.decide(now, read))
 	if err != nil {
 		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
 		return nil
@@ -406,11 +459,11 @@ func (p *correlateProc) sweep(ctx context.Context, now time.Time) service.Messag
 	var out service.MessageBatch
 	for _, g := range res.TimedOut {
 		p.timedOut.Incr(1, p.name)
-		out = append(out, p.emit(g)...)
+		out = append(out, p.emit(g, read)...)
 	}
 	for _, g := range res.Resent {
 		p.resent.Incr(1, p.name)
-		out = append(out, p.emit(g)...)
+		out = append(out, p.emit(g, read)...)
 	}
 	p.cleaned.Incr(int64(res.Cleaned), p.name)
 	return out
@@ -418,9 +471,9 @@ func (p *correlateProc) sweep(ctx context.Context, now time.Time) service.Messag
 
 // decide answers the outcome of a group now: complete, timed out or open.
 // A complete check that cannot be evaluated fails the group.
-func (p *correlateProc) decide(now time.Time) store.CorrelationDecider {
+func (p *correlateProc) decide(now time.Time, read groupsRead) store.CorrelationDecider {
 	return func(g *store.CorrelationGroup) (string, error) {
-		complete, err := p.isComplete(groupValue(g))
+		complete, err := p.isComplete(read.get(g).value)
 		if err != nil {
 			return mediation.OutcomeFailed, nil
 		}
@@ -440,31 +493,62 @@ func (p *correlateProc) isComplete(group map[string]any) (bool, error) {
 	return b, nil
 }
 
+// groupsRead keeps the groups of one batch as read back, by id, so that
+// deciding and emitting a group parse its records once.
+type groupsRead map[int64]groupRead
+
+type groupRead struct {
+	parts   int
+	members []usage.Raw
+	value   map[string]any
+}
+
+func (r groupsRead) get(g *store.CorrelationGroup) groupRead {
+	if gr, ok := r[g.GroupID]; ok && gr.parts == len(g.Parts) {
+		return gr
+	}
+	ms := members(g)
+	gr := groupRead{parts: len(g.Parts), members: ms, value: groupValue(g.Key, ms)}
+	r[g.GroupID] = gr
+	return gr
+}
+
+// members reads a group's held records back, in arrival order.
+func members(g *store.CorrelationGroup) []usage.Raw {
+	ms := make([]usage.Raw, len(g.Parts))
+	for i, part := range g.Parts {
+		_ = json.Unmarshal(part.Record, &ms[i]) // stored only after it was read once
+		ms[i].Client, ms[i].FileID = part.Client, part.FileID
+		ms[i].Line, ms[i].Part = part.Line, part.Part
+	}
+	return ms
+}
+
 // groupValue is what complete and merge see: the key and the raw records
 // in arrival order.
-func groupValue(g *store.CorrelationGroup) map[string]any {
-	recs := make([]any, len(g.Parts))
-	for i, part := range g.Parts {
-		var r any
-		if err := json.Unmarshal(part.Record, &r); err != nil {
-			r = map[string]any{}
+func groupValue(key string, ms []usage.Raw) map[string]any {
+	recs := make([]any, len(ms))
+	for i, m := range ms {
+		fields := make(map[string]any, len(m.Fields))
+		for k, v := range m.Fields {
+			fields[k] = v
+		}
+		r := map[string]any{"client": m.Client, "file_id": m.FileID, "line": m.Line, "fields": fields}
+		if m.Part != 0 || m.Parts != 0 {
+			r["part"], r["parts"] = int64(m.Part), int64(m.Parts)
 		}
 		recs[i] = r
 	}
-	return map[string]any{"key": g.Key, "records": recs}
+	return map[string]any{"key": key, "records": recs}
 }
 
 // emit turns an emitted group into messages: the merged record and the
 // filtered others, or every record failed.
-func (p *correlateProc) emit(g store.CorrelationGroup) service.MessageBatch {
+func (p *correlateProc) emit(g store.CorrelationGroup, read groupsRead) service.MessageBatch {
 	p.emitted.Incr(1, p.name, g.Outcome)
-	gv := groupValue(&g)
-	mg := mediation.Group{Key: g.Key, OpenedAt: g.OpenedAt, Members: make([]usage.Raw, len(g.Parts))}
-	for i, part := range g.Parts {
-		_ = json.Unmarshal(part.Record, &mg.Members[i])
-		mg.Members[i].Client, mg.Members[i].FileID = part.Client, part.FileID
-		mg.Members[i].Line, mg.Members[i].Part = part.Line, part.Part
-	}
+	r := read.get(&g)
+	mg := mediation.Group{Key: g.Key, OpenedAt: g.OpenedAt, Members: r.members}
+	gv := r.value
 	var merged map[string]string
 	var ruleErr error
 	switch g.Outcome {

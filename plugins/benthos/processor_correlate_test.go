@@ -458,3 +458,49 @@ func TestCorrelateStreamTicks(t *testing.T) {
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n  ")
 }
+
+// BenchmarkCorrelate runs batches of 1000 partial records through the
+// processor against PostgreSQL: each batch completes the 500 calls the
+// previous one opened (STOP) and opens 500 more (START).
+func BenchmarkCorrelate(b *testing.B) {
+	suffix := store.NewID()[24:]
+	c := &corrTest{dsn: pgtest.DSN(b), rule: "bench-" + suffix, client: "telco-" + suffix,
+		file: store.NewID(), now: time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)}
+	conf, err := correlateSpec().ParseYAML(fmt.Sprintf(correlateYAML, c.rule, c.dsn, c.client, "emit"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := newCorrelateProc(conf, service.MockResources())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.now = func() time.Time { return c.now }
+	defer p.Close(context.Background())
+	const calls = 500
+	line := 0
+	batch := func(i int) service.MessageBatch {
+		msgs := make(service.MessageBatch, 0, 2*calls)
+		for k := 0; k < calls; k++ {
+			line++
+			if i > 0 {
+				msgs = append(msgs, c.cdr(line, "STOP", fmt.Sprintf("c%d-%d", i-1, k), "30"))
+				line++
+			}
+			msgs = append(msgs, c.cdr(line, "START", fmt.Sprintf("c%d-%d", i, k), "60"))
+		}
+		return msgs
+	}
+	ctx := context.Background()
+	if _, err := p.ProcessBatch(ctx, batch(0)); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 1; i <= b.N; i++ {
+		msgs := batch(i)
+		out, err := p.ProcessBatch(ctx, msgs)
+		if err != nil || len(out) != 1 || len(out[0]) != 2*calls {
+			b.Fatalf("batch %d: %d batches, %v", i, len(out), err)
+		}
+	}
+	b.ReportMetric(float64(b.N*2*calls)/b.Elapsed().Seconds(), "records/s")
+}

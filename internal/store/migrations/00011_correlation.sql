@@ -26,14 +26,16 @@ CREATE INDEX correlation_groups_deadline ON correlation_groups (rule, deadline) 
 CREATE INDEX correlation_groups_emitted ON correlation_groups (rule, emitted_at) WHERE emitted_at IS NOT NULL;
 
 -- The records of a group, one row per source position and rule: a replayed
--- record finds its row and changes nothing.
+-- record finds its row and changes nothing. group_id has no foreign key:
+-- the rows are written and deleted with their group's row locked, and a
+-- per-row check would cost more than the rest of the insert.
 CREATE TABLE correlation_parts (
     rule       text        NOT NULL,
     client     text        NOT NULL,
     file_id    uuid        NOT NULL,
     line       bigint      NOT NULL,
     part       int         NOT NULL,
-    group_id   bigint      NOT NULL REFERENCES correlation_groups ON DELETE CASCADE,
+    group_id   bigint      NOT NULL,
     seq        int         NOT NULL,
     record     jsonb       NOT NULL,
     meta       jsonb       NOT NULL DEFAULT '{}',
