@@ -53,7 +53,7 @@ writing it; downstream recognises a replay of the same source position.
 Timeouts need a batch to answer in: messages with the metadata key `+"`vivace_tick`"+` (from a
 `+"`generate`"+` input beside the `+"`kafka`"+` one in a `+"`broker`"+`) are consumed, never passed
 on, and answered with the groups that timed out. Put this processor first in the pipeline so no
-other processor sees a tick. Without ticks, timeouts are still checked on data batches, at most
+other processor sees a tick (with two correlation rules, the first sets `+"`forward_ticks`"+`). Without ticks, timeouts are still checked on data batches, at most
 every `+"`sweep_interval`"+`.
 
 Merge values must be strings, integers or booleans; sum decimal quantities with the Bloblang
@@ -75,6 +75,9 @@ method `+"`decimal_sum()`"+` (exact, never floating point).`).
 		Field(service.NewDurationField("sweep_interval").
 			Description("Timed-out and unrecorded groups are looked for on every tick and, at most this often, on data batches.").
 			Default("5s").Advanced()).
+		Field(service.NewBoolField("forward_ticks").
+			Description("Pass ticks on after answering them, for a second `vivace_correlate` right after this one; the last one of a stream leaves it false, so that no other processor sees a tick.").
+			Default(false).Advanced()).
 		Field(fieldDSN()).
 		Field(service.NewStringField("stage").Description("Stage recorded on failures and filtered records.").Default("mediate")).
 		Example("Telco partial CDRs joined by call id", `
@@ -152,6 +155,7 @@ type correlateProc struct {
 	corr                    mediation.Correlation
 	resendAfter, sweepEvery time.Duration
 	keyField                string // the field the key names, when it is a plain this.fields.X
+	forwardTicks            bool
 	now                     func() time.Time
 	log                     *service.Logger
 
@@ -215,6 +219,9 @@ func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*corr
 	if p.sweepEvery, err = conf.FieldDuration("sweep_interval"); err != nil {
 		return nil, err
 	}
+	if p.forwardTicks, err = conf.FieldBool("forward_ticks"); err != nil {
+		return nil, err
+	}
 	if p.dsn, err = conf.FieldString("dsn"); err != nil {
 		return nil, err
 	}
@@ -239,6 +246,9 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 	for _, msg := range batch {
 		if _, ok := msg.MetaGetMut(metaTick); ok {
 			tick = true
+			if p.forwardTicks {
+				out = append(out, msg)
+			}
 			continue
 		}
 		part, ok := p.take(msg)

@@ -251,7 +251,8 @@ func TestCorrelateTimeout(t *testing.T) {
 			if out := c.run(p, c.cdr(2, "START", "c1", "60"), c.cdr(5, "INTERMEDIATE", "c1", "30")); len(out) != 0 {
 				t.Fatalf("held records gave output: %+v", read(t, out))
 			}
-			// A tick before the deadline: nothing, and the tick is consumed.
+			// A tick before the deadline: nothing, and the tick is consumed
+			// (run checks that none comes out).
 			c.now = c.now.Add(29 * time.Minute)
 			if out := c.run(p, tick()); len(out) != 0 {
 				t.Fatalf("tick before the deadline: %+v", read(t, out))
@@ -503,4 +504,17 @@ func BenchmarkCorrelate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*2*calls)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestCorrelateForwardsTicksWhenTold(t *testing.T) {
+	c := newCorrTest(t)
+	p := c.proc("emit")
+	p.forwardTicks = true
+	out, err := p.ProcessBatch(context.Background(), service.MessageBatch{tick()})
+	if err != nil || len(out) != 1 || len(out[0]) != 1 {
+		t.Fatalf("forwarded: %v %v", out, err)
+	}
+	if _, ok := out[0][0].MetaGetMut(metaTick); !ok {
+		t.Fatal("the forwarded message is not a tick")
+	}
 }
