@@ -366,6 +366,29 @@ func TestCorrelateMissingKey(t *testing.T) {
 	}
 }
 
+func TestCorrelateRefusesWhatIsNotARawRecord(t *testing.T) {
+	c := newCorrTest(t)
+	p := c.proc("emit")
+	r := strings.NewReplacer("CLIENT", c.client, "FILE", c.file)
+	for body, want := range map[string]string{
+		`{"client":"CLIENT","file_id":"f1","line":2,"fields":{"call_id":"c1"}}`:                 "not a file id",
+		`{"client":"CLIENT","file_id":"FILE","line":"two","fields":{"call_id":"c1"}}`:           "line",
+		`{"client":"CLIENT","file_id":"FILE","line":2,"fields":{"call_id":"c1","duration":60}}`: "duration",
+		`{"client":"CLIENT","file_id":"FILE","line":2}`:                                         "no fields",
+	} {
+		body = r.Replace(body)
+		out := c.run(p, service.NewMessage([]byte(body)))
+		if len(out) != 1 || out[0].GetError() == nil {
+			t.Fatalf("%s: %d messages out, or not failed", body, len(out))
+		}
+		code, _ := out[0].MetaGetMut(metaCode)
+		msg, _ := out[0].MetaGetMut(metaMessage)
+		if code != "MALFORMED_RECORD" || !strings.Contains(msg.(string), want) {
+			t.Errorf("%s: %v %v, want MALFORMED_RECORD naming %s", body, code, msg, want)
+		}
+	}
+}
+
 func TestCorrelateConfigErrors(t *testing.T) {
 	for yaml, want := range map[string]string{
 		`{dsn: x, key: this.fields.c, complete: "true", merge: "root = {}", window: 1m}`:                            "name",
