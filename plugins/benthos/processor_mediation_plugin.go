@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -103,10 +105,10 @@ func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.R
 
 // pluginGroup is the records of one client in a batch.
 type pluginGroup struct {
-	spec host.Spec
-	idx  []int
-	raws []usage.Raw
-	recs []mediation.RawRecord
+	spec  host.Spec
+	idx   []int
+	srcs  []usage.Source
+	batch mediation.Batch
 }
 
 func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
@@ -121,20 +123,33 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 
 	groups := map[string]*pluginGroup{}
 	var order []string
+	var kv []string // one record's fields, name then value
 	for i, msg := range batch {
 		if msg.GetError() != nil {
 			continue // failed upstream: its first code stands
 		}
 		client, _ := msg.MetaGetMut(metaClient)
 		name, _ := client.(string)
-		var raw usage.Raw
-		if name == "" || f.Plugin(name) != nil {
-			b, err := msg.AsBytes()
-			if err != nil || json.Unmarshal(b, &raw) != nil {
+		if name != "" && f.Plugin(name) == nil {
+			continue
+		}
+		b, err := msg.AsBytes()
+		if err != nil {
+			continue // vivace_normalize reports it as MALFORMED_RECORD
+		}
+		src, pairs, ok := usage.ScanRaw(string(b), kv[:0])
+		if !ok {
+			var raw usage.Raw
+			if json.Unmarshal(b, &raw) != nil {
 				continue // vivace_normalize reports it as MALFORMED_RECORD
 			}
-			name = raw.Client
+			src = raw.Source
+			for k, v := range raw.Fields {
+				pairs = append(pairs, k, v)
+			}
 		}
+		kv = pairs
+		name = src.Client
 		pl := f.Plugin(name)
 		if pl == nil {
 			continue
@@ -142,12 +157,16 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 		g := groups[name]
 		if g == nil {
 			g = &pluginGroup{spec: pluginSpec(name, pl)}
+			g.batch.Grow(len(batch) * len(b))
 			groups[name] = g
 			order = append(order, name)
 		}
 		g.idx = append(g.idx, i)
-		g.raws = append(g.raws, raw)
-		g.recs = append(g.recs, mediation.RawRecord{Client: name, FileID: raw.FileID, Line: raw.Line, Fields: raw.Fields})
+		g.srcs = append(g.srcs, src)
+		g.batch.Add(name, src.FileID, src.Line)
+		for j := 0; j < len(kv); j += 2 {
+			g.batch.Field(kv[j], kv[j+1])
+		}
 	}
 	if len(groups) == 0 {
 		return []service.MessageBatch{batch}, nil
@@ -156,7 +175,7 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 	replaced := make(map[int]service.MessageBatch, len(batch))
 	for _, name := range order {
 		g := groups[name]
-		outcomes, err := p.host.Mediate(ctx, g.spec, g.recs)
+		outcomes, err := p.host.MediateBatch(ctx, g.spec, &g.batch)
 		if err != nil {
 			// The stream is stopping (or the host closed) before the plugin
 			// answered. The records are failed rather than let through
@@ -181,10 +200,7 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 				fail(msg, p.stage, codes.Errorf(codes.Filtered, "", "%s", o.Filtered))
 				p.filtered.Incr(1)
 			default:
-				out, err := p.mediatedMessages(msg, g.raws[k], o.Records)
-				if err != nil {
-					return nil, err
-				}
+				out := p.mediatedMessages(msg, g.srcs[k], o.Records)
 				replaced[i] = out
 				p.mediated.Incr(1)
 				p.split.Incr(int64(len(out) - 1))
@@ -208,27 +224,69 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 // mediatedMessages builds the messages that replace msg: one raw record
 // per mediated record, with the source of the input and the part number,
 // for vivace_normalize to check.
-func (p *mediationPluginProc) mediatedMessages(msg *service.Message, raw usage.Raw, recs []map[string]string) (service.MessageBatch, error) {
+func (p *mediationPluginProc) mediatedMessages(msg *service.Message, source usage.Source, recs []mediation.Fields) service.MessageBatch {
 	out := make(service.MessageBatch, len(recs))
 	for j, fields := range recs {
-		src := raw.Source
+		src := source
 		src.Part = j
 		if len(recs) > 1 {
 			src.Parts = len(recs)
-		}
-		b, err := json.Marshal(usage.Raw{Source: src, Fields: fields})
-		if err != nil {
-			return nil, err
 		}
 		m := msg
 		if j < len(recs)-1 {
 			m = msg.Copy()
 		}
-		m.SetBytes(b)
-		m.MetaSetMut(metaKey, strings.TrimSpace(fields[usage.FieldAccountID]))
+		m.SetBytes(appendRawJSON(nil, src, fields))
+		m.MetaSetMut(metaKey, strings.TrimSpace(fields.Get(usage.FieldAccountID)))
 		out[j] = m
 	}
-	return out, nil
+	return out
+}
+
+// appendRawJSON appends the usage.Raw of src and fields as JSON, the bytes
+// json.Marshal writes for it: fields sorted by name (fields is sorted in
+// place), strings escaped alike.
+func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte {
+	slices.SortFunc(fields, func(a, b mediation.Field) int { return strings.Compare(a.Name, b.Name) })
+	dst = append(dst, `{"client":`...)
+	dst = appendJSONString(dst, src.Client)
+	dst = append(dst, `,"file_id":`...)
+	dst = appendJSONString(dst, src.FileID)
+	dst = append(dst, `,"line":`...)
+	dst = strconv.AppendInt(dst, src.Line, 10)
+	if src.Part != 0 {
+		dst = append(dst, `,"part":`...)
+		dst = strconv.AppendInt(dst, int64(src.Part), 10)
+	}
+	if src.Parts != 0 {
+		dst = append(dst, `,"parts":`...)
+		dst = strconv.AppendInt(dst, int64(src.Parts), 10)
+	}
+	dst = append(dst, `,"fields":{`...)
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, f.Name)
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, f.Value)
+	}
+	return append(dst, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string. Printable ASCII without
+// the characters encoding/json escapes is copied as it is; any other
+// string is left to encoding/json, so the bytes are always its.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 func pluginSpec(client string, pl *clientcfg.Plugin) host.Spec {

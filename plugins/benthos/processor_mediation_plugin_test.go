@@ -17,6 +17,8 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/usage"
+	"vivace.dev/vivace/plugins/mediation"
 )
 
 // buildTelco builds the telco example plugin and returns its path and
@@ -188,6 +190,31 @@ func TestMediationPluginProcessorBadChecksum(t *testing.T) {
 		}
 		if want := fmt.Sprintf("client acme, plugin %s, line %d: batch of 2 records failed after 1 attempt(s): binary not started: checksum does not match", bin, i+2); len(msg) < len(want) || msg[:len(want)] != want {
 			t.Errorf("record %d message %q, want it to start %q", i, msg, want)
+		}
+	}
+}
+
+// appendRawJSON writes what json.Marshal writes for a usage.Raw.
+func TestAppendRawJSONMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []struct {
+		src    usage.Source
+		fields map[string]string
+	}{
+		{usage.Source{Client: "acme", FileID: "f1", Line: 2}, map[string]string{"b": "2", "a": "1", "record_id": "r"}},
+		{usage.Source{Client: "a\"c<m>e&", FileID: "f\\1", Line: -3, Part: 1, Parts: 2}, map[string]string{
+			"tab\t": "new\nline", "ü": "ÿ\u2028", "bad": "\xff\xfe", "ctl": "\x01\x7f", "": ""}},
+		{usage.Source{}, map[string]string{}},
+	} {
+		want, err := json.Marshal(usage.Raw{Source: c.src, Fields: c.fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f mediation.Fields
+		for k, v := range c.fields {
+			f = append(f, mediation.Field{Name: k, Value: v})
+		}
+		if got := appendRawJSON(nil, c.src, f); string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
 		}
 	}
 }
