@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,8 +107,13 @@ type pluginGroup struct {
 	spec  host.Spec
 	idx   []int
 	srcs  []usage.Source
-	batch mediation.Batch
+	batch *mediation.Batch
 }
+
+// batches keeps packed batches for the next ProcessBatch: a batch of a
+// thousand records is a few hundred kilobytes, and a fresh one each time
+// would be zeroed, grown and collected each time.
+var batches = sync.Pool{New: func() any { return new(mediation.Batch) }}
 
 func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	f, err := p.cfg.Current()
@@ -156,7 +160,8 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 		}
 		g := groups[name]
 		if g == nil {
-			g = &pluginGroup{spec: pluginSpec(name, pl)}
+			g = &pluginGroup{spec: pluginSpec(name, pl), batch: batches.Get().(*mediation.Batch)}
+			g.batch.Reset()
 			g.batch.Grow(len(batch) * len(b))
 			groups[name] = g
 			order = append(order, name)
@@ -175,7 +180,8 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 	replaced := make(map[int]service.MessageBatch, len(batch))
 	for _, name := range order {
 		g := groups[name]
-		outcomes, err := p.host.MediateBatch(ctx, g.spec, &g.batch)
+		outcomes, err := p.host.MediateBatch(ctx, g.spec, g.batch)
+		batches.Put(g.batch) // the outcomes do not point into it
 		if err != nil {
 			// The stream is stopping (or the host closed) before the plugin
 			// answered. The records are failed rather than let through
@@ -236,7 +242,11 @@ func (p *mediationPluginProc) mediatedMessages(msg *service.Message, source usag
 		if j < len(recs)-1 {
 			m = msg.Copy()
 		}
-		m.SetBytes(appendRawJSON(nil, src, fields))
+		size := 96 + len(src.Client) + len(src.FileID)
+		for _, f := range fields {
+			size += len(f.Name) + len(f.Value) + 6
+		}
+		m.SetBytes(appendRawJSON(make([]byte, 0, size), src, fields))
 		m.MetaSetMut(metaKey, strings.TrimSpace(fields.Get(usage.FieldAccountID)))
 		out[j] = m
 	}
@@ -244,10 +254,23 @@ func (p *mediationPluginProc) mediatedMessages(msg *service.Message, source usag
 }
 
 // appendRawJSON appends the usage.Raw of src and fields as JSON, the bytes
-// json.Marshal writes for it: fields sorted by name (fields is sorted in
-// place), strings escaped alike.
+// json.Marshal writes for it: fields sorted by name, strings escaped
+// alike.
 func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte {
-	slices.SortFunc(fields, func(a, b mediation.Field) int { return strings.Compare(a.Name, b.Name) })
+	// The order by name, by insertion: a record has a handful of fields.
+	// Sorting positions rather than the fields keeps pointers still, which
+	// the garbage collector would otherwise have to hear about.
+	var small [32]int
+	order := small[:0]
+	if len(fields) > len(small) {
+		order = make([]int, 0, len(fields))
+	}
+	for i := range fields {
+		order = append(order, i)
+		for j := i; j > 0 && fields[order[j]].Name < fields[order[j-1]].Name; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
 	dst = append(dst, `{"client":`...)
 	dst = appendJSONString(dst, src.Client)
 	dst = append(dst, `,"file_id":`...)
@@ -263,7 +286,8 @@ func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte
 		dst = strconv.AppendInt(dst, int64(src.Parts), 10)
 	}
 	dst = append(dst, `,"fields":{`...)
-	for i, f := range fields {
+	for i, k := range order {
+		f := fields[k]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
@@ -274,12 +298,20 @@ func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte
 	return append(dst, "}}"...)
 }
 
+// jsonPlain marks the bytes appendJSONString copies as they are.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string. Printable ASCII without
 // the characters encoding/json escapes is copied as it is; any other
 // string is left to encoding/json, so the bytes are always its.
 func appendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			b, _ := json.Marshal(s) // a string always marshals
 			return append(dst, b...)
 		}

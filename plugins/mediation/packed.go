@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"vivace.dev/vivace/plugins/mediation/mediationv2"
 )
@@ -67,11 +68,19 @@ type Batch struct {
 	buf   []byte
 	lines []int64
 	open  bool
+	// The name positions of the previous record's fields and of this
+	// one's so far: records of a file mostly have the same fields in the
+	// same order, and comparing a name with the one in the same place
+	// before is cheaper than looking it up.
+	prev, cur []uint64
+	// The previous record's client and file id.
+	client, file uint64
 }
 
 // Reset empties b, keeping its memory.
 func (b *Batch) Reset() {
 	b.names, b.buf, b.lines, b.open = b.names[:0], b.buf[:0], b.lines[:0], false
+	b.prev, b.cur = b.prev[:0], b.cur[:0]
 	clear(b.pos)
 }
 
@@ -89,17 +98,32 @@ func (b *Batch) Add(client, fileID string, line int64) {
 	if b.open {
 		b.buf = append(b.buf, 0)
 	}
-	b.buf = b.appendName(b.buf, client)
-	b.buf = b.appendName(b.buf, fileID)
+	// A batch is mostly one client's and one file's records.
+	if len(b.lines) == 0 || b.names[b.client-1] != client {
+		b.client = b.position(client)
+	}
+	if len(b.lines) == 0 || b.names[b.file-1] != fileID {
+		b.file = b.position(fileID)
+	}
+	b.buf = binary.AppendUvarint(b.buf, b.client)
+	b.buf = binary.AppendUvarint(b.buf, b.file)
 	b.buf = binary.AppendVarint(b.buf, line)
 	b.lines = append(b.lines, line)
 	b.open = true
+	b.prev, b.cur = b.cur, b.prev[:0]
 }
 
 // Field adds a field to the record Add started last. A name must not be
 // given twice for one record.
 func (b *Batch) Field(name, value string) {
-	b.buf = b.appendName(b.buf, name)
+	var p uint64
+	if k := len(b.cur); k < len(b.prev) && b.names[b.prev[k]-1] == name {
+		p = b.prev[k]
+	} else {
+		p = b.position(name)
+	}
+	b.cur = append(b.cur, p)
+	b.buf = binary.AppendUvarint(b.buf, p)
 	b.buf = appendString(b.buf, value)
 }
 
@@ -120,7 +144,8 @@ func (b *Batch) packed() []byte {
 	return b.buf
 }
 
-func (b *Batch) appendName(dst []byte, s string) []byte {
+// position is the position of s in b.names plus one, adding it when new.
+func (b *Batch) position(s string) uint64 {
 	p, ok := b.pos[s]
 	if !ok {
 		if b.pos == nil {
@@ -130,7 +155,7 @@ func (b *Batch) appendName(dst []byte, s string) []byte {
 		p = uint64(len(b.names))
 		b.pos[s] = p
 	}
-	return binary.AppendUvarint(dst, p)
+	return p
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -141,7 +166,7 @@ func appendString(dst []byte, s string) []byte {
 // records unpacks a batch into records for a plugin's Mediate. The values
 // are substrings of one copy of the buffer.
 func (b *Batch) records() ([]RawRecord, error) {
-	return unpackRecords(b.names, len(b.lines), b.packed())
+	return unpackRecords(b.names, len(b.lines), string(b.packed()))
 }
 
 // reader reads a packed buffer, remembering the first fault.
@@ -259,8 +284,10 @@ func (r *reader) end(what string, n int) error {
 	return r.err
 }
 
-func unpackRecords(names []string, count int, packed []byte) ([]RawRecord, error) {
-	r := &reader{s: string(packed), names: names}
+// unpackRecords reads count records from packed; their strings are
+// substrings of it.
+func unpackRecords(names []string, count int, packed string) ([]RawRecord, error) {
+	r := &reader{s: packed, names: names}
 	if uint64(count) > uint64(len(packed)) {
 		return nil, fmt.Errorf("%w: %d records in %d bytes", ErrMalformed, count, len(packed))
 	}
@@ -336,7 +363,7 @@ func unpackReplies(resp *mediationv2.MediateResponse) ([]Reply, error) {
 	if uint64(count) > uint64(len(packed)) {
 		return nil, fmt.Errorf("%w: %d results in %d bytes", ErrMalformed, count, len(packed))
 	}
-	r := &reader{s: string(packed), names: resp.GetNames()}
+	r := &reader{s: owned(packed), names: resp.GetNames()}
 	out := make([]Reply, count)
 	// Room for every record to have every name once, as most do; never
 	// more than the bytes allow.
@@ -378,6 +405,12 @@ func unpackReplies(resp *mediationv2.MediateResponse) ([]Reply, error) {
 	}
 	return out, nil
 }
+
+// owned returns b as a string without copying it. b must be a buffer
+// nobody writes to any more: a bytes field protobuf decoded into a message
+// of its own (it copies the field out of gRPC's buffer), which the caller
+// drops once read. The strings read from it keep it alive.
+func owned(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // repliesFromResults turns the results of a version-1 plugin into Replies,
 // each record's fields in name order.

@@ -89,7 +89,7 @@ func TestPackedMalformed(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
 		}
 	}
-	if _, err := unpackRecords([]string{"acme"}, 1, []byte{1, 1, 4, 2, 1, 'v', 0}); !errors.Is(err, ErrMalformed) {
+	if _, err := unpackRecords([]string{"acme"}, 1, string([]byte{1, 1, 4, 2, 1, 'v', 0})); !errors.Is(err, ErrMalformed) {
 		t.Errorf("request: err = %v, want ErrMalformed", err)
 	}
 }
@@ -101,6 +101,6 @@ func FuzzUnpackReplies(f *testing.F) {
 	f.Add(resp.Results, uint32(3), 1)
 	f.Fuzz(func(t *testing.T, b []byte, count uint32, names int) {
 		_, _ = unpackReplies(&mediationv2.MediateResponse{Names: make([]string, names&15), Count: count, Results: b})
-		_, _ = unpackRecords(make([]string, names&15), int(count&0xffff), b)
+		_, _ = unpackRecords(make([]string, names&15), int(count&0xffff), string(b))
 	})
 }

@@ -80,7 +80,7 @@ func (s *grpcServerV2) Configure(ctx context.Context, req *mediationv2.Configure
 }
 
 func (s *grpcServerV2) Mediate(ctx context.Context, req *mediationv2.MediateRequest) (*mediationv2.MediateResponse, error) {
-	recs, err := unpackRecords(req.GetNames(), int(req.GetCount()), req.GetRecords())
+	recs, err := unpackRecords(req.GetNames(), int(req.GetCount()), owned(req.GetRecords()))
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
