@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -141,7 +142,10 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 		if err != nil {
 			continue // vivace_normalize reports it as MALFORMED_RECORD
 		}
-		src, pairs, ok := usage.ScanRaw(string(b), kv[:0])
+		// Read in place: a message's bytes are never written to (SetBytes
+		// below gives it new ones), and the pairs are copied into the
+		// batch at once; only the source's two strings are kept.
+		src, pairs, ok := usage.ScanRaw(unsafe.String(unsafe.SliceData(b), len(b)), kv[:0])
 		if !ok {
 			var raw usage.Raw
 			if json.Unmarshal(b, &raw) != nil {

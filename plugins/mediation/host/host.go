@@ -168,7 +168,11 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("plugin speaks protocol version %s; this host supports version %s", e.Version, mediation.SupportedVersionsText())
+	versions := "version"
+	if len(mediation.SupportedVersions) > 1 {
+		versions = "versions"
+	}
+	return fmt.Sprintf("plugin speaks protocol version %s; this host supports %s %s", e.Version, versions, mediation.SupportedVersionsText())
 }
 
 // Mediate is MediateBatch for records given one by one.

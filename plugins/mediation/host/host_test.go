@@ -270,7 +270,7 @@ func TestWrongProtocolVersionIsRefused(t *testing.T) {
 	s := spec(t, "misbehave-v99", "acme", map[string]any{"mode": "echo"})
 	recs := []mediation.RawRecord{record(2)}
 	wantPluginErrors(t, s, recs, mediate(t, h, s, recs...),
-		"plugin speaks protocol version 99; this host supports version "+mediation.SupportedVersionsText())
+		"plugin speaks protocol version 99; this host supports versions 1, 2")
 }
 
 func TestRefusedConfig(t *testing.T) {
