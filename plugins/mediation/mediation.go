@@ -1,8 +1,9 @@
 // Package mediation is the contract between Vivace's mediate stage and a
 // client's mediation plugin: the Go interface a plugin implements, the
-// go-plugin handshake and plugin map both sides share, the gRPC adapters
-// for the wire contract in mediationv1/mediation.proto, and Serve, which a
-// plugin's main function calls.
+// go-plugin handshake and plugin maps both sides share, the gRPC adapters
+// for the wire contract of each protocol version (mediationv1 and
+// mediationv2/mediation.proto; packed.go has version 2's packing), and
+// Serve, which a plugin's main function calls.
 //
 // A plugin is a program of its own, started by the host with
 // github.com/hashicorp/go-plugin over gRPC with mutual TLS. The host sends
