@@ -82,14 +82,16 @@ clients:
 		rawMsg("acme", 5, `{"call_id":"c5","msisdn":"4479000001","duration_sec":"10","start_time":"2026-10-01T09:00:00Z"}`),
 		upstream,
 		rawMsg("acme", 7, `{"call_id":"c7","msisdn":"447700900123","duration_sec":"ten","start_time":"2026-10-01T09:00:00Z"}`),
+		// An escape: read by encoding/json rather than usage.ScanRaw.
+		rawMsg("acme", 8, `{"call_id":"c\u00e98 \"x\"","msisdn":"447700900123","duration_sec":"1","start_time":"2026-10-01T09:00:00Z"}`),
 	}
 	outs, err := proc.ProcessBatch(context.Background(), batch)
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("ProcessBatch: %v, %d batches", err, len(outs))
 	}
 	out := outs[0]
-	if len(out) != 7 {
-		t.Fatalf("%d messages, want 7 (the roaming call split in two)", len(out))
+	if len(out) != 8 {
+		t.Fatalf("%d messages, want 8 (the roaming call split in two)", len(out))
 	}
 	meta := func(m *service.Message, k string) string { v, _ := m.MetaGet(k); return v }
 
@@ -104,6 +106,7 @@ clients:
 		{1, "d3", "VOICE", "1", "", 3, 0}, // no plugin: unchanged
 		{2, "c4", "VOICE", "1", "447700900123", 4, 0},
 		{3, "c4-roaming", "VOICE_ROAMING", "1", "447700900123", 4, 1},
+		{7, "cé8 \"x\"", "VOICE", "1", "447700900123", 8, 0},
 	} {
 		m := out[c.i]
 		if m.GetError() != nil {
