@@ -167,7 +167,9 @@ type Mediator interface {
 
 // ServeConfig is the go-plugin configuration that Serve uses. Plugins
 // that need to adjust it (a test speaking another protocol version, say)
-// start from here.
+// start from here: Plugins holds the newest version, under Handshake's
+// protocol version, and VersionedPlugins the older ones; a plugin that is
+// to speak exactly one version sets Plugins and clears VersionedPlugins.
 func ServeConfig(impl Mediator) *plugin.ServeConfig {
 	return &plugin.ServeConfig{
 		HandshakeConfig: Handshake,
