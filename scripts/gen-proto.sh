@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of the mediation plugin contract from its .proto.
+# Regenerates the Go code of the mediation plugin contract from its .proto
+# files, one per protocol version.
 #
 # Needs protoc (Debian package protobuf-compiler). The two Go generators are
 # pinned: protoc-gen-go matches the google.golang.org/protobuf version in
@@ -24,7 +25,13 @@ if ! want protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"; then
 	echo "$PROTOC_GEN_GO_GRPC_VERSION" >"$bin/protoc-gen-go-grpc.version"
 fi
 
+# Version 1's file is registered as "mediation.proto"; later versions by
+# their path under plugins/mediation, so that the names do not clash.
 PATH="$bin:$PATH" protoc -I plugins/mediation/mediationv1 \
 	--go_out=plugins/mediation/mediationv1 --go_opt=paths=source_relative \
 	--go-grpc_out=plugins/mediation/mediationv1 --go-grpc_opt=paths=source_relative \
 	mediation.proto
+PATH="$bin:$PATH" protoc -I plugins/mediation \
+	--go_out=plugins/mediation --go_opt=paths=source_relative \
+	--go-grpc_out=plugins/mediation --go-grpc_opt=paths=source_relative \
+	mediationv2/mediation.proto

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -103,11 +105,16 @@ func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.R
 
 // pluginGroup is the records of one client in a batch.
 type pluginGroup struct {
-	spec host.Spec
-	idx  []int
-	raws []usage.Raw
-	recs []mediation.RawRecord
+	spec  host.Spec
+	idx   []int
+	srcs  []usage.Source
+	batch *mediation.Batch
 }
+
+// batches keeps packed batches for the next ProcessBatch: a batch of a
+// thousand records is a few hundred kilobytes, and a fresh one each time
+// would be zeroed, grown and collected each time.
+var batches = sync.Pool{New: func() any { return new(mediation.Batch) }}
 
 func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	f, err := p.cfg.Current()
@@ -121,33 +128,54 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 
 	groups := map[string]*pluginGroup{}
 	var order []string
+	var kv []string // one record's fields, name then value
 	for i, msg := range batch {
 		if msg.GetError() != nil {
 			continue // failed upstream: its first code stands
 		}
 		client, _ := msg.MetaGetMut(metaClient)
 		name, _ := client.(string)
-		var raw usage.Raw
-		if name == "" || f.Plugin(name) != nil {
-			b, err := msg.AsBytes()
-			if err != nil || json.Unmarshal(b, &raw) != nil {
+		if name != "" && f.Plugin(name) == nil {
+			continue
+		}
+		b, err := msg.AsBytes()
+		if err != nil {
+			continue // vivace_normalize reports it as MALFORMED_RECORD
+		}
+		// Read in place: a message's bytes are never written to (SetBytes
+		// below gives it new ones), and the pairs are copied into the
+		// batch at once; only the source's two strings are kept.
+		src, pairs, ok := usage.ScanRaw(unsafe.String(unsafe.SliceData(b), len(b)), kv[:0])
+		if !ok {
+			var raw usage.Raw
+			if json.Unmarshal(b, &raw) != nil {
 				continue // vivace_normalize reports it as MALFORMED_RECORD
 			}
-			name = raw.Client
+			src = raw.Source
+			for k, v := range raw.Fields {
+				pairs = append(pairs, k, v)
+			}
 		}
+		kv = pairs
+		name = src.Client
 		pl := f.Plugin(name)
 		if pl == nil {
 			continue
 		}
 		g := groups[name]
 		if g == nil {
-			g = &pluginGroup{spec: pluginSpec(name, pl)}
+			g = &pluginGroup{spec: pluginSpec(name, pl), batch: batches.Get().(*mediation.Batch)}
+			g.batch.Reset()
+			g.batch.Grow(len(batch) * len(b))
 			groups[name] = g
 			order = append(order, name)
 		}
 		g.idx = append(g.idx, i)
-		g.raws = append(g.raws, raw)
-		g.recs = append(g.recs, mediation.RawRecord{Client: name, FileID: raw.FileID, Line: raw.Line, Fields: raw.Fields})
+		g.srcs = append(g.srcs, src)
+		g.batch.Add(name, src.FileID, src.Line)
+		for j := 0; j < len(kv); j += 2 {
+			g.batch.Field(kv[j], kv[j+1])
+		}
 	}
 	if len(groups) == 0 {
 		return []service.MessageBatch{batch}, nil
@@ -156,7 +184,8 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 	replaced := make(map[int]service.MessageBatch, len(batch))
 	for _, name := range order {
 		g := groups[name]
-		outcomes, err := p.host.Mediate(ctx, g.spec, g.recs)
+		outcomes, err := p.host.MediateBatch(ctx, g.spec, g.batch)
+		batches.Put(g.batch) // the outcomes do not point into it
 		if err != nil {
 			// The stream is stopping (or the host closed) before the plugin
 			// answered. The records are failed rather than let through
@@ -181,10 +210,7 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 				fail(msg, p.stage, codes.Errorf(codes.Filtered, "", "%s", o.Filtered))
 				p.filtered.Incr(1)
 			default:
-				out, err := p.mediatedMessages(msg, g.raws[k], o.Records)
-				if err != nil {
-					return nil, err
-				}
+				out := p.mediatedMessages(msg, g.srcs[k], o.Records)
 				replaced[i] = out
 				p.mediated.Incr(1)
 				p.split.Incr(int64(len(out) - 1))
@@ -208,27 +234,95 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 // mediatedMessages builds the messages that replace msg: one raw record
 // per mediated record, with the source of the input and the part number,
 // for vivace_normalize to check.
-func (p *mediationPluginProc) mediatedMessages(msg *service.Message, raw usage.Raw, recs []map[string]string) (service.MessageBatch, error) {
+func (p *mediationPluginProc) mediatedMessages(msg *service.Message, source usage.Source, recs []mediation.Fields) service.MessageBatch {
 	out := make(service.MessageBatch, len(recs))
 	for j, fields := range recs {
-		src := raw.Source
+		src := source
 		src.Part = j
 		if len(recs) > 1 {
 			src.Parts = len(recs)
-		}
-		b, err := json.Marshal(usage.Raw{Source: src, Fields: fields})
-		if err != nil {
-			return nil, err
 		}
 		m := msg
 		if j < len(recs)-1 {
 			m = msg.Copy()
 		}
-		m.SetBytes(b)
-		m.MetaSetMut(metaKey, strings.TrimSpace(fields[usage.FieldAccountID]))
+		size := 96 + len(src.Client) + len(src.FileID)
+		for _, f := range fields {
+			size += len(f.Name) + len(f.Value) + 6
+		}
+		m.SetBytes(appendRawJSON(make([]byte, 0, size), src, fields))
+		m.MetaSetMut(metaKey, strings.TrimSpace(fields.Get(usage.FieldAccountID)))
 		out[j] = m
 	}
-	return out, nil
+	return out
+}
+
+// appendRawJSON appends the usage.Raw of src and fields as JSON, the bytes
+// json.Marshal writes for it: fields sorted by name, strings escaped
+// alike.
+func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte {
+	// The order by name, by insertion: a record has a handful of fields.
+	// Sorting positions rather than the fields keeps pointers still, which
+	// the garbage collector would otherwise have to hear about.
+	var small [32]int
+	order := small[:0]
+	if len(fields) > len(small) {
+		order = make([]int, 0, len(fields))
+	}
+	for i := range fields {
+		order = append(order, i)
+		for j := i; j > 0 && fields[order[j]].Name < fields[order[j-1]].Name; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	dst = append(dst, `{"client":`...)
+	dst = appendJSONString(dst, src.Client)
+	dst = append(dst, `,"file_id":`...)
+	dst = appendJSONString(dst, src.FileID)
+	dst = append(dst, `,"line":`...)
+	dst = strconv.AppendInt(dst, src.Line, 10)
+	if src.Part != 0 {
+		dst = append(dst, `,"part":`...)
+		dst = strconv.AppendInt(dst, int64(src.Part), 10)
+	}
+	if src.Parts != 0 {
+		dst = append(dst, `,"parts":`...)
+		dst = strconv.AppendInt(dst, int64(src.Parts), 10)
+	}
+	dst = append(dst, `,"fields":{`...)
+	for i, k := range order {
+		f := fields[k]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, f.Name)
+		dst = append(dst, ':')
+		dst = appendJSONString(dst, f.Value)
+	}
+	return append(dst, "}}"...)
+}
+
+// jsonPlain marks the bytes appendJSONString copies as they are.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendJSONString appends s as a JSON string. Printable ASCII without
+// the characters encoding/json escapes is copied as it is; any other
+// string is left to encoding/json, so the bytes are always its.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !jsonPlain[s[i]] {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 func pluginSpec(client string, pl *clientcfg.Plugin) host.Spec {

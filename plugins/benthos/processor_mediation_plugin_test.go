@@ -17,6 +17,8 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/usage"
+	"vivace.dev/vivace/plugins/mediation"
 )
 
 // buildTelco builds the telco example plugin and returns its path and
@@ -80,14 +82,16 @@ clients:
 		rawMsg("acme", 5, `{"call_id":"c5","msisdn":"4479000001","duration_sec":"10","start_time":"2026-10-01T09:00:00Z"}`),
 		upstream,
 		rawMsg("acme", 7, `{"call_id":"c7","msisdn":"447700900123","duration_sec":"ten","start_time":"2026-10-01T09:00:00Z"}`),
+		// An escape: read by encoding/json rather than usage.ScanRaw.
+		rawMsg("acme", 8, `{"call_id":"c\u00e98 \"x\"","msisdn":"447700900123","duration_sec":"1","start_time":"2026-10-01T09:00:00Z"}`),
 	}
 	outs, err := proc.ProcessBatch(context.Background(), batch)
 	if err != nil || len(outs) != 1 {
 		t.Fatalf("ProcessBatch: %v, %d batches", err, len(outs))
 	}
 	out := outs[0]
-	if len(out) != 7 {
-		t.Fatalf("%d messages, want 7 (the roaming call split in two)", len(out))
+	if len(out) != 8 {
+		t.Fatalf("%d messages, want 8 (the roaming call split in two)", len(out))
 	}
 	meta := func(m *service.Message, k string) string { v, _ := m.MetaGet(k); return v }
 
@@ -102,6 +106,7 @@ clients:
 		{1, "d3", "VOICE", "1", "", 3, 0}, // no plugin: unchanged
 		{2, "c4", "VOICE", "1", "447700900123", 4, 0},
 		{3, "c4-roaming", "VOICE_ROAMING", "1", "447700900123", 4, 1},
+		{7, "cé8 \"x\"", "VOICE", "1", "447700900123", 8, 0},
 	} {
 		m := out[c.i]
 		if m.GetError() != nil {
@@ -188,6 +193,31 @@ func TestMediationPluginProcessorBadChecksum(t *testing.T) {
 		}
 		if want := fmt.Sprintf("client acme, plugin %s, line %d: batch of 2 records failed after 1 attempt(s): binary not started: checksum does not match", bin, i+2); len(msg) < len(want) || msg[:len(want)] != want {
 			t.Errorf("record %d message %q, want it to start %q", i, msg, want)
+		}
+	}
+}
+
+// appendRawJSON writes what json.Marshal writes for a usage.Raw.
+func TestAppendRawJSONMatchesEncodingJSON(t *testing.T) {
+	for _, c := range []struct {
+		src    usage.Source
+		fields map[string]string
+	}{
+		{usage.Source{Client: "acme", FileID: "f1", Line: 2}, map[string]string{"b": "2", "a": "1", "record_id": "r"}},
+		{usage.Source{Client: "a\"c<m>e&", FileID: "f\\1", Line: -3, Part: 1, Parts: 2}, map[string]string{
+			"tab\t": "new\nline", "ü": "ÿ\u2028", "bad": "\xff\xfe", "ctl": "\x01\x7f", "": ""}},
+		{usage.Source{}, map[string]string{}},
+	} {
+		want, err := json.Marshal(usage.Raw{Source: c.src, Fields: c.fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f mediation.Fields
+		for k, v := range c.fields {
+			f = append(f, mediation.Field{Name: k, Value: v})
+		}
+		if got := appendRawJSON(nil, c.src, f); string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
 		}
 	}
 }

@@ -20,6 +20,17 @@ type names struct {
 
 func newNames() *names { return &names{pos: make(map[string]uint32, 16)} }
 
+// position returns k's position, adding it when new.
+func (n *names) position(k string) uint32 {
+	p, ok := n.pos[k]
+	if !ok {
+		p = uint32(len(n.list))
+		n.pos[k] = p
+		n.list = append(n.list, k)
+	}
+	return p
+}
+
 // append adds m's fields to ns and vs.
 func (n *names) append(ns []uint32, vs []string, m map[string]string) ([]uint32, []string) {
 	for k, v := range m {

@@ -1,8 +1,9 @@
 // Package mediation is the contract between Vivace's mediate stage and a
 // client's mediation plugin: the Go interface a plugin implements, the
-// go-plugin handshake and plugin map both sides share, the gRPC adapters
-// for the wire contract in mediationv1/mediation.proto, and Serve, which a
-// plugin's main function calls.
+// go-plugin handshake and plugin maps both sides share, the gRPC adapters
+// for the wire contract of each protocol version (mediationv1 and
+// mediationv2/mediation.proto; packed.go has version 2's packing), and
+// Serve, which a plugin's main function calls.
 //
 // A plugin is a program of its own, started by the host with
 // github.com/hashicorp/go-plugin over gRPC with mutual TLS. The host sends
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,14 +31,16 @@ import (
 	"vivace.dev/vivace/plugins/mediation/mediationv1"
 )
 
-// ProtocolVersion is the version of the contract this package speaks. It
-// changes only when a plugin built for the previous version could no
-// longer be understood (docs/plugins.md, "Versioning").
-const ProtocolVersion = 1
+// ProtocolVersion is the newest version of the contract this package
+// speaks. It changes only when a plugin built for the previous version
+// could no longer be understood (docs/plugins.md, "Versioning"). Version
+// 2 packs a batch's records into one buffer (mediationv2); a plugin built
+// with this package serves version 1 too, for hosts that know only that.
+const ProtocolVersion = 2
 
 // SupportedVersions lists the protocol versions the host accepts, oldest
 // first.
-var SupportedVersions = []int{1}
+var SupportedVersions = []int{1, 2}
 
 // SupportedVersionsText is SupportedVersions for messages: "1" or "1, 2".
 func SupportedVersionsText() string {
@@ -71,18 +75,18 @@ const MaxMessageBytes = 256 << 20
 // window updates, each a wake-up of both processes.
 const FlowWindowBytes = 16 << 20
 
-// PluginMap is the host's plugin set: the plugin's name with an adapter
-// that has no implementation (the host only dispenses clients).
+// PluginMap is the host's plugin set for protocol version 1: the plugin's
+// name with an adapter that has no implementation (the host only
+// dispenses clients).
 var PluginMap = plugin.PluginSet{PluginName: &GRPCPlugin{}}
+
+// PluginMapV2 is PluginMap for protocol version 2.
+var PluginMapV2 = plugin.PluginSet{PluginName: &GRPCPluginV2{}}
 
 // VersionedPlugins maps every supported protocol version to its plugin
 // set, for plugin.ClientConfig.VersionedPlugins.
 func VersionedPlugins() map[int]plugin.PluginSet {
-	m := make(map[int]plugin.PluginSet, len(SupportedVersions))
-	for _, v := range SupportedVersions {
-		m[v] = PluginMap
-	}
-	return m
+	return map[int]plugin.PluginSet{1: PluginMap, 2: PluginMapV2}
 }
 
 // RawRecord is one input record: its client, file and line, and its
@@ -163,11 +167,16 @@ type Mediator interface {
 
 // ServeConfig is the go-plugin configuration that Serve uses. Plugins
 // that need to adjust it (a test speaking another protocol version, say)
-// start from here.
+// start from here: Plugins holds the newest version, under Handshake's
+// protocol version, and VersionedPlugins the older ones; a plugin that is
+// to speak exactly one version sets Plugins and clears VersionedPlugins.
 func ServeConfig(impl Mediator) *plugin.ServeConfig {
 	return &plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl}},
+		// The newest version under Handshake's number; go-plugin offers
+		// the host the newest version both sides know.
+		Plugins:          plugin.PluginSet{PluginName: &GRPCPluginV2{Impl: impl}},
+		VersionedPlugins: map[int]plugin.PluginSet{1: {PluginName: &GRPCPlugin{Impl: impl}}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes),
 				grpc.InitialWindowSize(FlowWindowBytes), grpc.InitialConnWindowSize(FlowWindowBytes))...)
@@ -183,15 +192,45 @@ func ServeConfig(impl Mediator) *plugin.ServeConfig {
 // before collecting (GOGC=400): a plugin keeps almost nothing between
 // batches, so with Go's default it would collect garbage after nearly
 // every batch, and that costs more than the few megabytes saved.
+//
+// With VIVACE_PLUGIN_CPUPROFILE set to a file name in its environment (the
+// host passes its own on), the plugin writes a CPU profile of its whole
+// run there when the host stops it, for `go tool pprof`.
 func Serve(impl Mediator) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		if stop, err := startCPUProfile(path); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", CPUProfileEnv, err)
+		} else {
+			defer stop()
+		}
+	}
 	plugin.Serve(ServeConfig(impl))
 }
 
-// GRPCPlugin adapts a Mediator to go-plugin's gRPC transport. Impl is set
-// on the plugin side and nil on the host side.
+// CPUProfileEnv names the environment variable that makes Serve write a
+// CPU profile.
+const CPUProfileEnv = "VIVACE_PLUGIN_CPUPROFILE"
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
+// GRPCPlugin adapts a Mediator to go-plugin's gRPC transport for protocol
+// version 1. Impl is set on the plugin side and nil on the host side.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl Mediator
@@ -222,6 +261,20 @@ func (g *grpcClient) Describe(ctx context.Context) (Info, error) {
 func (g *grpcClient) Configure(ctx context.Context, client string, config json.RawMessage) error {
 	_, err := g.c.Configure(ctx, &mediationv1.ConfigureRequest{Client: client, ConfigJson: config})
 	return err
+}
+
+// MediateBatch unpacks b into records with maps, as version 1 carries
+// them.
+func (g *grpcClient) MediateBatch(ctx context.Context, b *Batch) ([]Reply, error) {
+	recs, err := b.records()
+	if err != nil {
+		return nil, err
+	}
+	results, err := g.Mediate(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	return repliesFromResults(results), nil
 }
 
 func (g *grpcClient) Mediate(ctx context.Context, records []RawRecord) ([]Result, error) {

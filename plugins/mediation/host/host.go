@@ -98,7 +98,7 @@ func (s Spec) attempts() int {
 // Outcome is what became of one input record. Exactly one of Records (in
 // normal form, one or more), Filtered and Err is set.
 type Outcome struct {
-	Records  []map[string]string
+	Records  []mediation.Fields
 	Filtered string
 	Err      *codes.Error
 }
@@ -168,11 +168,24 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("plugin speaks protocol version %s; this host supports version %s", e.Version, mediation.SupportedVersionsText())
+	versions := "version"
+	if len(mediation.SupportedVersions) > 1 {
+		versions = "versions"
+	}
+	return fmt.Sprintf("plugin speaks protocol version %s; this host supports %s %s", e.Version, versions, mediation.SupportedVersionsText())
 }
 
-// Mediate sends records, all of spec's client, to the client's plugin and
-// returns one Outcome per record, in order. It starts the plugin if it is
+// Mediate is MediateBatch for records given one by one.
+func (h *Host) Mediate(ctx context.Context, spec Spec, records []mediation.RawRecord) ([]Outcome, error) {
+	var b mediation.Batch
+	for _, r := range records {
+		b.AddRecord(r)
+	}
+	return h.MediateBatch(ctx, spec, &b)
+}
+
+// MediateBatch sends the records of b, all of spec's client, to the
+// client's plugin and returns one Outcome per record, in order. It starts the plugin if it is
 // not running, and restarts it first when spec names another binary,
 // checksum or config than the running one. A batch that fails (no answer
 // within the timeout, a crash, a refused start, an answer with the wrong
@@ -180,8 +193,8 @@ func (e *ProtocolError) Error() string {
 // every record's Outcome is a PLUGIN_ERROR naming the last failure.
 // Mediate returns an error only when ctx ends or the Host is closed: the
 // batch was not handled and must be tried again later.
-func (h *Host) Mediate(ctx context.Context, spec Spec, records []mediation.RawRecord) ([]Outcome, error) {
-	if len(records) == 0 {
+func (h *Host) MediateBatch(ctx context.Context, spec Spec, records *mediation.Batch) ([]Outcome, error) {
+	if records.Len() == 0 {
 		return nil, nil
 	}
 	if err := spec.Validate(); err != nil {
@@ -207,8 +220,8 @@ func (h *Host) Mediate(ctx context.Context, spec Spec, records []mediation.RawRe
 			return nil, ctx.Err()
 		}
 		if err == nil {
-			if len(results) != len(records) {
-				last = fmt.Errorf("the plugin answered %d results for %d records", len(results), len(records))
+			if len(results) != records.Len() {
+				last = fmt.Errorf("the plugin answered %d results for %d records", len(results), records.Len())
 				continue
 			}
 			return check(spec, records, results), nil
@@ -219,7 +232,7 @@ func (h *Host) Mediate(ctx context.Context, spec Spec, records []mediation.RawRe
 			break // trying again at once would be refused again
 		}
 	}
-	return failAll(records, spec, fmt.Errorf("batch of %d records failed after %d attempt(s): %w", len(records), tried, last)), nil
+	return failAll(records, spec, fmt.Errorf("batch of %d records failed after %d attempt(s): %w", records.Len(), tried, last)), nil
 }
 
 // Info returns what the running plugin of client said about itself in
@@ -302,7 +315,7 @@ type instance struct {
 	mu        sync.Mutex
 	client    *plugin.Client
 	cmd       *exec.Cmd
-	med       mediation.Mediator
+	med       mediation.Caller
 	info      mediation.Info
 	gen       int // counts processes; a failed call restarts only its own
 	refused   error
@@ -320,14 +333,14 @@ func (r *refusal) Unwrap() error { return r.err }
 // call runs one Mediate on the current process, starting one if needed.
 // A call that times out or finds the process gone ends that process, so
 // the next attempt starts a fresh one.
-func (in *instance) call(ctx context.Context, timeout time.Duration, records []mediation.RawRecord) ([]mediation.Result, error) {
+func (in *instance) call(ctx context.Context, timeout time.Duration, records *mediation.Batch) ([]mediation.Reply, error) {
 	med, gen, err := in.get()
 	if err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	results, err := med.Mediate(cctx, records)
+	results, err := med.MediateBatch(cctx, records)
 	if err == nil {
 		return results, nil
 	}
@@ -355,7 +368,7 @@ func grpcMessage(err error) string {
 
 // get returns the running process's client, starting the process when
 // there is none or the last one has exited.
-func (in *instance) get() (mediation.Mediator, int, error) {
+func (in *instance) get() (mediation.Caller, int, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.stopped {
@@ -427,7 +440,11 @@ func (in *instance) start() error {
 		client.Kill()
 		return &refusal{fmt.Errorf("the plugin does not serve %q: %v", mediation.PluginName, err)}
 	}
-	med := raw.(mediation.Mediator)
+	med, ok := raw.(mediation.Caller)
+	if !ok {
+		client.Kill()
+		return &refusal{fmt.Errorf("protocol version %d has no client", client.NegotiatedVersion())}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.host.startTimeout)
 	defer cancel()
 	info, err := med.Describe(ctx)
@@ -488,10 +505,10 @@ func (in *instance) stop() {
 
 // check turns a plugin's results into outcomes, failing each record whose
 // result breaks the contract.
-func check(spec Spec, records []mediation.RawRecord, results []mediation.Result) []Outcome {
-	out := make([]Outcome, len(records))
+func check(spec Spec, records *mediation.Batch, results []mediation.Reply) []Outcome {
+	out := make([]Outcome, records.Len())
 	for i, r := range results {
-		line := records[i].Line
+		line := records.Line(i)
 		switch {
 		case r.Error != nil:
 			out[i].Err = recordError(spec, line, r.Error)
@@ -512,10 +529,10 @@ func check(spec Spec, records []mediation.RawRecord, results []mediation.Result)
 
 // checkRecords fails the whole input record when any of its mediated
 // records lacks a required field, so that no part of it goes on alone.
-func checkRecords(spec Spec, line int64, recs []map[string]string) *codes.Error {
+func checkRecords(spec Spec, line int64, recs []mediation.Fields) *codes.Error {
 	for j, m := range recs {
 		for _, f := range usage.RequiredFields {
-			if strings.TrimSpace(m[f]) == "" {
+			if strings.TrimSpace(m.Get(f)) == "" {
 				return codes.Errorf(codes.PluginError, f, "%s: mediated record %d of %d lacks required field %s",
 					where(spec, line), j+1, len(recs), f)
 			}
@@ -538,10 +555,10 @@ func recordError(spec Spec, line int64, e *mediation.RecordError) *codes.Error {
 	return codes.Errorf(code, e.Field, "%s: %s", where(spec, line), msg)
 }
 
-func failAll(records []mediation.RawRecord, spec Spec, err error) []Outcome {
-	out := make([]Outcome, len(records))
-	for i, r := range records {
-		out[i].Err = codes.Errorf(codes.PluginError, "", "%s: %v", where(spec, r.Line), err)
+func failAll(records *mediation.Batch, spec Spec, err error) []Outcome {
+	out := make([]Outcome, records.Len())
+	for i := range out {
+		out[i].Err = codes.Errorf(codes.PluginError, "", "%s: %v", where(spec, records.Line(i)), err)
 	}
 	return out
 }

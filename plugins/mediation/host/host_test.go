@@ -38,6 +38,7 @@ func run(m *testing.M) int {
 		{"telco", "../clients/telco", ""},
 		{"cloud", "../clients/cloud", ""},
 		{"misbehave", "./testdata/misbehave", ""},
+		{"misbehave-v1", "./testdata/misbehave", "-X main.protocolVersion=1"},
 		{"misbehave-v99", "./testdata/misbehave", "-X main.protocolVersion=99"},
 	}
 	for _, b := range builds {
@@ -131,10 +132,10 @@ func TestTelcoRoundTrip(t *testing.T) {
 	}
 	out := mediate(t, h, s, cdr(2), cdr(3, "roaming", "Y"), cdr(4, "msisdn", "4479000001"), cdr(5, "duration_sec", "soon"))
 
-	if len(out[0].Records) != 1 || out[0].Records[0]["quantity"] != "2" || out[0].Records[0]["usage_type"] != "VOICE" {
+	if len(out[0].Records) != 1 || out[0].Records[0].Get("quantity") != "2" || out[0].Records[0].Get("usage_type") != "VOICE" {
 		t.Errorf("home call: %+v", out[0])
 	}
-	if len(out[1].Records) != 2 || out[1].Records[1]["record_id"] != "c3-roaming" || out[1].Records[1]["usage_type"] != "VOICE_ROAMING" {
+	if len(out[1].Records) != 2 || out[1].Records[1].Get("record_id") != "c3-roaming" || out[1].Records[1].Get("usage_type") != "VOICE_ROAMING" {
 		t.Errorf("roaming call: %+v", out[1])
 	}
 	if out[2].Filtered != "test call: msisdn 4479000001 has test prefix 4479000" {
@@ -160,7 +161,7 @@ func TestCloudRoundTrip(t *testing.T) {
 	out := mediate(t, h, s, row(2, "cdn", "1500000001"), row(3, "backup", "1"), row(4, "gpu", "1"))
 	want := map[string]string{"record_id": "e2", "account_id": "A1", "usage_type": "CDN_GB", "quantity": "1.501",
 		"usage_time": "2026-10-01T08:00:00Z", "service": "cdn", "bytes": "1500000001"}
-	if len(out[0].Records) != 1 || !reflect.DeepEqual(out[0].Records[0], want) {
+	if len(out[0].Records) != 1 || !reflect.DeepEqual(out[0].Records[0].Map(), want) {
 		t.Errorf("cdn: %+v", out[0])
 	}
 	if out[1].Filtered != "free service backup" {
@@ -175,11 +176,28 @@ func TestSplitAndFilterThroughTheWire(t *testing.T) {
 	h := newHost(t)
 	out := mediate(t, h, spec(t, "misbehave", "acme", map[string]any{"mode": "echo"}),
 		record(2, "split", "2"), record(3, "filter", "not billable"))
-	if len(out[0].Records) != 2 || out[0].Records[1]["record_id"] != "r2-2" {
+	if len(out[0].Records) != 2 || out[0].Records[1].Get("record_id") != "r2-2" {
 		t.Errorf("split: %+v", out[0])
 	}
 	if out[1].Filtered != "not billable" {
 		t.Errorf("filter: %+v", out[1])
+	}
+}
+
+// A plugin built before protocol version 2 speaks only version 1: the
+// host talks to it in version 1, with the same results.
+func TestVersion1PluginStillWorks(t *testing.T) {
+	h := newHost(t)
+	s := spec(t, "misbehave-v1", "acme", map[string]any{"mode": "echo"})
+	out := mediate(t, h, s, record(2, "split", "2"), record(3, "filter", "not billable"), record(4))
+	if len(out[0].Records) != 2 || out[0].Records[1].Get("record_id") != "r2-2" {
+		t.Errorf("split: %+v", out[0])
+	}
+	if out[1].Filtered != "not billable" {
+		t.Errorf("filter: %+v", out[1])
+	}
+	if out[2].Err != nil || len(out[2].Records) != 1 || out[2].Records[0].Get("usage_type") != "VOICE" {
+		t.Errorf("echo: %+v", out[2])
 	}
 }
 
@@ -189,7 +207,7 @@ func TestCrashIsRestartedAndRetried(t *testing.T) {
 	recs := []mediation.RawRecord{record(2), record(3)}
 	out := mediate(t, h, s, recs...)
 	for i, o := range out {
-		if o.Err != nil || len(o.Records) != 1 || o.Records[0]["record_id"] != recs[i].Fields["record_id"] {
+		if o.Err != nil || len(o.Records) != 1 || o.Records[0].Get("record_id") != recs[i].Fields["record_id"] {
 			t.Errorf("record %d after two crashes: %+v", i, o)
 		}
 	}
@@ -252,7 +270,7 @@ func TestWrongProtocolVersionIsRefused(t *testing.T) {
 	s := spec(t, "misbehave-v99", "acme", map[string]any{"mode": "echo"})
 	recs := []mediation.RawRecord{record(2)}
 	wantPluginErrors(t, s, recs, mediate(t, h, s, recs...),
-		"plugin speaks protocol version 99; this host supports version "+mediation.SupportedVersionsText())
+		"plugin speaks protocol version 99; this host supports versions 1, 2")
 }
 
 func TestRefusedConfig(t *testing.T) {
@@ -317,11 +335,11 @@ func TestRecordErrorCodes(t *testing.T) {
 func TestReloadWhenBinaryOrConfigChanges(t *testing.T) {
 	h := newHost(t)
 	s := spec(t, "misbehave", "acme", map[string]any{"mode": "echo", "tag": "a"})
-	if got := mediate(t, h, s, record(2))[0].Records[0]["tag"]; got != "a" {
+	if got := mediate(t, h, s, record(2))[0].Records[0].Get("tag"); got != "a" {
 		t.Fatalf("tag %q", got)
 	}
 	s.Config = json.RawMessage(`{"mode":"echo","tag":"b"}`)
-	if got := mediate(t, h, s, record(3))[0].Records[0]["tag"]; got != "b" {
+	if got := mediate(t, h, s, record(3))[0].Records[0].Get("tag"); got != "b" {
 		t.Errorf("after a config change: tag %q", got)
 	}
 
@@ -329,7 +347,7 @@ func TestReloadWhenBinaryOrConfigChanges(t *testing.T) {
 	s2 := spec(t, "telco", "acme", map[string]any{})
 	out := mediate(t, h, s2, mediation.RawRecord{Client: "acme", Line: 4, Fields: map[string]string{
 		"call_id": "c4", "msisdn": "4477", "duration_sec": "1", "start_time": "2026-10-01T08:00:00Z"}})
-	if out[0].Err != nil || out[0].Records[0]["usage_type"] != "VOICE" {
+	if out[0].Err != nil || out[0].Records[0].Get("usage_type") != "VOICE" {
 		t.Errorf("after a binary change: %+v", out[0])
 	}
 	if info, _ := h.Info("acme"); info.Name != "telco" {
@@ -354,7 +372,7 @@ func TestConcurrentBatchesThroughCrashes(t *testing.T) {
 				return
 			}
 			for i, o := range out {
-				if o.Err != nil || o.Records[0]["record_id"] != recs[i].Fields["record_id"] {
+				if o.Err != nil || o.Records[0].Get("record_id") != recs[i].Fields["record_id"] {
 					errs <- fmt.Sprintf("goroutine %d record %d: %+v", g, i, o)
 				}
 			}

@@ -53,9 +53,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bad protocol version", protocolVersion)
 		os.Exit(1)
 	}
-	conf := mediation.ServeConfig(&misbehave{})
+	impl := &misbehave{}
+	conf := mediation.ServeConfig(impl)
+	// Exactly one version: the one asked for, with version 1's adapter
+	// when it is 1 (a plugin built before version 2).
 	conf.HandshakeConfig = plugin.HandshakeConfig{ProtocolVersion: uint(v),
 		MagicCookieKey: mediation.Handshake.MagicCookieKey, MagicCookieValue: mediation.Handshake.MagicCookieValue}
+	conf.VersionedPlugins = nil
+	if v == 1 {
+		conf.Plugins = plugin.PluginSet{mediation.PluginName: &mediation.GRPCPlugin{Impl: impl}}
+	}
 	plugin.Serve(conf)
 }
 
