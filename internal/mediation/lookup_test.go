@@ -3,6 +3,7 @@ package mediation
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLookupCSV(t *testing.T) {
@@ -46,5 +47,43 @@ func TestLookupCSVErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+func TestLookupCacheExpiryAndSize(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	c := NewLookupCache[string](time.Minute, 10*time.Second, 3, func() time.Time { return now })
+	c.Put("a", map[string]string{"v": "1"})
+	c.Put("miss", nil)
+	if v, ok := c.Get("a"); !ok || v["v"] != "1" {
+		t.Fatalf("a: %v %v", v, ok)
+	}
+	if v, ok := c.Get("miss"); !ok || v != nil {
+		t.Fatalf("miss: %v %v", v, ok)
+	}
+	if _, ok := c.Get("b"); ok {
+		t.Fatal("b was never put")
+	}
+	now = now.Add(10 * time.Second)
+	if _, ok := c.Get("miss"); ok {
+		t.Fatal("a miss outlived miss_ttl")
+	}
+	if _, ok := c.Get("a"); !ok {
+		t.Fatal("an entry expired before its ttl")
+	}
+	// Full: the expired miss goes first, then everything.
+	c.Put("b", map[string]string{})
+	c.Put("c", map[string]string{})
+	if c.Len() != 3 {
+		t.Fatalf("len = %d after evicting the expired miss", c.Len())
+	}
+	c.Put("d", map[string]string{})
+	if c.Len() != 1 {
+		t.Fatalf("len = %d after clearing a full cache", c.Len())
+	}
+	off := NewLookupCache[string](0, time.Second, 3, nil)
+	off.Put("a", map[string]string{})
+	if _, ok := off.Get("a"); ok || off.Len() != 0 {
+		t.Fatal("a zero ttl cached")
 	}
 }
