@@ -94,17 +94,23 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 			return fmt.Errorf("upsert lookup entries: %w", err)
 		}
 		res.Unchanged = res.Entries - res.Inserted - res.Updated
-		if !l.Replace {
-			return nil
-		}
-		tag, err := tx.Exec(ctx, `
+		if l.Replace {
+			tag, err := tx.Exec(ctx, `
 DELETE FROM lookup_entries e
 WHERE e.client = $1 AND e.lookup = $2
   AND NOT EXISTS (SELECT 1 FROM lookup_staging s WHERE s.key = e.key)`, l.Client, l.Lookup)
-		if err != nil {
-			return fmt.Errorf("drop lookup entries not in the file: %w", err)
+			if err != nil {
+				return fmt.Errorf("drop lookup entries not in the file: %w", err)
+			}
+			res.Deleted = tag.RowsAffected()
 		}
-		res.Deleted = tag.RowsAffected()
+		if res.Inserted+res.Deleted > 0 {
+			// Fresh statistics, so the rule's lookups use the primary key
+			// at once rather than after autovacuum gets round to the table.
+			if _, err := tx.Exec(ctx, `ANALYZE lookup_entries`); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

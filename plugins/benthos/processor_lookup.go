@@ -207,7 +207,7 @@ func (p *lookupProc) ProcessBatch(ctx context.Context, batch service.MessageBatc
 		if !ok {
 			continue
 		}
-		key, err := queryString(msg, p.key)
+		key, err := queryString(root, p.key)
 		if err != nil {
 			fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "lookup %s key: %v", p.lookup, err))
 			continue
@@ -363,17 +363,16 @@ func columns(m map[string]string) string {
 	return strings.Join(cols, ", ")
 }
 
-// queryString runs a Bloblang query on a message for a scalar: a string,
-// a number or a boolean as text; null is "".
-func queryString(msg *service.Message, q *bloblang.Executor) (string, error) {
-	out, err := msg.BloblangQuery(q)
-	if err != nil {
-		return "", err
-	}
-	if out == nil {
+// queryString runs a Bloblang query on a raw record for a scalar: a
+// string, a number or a boolean as text; null is "". It queries the
+// record's structure directly: a query on the message would hand a string
+// result back as bytes to be parsed as JSON again, which an account id
+// like A-100 is not.
+func queryString(record any, q *bloblang.Executor) (string, error) {
+	v, err := q.Query(record)
+	if errors.Is(err, bloblang.ErrRootDeleted) {
 		return "", errors.New("the query deleted the message")
 	}
-	v, err := out.AsStructured()
 	if err != nil {
 		return "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +93,7 @@ func runBatch(t *testing.T, p service.BatchProcessor, msgs ...*service.Message) 
 	return out[0]
 }
 
-const msisdnTable = "msisdn,account_id,region\n4917001,A100,EU\n4917002,A200,US\n"
+const msisdnTable = "msisdn,account_id,region\n4917001,A100,EU\n4917002,A200,US\n004917005,A-500,EU\nsip:alice,A-600,\n"
 
 func TestLookupHitAndMissing(t *testing.T) {
 	client := "lk-" + store.NewID()[24:]
@@ -113,8 +114,10 @@ when: 'this.fields.usage_type != "SKIP"'
 		recordMsg(t, client, 5, map[string]string{"msisdn": "4917001", "usage_type": "SKIP"}),
 		already,
 		recordMsg(t, "other-"+client, 7, map[string]string{"msisdn": "4917001"}),
+		recordMsg(t, client, 8, map[string]string{"msisdn": "004917005"}),
+		recordMsg(t, client, 9, map[string]string{"msisdn": "sip:alice", "qualifier_1": "x"}),
 	)
-	if len(out) != 6 {
+	if len(out) != 8 {
 		t.Fatalf("%d messages out", len(out))
 	}
 	if f := rawFields(t, out[0]); out[0].GetError() != nil || f["account_id"] != "A100" || f["qualifier_1"] != "EU" || f["record_id"] != "r2" {
@@ -132,6 +135,13 @@ when: 'this.fields.usage_type != "SKIP"'
 		t.Fatal("an already failed record was changed")
 	}
 	checkFailed(t, out[5], "MEDIATION_FAILED", "msisdn", "no entry") // another client's table
+	// Keys and values are text, taken as they are: leading zeros stay.
+	if f := rawFields(t, out[6]); out[6].GetError() != nil || f["account_id"] != "A-500" || f["qualifier_1"] != "EU" {
+		t.Fatalf("leading zeros: %v %v", f, out[6].GetError())
+	}
+	if f := rawFields(t, out[7]); out[7].GetError() != nil || f["account_id"] != "A-600" || f["qualifier_1"] != "" {
+		t.Fatalf("text key, empty value: %v %v", f, out[7].GetError())
+	}
 	if n := p.queries.Load(); n != 1 {
 		t.Fatalf("%d queries for one batch", n)
 	}
@@ -280,5 +290,58 @@ func TestLookupOneQueryPerBatch(t *testing.T) {
 	runBatch(t, p, recordMsg(t, c1, 2, map[string]string{"msisdn": "4917001"}))
 	if n := p.queries.Load(); n != 2 {
 		t.Fatalf("%d queries after a second batch without cache", n)
+	}
+}
+
+// BenchmarkLookup measures a 1,000-record batch through vivace_lookup on a
+// 100,000-entry table: from the cache, and read from PostgreSQL (one query
+// for the batch's 1,000 keys).
+func BenchmarkLookup(b *testing.B) {
+	client := "lkb-" + store.NewID()[24:]
+	var csv strings.Builder
+	csv.WriteString("msisdn,account_id,region\n")
+	for i := range 100000 {
+		fmt.Fprintf(&csv, "49%09d,A%d,EU\n", i, i%5000)
+	}
+	st := pgtest.Store(b)
+	rows, err := mediation.NewLookupCSV("bench.csv", strings.NewReader(csv.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.LoadLookup(context.Background(), store.LookupLoad{Client: client, Lookup: "bench"}, rows); err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 1000)
+	for i := range bodies {
+		bodies[i] = fmt.Appendf(nil, `{"client":%q,"file_id":"f1","line":%d,"fields":{"record_id":"r%d","msisdn":"49%09d","quantity":"61"}}`,
+			client, i+2, i, (i*97)%100000)
+	}
+	for _, ttl := range []string{"1m", "0s"} {
+		name := map[string]string{"1m": "cached", "0s": "uncached"}[ttl]
+		b.Run(name, func(b *testing.B) {
+			conf, err := lookupSpec().ParseYAML("dsn: "+pgtest.DSN(b)+"\nlookup: bench\nkey: this.fields.msisdn\n"+
+				"set: { account_id: account_id, qualifier_1: region }\ncache_ttl: "+ttl+"\n", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := newLookupProc(conf, service.MockResources())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			batch := make(service.MessageBatch, len(bodies))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				for i, body := range bodies {
+					batch[i] = service.NewMessage(body)
+				}
+				out, err := p.ProcessBatch(context.Background(), batch)
+				if err != nil || out[0][0].GetError() != nil {
+					b.Fatal(err, out[0][0].GetError())
+				}
+			}
+			b.ReportMetric(float64(b.N*len(bodies))/b.Elapsed().Seconds(), "records/s")
+		})
 	}
 }

@@ -134,7 +134,8 @@ func newSplitProc(conf *service.ParsedConfig, mgr *service.Resources) (*splitPro
 }
 
 func (p *splitProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
-	if _, _, ok := ruleTarget(msg, p.when, p.stage, p.rule); !ok {
+	root, _, ok := ruleTarget(msg, p.when, p.stage, p.rule)
+	if !ok {
 		return service.MessageBatch{msg}, nil
 	}
 	src, fields, err := splitSource(msg)
@@ -142,7 +143,7 @@ func (p *splitProc) Process(_ context.Context, msg *service.Message) (service.Me
 		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
 		return service.MessageBatch{msg}, nil
 	}
-	recs, err := p.apply(msg, fields)
+	recs, err := p.apply(msg, root, fields)
 	if err != nil {
 		fail(msg, p.stage, err)
 		return service.MessageBatch{msg}, nil
@@ -181,7 +182,7 @@ func (p *splitProc) Process(_ context.Context, msg *service.Message) (service.Me
 
 // apply evaluates the parts on a record: the fields of each part that
 // applies, record ids derived where the mapping set none.
-func (p *splitProc) apply(msg *service.Message, fields map[string]string) ([]map[string]string, error) {
+func (p *splitProc) apply(msg *service.Message, root map[string]any, fields map[string]string) ([]map[string]string, error) {
 	var recs []map[string]string
 	var setID []bool
 	for _, sp := range p.parts {
@@ -194,20 +195,15 @@ func (p *splitProc) apply(msg *service.Message, fields map[string]string) ([]map
 				continue
 			}
 		}
-		out, err := msg.BloblangQuery(sp.mapping)
-		if err == nil && out == nil {
+		// On the record's structure: a query on the message would give a
+		// result to parse as JSON again.
+		v, err := sp.mapping.Query(root)
+		if errors.Is(err, bloblang.ErrRootDeleted) {
 			err = errors.New("the mapping deleted the record")
-		}
-		var v any
-		if err == nil {
-			if v, err = out.AsStructured(); err != nil {
-				b, _ := out.AsBytes()
-				err = fmt.Errorf("gave %s, not an object of fields", clipBytes(b))
-			}
 		}
 		obj, isObj := v.(map[string]any)
 		if err == nil && !isObj {
-			err = fmt.Errorf("gave %T, not an object of fields", v)
+			err = fmt.Errorf("gave %s, not an object of fields", bloblangType(v))
 		}
 		if err != nil {
 			return nil, codes.Errorf(codes.MediationFailed, "", "%s, part %s, mapping: %v", p.rule, sp.name, err)
@@ -278,4 +274,23 @@ func splitSource(msg *service.Message) (usage.Source, map[string]string, error) 
 		fields[k] = s
 	}
 	return r.Source, fields, nil
+}
+
+// bloblangType names a Bloblang value's type as an operator knows it.
+func bloblangType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case bool:
+		return "a boolean"
+	default:
+		if _, err := scalarString(v); err == nil {
+			return "a number"
+		}
+		return fmt.Sprintf("%T", v)
+	}
 }

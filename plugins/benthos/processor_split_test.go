@@ -71,7 +71,7 @@ func call(t *testing.T, roaming string, extra ...string) *service.Message {
 
 func TestSplitTwoParts(t *testing.T) {
 	p := newTestSplit(t, callSplit)
-	out, raws := splitRun(t, p, call(t, "Y", "roaming_account", "R9"))
+	out, raws := splitRun(t, p, call(t, "Y", "roaming_account", "R-0009", "duration", "0061"))
 	if len(out) != 2 {
 		t.Fatalf("%d parts, want 2", len(out))
 	}
@@ -80,16 +80,16 @@ func TestSplitTwoParts(t *testing.T) {
 		roam.Source != (usage.Source{Client: "telco", FileID: "f1", Line: 7, Part: 1, Parts: 2}) {
 		t.Fatalf("sources %+v %+v", air.Source, roam.Source)
 	}
-	if f := air.Fields; f["record_id"] != "c1" || f["usage_type"] != "VOICE" || f["quantity"] != "61" || f["account_id"] != "A1" || f["duration"] != "61" {
+	if f := air.Fields; f["record_id"] != "c1" || f["usage_type"] != "VOICE" || f["quantity"] != "0061" || f["account_id"] != "A1" || f["duration"] != "0061" {
 		t.Fatalf("airtime %v", f)
 	}
-	if f := roam.Fields; f["record_id"] != "c1-1" || f["usage_type"] != "ROAMING" || f["quantity"] != "61" || f["account_id"] != "R9" {
+	if f := roam.Fields; f["record_id"] != "c1-1" || f["usage_type"] != "ROAMING" || f["quantity"] != "0061" || f["account_id"] != "R-0009" {
 		t.Fatalf("roaming %v", f)
 	}
 	if _, ok := roam.Fields["duration"]; ok {
 		t.Fatal("a null in the mapping did not remove the field")
 	}
-	for i, want := range []string{"A1", "R9"} {
+	for i, want := range []string{"A1", "R-0009"} {
 		if k, _ := out[i].MetaGetMut(metaKey); k != want {
 			t.Fatalf("part %d: vivace_key %v, want %s", i, k, want)
 		}
@@ -203,7 +203,7 @@ parts:
 	for roaming, want := range map[string]string{
 		"Y": "split, part broken, mapping:",
 		"X": "split, part nested, mapping: field qualifier_2 gave map",
-		"S": "split, part scalar, mapping: gave x, not an object",
+		"S": "split, part scalar, mapping: gave a string, not an object",
 	} {
 		out, _ = splitRun(t, bad, call(t, roaming))
 		if len(out) != 1 {
