@@ -57,7 +57,7 @@ Only records for which `+"`when`"+` is true are looked up; a record already fail
 passes untouched.`).
 		Field(fieldDSN()).
 		Field(service.NewStringField("lookup").Description("The lookup table's name, as given to `vivace lookup load --lookup`.")).
-		Field(service.NewBloblangField("key").Description("A Bloblang query on the raw record giving the key: `this.fields.msisdn`, say.")).
+		Field(service.NewBloblangField("key").Description("A Bloblang query on the raw record (`this`; metadata is not available to it) giving the key: `this.fields.msisdn`, say.")).
 		Field(service.NewStringMapField("set").Description("Record field → value column of the lookup table.")).
 		Field(service.NewStringEnumField("on_missing", onMissingFail, onMissingKeep, onMissingDefault).
 			Description("What a key without an entry does.").Default(onMissingFail)).

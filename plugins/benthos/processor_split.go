@@ -45,7 +45,7 @@ record already failed or filtered passes untouched.`).
 		Field(service.NewObjectListField("parts",
 			service.NewStringField("name").Description("The part's name, used in failures; default: its position in the list, from 1.").Default(""),
 			service.NewBloblangField("when").Description("This part applies only when the query is true.").Optional(),
-			service.NewBloblangField("mapping").Description("Bloblang on the raw record giving an object: the part's fields that differ from the record's."),
+			service.NewBloblangField("mapping").Description("Bloblang on the raw record (`this`; metadata is not available to it) giving an object: the part's fields that differ from the record's."),
 		).Description("The parts a record can become, in order.")).
 		Field(service.NewBloblangField("when").Description("Split only records for which this query is true.").Optional()).
 		Field(service.NewStringField("stage").Description("Stage recorded on failures.").Default("mediate")).
