@@ -87,3 +87,31 @@ func TestLookupCacheExpiryAndSize(t *testing.T) {
 		t.Fatal("a zero ttl cached")
 	}
 }
+
+// FuzzLookupCSV: any input either fails with an error naming the file or
+// gives entries with non-empty, distinct keys and one value per column.
+func FuzzLookupCSV(f *testing.F) {
+	for _, s := range []string{"k,v\n1,a\n", "\ufeffk,a,b\n1,,\n2,\"x,y\",z\n", "k\n", "k,v\n1\n", "k,v\n\"1\n", "k,v\n1,a\n1,b\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		l, err := NewLookupCSV("f.csv", strings.NewReader(in))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for l.Next() {
+			k, v := l.Entry()
+			if k == "" || k != strings.TrimSpace(k) || seen[k] || len(v) != len(l.Columns())-1 || l.Line() < 2 {
+				t.Fatalf("entry %q %v on line %d", k, v, l.Line())
+			}
+			seen[k] = true
+		}
+		if err := l.Err(); err != nil && !strings.HasPrefix(err.Error(), "f.csv") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}
