@@ -263,44 +263,41 @@ func (p *lookupProc) ProcessBatch(ctx context.Context, batch service.MessageBatc
 	return []service.MessageBatch{batch}, nil
 }
 
-// apply sets a record's fields from its entry (nil: none).
+// apply sets a record's fields from its entry (nil: none). A record
+// that fails keeps its fields as they came.
 func (p *lookupProc) apply(t lookupTarget, entry map[string]string) {
 	vals := entry
-	if entry == nil {
-		switch p.onMissing {
-		case onMissingKeep:
-			return
-		case onMissingDefault:
-			vals = p.defaults
-		default:
-			what := fmt.Sprintf("no entry for %s %q", p.keyName, clip(t.k.Key, 64))
-			if t.k.Key == "" {
-				what = fmt.Sprintf("%s is empty", p.keyName)
+	switch {
+	case entry != nil:
+		vals = make(map[string]string, len(p.set))
+		for _, f := range p.setFields {
+			col := p.set[f]
+			v, ok := entry[col]
+			if !ok {
+				fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, p.keyField(),
+					"lookup %s: the entry for %s %q has no column %q (it has: %s)", p.lookup, p.keyName, clip(t.k.Key, 64), col, columns(entry)))
+				return
 			}
-			fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, p.keyField(), "lookup %s: %s (client %s)", p.lookup, what, t.k.Client))
-			return
+			vals[f] = v
 		}
+	case p.onMissing == onMissingKeep:
+		return
+	case p.onMissing == onMissingDefault:
+		vals = p.defaults
+	default:
+		what := fmt.Sprintf("no entry for %s %q", p.keyName, clip(t.k.Key, 64))
+		if t.k.Key == "" {
+			what = fmt.Sprintf("%s is empty", p.keyName)
+		}
+		fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, p.keyField(), "lookup %s: %s (client %s)", p.lookup, what, t.k.Client))
+		return
 	}
-	for _, f := range p.setFields {
-		if entry == nil {
-			if v, ok := vals[f]; ok {
-				t.fields[f] = v
-			}
-			continue
-		}
-		col := p.set[f]
-		v, ok := entry[col]
-		if !ok {
-			fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, p.keyField(),
-				"lookup %s: the entry for %s %q has no column %q (it has: %s)", p.lookup, p.keyName, clip(t.k.Key, 64), col, columns(entry)))
-			return
-		}
+	for f, v := range vals {
 		t.fields[f] = v
 	}
 	t.msg.SetStructuredMut(t.root)
-	if _, ok := p.set[usage.FieldAccountID]; ok {
-		acc, _ := t.fields[usage.FieldAccountID].(string)
-		t.msg.MetaSetMut(metaKey, strings.TrimSpace(acc))
+	if _, ok := vals[usage.FieldAccountID]; ok {
+		t.msg.MetaSetMut(metaKey, strings.TrimSpace(vals[usage.FieldAccountID]))
 	}
 }
 

@@ -168,6 +168,12 @@ when: 'this.fields.usage_type != "SKIP"'
 	col := newTestLookup(t, "lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account }\n", nil)
 	out = runBatch(t, col, recordMsg(t, client, 2, map[string]string{"msisdn": "4917001"}))
 	checkFailed(t, out[0], "MEDIATION_FAILED", "msisdn", `has no column "account" (it has: account_id, region)`)
+	col = newTestLookup(t, "lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { qualifier_1: region, qualifier_2: zone }\n", nil)
+	out = runBatch(t, col, recordMsg(t, client, 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "msisdn", `has no column "zone"`)
+	if f := rawFields(t, out[0]); f["qualifier_1"] != "" {
+		t.Fatalf("a failed record kept part of the lookup: %v", f)
+	}
 }
 
 func checkFailed(t *testing.T, m *service.Message, code, field, msg string) {
