@@ -1,7 +1,6 @@
 package benthos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,12 +137,12 @@ func (p *splitProc) Process(_ context.Context, msg *service.Message) (service.Me
 	if !ok {
 		return service.MessageBatch{msg}, nil
 	}
-	src, fields, err := splitSource(msg)
+	src, fields, err := splitSource(root)
 	if err != nil {
 		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
 		return service.MessageBatch{msg}, nil
 	}
-	recs, err := p.apply(msg, root, fields)
+	recs, err := p.apply(root, fields)
 	if err != nil {
 		fail(msg, p.stage, err)
 		return service.MessageBatch{msg}, nil
@@ -182,12 +181,16 @@ func (p *splitProc) Process(_ context.Context, msg *service.Message) (service.Me
 
 // apply evaluates the parts on a record: the fields of each part that
 // applies, record ids derived where the mapping set none.
-func (p *splitProc) apply(msg *service.Message, root map[string]any, fields map[string]string) ([]map[string]string, error) {
+func (p *splitProc) apply(root map[string]any, fields map[string]string) ([]map[string]string, error) {
 	var recs []map[string]string
 	var setID []bool
 	for _, sp := range p.parts {
 		if sp.when != nil {
-			ok, err := queryBool(msg, sp.when)
+			v, err := sp.when.Query(root)
+			ok, isBool := v.(bool)
+			if err == nil && !isBool {
+				err = fmt.Errorf("gave %s, not a boolean", bloblangType(v))
+			}
 			if err != nil {
 				return nil, codes.Errorf(codes.MediationFailed, "", "%s, part %s, when: %v", p.rule, sp.name, err)
 			}
@@ -250,30 +253,49 @@ func (p *splitProc) apply(msg *service.Message, root map[string]any, fields map[
 
 func (p *splitProc) Close(context.Context) error { return nil }
 
-// splitSource reads a raw record's source and fields, the fields as text.
-func splitSource(msg *service.Message) (usage.Source, map[string]string, error) {
-	var r struct {
-		usage.Source
-		Fields map[string]any `json:"fields"`
+// splitSource reads a raw record's source and fields, the fields as text,
+// from the record as parsed.
+func splitSource(root map[string]any) (usage.Source, map[string]string, error) {
+	var src usage.Source
+	src.Client, _ = root["client"].(string)
+	src.FileID, _ = root["file_id"].(string)
+	if err := intField(root, "line", &src.Line); err != nil {
+		return src, nil, err
 	}
-	b, err := msg.AsBytes()
-	if err != nil {
-		return r.Source, nil, err
+	var part, parts int64
+	if err := intField(root, "part", &part); err != nil {
+		return src, nil, err
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&r); err != nil {
-		return r.Source, nil, err
+	if err := intField(root, "parts", &parts); err != nil {
+		return src, nil, err
 	}
-	fields := make(map[string]string, len(r.Fields))
-	for k, v := range r.Fields {
+	src.Part, src.Parts = int(part), int(parts)
+	raw, _ := root["fields"].(map[string]any)
+	fields := make(map[string]string, len(raw))
+	for k, v := range raw {
 		s, err := scalarString(v)
 		if err != nil {
-			return r.Source, nil, fmt.Errorf("field %s %v", k, err)
+			return src, nil, fmt.Errorf("field %s %v", k, err)
 		}
 		fields[k] = s
 	}
-	return r.Source, fields, nil
+	return src, fields, nil
+}
+
+// intField reads a whole number of a parsed record; absent is zero.
+func intField(root map[string]any, name string, to *int64) error {
+	v, ok := root[name]
+	if !ok || v == nil {
+		return nil
+	}
+	s, err := scalarString(v)
+	if err == nil {
+		*to, err = strconv.ParseInt(s, 10, 64)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: not a whole number", name)
+	}
+	return nil
 }
 
 // bloblangType names a Bloblang value's type as an operator knows it.

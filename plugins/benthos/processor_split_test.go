@@ -187,6 +187,11 @@ func TestSplitFailures(t *testing.T) {
 	m := service.NewMessage([]byte(`{"client":"telco","file_id":"f1","line":7,"part":1,"parts":2,"fields":{"record_id":"c1","service":"MOC","duration":"1","roaming":"Y"}}`))
 	out, _ := splitRun(t, p, m)
 	checkFailed(t, out[0], "MEDIATION_FAILED", "", "already part 1 of 2")
+	m = service.NewMessage([]byte(`{"client":"telco","file_id":"f1","line":"seven","fields":{"service":"MOC"}}`))
+	if out, err := p.Process(context.Background(), m); err != nil || len(out) != 1 {
+		t.Fatalf("%v %v", out, err)
+	}
+	checkFailed(t, m, "MALFORMED_RECORD", "", "line: not a whole number")
 
 	bad := newTestSplit(t, `
 parts:
@@ -222,6 +227,27 @@ parts:
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// BenchmarkSplit measures roaming calls split into airtime and roaming,
+// one message at a time as the pipeline hands them over.
+func BenchmarkSplit(b *testing.B) {
+	conf, err := splitSpec().ParseYAML(callSplit, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := newSplitProc(conf, service.MockResources())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"client":"telco","file_id":"f1","line":7,"fields":{"record_id":"c1","account_id":"A1","service":"MOC","duration":"61","usage_time":"2026-10-01T08:00:00Z","roaming":"Y","msisdn":"4917001","cell":"26201-1234"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := p.Process(context.Background(), service.NewMessage(body))
+		if err != nil || len(out) != 2 {
+			b.Fatal(err, len(out))
 		}
 	}
 }
