@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // LookupCSV reads a lookup table file: a header line, then one entry per
@@ -49,6 +50,8 @@ func NewLookupCSV(name string, r io.Reader) (*LookupCSV, error) {
 		switch {
 		case h == "":
 			errs = append(errs, fmt.Errorf("%s line 1: column %d has no name", name, i+1))
+		case !utf8.ValidString(h) || strings.ContainsRune(h, 0):
+			errs = append(errs, fmt.Errorf("%s line 1: the name of column %d is not UTF-8 text", name, i+1))
 		case at[h] > 0:
 			errs = append(errs, fmt.Errorf("%s line 1: column %q appears twice (columns %d and %d)", name, h, at[h], i+1))
 		default:
@@ -86,6 +89,12 @@ func (l *LookupCSV) Next() bool {
 		return false
 	}
 	line, _ := l.r.FieldPos(0)
+	for i, f := range rec {
+		if !utf8.ValidString(f) || strings.ContainsRune(f, 0) {
+			l.err = fmt.Errorf("%s line %d: column %q is not UTF-8 text (or holds a NUL byte)", l.name, line, l.columns[i])
+			return false
+		}
+	}
 	key := strings.TrimSpace(rec[0])
 	if key == "" {
 		l.err = fmt.Errorf("%s line %d: the key (column %q) is empty", l.name, line, l.columns[0])

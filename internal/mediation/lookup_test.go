@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestLookupCSV(t *testing.T) {
@@ -37,6 +38,9 @@ func TestLookupCSVErrors(t *testing.T) {
 		{"msisdn,a\n1,x\n ,y\n", `f.csv line 3: the key (column "msisdn") is empty`},
 		{"msisdn,a\n1,x\n2,y\n1,z\n", `f.csv line 4: key "1" appears again (first on line 2)`},
 		{"msisdn,a\n1,x\n2,\"y\n", "f.csv: line 3, column"},
+		{"msisdn,a\n1,x\n2,y\x00\n", `f.csv line 3: column "a" is not UTF-8 text`},
+		{"msisdn,a\n1,x\n\xff,y\n", `f.csv line 3: column "msisdn" is not UTF-8 text`},
+		{"msisdn,\xff\n", "f.csv line 1: the name of column 2 is not UTF-8 text"},
 	} {
 		l, err := NewLookupCSV("f.csv", strings.NewReader(tc.in))
 		if err == nil {
@@ -105,7 +109,7 @@ func FuzzLookupCSV(f *testing.F) {
 		seen := map[string]bool{}
 		for l.Next() {
 			k, v := l.Entry()
-			if k == "" || k != strings.TrimSpace(k) || seen[k] || len(v) != len(l.Columns())-1 || l.Line() < 2 {
+			if k == "" || k != strings.TrimSpace(k) || seen[k] || len(v) != len(l.Columns())-1 || l.Line() < 2 || !utf8.ValidString(k) {
 				t.Fatalf("entry %q %v on line %d", k, v, l.Line())
 			}
 			seen[k] = true

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -221,8 +222,8 @@ func (p *lookupProc) ProcessBatch(ctx context.Context, batch service.MessageBatc
 	var need []store.LookupKey
 	unread := map[store.LookupKey]struct{}{}
 	for _, t := range targets {
-		if t.k.Key == "" {
-			continue
+		if t.k.Key == "" || !storable(t.k.Key) {
+			continue // no entry can have it
 		}
 		if _, seen := found[t.k]; seen {
 			continue
@@ -349,6 +350,12 @@ func (p *lookupProc) Close(context.Context) error {
 	defer p.mu.Unlock()
 	p.db.close()
 	return nil
+}
+
+// storable reports whether PostgreSQL text can hold s: valid UTF-8
+// without NUL bytes.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 func columns(m map[string]string) string {

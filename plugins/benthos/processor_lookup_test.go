@@ -351,3 +351,50 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// A stream that stops while the database cannot be reached fails the
+// records whose keys were not cached, with the reason; those answered from
+// the cache go on.
+func TestLookupDatabaseDown(t *testing.T) {
+	conf, err := lookupSpec().ParseYAML("dsn: postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1\n"+
+		"lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newLookupProc(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	p.cache.Put(store.LookupKey{Client: "c", Key: "4917001"}, map[string]string{"account_id": "A100"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := p.ProcessBatch(ctx, service.MessageBatch{
+		recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}),
+		recordMsg(t, "c", 3, map[string]string{"msisdn": "4917002"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := got[0]
+	if f := rawFields(t, out[0]); out[0].GetError() != nil || f["account_id"] != "A100" {
+		t.Fatalf("cached: %v %v", f, out[0].GetError())
+	}
+	checkFailed(t, out[1], "MEDIATION_FAILED", "", "lookup msisdn_accounts: ")
+}
+
+// A key no table can hold (a NUL byte, invalid UTF-8) has no entry; it is
+// not sent to the database, where it would fail the batch's query.
+func TestLookupImpossibleKey(t *testing.T) {
+	client := "lk-" + store.NewID()[24:]
+	loadLookup(t, client, "msisdn_accounts", msisdnTable)
+	p := newTestLookup(t, "lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+	out := runBatch(t, p,
+		recordMsg(t, client, 2, map[string]string{"msisdn": "4917\x00001"}),
+		recordMsg(t, client, 3, map[string]string{"msisdn": "4917\xff"}),
+		recordMsg(t, client, 4, map[string]string{"msisdn": "4917002"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "msisdn", "no entry for msisdn")
+	checkFailed(t, out[1], "MEDIATION_FAILED", "msisdn", "no entry for msisdn")
+	if f := rawFields(t, out[2]); out[2].GetError() != nil || f["account_id"] != "A200" {
+		t.Fatalf("good key in the same batch: %v %v", f, out[2].GetError())
+	}
+}
