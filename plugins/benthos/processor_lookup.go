@@ -2,12 +2,10 @@ package benthos
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,29 +378,5 @@ func queryString(record any, q *bloblang.Executor) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return scalarString(v)
-}
-
-// scalarString renders a Bloblang value as a field's text.
-func scalarString(v any) (string, error) {
-	switch v := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return v, nil
-	case json.Number:
-		return v.String(), nil
-	case bool:
-		return strconv.FormatBool(v), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case uint64:
-		return strconv.FormatUint(v, 10), nil
-	case int:
-		return strconv.Itoa(v), nil
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), nil
-	default:
-		return "", fmt.Errorf("gave %T, not a string, number or boolean", v)
-	}
+	return exactString(v)
 }

@@ -25,9 +25,9 @@ A mediation rule. For each raw record (`+"`usage.raw`"+`) for which `+"`when`"+`
 `+"`parts`"+` whose own `+"`when`"+` is true (or that has none) makes one record. A part starts as a copy
 of the record's fields; its `+"`mapping`"+` (Bloblang on the raw record, `+"`this.fields.duration`"+`,
 say) gives an object whose keys are laid over them, so a mapping names only what changes
-(a key set to `+"`null`"+` removes that field). Values must be strings, numbers or booleans; keep
-quantities as strings (`+"`this.fields.duration`"+`), since Bloblang arithmetic is binary
-floating point.
+(a key set to `+"`null`"+` removes that field). Values must be strings, integers or booleans; a
+floating-point number fails the record, so keep quantities as strings
+(`+"`this.fields.duration`"+`): Bloblang arithmetic on them is binary floating point.
 
 When two or more parts apply, each becomes its own message with the record's file and
 line, its position `+"`part`"+` (0, 1, …) and the number of parts `+"`parts`"+`, so the file's counts
@@ -220,9 +220,9 @@ func (p *splitProc) apply(root map[string]any, fields map[string]string) ([]map[
 				delete(f, k)
 				continue
 			}
-			s, err := scalarString(v)
+			s, err := exactString(v)
 			if err != nil {
-				return nil, codes.Errorf(codes.MediationFailed, k, "%s, part %s, mapping: field %s %v", p.rule, sp.name, k, err)
+				return nil, codes.Errorf(codes.MediationFailed, k, "%s, part %s, mapping: field %s: %v", p.rule, sp.name, k, err)
 			}
 			f[k] = s
 		}
@@ -259,43 +259,29 @@ func splitSource(root map[string]any) (usage.Source, map[string]string, error) {
 	var src usage.Source
 	src.Client, _ = root["client"].(string)
 	src.FileID, _ = root["file_id"].(string)
-	if err := intField(root, "line", &src.Line); err != nil {
-		return src, nil, err
+	var err error
+	if src.Line, err = intOf(root["line"]); err != nil {
+		return src, nil, fmt.Errorf("line: %w", err)
 	}
-	var part, parts int64
-	if err := intField(root, "part", &part); err != nil {
-		return src, nil, err
+	part, err := intOf(root["part"])
+	if err != nil {
+		return src, nil, fmt.Errorf("part: %w", err)
 	}
-	if err := intField(root, "parts", &parts); err != nil {
-		return src, nil, err
+	parts, err := intOf(root["parts"])
+	if err != nil {
+		return src, nil, fmt.Errorf("parts: %w", err)
 	}
 	src.Part, src.Parts = int(part), int(parts)
 	raw, _ := root["fields"].(map[string]any)
 	fields := make(map[string]string, len(raw))
 	for k, v := range raw {
-		s, err := scalarString(v)
+		s, err := exactString(v)
 		if err != nil {
-			return src, nil, fmt.Errorf("field %s %v", k, err)
+			return src, nil, fmt.Errorf("field %s: %v", k, err)
 		}
 		fields[k] = s
 	}
 	return src, fields, nil
-}
-
-// intField reads a whole number of a parsed record; absent is zero.
-func intField(root map[string]any, name string, to *int64) error {
-	v, ok := root[name]
-	if !ok || v == nil {
-		return nil
-	}
-	s, err := scalarString(v)
-	if err == nil {
-		*to, err = strconv.ParseInt(s, 10, 64)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: not a whole number", name)
-	}
-	return nil
 }
 
 // bloblangType names a Bloblang value's type as an operator knows it.
@@ -310,7 +296,7 @@ func bloblangType(v any) string {
 	case bool:
 		return "a boolean"
 	default:
-		if _, err := scalarString(v); err == nil {
+		if _, err := intOf(v); err == nil {
 			return "a number"
 		}
 		return fmt.Sprintf("%T", v)

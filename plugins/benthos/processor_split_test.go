@@ -191,12 +191,13 @@ func TestSplitFailures(t *testing.T) {
 	if out, err := p.Process(context.Background(), m); err != nil || len(out) != 1 {
 		t.Fatalf("%v %v", out, err)
 	}
-	checkFailed(t, m, "MALFORMED_RECORD", "", "line: not a whole number")
+	checkFailed(t, m, "MALFORMED_RECORD", "", "line: seven is not an integer")
 
 	bad := newTestSplit(t, `
 parts:
   - { name: airtime, mapping: 'root.usage_type = "VOICE"' }
-  - { name: fee, mapping: 'root.quantity = this.fields.duration.number() + 1' }
+  - { name: fee, mapping: 'root.quantity = this.fields.duration.int64() + 1' }
+  - { name: float, when: 'this.fields.roaming == "F"', mapping: 'root.quantity = this.fields.duration.number() / 60' }
   - { name: broken, when: 'this.fields.roaming == "Y"', mapping: 'root.qualifier_1 = this.fields.nothing.uppercase()' }
   - { name: nested, when: 'this.fields.roaming == "X"', mapping: 'root.qualifier_2 = { "a": 1 }' }
   - { name: scalar, when: 'this.fields.roaming == "S"', mapping: 'root = "x"' }
@@ -207,14 +208,15 @@ parts:
 	}
 	for roaming, want := range map[string]string{
 		"Y": "split, part broken, mapping:",
-		"X": "split, part nested, mapping: field qualifier_2 gave map",
+		"X": "split, part nested, mapping: field qualifier_2: a map",
 		"S": "split, part scalar, mapping: gave a string, not an object",
+		"F": "split, part float, mapping: field quantity: 1.0166666666666666 is a floating-point number",
 	} {
 		out, _ = splitRun(t, bad, call(t, roaming))
 		if len(out) != 1 {
 			t.Fatalf("%s: %d messages", roaming, len(out))
 		}
-		checkFailed(t, out[0], "MEDIATION_FAILED", map[string]string{"X": "qualifier_2"}[roaming], want)
+		checkFailed(t, out[0], "MEDIATION_FAILED", map[string]string{"X": "qualifier_2", "F": "quantity"}[roaming], want)
 	}
 
 	for _, tc := range []struct{ yaml, want string }{
