@@ -18,6 +18,7 @@ func commands() []*cli.Command {
 		exportCommand("murs", "MURs (monetized usage records)"),
 		exportCommand("exceptions", "exceptions (records that did not become MURs)"),
 		feedCommand(),
+		lookupCommand(),
 		notYet("sync", "run MUR sync cycles to the core billing system", "MUR sync"),
 		notYet("fake-core", "run a stand-in core billing system", "the stand-in core billing system"),
 		notYet("token", "create API tokens", "API tokens"),

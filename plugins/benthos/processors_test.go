@@ -82,6 +82,8 @@ func TestSpecsLint(t *testing.T) {
 	for _, y := range []string{
 		"vivace_normalize: {}",
 		"vivace_exception: { stage: rate }",
+		"vivace_lookup: { dsn: 'postgres://db/vivace', lookup: msisdn, key: this.fields.msisdn, set: { account_id: account_id } }",
+		"vivace_split: { parts: [ { name: a, mapping: 'root.usage_type = \"A\"' }, { when: 'true', mapping: 'root = {}' } ] }",
 	} {
 		if err := env.NewStreamBuilder().AddProcessorYAML(y); err != nil {
 			t.Fatal(err)
