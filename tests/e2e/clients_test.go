@@ -15,10 +15,11 @@ import (
 )
 
 // TestExampleClientsEndToEnd runs a file of each example client through
-// the running pipelines: ingest, the client's plugin (a real process,
-// checksum-verified), the client's YAML rules, the normal-form checks and
-// rating, to MURs, exceptions and filtered records. Every line's outcome
-// is listed in tests/testdata/clients/README.md.
+// the running pipelines: ingest, the client's YAML rules (correlation of
+// partial calls, an account lookup table, a filter, a mapping), its plugin
+// (a real process, checksum-verified), the normal-form checks and rating,
+// to MURs, exceptions and filtered records. Every line's outcome is listed
+// in tests/testdata/clients/README.md.
 func TestExampleClientsEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -76,10 +77,19 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(pipeDir, "mediate.yaml"), string(mediate))
 
+	// A call still open 3 s after its first record leaves incomplete; the
+	// tick that sends it comes every half second.
+	t.Setenv("VIVACE_TELCO_CALL_WINDOW", "3s")
+	t.Setenv("VIVACE_CORRELATE_TICK", "500ms")
 	d := startDev(t, "", "--clients", clients, "--pipelines", pipeDir)
 	out, errOut, code := d.run(ctx, "feed", "publish", "--wait", filepath.Join(data, "catalog.jsonl"))
 	if code != 0 || out == "" {
 		t.Fatalf("feed publish: exit %d\n%s\n%s\n%s", code, out, errOut, d.log.String())
+	}
+	out, errOut, code = d.run(ctx, "lookup", "load", "--client", "telco", "--lookup", "msisdn_accounts",
+		filepath.Join(data, "telco-msisdns.csv"))
+	if code != 0 {
+		t.Fatalf("lookup load: exit %d\n%s\n%s", code, out, errOut)
 	}
 
 	ingest := func(client, file string) fileResult {
@@ -91,9 +101,10 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 		}
 		return res[0]
 	}
-	// telco: 8 lines, two of them roaming calls split in two.
-	if r := ingest("telco", "telco-cdrs.csv"); r.Status != "done" || r.Records != 10 || r.Split != 2 ||
-		r.MURs != 3 || r.Exceptions != 5 || r.Filtered != 2 {
+	// telco: 12 lines, two of them roaming calls split in two, three of
+	// them the parts of one call.
+	if r := ingest("telco", "telco-cdrs.csv"); r.Status != "done" || r.Records != 14 || r.Split != 2 ||
+		r.MURs != 5 || r.Exceptions != 5 || r.Filtered != 4 {
 		t.Fatalf("telco file: %+v", r)
 	}
 	if r := ingest("cloud", "cloud-metering.jsonl"); r.Status != "done" || r.Records != 7 || r.Split != 0 ||
@@ -108,7 +119,9 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 		UsageType  string            `json:"usage_type"`
 		Quantity   string            `json:"quantity"`
 		NetAmount  string            `json:"net_amount"`
+		AccountID  string            `json:"account_id"`
 		Qualifiers map[string]string `json:"qualifiers"`
+		Attributes map[string]string `json:"attributes"`
 	}
 	export := func(what, client string) string {
 		t.Helper()
@@ -137,27 +150,35 @@ func TestExampleClientsEndToEnd(t *testing.T) {
 				continue
 			}
 			if g.Line != w.Line || g.Part != w.Part || g.UsageType != w.UsageType || g.Quantity != w.Quantity ||
-				g.NetAmount != w.NetAmount || fmt.Sprint(g.Qualifiers) != fmt.Sprint(w.Qualifiers) {
+				g.NetAmount != w.NetAmount || fmt.Sprint(g.Qualifiers) != fmt.Sprint(w.Qualifiers) ||
+				g.AccountID != w.AccountID || g.Attributes["correlation"] != w.Attributes["correlation"] {
 				t.Errorf("MUR %s:\n got %+v\nwant %+v", w.RecordID, g, w)
 			}
 		}
 	}
 	check(murs("telco"), []mur{
-		{RecordID: "c1", Line: 2, UsageType: "VOICE", Quantity: "2", NetAmount: "0.20",
+		{RecordID: "c1", Line: 2, AccountID: "T-1001", UsageType: "VOICE", Quantity: "2", NetAmount: "0.20",
 			Qualifiers: map[string]string{"qualifier_1": "airtime", "qualifier_2": "UK"}},
-		{RecordID: "c2", Line: 3, UsageType: "VOICE", Quantity: "2", NetAmount: "0.20",
+		{RecordID: "c2", Line: 3, AccountID: "T-1001", UsageType: "VOICE", Quantity: "2", NetAmount: "0.20",
 			Qualifiers: map[string]string{"qualifier_1": "airtime", "qualifier_2": "FR"}},
-		{RecordID: "c2-roaming", Line: 3, Part: 1, UsageType: "VOICE_ROAMING", Quantity: "2", NetAmount: "1.00",
+		{RecordID: "c2-roaming", Line: 3, Part: 1, AccountID: "T-1001", UsageType: "VOICE_ROAMING", Quantity: "2", NetAmount: "1.00",
 			Qualifiers: map[string]string{"qualifier_1": "roaming", "qualifier_2": "FR", "qualifier_3": "FR"}},
+		// START, INTERMEDIATE and STOP: 600 + 600 + 95 s = 22 started minutes.
+		{RecordID: "c8", Line: 10, AccountID: "T-1002", UsageType: "VOICE", Quantity: "22", NetAmount: "2.20",
+			Qualifiers: map[string]string{"qualifier_1": "airtime", "qualifier_2": "UK"}},
+		// A START alone, sent on when its window ran out.
+		{RecordID: "c9", Line: 13, AccountID: "T-1001", UsageType: "VOICE", Quantity: "5", NetAmount: "0.50",
+			Qualifiers: map[string]string{"qualifier_1": "airtime", "qualifier_2": "DE"},
+			Attributes: map[string]string{"correlation": "incomplete"}},
 	})
 	check(murs("cloud"), []mur{
-		{RecordID: "e1", Line: 1, UsageType: "STORAGE_EGRESS_GB", Quantity: "2.5", NetAmount: "0.23",
+		{RecordID: "e1", Line: 1, AccountID: "acct-1", UsageType: "STORAGE_EGRESS_GB", Quantity: "2.5", NetAmount: "0.23",
 			Qualifiers: map[string]string{"qualifier_1": "EU"}},
-		{RecordID: "e2", Line: 2, UsageType: "STORAGE_EGRESS_GB", Quantity: "9.001", NetAmount: "0.75",
+		{RecordID: "e2", Line: 2, AccountID: "acct-1", UsageType: "STORAGE_EGRESS_GB", Quantity: "9.001", NetAmount: "0.75",
 			Qualifiers: map[string]string{"qualifier_1": "EU"}},
-		{RecordID: "e3", Line: 3, UsageType: "CDN_GB", Quantity: "0.001", NetAmount: "0.00",
+		{RecordID: "e3", Line: 3, AccountID: "acct-1", UsageType: "CDN_GB", Quantity: "0.001", NetAmount: "0.00",
 			Qualifiers: map[string]string{"qualifier_1": "US"}},
-		{RecordID: "e7", Line: 7, UsageType: "CDN_GB", Quantity: "1", NetAmount: "0.02",
+		{RecordID: "e7", Line: 7, AccountID: "acct-2", UsageType: "CDN_GB", Quantity: "1", NetAmount: "0.02",
 			Qualifiers: map[string]string{"qualifier_1": "ap-south-1"}},
 	})
 

@@ -165,7 +165,7 @@ func (d *devProcess) kill() {
 func (d *devProcess) run(ctx context.Context, args ...string) (string, string, int) {
 	d.t.Helper()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka)
+	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka, "DATABASE_URL="+pgtest.DSN(d.t))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

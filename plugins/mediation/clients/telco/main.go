@@ -14,6 +14,11 @@
 //   - nothing for a test call (an msisdn starting with a configured test
 //     prefix): the row is filtered with the reason.
 //
+// A call that vivace_correlate joined from partial records but sent on
+// incomplete, after its window, carries correlation=incomplete; that field
+// is kept on every record of the call (an attribute of its MURs), so that
+// the incomplete call can be found later.
+//
 // Settings (the client's plugin.config block):
 //
 //	airtime_usage_type: VOICE            # default VOICE
@@ -144,6 +149,9 @@ func (s *settings) mediate(f map[string]string) mediation.Result {
 	}
 	if d := strings.TrimSpace(f["destination"]); d != "" {
 		airtime["qualifier_2"] = d
+	}
+	if c := strings.TrimSpace(f["correlation"]); c != "" {
+		airtime["correlation"] = c
 	}
 	if !roaming {
 		return mediation.Mediated(airtime)

@@ -56,6 +56,8 @@ func TestMediate(t *testing.T) {
 			mediation.Mediated(with(airtime, "usage_time", "2026-10-01T10:00:00+02:00"))},
 		{"account mapped by the client wins over msisdn", cdr("account_id", "ACC-9"), mediation.Mediated(with(airtime, "account_id", "ACC-9"))},
 		{"destination as qualifier_2", cdr("destination", "FR"), mediation.Mediated(with(airtime, "qualifier_2", "FR"))},
+		{"an incomplete correlated call stays marked", cdr("correlation", "incomplete", "record_type", "START"),
+			mediation.Mediated(with(airtime, "correlation", "incomplete"))},
 		{"roaming call split in two", cdr("roaming", "Y", "roaming_country", "ES"), mediation.Mediated(
 			airtime,
 			with(airtime, "record_id", "c1-roaming", "usage_type", "ROAM", "qualifier_1", "roaming", "qualifier_3", "ES"))},
