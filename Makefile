@@ -7,6 +7,9 @@ STATICCHECK   := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export DATABASE_URL
+# The pipelines' YAML tests that read PostgreSQL (lookup tables) run
+# against this database; make pipeline-test creates and fills it.
+PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
 .PHONY: help build demo dev test vet staticcheck unit pipeline-test e2e bench deps proto clean
 
@@ -39,8 +42,11 @@ staticcheck: $(STATICCHECK)
 unit: ## go test -race -shuffle=on ./... (real PostgreSQL at DATABASE_URL, embedded broker)
 	$(GO) test -race -shuffle=on -timeout 15m ./...
 
-pipeline-test: build ## the pipelines' YAML tests
-	$(VIVACE) test ./pipelines/...
+pipeline-test: build ## the pipelines' YAML tests (with their lookup table in PIPELINE_TEST_DATABASE_URL)
+	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) migrate --create
+	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) lookup load --client telco --lookup msisdn_accounts \
+	  --replace pipelines/examples/testdata/msisdn_accounts.csv
+	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) test ./pipelines/...
 
 test: deps vet staticcheck unit pipeline-test ## everything CI runs
 

@@ -243,7 +243,7 @@ func (p *lookupProc) ProcessBatch(ctx context.Context, batch service.MessageBatc
 			// database; they fail with the reason, the others go on.
 			for _, t := range targets {
 				if _, asked := unread[t.k]; asked {
-					fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, "", "lookup %s: %v", p.lookup, err))
+					fail(t.msg, p.stage, codes.Errorf(codes.MediationFailed, "", "%v", err)) // err names the lookup
 				}
 			}
 		} else {
@@ -318,7 +318,9 @@ func (p *lookupProc) read(ctx context.Context, keys []store.LookupKey) (map[stor
 		err := p.db.connect(ctx)
 		st := p.db.st
 		p.mu.Unlock()
-		if err == nil {
+		if err != nil {
+			err = fmt.Errorf("lookup %s: %w", p.lookup, err) // the store's own errors name it
+		} else {
 			var got map[store.LookupKey]map[string]string
 			p.queries.Add(1)
 			p.queried.Incr(1)
@@ -333,7 +335,7 @@ func (p *lookupProc) read(ctx context.Context, keys []store.LookupKey) (map[stor
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		p.log.Warnf("lookup %s: %v; trying again in %v", p.lookup, err, wait)
+		p.log.Warnf("%v; trying again in %v", err, wait)
 		select {
 		case <-ctx.Done():
 			return nil, err
