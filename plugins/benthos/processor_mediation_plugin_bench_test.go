@@ -8,9 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"vivace.dev/vivace/internal/benchx"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -86,29 +86,7 @@ clients:
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			if c.inflight == 1 {
-				for b.Loop() {
-					if err := call(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			} else {
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				for range c.inflight {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							if err := call(); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-			}
+			benchx.InFlight(b, c.inflight, call)
 			b.ReportMetric(float64(c.size*b.N)/b.Elapsed().Seconds(), "records/s")
 			if c.size == 1 && c.inflight == 1 {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"vivace.dev/vivace/internal/benchx"
 
 	"vivace.dev/vivace/plugins/mediation"
 )
@@ -53,29 +53,7 @@ func BenchmarkPluginMediate(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			if c.inflight == 1 {
-				for b.Loop() {
-					if err := call(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			} else {
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				for range c.inflight {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for next.Add(1) <= int64(b.N) {
-							if err := call(); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-			}
+			benchx.InFlight(b, c.inflight, call)
 			b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "records/s")
 			if size == 1 && c.inflight == 1 {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/call")
