@@ -109,26 +109,34 @@ func (s *Store) CorrelateParts(ctx context.Context, rule string, parts []Correla
 			return err
 		}
 		res.Held = len(fresh)
-		var close []*CorrelationGroup
-		var outcomes []string
-		for _, g := range touched {
-			o, err := decide(g)
-			if err != nil {
-				return err
-			}
-			if o != "" {
-				close, outcomes = append(close, g), append(outcomes, o)
-			}
-		}
-		if err := markEmitted(ctx, tx, close, outcomes, now); err != nil {
-			return err
-		}
-		for _, g := range close {
-			res.Emitted = append(res.Emitted, *g)
-		}
-		return nil
+		res.Emitted, err = emitDecided(ctx, tx, touched, decide, now)
+		return err
 	})
 	return res, err
+}
+
+// emitDecided asks decide about each group, marks emitted those it
+// closes, and returns them.
+func emitDecided(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup, decide CorrelationDecider, now time.Time) ([]CorrelationGroup, error) {
+	var close []*CorrelationGroup
+	var outcomes []string
+	for _, g := range groups {
+		o, err := decide(g)
+		if err != nil {
+			return nil, err
+		}
+		if o != "" {
+			close, outcomes = append(close, g), append(outcomes, o)
+		}
+	}
+	if err := markEmitted(ctx, tx, close, outcomes, now); err != nil {
+		return nil, err
+	}
+	var out []CorrelationGroup
+	for _, g := range close {
+		out = append(out, *g)
+	}
+	return out, nil
 }
 
 // SweepResult is what one sweep of a rule's groups did.
@@ -160,26 +168,16 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 		if err := loadParts(ctx, tx, due); err != nil {
 			return err
 		}
-		var close, empty []*CorrelationGroup
-		var outcomes []string
+		var held, empty []*CorrelationGroup
 		for _, g := range due {
 			if len(g.Parts) == 0 { // every record was a replay: nothing to emit
 				empty = append(empty, g)
-				continue
-			}
-			o, err := decide(g)
-			if err != nil {
-				return err
-			}
-			if o != "" {
-				close, outcomes = append(close, g), append(outcomes, o)
+			} else {
+				held = append(held, g)
 			}
 		}
-		if err := markEmitted(ctx, tx, close, outcomes, now); err != nil {
+		if res.TimedOut, err = emitDecided(ctx, tx, held, decide, now); err != nil {
 			return err
-		}
-		for _, g := range close {
-			res.TimedOut = append(res.TimedOut, *g)
 		}
 
 		sent, err := lockGroups(ctx, tx, `SELECT group_id, client, rule, key, opened_at, deadline,
