@@ -316,3 +316,19 @@ func BenchmarkKafkaRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	_ = s.Stop(context.Background())
 }
+
+func TestMetaKeyName(t *testing.T) {
+	for in, want := range map[string]string{
+		`${! meta("vivace_key") }`:    "vivace_key",
+		`${!meta("k")}`:               "k",
+		`${! meta("k") }-x`:           "",
+		`${! meta("k").uppercase() }`: "",
+		`${! @k }`:                    "",
+		`static`:                      "",
+		``:                            "",
+	} {
+		if got := metaKeyName(in); got != want {
+			t.Errorf("metaKeyName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
