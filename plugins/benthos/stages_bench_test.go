@@ -3,7 +3,6 @@ package benthos
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -321,10 +320,7 @@ func fillRaw(b *testing.B, addr, topic string, n int) {
 		if err != nil {
 			break
 		}
-		v, err := json.Marshal(usage.Raw{Source: usage.Source{Client: "bench", FileID: fileID, Line: line}, Fields: fields})
-		if err != nil {
-			b.Fatal(err)
-		}
+		v := usage.AppendRaw(nil, usage.Raw{Source: usage.Source{Client: "bench", FileID: fileID, Line: line}, Fields: fields})
 		wg.Add(1)
 		cl.Produce(ctx, &kgo.Record{Key: []byte(fields[usage.FieldAccountID]), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
