@@ -284,8 +284,10 @@ func (in *kafkaInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			epoch := st.epoch
 			in.cond.Broadcast() // room in the queues for the poller
 			batch := make(service.MessageBatch, n)
+			// Topic and partition are the batch's; boxed once for all.
+			topic, part := any(k.topic), any(st.partLabel)
 			for i, r := range recs {
-				batch[i] = recordMessage(r)
+				batch[i] = recordMessage(r, topic, part)
 			}
 			return batch, func(_ context.Context, err error) error {
 				// A nack reaches here only with auto_replay_nacks off: the
@@ -343,11 +345,13 @@ func (in *kafkaInput) reportLag(k tp, st *partState) {
 	in.lag.Set(max(st.hwm-st.done, 0), k.topic, st.partLabel)
 }
 
-func recordMessage(r *kgo.Record) *service.Message {
+// recordMessage turns a record into a message; topic and partition are
+// the record's, as metadata values.
+func recordMessage(r *kgo.Record, topic, partition any) *service.Message {
 	msg := service.NewMessage(r.Value)
 	msg.MetaSetMut("kafka_key", string(r.Key))
-	msg.MetaSetMut("kafka_topic", r.Topic)
-	msg.MetaSetMut("kafka_partition", strconv.Itoa(int(r.Partition)))
+	msg.MetaSetMut("kafka_topic", topic)
+	msg.MetaSetMut("kafka_partition", partition)
 	msg.MetaSetMut("kafka_offset", strconv.FormatInt(r.Offset, 10))
 	msg.MetaSetMut("kafka_timestamp_unix", strconv.FormatInt(r.Timestamp.Unix(), 10))
 	msg.MetaSetMut("kafka_timestamp_ms", strconv.FormatInt(r.Timestamp.UnixMilli(), 10))

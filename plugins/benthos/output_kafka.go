@@ -199,12 +199,13 @@ func (o *kafkaOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 	records := make([]kgo.Record, len(batch))
 	// An executor converts the batch once; resolving each message through
 	// the batch itself would convert it once per message.
-	ex := interpolators{topic: batch.InterpolationExecutor(o.topic), key: batch.InterpolationExecutor(o.key)}
+	ex := interpolators{topic: batch.InterpolationExecutor(o.topic), key: batch.InterpolationExecutor(o.key), n: len(batch)}
 	if o.manual {
 		ex.partition = batch.InterpolationExecutor(o.partition)
 	}
+	var keys []byte // the batch's keys, one after the other
 	for i, msg := range batch {
-		if err := o.record(&records[i], &ex, i, msg); err != nil {
+		if err := o.record(&records[i], &keys, &ex, i, msg); err != nil {
 			return err
 		}
 	}
@@ -243,9 +244,10 @@ func (o *kafkaOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 
 type interpolators struct {
 	topic, key, partition *service.MessageBatchInterpolationExecutor
+	n                     int // messages in the batch
 }
 
-func (o *kafkaOutput) record(r *kgo.Record, ex *interpolators, i int, msg *service.Message) error {
+func (o *kafkaOutput) record(r *kgo.Record, keys *[]byte, ex *interpolators, i int, msg *service.Message) error {
 	topic, err := ex.topic.TryString(i)
 	if err != nil {
 		return fmt.Errorf("topic: %w", err)
@@ -270,7 +272,12 @@ func (o *kafkaOutput) record(r *kgo.Record, ex *interpolators, i int, msg *servi
 		}
 	}
 	if key != "" {
-		r.Key = []byte(key)
+		if *keys == nil {
+			*keys = make([]byte, 0, 32*ex.n)
+		}
+		start := len(*keys)
+		*keys = append(*keys, key...)
+		r.Key = (*keys)[start:len(*keys):len(*keys)]
 	}
 	if o.manual {
 		p, err := ex.partition.TryString(i)
