@@ -95,20 +95,33 @@ func pipelineStream(b *testing.B, name string, env map[string]string) *service.S
 }
 
 // runStream runs s until stop is called; stop waits for it to end.
-func runStream(b *testing.B, s *service.Stream) (stop func()) {
+// ended reports a stream that stopped on its own (it should not), so that
+// a broken stream fails the benchmark instead of leaving it waiting.
+func runStream(b *testing.B, s *service.Stream) (stop func(), ended func() bool) {
 	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
+	finished := make(chan struct{})
+	go func() { done <- s.Run(context.Background()); close(finished) }()
 	var once sync.Once
-	return func() {
+	stop = func() {
 		once.Do(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := s.Stop(ctx); err != nil {
 				b.Errorf("stop: %v", err)
 			}
-			<-done
+			<-finished
 		})
 	}
+	ended = func() bool {
+		select {
+		case err := <-done:
+			b.Errorf("the stream ended early: %v", err)
+			return true
+		default:
+			return false
+		}
+	}
+	return stop, ended
 }
 
 // topicRecords is the number of records on topic (all partitions).
@@ -175,8 +188,11 @@ func BenchmarkIngestStageAlone(b *testing.B) {
 		})
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime(b)
-		stop := runStream(b, s)
+		stop, ended := runStream(b, s)
 		for {
+			if ended() {
+				b.FailNow()
+			}
 			heap.observe()
 			got, err := st.GetFile(ctx, f.FileID)
 			if err != nil {
@@ -255,9 +271,12 @@ func BenchmarkMediateStageAlone(b *testing.B) {
 		})
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime(b)
-		stop := runStream(b, s)
+		stop, ended := runStream(b, s)
 		var first time.Duration
 		for {
+			if ended() {
+				b.FailNow()
+			}
 			on, err := topicRecords(ctx, adm, med)
 			if first == 0 && on > 0 {
 				first = time.Since(start)
