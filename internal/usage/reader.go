@@ -222,6 +222,24 @@ func (r *Reader) Next() (map[string]string, int64, error) {
 }
 
 func (r *Reader) nextCSV() (map[string]string, int64, error) {
+	row, line, err := r.NextRow()
+	if err != nil {
+		return nil, line, err
+	}
+	return r.fieldMap(row), line, nil
+}
+
+// Columns are a CSV file's field names (the header with the client's
+// mapping applied), in file order; nil for JSON Lines.
+func (r *Reader) Columns() []string { return r.cols }
+
+// NextRow is Next for CSV files without building a map: the record's
+// values in the order of Columns, valid until the next call. Its errors
+// are Next's. For JSON Lines it returns an error.
+func (r *Reader) NextRow() ([]string, int64, error) {
+	if r.csv == nil {
+		return nil, 0, errors.New("NextRow reads CSV files only")
+	}
 	rec, err := r.csv.Read()
 	if err != nil {
 		var pe *csv.ParseError
@@ -237,14 +255,13 @@ func (r *Reader) nextCSV() (map[string]string, int64, error) {
 		return nil, 0, err
 	}
 	line, _ := r.csv.FieldPos(0)
-	fields := r.fieldMap(rec)
 	for i, v := range rec {
 		if !utf8.ValidString(v) {
-			return nil, int64(line), &RecordError{Line: int64(line), Fields: fields,
+			return nil, int64(line), &RecordError{Line: int64(line), Fields: r.fieldMap(rec),
 				Err: codes.Errorf(codes.MalformedRecord, r.cols[i], "line %d, field %s is not UTF-8 text", line, r.cols[i])}
 		}
 	}
-	return fields, int64(line), nil
+	return rec, int64(line), nil
 }
 
 func (r *Reader) fieldMap(rec []string) map[string]string {

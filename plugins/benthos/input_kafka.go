@@ -75,6 +75,11 @@ type partState struct {
 	queue       []*kgo.Record // fetched, not handed out
 	outstanding []*pendingBatch
 	epoch       int // changes when the partition is revoked
+	// For the lag: the partition's high watermark at the last fetch, and
+	// the offset after the last acknowledged record (before any ack, the
+	// first record fetched).
+	hwm, done int64
+	partLabel string
 }
 
 type pendingBatch struct {
@@ -87,6 +92,7 @@ type kafkaInput struct {
 	maxBatch      int
 	inFlight      int
 	log           *service.Logger
+	lag           *service.MetricGauge
 	queueLimit    int
 	commitTimeout time.Duration
 
@@ -111,7 +117,8 @@ func newKafkaInput(conf *service.ParsedConfig, mgr *service.Resources) (*kafkaIn
 	if err != nil {
 		return nil, err
 	}
-	in := &kafkaInput{log: mgr.Logger(), parts: map[tp]*partState{}, commitTimeout: 10 * time.Second}
+	in := &kafkaInput{log: mgr.Logger(), parts: map[tp]*partState{}, commitTimeout: 10 * time.Second,
+		lag: mgr.Metrics().NewGauge("vivace_consumer_lag", "topic", "partition")}
 	in.cond = sync.NewCond(&in.mu)
 	topics, err := conf.FieldStringList("topics")
 	if err != nil {
@@ -223,18 +230,28 @@ func (in *kafkaInput) poll(ctx context.Context, cl *kgo.Client, done chan struct
 		})
 		in.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
+			if p.Err != nil {
 				return
 			}
 			k := tp{p.Topic, p.Partition}
 			st, ok := in.parts[k]
 			if !ok {
-				st = &partState{}
+				if len(p.Records) == 0 {
+					return
+				}
+				st = &partState{done: p.Records[0].Offset, partLabel: strconv.Itoa(int(p.Partition))}
 				in.parts[k] = st
 				in.order = append(in.order, k)
 			}
+			if len(st.queue) == 0 && len(st.outstanding) == 0 && len(p.Records) > 0 {
+				// Nothing held: whatever came before these was done (or
+				// belonged to an earlier owner of the partition).
+				st.done = p.Records[0].Offset
+			}
+			st.hwm = max(st.hwm, p.HighWatermark)
 			st.queue = append(st.queue, p.Records...)
 			in.queued += len(p.Records)
+			in.reportLag(k, st)
 		})
 		in.cond.Broadcast()
 		in.mu.Unlock()
@@ -267,8 +284,10 @@ func (in *kafkaInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			epoch := st.epoch
 			in.cond.Broadcast() // room in the queues for the poller
 			batch := make(service.MessageBatch, n)
+			// Topic and partition are the batch's; boxed once for all.
+			topic, part := any(k.topic), any(st.partLabel)
 			for i, r := range recs {
-				batch[i] = recordMessage(r)
+				batch[i] = recordMessage(r, topic, part)
 			}
 			return batch, func(_ context.Context, err error) error {
 				// A nack reaches here only with auto_replay_nacks off: the
@@ -310,17 +329,29 @@ func (in *kafkaInput) ack(k tp, epoch int, pb *pendingBatch) {
 		last = st.outstanding[0].last
 		st.outstanding = st.outstanding[1:]
 	}
-	if last != nil && in.cl != nil {
-		in.cl.MarkCommitRecords(last)
+	if last != nil {
+		st.done = last.Offset + 1
+		in.reportLag(k, st)
+		if in.cl != nil {
+			in.cl.MarkCommitRecords(last)
+		}
 	}
 	in.cond.Broadcast()
 }
 
-func recordMessage(r *kgo.Record) *service.Message {
+// reportLag sets the partition's lag: records on the partition not yet
+// acknowledged downstream, fetched or not.
+func (in *kafkaInput) reportLag(k tp, st *partState) {
+	in.lag.Set(max(st.hwm-st.done, 0), k.topic, st.partLabel)
+}
+
+// recordMessage turns a record into a message; topic and partition are
+// the record's, as metadata values.
+func recordMessage(r *kgo.Record, topic, partition any) *service.Message {
 	msg := service.NewMessage(r.Value)
 	msg.MetaSetMut("kafka_key", string(r.Key))
-	msg.MetaSetMut("kafka_topic", r.Topic)
-	msg.MetaSetMut("kafka_partition", strconv.Itoa(int(r.Partition)))
+	msg.MetaSetMut("kafka_topic", topic)
+	msg.MetaSetMut("kafka_partition", partition)
 	msg.MetaSetMut("kafka_offset", strconv.FormatInt(r.Offset, 10))
 	msg.MetaSetMut("kafka_timestamp_unix", strconv.FormatInt(r.Timestamp.Unix(), 10))
 	msg.MetaSetMut("kafka_timestamp_ms", strconv.FormatInt(r.Timestamp.UnixMilli(), 10))
@@ -356,6 +387,8 @@ func (in *kafkaInput) forget(parts map[string][]int32) {
 				st.queue = nil
 				st.outstanding = nil
 				st.epoch++
+				// Its lag is the new owner's to report.
+				in.lag.Set(0, topic, st.partLabel)
 			}
 		}
 	}

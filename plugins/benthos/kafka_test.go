@@ -316,3 +316,99 @@ func BenchmarkKafkaRoundTrip(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	_ = s.Stop(context.Background())
 }
+
+func TestMetaKeyName(t *testing.T) {
+	for in, want := range map[string]string{
+		`${! meta("vivace_key") }`:    "vivace_key",
+		`${!meta("k")}`:               "k",
+		`${! meta("k") }-x`:           "",
+		`${! meta("k").uppercase() }`: "",
+		`${! @k }`:                    "",
+		`static`:                      "",
+		``:                            "",
+	} {
+		if got := metaKeyName(in); got != want {
+			t.Errorf("metaKeyName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// lagOf sums the vivace_consumer_lag gauge of a stream and topic over its
+// partitions, as the Prometheus registry shows it.
+func lagOf(t *testing.T, stream, topic string) (float64, bool) {
+	t.Helper()
+	mfs, err := Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "vivace_consumer_lag" {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["stream"] != stream || labels["topic"] != topic || labels["partition"] == "" {
+				continue metrics
+			}
+			sum += m.GetGauge().GetValue()
+			found = true
+		}
+	}
+	return sum, found
+}
+
+func TestKafkaConsumerLag(t *testing.T) {
+	addr := newCluster(t, "lag")
+	produce(t, addr, "lag", 40, func(int) string { return "one-partition" })
+
+	release := make(chan struct{})
+	var mu sync.Mutex
+	batches := 0
+	b := service.NewStreamBuilder()
+	if err := b.AddInputYAML(inputYAML(addr, "lag", "g-lag", "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMetricsYAML("vivace_prometheus:\n  stream: lagtest\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Two batches of ten are acknowledged, the third is held.
+	_ = b.AddBatchConsumerFunc(func(_ context.Context, batch service.MessageBatch) error {
+		mu.Lock()
+		batches++
+		n := batches
+		mu.Unlock()
+		if n == 3 {
+			<-release
+		}
+		return nil
+	})
+	b.SetLoggerYAML("level: warn")
+	s, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.Run(context.Background()); close(done) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = s.Stop(ctx)
+		<-done
+	}()
+
+	waitFor(t, "lag of 20 with the third batch held", func() bool {
+		lag, ok := lagOf(t, "lagtest", "lag")
+		return ok && lag == 20
+	})
+	close(release)
+	waitFor(t, "lag of 0 once everything is acknowledged", func() bool {
+		lag, ok := lagOf(t, "lagtest", "lag")
+		return ok && lag == 0
+	})
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -259,7 +258,7 @@ func (p *mediationPluginProc) mediatedMessages(msg *service.Message, source usag
 
 // appendRawJSON appends the usage.Raw of src and fields as JSON, the bytes
 // json.Marshal writes for it: fields sorted by name, strings escaped
-// alike.
+// alike (usage.AppendRaw does the same from a map).
 func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte {
 	// The order by name, by insertion: a record has a handful of fields.
 	// Sorting positions rather than the fields keeps pointers still, which
@@ -275,54 +274,18 @@ func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte
 			order[j], order[j-1] = order[j-1], order[j]
 		}
 	}
-	dst = append(dst, `{"client":`...)
-	dst = appendJSONString(dst, src.Client)
-	dst = append(dst, `,"file_id":`...)
-	dst = appendJSONString(dst, src.FileID)
-	dst = append(dst, `,"line":`...)
-	dst = strconv.AppendInt(dst, src.Line, 10)
-	if src.Part != 0 {
-		dst = append(dst, `,"part":`...)
-		dst = strconv.AppendInt(dst, int64(src.Part), 10)
-	}
-	if src.Parts != 0 {
-		dst = append(dst, `,"parts":`...)
-		dst = strconv.AppendInt(dst, int64(src.Parts), 10)
-	}
+	dst = usage.AppendSource(dst, src)
 	dst = append(dst, `,"fields":{`...)
 	for i, k := range order {
 		f := fields[k]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, f.Name)
+		dst = usage.AppendString(dst, f.Name)
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, f.Value)
+		dst = usage.AppendString(dst, f.Value)
 	}
 	return append(dst, "}}"...)
-}
-
-// jsonPlain marks the bytes appendJSONString copies as they are.
-var jsonPlain = func() (t [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string. Printable ASCII without
-// the characters encoding/json escapes is copied as it is; any other
-// string is left to encoding/json, so the bytes are always its.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !jsonPlain[s[i]] {
-			b, _ := json.Marshal(s) // a string always marshals
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }
 
 func pluginSpec(client string, pl *clientcfg.Plugin) host.Spec {

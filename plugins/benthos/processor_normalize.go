@@ -2,7 +2,6 @@ package benthos
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -44,8 +43,8 @@ pipeline:
 }
 
 func init() {
-	service.MustRegisterProcessor("vivace_normalize", normalizeSpec(),
-		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
+	service.MustRegisterBatchProcessor("vivace_normalize", normalizeSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
 			stage, err := conf.FieldString("stage")
 			if err != nil {
 				return nil, err
@@ -65,37 +64,44 @@ type normalizeProc struct {
 	now   func() time.Time
 }
 
-func (p *normalizeProc) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
-	if msg.GetError() != nil {
-		// Failed or filtered by an earlier rule: its code and body stay as
-		// they are for the exceptions route.
-		return service.MessageBatch{msg}, nil
-	}
-	b, err := msg.AsBytes()
-	if err != nil {
-		return nil, err
-	}
-	var raw usage.Raw
-	if err := json.Unmarshal(b, &raw); err != nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
-		return service.MessageBatch{msg}, nil
-	}
+// ProcessBatch checks each message of the batch in place. Working on the
+// whole batch lets the records in normal form share one buffer.
+func (p *normalizeProc) ProcessBatch(_ context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	f, cerr := p.cfg.Current()
 	if cerr != nil {
 		p.log.Errorf("client settings not reloaded, keeping the previous ones: %v", cerr)
 	}
-	rec, err := usage.Normalize(raw, f.Rules(raw.Client), p.now())
-	if err != nil {
-		fail(msg, p.stage, err)
-		return service.MessageBatch{msg}, nil
+	now := p.now()
+	var buf []byte
+	for _, msg := range batch {
+		if msg.GetError() != nil {
+			// Failed or filtered by an earlier rule: its code and body stay
+			// as they are for the exceptions route.
+			continue
+		}
+		b, err := msg.AsBytes()
+		if err != nil {
+			return nil, err
+		}
+		if buf == nil {
+			buf = make([]byte, 0, len(batch)*(len(b)+64))
+		}
+		raw, err := usage.DecodeRaw(b)
+		if err != nil {
+			fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+			continue
+		}
+		rec, err := usage.Normalize(raw, f.Rules(raw.Client), now)
+		if err != nil {
+			fail(msg, p.stage, err)
+			continue
+		}
+		start := len(buf)
+		buf = usage.AppendRecord(buf, rec)
+		msg.SetBytes(buf[start:len(buf):len(buf)])
+		msg.MetaSetMut(metaKey, rec.AccountID)
 	}
-	out, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	msg.SetBytes(out)
-	msg.MetaSetMut(metaKey, rec.AccountID)
-	return service.MessageBatch{msg}, nil
+	return []service.MessageBatch{batch}, nil
 }
 
 func (p *normalizeProc) Close(context.Context) error { return nil }

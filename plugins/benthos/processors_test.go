@@ -127,3 +127,12 @@ func TestFilterMarksAndNormalizeLeavesAlone(t *testing.T) {
 		t.Fatalf("unreadable check gave %s (%v)", b, err)
 	}
 }
+
+// Process runs the normal-form checks on one message, as a batch of one.
+func (p *normalizeProc) Process(ctx context.Context, msg *service.Message) (service.MessageBatch, error) {
+	out, err := p.ProcessBatch(ctx, service.MessageBatch{msg})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}

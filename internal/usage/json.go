@@ -1,0 +1,445 @@
+package usage
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// The records travel between stages as JSON, a million or more per file.
+// These writers produce exactly the bytes encoding/json's Marshal produces
+// for Raw and Record (same key order, same escaping), without reflection
+// and into a buffer the caller reuses; the tests compare them with
+// Marshal byte for byte.
+
+// RawEncoder writes the raw records of one CSV file: the columns are known
+// once, so their order in the JSON object (sorted, as Marshal sorts map
+// keys) is worked out once.
+type RawEncoder struct {
+	names []string // the columns, sorted
+	order []int    // order[i]: the position in a row of names[i]
+}
+
+// NewRawEncoder prepares an encoder for rows of the given columns, which
+// must be distinct (a CSV header with a repeated column is refused).
+func NewRawEncoder(columns []string) *RawEncoder {
+	e := &RawEncoder{names: slices.Clone(columns), order: make([]int, len(columns))}
+	for i := range e.order {
+		e.order[i] = i
+	}
+	slices.SortFunc(e.order, func(a, b int) int {
+		switch {
+		case columns[a] < columns[b]:
+			return -1
+		case columns[a] > columns[b]:
+			return 1
+		}
+		return 0
+	})
+	for i, j := range e.order {
+		e.names[i] = columns[j]
+	}
+	return e
+}
+
+// Append appends the JSON of Raw{Source: src, Fields: the row's values by
+// column} to dst.
+func (e *RawEncoder) Append(dst []byte, src Source, row []string) []byte {
+	dst = AppendSource(dst, src)
+	dst = append(dst, `,"fields":{`...)
+	for i, j := range e.order {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, e.names[i])
+		dst = append(dst, ':')
+		dst = AppendString(dst, row[j])
+	}
+	return append(dst, "}}"...)
+}
+
+// AppendRaw appends the JSON of r to dst.
+func AppendRaw(dst []byte, r Raw) []byte {
+	dst = AppendSource(dst, r.Source)
+	dst = append(dst, `,"fields":`...)
+	dst = appendMap(dst, r.Fields)
+	return append(dst, '}')
+}
+
+// AppendRecord appends the JSON of r to dst.
+func AppendRecord(dst []byte, r Record) []byte {
+	dst = AppendSource(dst, r.Source)
+	dst = append(dst, `,"record_id":`...)
+	dst = AppendString(dst, r.RecordID)
+	dst = append(dst, `,"account_id":`...)
+	dst = AppendString(dst, r.AccountID)
+	dst = append(dst, `,"usage_type":`...)
+	dst = AppendString(dst, r.UsageType)
+	dst = append(dst, `,"quantity":`...)
+	dst = AppendString(dst, r.Quantity)
+	dst = append(dst, `,"usage_time":"`...)
+	dst = r.UsageTime.AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, '"')
+	if len(r.Qualifiers) > 0 {
+		dst = append(dst, `,"qualifiers":`...)
+		dst = appendMap(dst, r.Qualifiers)
+	}
+	if len(r.Attributes) > 0 {
+		dst = append(dst, `,"attributes":`...)
+		dst = appendMap(dst, r.Attributes)
+	}
+	return append(dst, '}')
+}
+
+// AppendSource opens a record's JSON object with the source's fields, as
+// encoding/json writes them; the caller writes the rest and the closing
+// brace.
+func AppendSource(dst []byte, s Source) []byte {
+	dst = append(dst, `{"client":`...)
+	dst = AppendString(dst, s.Client)
+	dst = append(dst, `,"file_id":`...)
+	dst = AppendString(dst, s.FileID)
+	dst = append(dst, `,"line":`...)
+	dst = strconv.AppendInt(dst, s.Line, 10)
+	if s.Part != 0 {
+		dst = append(dst, `,"part":`...)
+		dst = strconv.AppendInt(dst, int64(s.Part), 10)
+	}
+	if s.Parts != 0 {
+		dst = append(dst, `,"parts":`...)
+		dst = strconv.AppendInt(dst, int64(s.Parts), 10)
+	}
+	return dst
+}
+
+func appendMap(dst []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(dst, "null"...)
+	}
+	var small [16]string
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, k)
+		dst = append(dst, ':')
+		dst = AppendString(dst, m[k])
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a JSON string escaped as encoding/json escapes
+// it: HTML-safe, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if htmlSafe(b) {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				// Control characters and <, >, & as \u00XX.
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// htmlSafe reports whether encoding/json writes the ASCII byte b as it is.
+func htmlSafe(b byte) bool {
+	return b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+}
+
+// DecodeRaw reads a raw record as json.Unmarshal into a Raw would. The
+// common shape (the one AppendRaw writes) is read by a small scanner that
+// takes all strings out of one copy of b; anything else it does not know
+// for sure (unknown keys, nulls, surrogate escapes, invalid UTF-8, odd
+// numbers) goes to json.Unmarshal, so the result is always Unmarshal's.
+func DecodeRaw(b []byte) (Raw, error) {
+	if r, ok := scanRaw(b); ok {
+		return r, nil
+	}
+	var r Raw
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+// rawScanner reads one JSON document held in s.
+type rawScanner struct {
+	s string
+	i int
+}
+
+func scanRaw(b []byte) (Raw, bool) {
+	r := Raw{Fields: make(map[string]string, 8)}
+	src, hasFields, ok := scanSource(string(b), func(k, v string) bool {
+		r.Fields[k] = v
+		return true
+	})
+	if !hasFields {
+		r.Fields = nil // as encoding/json leaves it
+	}
+	r.Source = src
+	return r, ok
+}
+
+// scanSource reads a raw record held in s: its source, and each field
+// handed to field in document order (false stops the scan); hasFields
+// says whether s has a fields object. ok is false for anything the
+// scanner does not know for sure.
+func scanSource(s string, field func(k, v string) bool) (src Source, hasFields, ok bool) {
+	sc := rawScanner{s: s}
+	if !sc.byte('{') {
+		return src, hasFields, false
+	}
+	if sc.byte('}') {
+		return src, hasFields, sc.end()
+	}
+	for {
+		key, ok := sc.str()
+		if !ok || !sc.byte(':') {
+			return src, hasFields, false
+		}
+		switch key {
+		case "client":
+			if src.Client, ok = sc.str(); !ok {
+				return src, hasFields, false
+			}
+		case "file_id":
+			if src.FileID, ok = sc.str(); !ok {
+				return src, hasFields, false
+			}
+		case "line":
+			if src.Line, ok = sc.int(); !ok {
+				return src, hasFields, false
+			}
+		case "part", "parts":
+			n, ok := sc.int()
+			if !ok || n != int64(int(n)) {
+				return src, hasFields, false
+			}
+			if key == "part" {
+				src.Part = int(n)
+			} else {
+				src.Parts = int(n)
+			}
+		case "fields":
+			hasFields = true
+			if !sc.byte('{') {
+				return src, hasFields, false
+			}
+			if !sc.byte('}') {
+				for {
+					k, ok := sc.str()
+					if !ok || !sc.byte(':') {
+						return src, hasFields, false
+					}
+					v, ok := sc.str()
+					if !ok || !field(k, v) {
+						return src, hasFields, false
+					}
+					if sc.byte(',') {
+						continue
+					}
+					if sc.byte('}') {
+						break
+					}
+					return src, hasFields, false
+				}
+			}
+		default:
+			return src, hasFields, false
+		}
+		if sc.byte(',') {
+			continue
+		}
+		if sc.byte('}') {
+			return src, hasFields, sc.end()
+		}
+		return src, hasFields, false
+	}
+}
+
+func (sc *rawScanner) space() {
+	for sc.i < len(sc.s) {
+		switch sc.s[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+// byte consumes c (after white space) if it comes next.
+func (sc *rawScanner) byte(c byte) bool {
+	sc.space()
+	if sc.i < len(sc.s) && sc.s[sc.i] == c {
+		sc.i++
+		return true
+	}
+	return false
+}
+
+func (sc *rawScanner) end() bool {
+	sc.space()
+	return sc.i == len(sc.s)
+}
+
+// str reads a string. Without escapes it is a slice of the one copy; with
+// simple escapes it is rebuilt.
+func (sc *rawScanner) str() (string, bool) {
+	if !sc.byte('"') {
+		return "", false
+	}
+	start := sc.i
+	for j := start; j < len(sc.s); j++ {
+		switch c := sc.s[j]; {
+		case c == '"':
+			sc.i = j + 1
+			return sc.s[start:j], true
+		case c == '\\':
+			return sc.escaped(start)
+		case c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(sc.s[j:])
+			if r == utf8.RuneError && size == 1 {
+				return "", false
+			}
+			j += size - 1
+		}
+	}
+	return "", false
+}
+
+func (sc *rawScanner) escaped(start int) (string, bool) {
+	buf := make([]byte, 0, 64)
+	for j := start; j < len(sc.s); {
+		c := sc.s[j]
+		switch {
+		case c == '"':
+			sc.i = j + 1
+			return string(buf), true
+		case c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRuneInString(sc.s[j:])
+			if r == utf8.RuneError && size == 1 {
+				return "", false
+			}
+			buf = append(buf, sc.s[j:j+size]...)
+			j += size
+			continue
+		case c != '\\':
+			buf = append(buf, c)
+			j++
+			continue
+		}
+		if j+1 >= len(sc.s) {
+			return "", false
+		}
+		switch e := sc.s[j+1]; e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			if j+6 > len(sc.s) {
+				return "", false
+			}
+			n, err := strconv.ParseUint(sc.s[j+2:j+6], 16, 16)
+			if err != nil || utf16.IsSurrogate(rune(n)) {
+				return "", false
+			}
+			buf = utf8.AppendRune(buf, rune(n))
+			j += 6
+			continue
+		default:
+			return "", false
+		}
+		j += 2
+	}
+	return "", false
+}
+
+// int reads an integer written plainly (no fraction, no exponent).
+func (sc *rawScanner) int() (int64, bool) {
+	sc.space()
+	start := sc.i
+	if sc.i < len(sc.s) && sc.s[sc.i] == '-' {
+		sc.i++
+	}
+	digits := sc.i
+	for sc.i < len(sc.s) && sc.s[sc.i] >= '0' && sc.s[sc.i] <= '9' {
+		sc.i++
+	}
+	if sc.i == digits || (sc.s[digits] == '0' && sc.i-digits > 1) {
+		return 0, false
+	}
+	if sc.i < len(sc.s) {
+		switch sc.s[sc.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(sc.s[start:sc.i], 10, 64)
+	return n, err == nil
+}
