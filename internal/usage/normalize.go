@@ -83,6 +83,11 @@ func Normalize(raw Raw, rules Rules, now time.Time) (Record, error) {
 // max (when max is set) and returns its canonical text.
 func ParseQuantity(s, max string) (string, error) {
 	s = strings.TrimSpace(s)
+	if max == "" {
+		if c, ok := plainQuantity(s); ok {
+			return c, nil
+		}
+	}
 	d, _, err := apd.NewFromString(s)
 	if err != nil || d.Form != apd.Finite {
 		return "", codes.Errorf(codes.BadQuantity, FieldQuantity, "quantity %q is not a decimal number", clip(s))
@@ -104,6 +109,45 @@ func ParseQuantity(s, max string) (string, error) {
 	r.Reduce(d)
 	// 'f' writes 1E+3 as 1000, so exports stay readable.
 	return r.Text('f'), nil
+}
+
+// plainQuantity reads the common case of a quantity, digits with at most
+// one decimal point between digits, without the decimal library, and
+// returns the same canonical text ParseQuantity gives: leading zeros of
+// the whole part and trailing zeros of the fraction removed. ok is false
+// for anything else (signs, exponents, spaces, too many digits), which
+// ParseQuantity then reads in full.
+func plainQuantity(s string) (string, bool) {
+	whole, frac, dot := strings.Cut(s, ".")
+	if whole == "" || (dot && frac == "") || len(frac) > maxDigits || !allDigits(whole) || !allDigits(frac) {
+		return "", false
+	}
+	whole = strings.TrimLeft(whole, "0")
+	frac = strings.TrimRight(frac, "0")
+	// Significant digits: the coefficient without its leading zeros.
+	sig := len(whole) + len(frac)
+	if whole == "" {
+		sig = len(strings.TrimLeft(frac, "0"))
+	}
+	if sig > maxDigits || len(whole) > maxDigits {
+		return "", false
+	}
+	if whole == "" {
+		whole = "0"
+	}
+	if frac == "" {
+		return whole, true
+	}
+	return whole + "." + frac, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseUsageTime parses an RFC 3339 timestamp and checks it against the

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -321,4 +322,34 @@ func drain(t *testing.T, s, name string) {
 		last = line
 	}
 	t.Fatal("reader did not reach the end")
+}
+
+// TestPlainQuantityMatchesDecimalReading: the fast path for plain
+// quantities gives exactly what the decimal library's reading gives, and
+// leaves everything else to it.
+func TestPlainQuantityMatchesDecimalReading(t *testing.T) {
+	slow := func(s string) (string, error) { return ParseQuantity(s, "1e100") } // a maximum takes the full path
+	check := func(s string) {
+		t.Helper()
+		want, werr := slow(s)
+		got, gerr := ParseQuantity(s, "")
+		if (werr == nil) != (gerr == nil) || got != want {
+			t.Fatalf("ParseQuantity(%q) = %q, %v; the full reading gives %q, %v", s, got, gerr, want, werr)
+		}
+	}
+	for _, s := range []string{"0", "00", "0.0", "1", "1000", "12.500", "0012.50", ".5", "5.", "1.2.3", "", " 7 ",
+		"0.000000000000000000000000000001", "1" + strings.Repeat("0", 29), "1" + strings.Repeat("0", 30),
+		"0." + strings.Repeat("0", 29) + "1", "0." + strings.Repeat("0", 30) + "1", strings.Repeat("9", 31),
+		"1e3", "-0", "-1", "+1", "1_0", "٣"} {
+		check(s)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const alphabet = "0000123456789..e-+ "
+	for range 50000 {
+		b := make([]byte, 1+rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
 }
