@@ -64,6 +64,7 @@ func devCommand() *cli.Command {
 
 func runDev(ctx context.Context, c *cli.Context) error {
 	log := newLogger(c.String("log-level"))
+	devenv.TuneGC() // the process lives as long as the command: nothing to put back
 	dataDir, err := filepath.Abs(c.String("data-dir"))
 	if err != nil {
 		return err

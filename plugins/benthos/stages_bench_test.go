@@ -52,6 +52,8 @@ func benchRecords(b *testing.B) int {
 }
 
 func benchBroker(b *testing.B) string {
+	// The garbage collector's target as vivace dev sets it.
+	b.Cleanup(devenv.TuneGC())
 	// Records on disk, as vivace dev keeps them: the heap then shows the
 	// stage's own memory, not the topic's.
 	br, err := devenv.StartBroker(context.Background(), devenv.BrokerConfig{Addr: "127.0.0.1:0",
