@@ -1,15 +1,13 @@
 package rating
 
 import (
-	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cockroachdb/apd/v3"
 
 	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // Detail is the MUR's rate_detail: everything a person needs to check an
@@ -115,15 +113,15 @@ func (r *Result) DetailJSON() []byte {
 func (r *Result) AppendDetailJSON(dst []byte) []byte {
 	rs := r.Schedule
 	b := append(dst, `{"subscription_id":`...)
-	b = appendJSONString(b, r.Subscription.ID)
+	b = jsonx.AppendString(b, r.Subscription.ID)
 	b = append(b, `,"plan_id":`...)
-	b = appendJSONString(b, r.Subscription.PlanID)
+	b = jsonx.AppendString(b, r.Subscription.PlanID)
 	b = append(b, `,"schedule":{"usage_type":`...)
-	b = appendJSONString(b, rs.UsageType)
+	b = jsonx.AppendString(b, rs.UsageType)
 	b = append(b, `,"currency":`...)
-	b = appendJSONString(b, rs.Currency)
+	b = jsonx.AppendString(b, rs.Currency)
 	b = append(b, `,"model":`...)
-	b = appendJSONString(b, string(rs.Model))
+	b = jsonx.AppendString(b, string(rs.Model))
 	if rs.UnitPrice != nil {
 		b = append(b, `,"unit_price":"`...)
 		b = rs.UnitPrice.Decimal.Append(b, 'f')
@@ -182,9 +180,9 @@ func (r *Result) AppendDetailJSON(dst []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"id":`...)
-			b = appendJSONString(b, dc.Discount.ID)
+			b = jsonx.AppendString(b, dc.Discount.ID)
 			b = append(b, `,"kind":`...)
-			b = appendJSONString(b, string(dc.Discount.Kind))
+			b = jsonx.AppendString(b, string(dc.Discount.Kind))
 			b = appendDecField(b, `,"value":"`, &dc.Discount.Value.Decimal)
 			b = append(b, `","priority":`...)
 			b = strconv.AppendInt(b, int64(dc.Discount.Priority), 10)
@@ -205,50 +203,4 @@ func (r *Result) AppendDetailJSON(dst []byte) []byte {
 // appendDecField appends prefix and d in plain notation.
 func appendDecField(b []byte, prefix string, d *apd.Decimal) []byte {
 	return d.Append(append(b, prefix...), 'f')
-}
-
-// appendJSONString appends s as a JSON string the way encoding/json does:
-// HTML-sensitive characters and control characters escaped as \u00XX, with
-// the short forms for the common ones. Catalog ids are plain ASCII, so the
-// loop rarely escapes; other UTF-8 is passed through, and invalid UTF-8
-// is handed to encoding/json to get its replacement rules.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			if !utf8.ValidString(s) || strings.ContainsRune(s, '\u2028') || strings.ContainsRune(s, '\u2029') {
-				q, _ := json.Marshal(s)
-				return append(b, q...)
-			}
-			break
-		}
-	}
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // The records travel between stages as JSON, a million or more per file.
@@ -54,9 +56,9 @@ func (e *RawEncoder) Append(dst []byte, src Source, row []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendString(dst, e.names[i])
+		dst = jsonx.AppendString(dst, e.names[i])
 		dst = append(dst, ':')
-		dst = AppendString(dst, row[j])
+		dst = jsonx.AppendString(dst, row[j])
 	}
 	return append(dst, "}}"...)
 }
@@ -73,13 +75,13 @@ func AppendRaw(dst []byte, r Raw) []byte {
 func AppendRecord(dst []byte, r Record) []byte {
 	dst = AppendSource(dst, r.Source)
 	dst = append(dst, `,"record_id":`...)
-	dst = AppendString(dst, r.RecordID)
+	dst = jsonx.AppendString(dst, r.RecordID)
 	dst = append(dst, `,"account_id":`...)
-	dst = AppendString(dst, r.AccountID)
+	dst = jsonx.AppendString(dst, r.AccountID)
 	dst = append(dst, `,"usage_type":`...)
-	dst = AppendString(dst, r.UsageType)
+	dst = jsonx.AppendString(dst, r.UsageType)
 	dst = append(dst, `,"quantity":`...)
-	dst = AppendString(dst, r.Quantity)
+	dst = jsonx.AppendString(dst, r.Quantity)
 	dst = append(dst, `,"usage_time":"`...)
 	dst = r.UsageTime.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, '"')
@@ -99,9 +101,9 @@ func AppendRecord(dst []byte, r Record) []byte {
 // brace.
 func AppendSource(dst []byte, s Source) []byte {
 	dst = append(dst, `{"client":`...)
-	dst = AppendString(dst, s.Client)
+	dst = jsonx.AppendString(dst, s.Client)
 	dst = append(dst, `,"file_id":`...)
-	dst = AppendString(dst, s.FileID)
+	dst = jsonx.AppendString(dst, s.FileID)
 	dst = append(dst, `,"line":`...)
 	dst = strconv.AppendInt(dst, s.Line, 10)
 	if s.Part != 0 {
@@ -130,73 +132,11 @@ func appendMap(dst []byte, m map[string]string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendString(dst, k)
+		dst = jsonx.AppendString(dst, k)
 		dst = append(dst, ':')
-		dst = AppendString(dst, m[k])
+		dst = jsonx.AppendString(dst, m[k])
 	}
 	return append(dst, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendString appends s as a JSON string escaped as encoding/json escapes
-// it: HTML-safe, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
-// escaped.
-func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if htmlSafe(b) {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				// Control characters and <, >, & as \u00XX.
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// htmlSafe reports whether encoding/json writes the ASCII byte b as it is.
-func htmlSafe(b byte) bool {
-	return b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
 }
 
 // DecodeRaw reads a raw record as json.Unmarshal into a Raw would. The

@@ -14,6 +14,7 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/jsonx"
 	"vivace.dev/vivace/internal/usage"
 	"vivace.dev/vivace/plugins/mediation"
 	"vivace.dev/vivace/plugins/mediation/host"
@@ -281,9 +282,9 @@ func appendRawJSON(dst []byte, src usage.Source, fields mediation.Fields) []byte
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = usage.AppendString(dst, f.Name)
+		dst = jsonx.AppendString(dst, f.Name)
 		dst = append(dst, ':')
-		dst = usage.AppendString(dst, f.Value)
+		dst = jsonx.AppendString(dst, f.Value)
 	}
 	return append(dst, "}}"...)
 }
