@@ -234,8 +234,8 @@ func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*corr
 	return p, nil
 }
 
-// correlationAttempts is how often a batch's database work is tried
-// before its records fail.
+// correlationAttempts is how often a batch's database work that
+// PostgreSQL refused is tried before its records fail.
 const correlationAttempts = 3
 
 func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
@@ -438,25 +438,40 @@ func (p *correlateProc) keyOf(rec any) (string, error) {
 
 // retry runs the database work of a batch, connecting first, a few times
 // with a growing pause.
+// retry runs fn until it succeeds. An error PostgreSQL answered means the
+// transaction did not commit, so after correlationAttempts of them the
+// records can fail safely. Any other error (the connection dropped, the
+// server is down) leaves it unknown whether the transaction committed:
+// failing the records then could give a record held in a group an
+// exception too, so retry keeps trying, with a growing pause, until the
+// work is done (a replay of committed work changes nothing) or ctx ends.
 func (p *correlateProc) retry(ctx context.Context, fn func(*store.Store) error) error {
-	var err error
-	for i := 0; i < correlationAttempts; i++ {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return errors.Join(err, ctx.Err())
-			case <-time.After(time.Duration(i) * 500 * time.Millisecond):
-			}
-		}
-		var st *store.Store
-		if st, err = p.store(ctx); err == nil {
+	wait := 200 * time.Millisecond
+	refused := 0
+	var lastLog time.Time
+	for {
+		st, err := p.store(ctx)
+		if err == nil {
 			if err = fn(st); err == nil {
 				return nil
 			}
 		}
-		p.log.Warnf("vivace_correlate %s: %v", p.name, err)
+		if store.ServerError(err) {
+			if refused++; refused >= correlationAttempts {
+				return err
+			}
+		}
+		if time.Since(lastLog) >= 5*time.Second {
+			p.log.Warnf("vivace_correlate %s: %v; trying again", p.name, err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return err
 }
 
 func (p *correlateProc) sweepDue(tick bool, now time.Time) bool {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -539,5 +542,109 @@ func TestCorrelateForwardsTicksWhenTold(t *testing.T) {
 	}
 	if _, ok := out[0][0].MetaGetMut(metaTick); !ok {
 		t.Fatal("the forwarded message is not a tick")
+	}
+}
+
+// flakyDB stands between a processor and PostgreSQL: until up is set it
+// accepts connections and drops them at once, as a database that went
+// away does; then it forwards them.
+type flakyDB struct {
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	up       bool
+	attempts int
+}
+
+func newFlakyDB(t *testing.T, target string) *flakyDB {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyDB{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			up := f.up
+			f.attempts++
+			f.mu.Unlock()
+			if !up {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", f.target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, c) }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	return f
+}
+
+func (f *flakyDB) tries() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts
+}
+
+func (f *flakyDB) bringUp() {
+	f.mu.Lock()
+	f.up = true
+	f.mu.Unlock()
+}
+
+// TestCorrelateWaitsForTheDatabase: while the database cannot be reached,
+// whether a batch's transaction committed is unknown, so its records are
+// not failed (that could give a held record an exception too): the batch
+// waits and completes once the database is back.
+func TestCorrelateWaitsForTheDatabase(t *testing.T) {
+	c := newCorrTest(t)
+	u, err := url.Parse(c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := newFlakyDB(t, u.Host)
+	u.Host = flaky.ln.Addr().String()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	c.dsn = u.String()
+	p := c.proc("emit")
+	done := make(chan service.MessageBatch, 1)
+	go func() { done <- c.run(p, c.cdr(2, "START", "c-1", "600"), c.cdr(3, "STOP", "c-1", "30")) }()
+	// More tries than a refused transaction gets before its records fail.
+	deadline := time.Now().Add(60 * time.Second)
+	for flaky.tries() <= correlationAttempts+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d connection attempts in 60 s", flaky.tries())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case out := <-done:
+		t.Fatalf("the batch ended while the database was down: %+v", read(t, out))
+	default:
+	}
+	flaky.bringUp()
+	var out service.MessageBatch
+	select {
+	case out = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the batch did not complete after the database came back")
+	}
+	got := read(t, out)
+	if len(got) != 2 || got[0].code != "" || got[0].fields["record_id"] != "call-c-1" || got[1].code != string(codes.Filtered) {
+		t.Fatalf("after the database came back: %+v", got)
 	}
 }
