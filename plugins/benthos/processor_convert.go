@@ -54,7 +54,7 @@ func init() {
 			if p.field, err = conf.FieldString("field"); err != nil {
 				return nil, err
 			}
-			if p.stage, err = conf.FieldString("stage"); err != nil {
+			if p.stage, p.when, err = ruleConf(conf); err != nil {
 				return nil, err
 			}
 			from, err := conf.FieldString("from")
@@ -75,11 +75,6 @@ func init() {
 			}
 			if p.conv, err = mediation.NewConverter(from, to, round, scale); err != nil {
 				return nil, err
-			}
-			if conf.Contains("when") {
-				if p.when, err = conf.FieldBloblang("when"); err != nil {
-					return nil, err
-				}
 			}
 			return p, nil
 		})
@@ -133,6 +128,20 @@ func queryBool(msg *service.Message, q *bloblang.Executor) (bool, error) {
 		return false, fmt.Errorf("returned %T, not a boolean", res)
 	}
 	return b, nil
+}
+
+// ruleConf reads the fields every declarative rule with a when query has:
+// the stage recorded on its failures, and when itself (nil: every record).
+func ruleConf(conf *service.ParsedConfig) (stage string, when *bloblang.Executor, err error) {
+	if stage, err = conf.FieldString("stage"); err != nil {
+		return "", nil, err
+	}
+	if conf.Contains("when") {
+		if when, err = conf.FieldBloblang("when"); err != nil {
+			return "", nil, err
+		}
+	}
+	return stage, when, nil
 }
 
 // ruleTarget is the common start of a declarative rule: it skips records

@@ -180,13 +180,8 @@ func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*corr
 	if p.name == "" {
 		return nil, errors.New("name: required when the processor has no label; it names the rule's groups in the database")
 	}
-	if p.stage, err = conf.FieldString("stage"); err != nil {
+	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
-	}
-	if conf.Contains("when") {
-		if p.when, err = conf.FieldBloblang("when"); err != nil {
-			return nil, err
-		}
 	}
 	for _, f := range []struct {
 		name string

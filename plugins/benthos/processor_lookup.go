@@ -177,12 +177,7 @@ func newLookupProc(conf *service.ParsedConfig, mgr *service.Resources) (*lookupP
 		return nil, err
 	}
 	p.cache = mediation.NewLookupCache[store.LookupKey](ttl, missTTL, size, nil)
-	if conf.Contains("when") {
-		if p.when, err = conf.FieldBloblang("when"); err != nil {
-			return nil, err
-		}
-	}
-	if p.stage, err = conf.FieldString("stage"); err != nil {
+	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
 	}
 	m := mgr.Metrics()

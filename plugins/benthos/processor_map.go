@@ -69,13 +69,8 @@ func init() {
 				return nil, err
 			}
 			p.failMissing = missing == "fail"
-			if p.stage, err = conf.FieldString("stage"); err != nil {
+			if p.stage, p.when, err = ruleConf(conf); err != nil {
 				return nil, err
-			}
-			if conf.Contains("when") {
-				if p.when, err = conf.FieldBloblang("when"); err != nil {
-					return nil, err
-				}
 			}
 			return p, nil
 		})

@@ -78,13 +78,8 @@ func newRenameProc(conf *service.ParsedConfig) (*renameProc, error) {
 			return nil, fmt.Errorf("required: %q is not one of the fields renamed", r)
 		}
 	}
-	if p.stage, err = conf.FieldString("stage"); err != nil {
+	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
-	}
-	if conf.Contains("when") {
-		if p.when, err = conf.FieldBloblang("when"); err != nil {
-			return nil, err
-		}
 	}
 	return p, nil
 }

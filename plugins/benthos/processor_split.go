@@ -91,13 +91,8 @@ func newSplitProc(conf *service.ParsedConfig, mgr *service.Resources) (*splitPro
 		p.rule = "split " + l
 	}
 	var err error
-	if p.stage, err = conf.FieldString("stage"); err != nil {
+	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
-	}
-	if conf.Contains("when") {
-		if p.when, err = conf.FieldBloblang("when"); err != nil {
-			return nil, err
-		}
 	}
 	list, err := conf.FieldObjectList("parts")
 	if err != nil {
