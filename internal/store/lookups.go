@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // LookupRows is a lookup table's entries as LoadLookup copies them, one at
@@ -185,12 +184,4 @@ ORDER BY client, lookup`, client)
 		err := r.Scan(&li.Client, &li.Lookup, &li.Entries, &li.UpdatedAt)
 		return li, err
 	})
-}
-
-// ServerError reports whether err is PostgreSQL's answer to a statement
-// (a missing table, a bad value), which trying again will not change,
-// rather than a failure to reach the server.
-func ServerError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr)
 }
