@@ -21,9 +21,14 @@ import (
 	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/devenv"
+	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -134,8 +139,9 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	fileStore, catalogStore := filestore.New(st), catalogstore.New(st)
 	recv := &ingest.Receiver{
-		Registry:   st,
+		Registry:   fileStore,
 		ArchiveDir: filepath.Join(dataDir, "files"),
 		Logger:     log.With("component", "receiver"),
 		Options: func(client string) usage.ReaderOptions {
@@ -162,14 +168,15 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	// Bucket sources live in the client settings, which are re-read when
 	// they change, so the poller runs whenever there is a settings file:
 	// a source added later is picked up without a restart.
-	var buckets *ingest.Buckets
+	var buckets *s3source.Buckets
 	if clientsFile != "" {
-		buckets = &ingest.Buckets{Receiver: recv, Taken: st, Logger: log.With("component", "buckets"),
+		buckets = &s3source.Buckets{Receiver: recv, Taken: fileStore, Logger: log.With("component", "buckets"),
 			Sources: bucketSources(settings, log)}
 	}
 
 	mux := http.NewServeMux()
-	srv := &api.Server{Store: st, Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
+	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
+		Repair: feed.NewApplier(catalogStore), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
 		Ready: streams.ready, BucketEventsToken: c.String("bucket-events-token")}
 	if buckets != nil {
 		srv.Buckets = buckets

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/kafkax"
 )
@@ -144,9 +145,9 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	pending, copies := firstCopies(ids)
 	// Settled events are counted and dropped as they settle, and a
 	// failure is reported at once: only the unsettled ids stay in memory.
-	settle := func(id string, o feed.Outcome) {
+	settle := func(id string, o api.FeedOutcome) {
 		n := 1 + copies[id]
-		switch o.Outcome {
+		switch feed.Result(o.Outcome) {
 		case feed.Applied:
 			counts.Applied++
 			counts.Ignored += n - 1
@@ -167,7 +168,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		chunk := pending[:min(len(pending), 50000)]
 		body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
 		var got struct {
-			Outcomes map[string]feed.Outcome `json:"outcomes"`
+			Outcomes map[string]api.FeedOutcome `json:"outcomes"`
 		}
 		if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
 			return err
@@ -176,7 +177,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		// applied, or failed when the wait runs out.
 		kept := pending[:0]
 		for i, id := range pending {
-			if o, ok := got.Outcomes[id]; ok && i < len(chunk) && o.Outcome != feed.Pending {
+			if o, ok := got.Outcomes[id]; ok && i < len(chunk) && feed.Result(o.Outcome) != feed.Pending {
 				settle(id, o)
 				continue
 			}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/feed"
-	"vivace.dev/vivace/internal/store"
 )
 
 func apiFlag() cli.Flag {
@@ -37,9 +37,9 @@ func feedErrorsCommand() *cli.Command {
 				apiFlag(),
 			},
 			Action: func(c *cli.Context) error {
-				q := url.Values{"outcome": {feed.Failed}, "limit": {fmt.Sprint(c.Int("limit"))}}
+				q := url.Values{"outcome": {string(feed.Failed)}, "limit": {fmt.Sprint(c.Int("limit"))}}
 				if c.Bool("pending") {
-					q.Set("outcome", feed.Pending)
+					q.Set("outcome", string(feed.Pending))
 				}
 				for _, k := range []string{"client", "code"} {
 					if v := c.String(k); v != "" {
@@ -47,7 +47,7 @@ func feedErrorsCommand() *cli.Command {
 					}
 				}
 				var got struct {
-					Events []store.FeedEvent `json:"events"`
+					Events []api.FeedEvent `json:"events"`
 				}
 				if err := newAPIClient(c.String("api")).do("GET", "/api/v1/feed/events?"+q.Encode(), nil, &got); err != nil {
 					return cli.Exit("vivace feed errors list: "+err.Error(), 1)
@@ -87,7 +87,7 @@ func feedErrorsCommand() *cli.Command {
 				}
 				body, _ := json.Marshal(req)
 				var got struct {
-					Outcomes []feed.Outcome `json:"outcomes"`
+					Outcomes []api.FeedOutcome `json:"outcomes"`
 				}
 				if err := newAPIClient(c.String("api")).do("POST", "/api/v1/feed/events/reprocess", bytes.NewReader(body), &got); err != nil {
 					return cli.Exit("vivace feed errors reprocess: "+err.Error(), 1)
@@ -121,12 +121,12 @@ func feedErrorsCommand() *cli.Command {
 				if err != nil {
 					return cli.Exit("vivace feed errors edit: "+err.Error(), 1)
 				}
-				var out feed.Outcome
+				var out api.FeedOutcome
 				if err := newAPIClient(c.String("api")).do("PUT", "/api/v1/feed/events/"+url.PathEscape(c.Args().First()),
 					bytes.NewReader(body), &out); err != nil {
 					return cli.Exit("vivace feed errors edit: "+err.Error(), 1)
 				}
-				return printOutcomes([]feed.Outcome{out})
+				return printOutcomes([]api.FeedOutcome{out})
 			},
 		}},
 	}
@@ -134,12 +134,12 @@ func feedErrorsCommand() *cli.Command {
 
 // printOutcomes prints outcomes as JSON lines and fails when one is not
 // applied or ignored.
-func printOutcomes(outs []feed.Outcome) error {
+func printOutcomes(outs []api.FeedOutcome) error {
 	enc := json.NewEncoder(os.Stdout)
 	var bad []string
 	for _, o := range outs {
 		_ = enc.Encode(o)
-		if o.Outcome == feed.Failed || o.Outcome == feed.Pending {
+		if feed.Result(o.Outcome).Repairable() {
 			bad = append(bad, o.EventID)
 		}
 	}
@@ -168,7 +168,7 @@ func feedHistoryCommand() *cli.Command {
 				q.Set("at", at)
 			}
 			var got struct {
-				Events []store.FeedEvent `json:"events"`
+				Events []api.FeedEvent `json:"events"`
 			}
 			if err := newAPIClient(c.String("api")).do("GET", "/api/v1/feed/history?"+q.Encode(), nil, &got); err != nil {
 				return cli.Exit("vivace feed history: "+err.Error(), 1)

@@ -24,14 +24,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
+	"vivace.dev/vivace/internal/murs"
 	"vivace.dev/vivace/internal/store"
+)
+
+// What the handlers need from storage; the stores under internal/store
+// implement it.
+type (
+	// Database is checked by the readiness probe.
+	Database interface {
+		Ping(ctx context.Context) error
+	}
+	// Files is what the API reads of the file registry.
+	Files interface {
+		GetFile(ctx context.Context, id string) (files.File, error)
+		ListFiles(ctx context.Context, client string, limit int) ([]files.File, error)
+	}
+	// Records is what the API exports of the rating's results.
+	Records interface {
+		ExportMURs(ctx context.Context, f murs.Filter, fn func(murs.MUR) error) error
+		ExportExceptions(ctx context.Context, f exceptions.Filter, fn func(exceptions.Exception) error) error
+	}
+	// FeedEvents is what the API reads of the feed events on record.
+	FeedEvents interface {
+		EventOutcomes(ctx context.Context, ids []string) (map[string]feed.Outcome, error)
+		ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.EventRecord, error)
+		EntityHistory(ctx context.Context, client, entity, id string) ([]feed.EventRecord, error)
+	}
+	// FeedRepair applies failed and pending feed events again (a
+	// feed.Applier).
+	FeedRepair interface {
+		Reprocess(ctx context.Context, ids []string, by string, validate feed.DataValidator) ([]feed.Outcome, error)
+		Edit(ctx context.Context, id string, edited []byte, by string, validate feed.DataValidator) (feed.Outcome, error)
+	}
 )
 
 // Server holds what the handlers need.
 type Server struct {
-	Store    *store.Store
+	DB       Database
+	Files    Files
+	Records  Records
+	Feed     FeedEvents
+	Repair   FeedRepair
 	Receiver *ingest.Receiver
 	// Ready reports whether the process is ready to work (pipelines
 	// running); nil means ready once the database answers.
@@ -96,7 +136,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "notification body: "+err.Error())
 		return
 	}
-	events, err := ingest.ParseBucketEvents(body)
+	events, err := s3source.ParseBucketEvents(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -120,7 +160,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store.Ping(ctx); err != nil {
+	if err := s.DB.Ping(ctx); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "database: "+err.Error())
 		return
 	}
@@ -153,11 +193,11 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 	f, err := s.Receiver.Receive(r.Context(), client, name, "http", body)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusCreated, f)
-	case errors.Is(err, store.ErrDuplicateFile):
-		writeJSON(w, http.StatusConflict, f)
+		writeJSON(w, http.StatusCreated, NewFile(f))
+	case errors.Is(err, files.ErrDuplicate):
+		writeJSON(w, http.StatusConflict, NewFile(f))
 	case errors.Is(err, ingest.ErrRejected):
-		writeJSON(w, http.StatusUnprocessableEntity, f)
+		writeJSON(w, http.StatusUnprocessableEntity, NewFile(f))
 	default:
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -170,7 +210,7 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
-	f, err := s.Store.GetFile(r.Context(), r.PathValue("id"))
+	f, err := s.Files.GetFile(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no file "+r.PathValue("id"))
 		return
@@ -179,7 +219,7 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, NewFile(f))
 }
 
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
@@ -192,15 +232,12 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	files, err := s.Store.ListFiles(r.Context(), r.URL.Query().Get("client"), limit)
+	list, err := s.Files.ListFiles(r.Context(), r.URL.Query().Get("client"), limit)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if files == nil {
-		files = []store.File{}
-	}
-	writeJSON(w, http.StatusOK, files)
+	writeJSON(w, http.StatusOK, mapSlice(list, func(f *files.File) File { return NewFile(*f) }))
 }
 
 // MURColumns is the column order of the CSV export.
@@ -210,18 +247,18 @@ var MURColumns = []string{"mur_id", "client", "record_id", "file_id", "line", "p
 
 func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.MURFilter{Client: q.Get("client"), FileID: q.Get("file_id"), SyncStatus: q.Get("sync_status")}
+	f := murs.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
 	ex, ok := newExporter(w, q.Get("format"), MURColumns)
 	if !ok {
 		return
 	}
-	err := s.Store.ExportMURs(r.Context(), f, func(m store.MUR) error {
-		return ex.write(m, func() []string {
+	err := s.Records.ExportMURs(r.Context(), f, func(m murs.MUR) error {
+		return ex.write(NewMUR(&m), func() []string {
 			qual, _ := json.Marshal(m.Qualifiers)
 			return []string{m.MURID, m.Client, m.RecordID, m.FileID, itoa(m.Line), strconv.Itoa(m.Part), m.AccountID,
 				m.UsageType, m.Quantity, m.UsageTime.Format(time.RFC3339Nano), m.Currency, m.GrossAmount,
 				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), m.RatedAt.Format(time.RFC3339Nano),
-				m.SyncStatus, deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
+				string(m.SyncStatus), deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
 		})
 	})
 	ex.finish(s, err)
@@ -233,16 +270,16 @@ var ExceptionColumns = []string{"exception_id", "client", "record_id", "file_id"
 
 func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.ExceptionFilter{Client: q.Get("client"), FileID: q.Get("file_id"), Stage: q.Get("stage"),
-		Code: q.Get("code"), Status: q.Get("status")}
+	f := exceptions.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), Stage: q.Get("stage"),
+		Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
 	ex, ok := newExporter(w, q.Get("format"), ExceptionColumns)
 	if !ok {
 		return
 	}
-	err := s.Store.ExportExceptions(r.Context(), f, func(e store.Exception) error {
-		return ex.write(e, func() []string {
+	err := s.Records.ExportExceptions(r.Context(), f, func(e exceptions.Exception) error {
+		return ex.write(NewException(&e), func() []string {
 			return []string{e.ExceptionID, e.Client, e.RecordID, e.FileID, itoa(e.Line), strconv.Itoa(e.Part), e.Stage,
-				e.Code, e.Field, e.Message, e.Status, strconv.Itoa(e.Attempts), string(e.Record),
+				string(e.Code), e.Field, e.Message, string(e.Status), strconv.Itoa(e.Attempts), string(e.Record),
 				e.CreatedAt.UTC().Format(time.RFC3339Nano), e.UpdatedAt.UTC().Format(time.RFC3339Nano)}
 		})
 	})
@@ -341,12 +378,16 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "event_ids: at most 100000 per request")
 		return
 	}
-	outs, err := s.Store.EventOutcomes(r.Context(), req.EventIDs)
+	outs, err := s.Feed.EventOutcomes(r.Context(), req.EventIDs)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+	answer := make(map[string]FeedOutcome, len(outs))
+	for id, o := range outs {
+		answer[id] = NewFeedOutcome(o)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"outcomes": answer})
 }
 
 // listFeedEvents lists feed events on record:
@@ -354,7 +395,7 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 // → {"events": [...]}, oldest first.
 func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.FeedEventFilter{Client: q.Get("client"), Outcome: q.Get("outcome"), Code: q.Get("code"),
+	f := feed.EventFilter{Client: q.Get("client"), Outcome: feed.Result(q.Get("outcome")), Code: feed.Code(q.Get("code")),
 		Entity: q.Get("entity"), EntityID: q.Get("entity_id")}
 	switch f.Outcome {
 	case "", feed.Applied, feed.Ignored, feed.Failed, feed.Pending:
@@ -370,15 +411,12 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	events, err := s.Store.ListFeedEvents(r.Context(), f)
+	events, err := s.Feed.ListFeedEvents(r.Context(), f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if events == nil {
-		events = []store.FeedEvent{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
 }
 
 // operator names who asked, for the record: the X-Vivace-Operator header
@@ -411,16 +449,16 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "name event_ids, or a client (with optional outcome and code) to reprocess by filter")
 			return
 		}
-		outcomes := []string{feed.Failed, feed.Pending}
+		outcomes := []feed.Result{feed.Failed, feed.Pending}
 		if req.Outcome != "" {
-			if req.Outcome != feed.Failed && req.Outcome != feed.Pending {
+			if !feed.Result(req.Outcome).Repairable() {
 				writeError(w, http.StatusBadRequest, "outcome: only failed or pending events are reprocessed")
 				return
 			}
-			outcomes = []string{req.Outcome}
+			outcomes = []feed.Result{feed.Result(req.Outcome)}
 		}
 		for _, o := range outcomes {
-			evs, err := s.Store.ListFeedEvents(r.Context(), store.FeedEventFilter{Client: req.Client, Outcome: o, Code: req.Code, Limit: 100000})
+			evs, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{Client: req.Client, Outcome: o, Code: feed.Code(req.Code), Limit: 100000})
 			if err != nil {
 				writeError(w, http.StatusInternalServerError, err.Error())
 				return
@@ -430,19 +468,19 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	outs := []feed.Outcome{}
+	var outs []feed.Outcome
 	if len(ids) > 0 {
 		var err error
-		if outs, err = s.Store.ReprocessEvents(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
+		if outs, err = s.Repair.Reprocess(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
 			status := http.StatusInternalServerError
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, feed.ErrNotFound) {
 				status = http.StatusNotFound
 			}
 			writeError(w, status, err.Error())
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+	writeJSON(w, http.StatusOK, map[string]any{"outcomes": mapSlice(outs, func(o *feed.Outcome) FeedOutcome { return NewFeedOutcome(*o) })})
 }
 
 // editFeedEvent replaces a failed or pending event with the body (a whole
@@ -454,14 +492,14 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	out, err := s.Store.EditEvent(r.Context(), id, body, operator(r), catalog.ValidateData)
+	out, err := s.Repair.Edit(r.Context(), id, body, operator(r), catalog.ValidateData)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, feed.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, NewFeedOutcome(out))
 	}
 }
 
@@ -477,7 +515,7 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "client, entity and entity_id are required")
 		return
 	}
-	events, err := s.Store.EntityHistory(r.Context(), client, entity, id)
+	events, err := s.Feed.EntityHistory(r.Context(), client, entity, id)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -488,10 +526,10 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "at: not an RFC 3339 time: "+at)
 			return
 		}
-		var in []store.FeedEvent
+		var in []feed.EventRecord
 		for _, e := range events {
 			if e.OccurredAt != nil && !e.OccurredAt.After(t) {
-				in = []store.FeedEvent{e}
+				in = []feed.EventRecord{e}
 			}
 		}
 		events = in
@@ -500,5 +538,5 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no applied %s %q of client %q%s", entity, id, client, map[bool]string{true: " at " + q.Get("at")}[q.Get("at") != ""]))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
 }

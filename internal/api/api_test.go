@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/clientcfg"
-	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
 )
 
 // TestBucketEvents: an S3 event notification is answered with the sources
 // it has polled; a wrong token, a body that is not a notification and a
 // server without bucket sources are refused with a reason.
 func TestBucketEvents(t *testing.T) {
-	buckets := &ingest.Buckets{
+	buckets := &s3source.Buckets{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Sources: func() map[string]clientcfg.BucketSource {
 			// An endpoint nothing listens on: the polls fail, as they may,

@@ -275,3 +275,13 @@ func (b *Builder) Snapshot(client string) *Snapshot {
 	s.problems = append(append([]error(nil), b.problems...), s.problems...)
 	return s
 }
+
+// Row is a catalog entity as stored: the data of the event that last
+// wrote it, not yet decoded.
+type Row struct {
+	Entity   string
+	EntityID string
+	Version  int64
+	Deleted  bool
+	Data     json.RawMessage
+}

@@ -1,5 +1,8 @@
-// Package feed holds the core system's catalog-account events: their
-// envelope, its checks, and the outcome of applying one.
+// Package feed is the core system's catalog-account sync without
+// storage: the events' envelope and its checks, what applying a batch of
+// them decides (applied, ignored, pending, failed: Decide), and the
+// Applier that runs those decisions through a Store and lets events
+// waiting for an entity apply once it arrives.
 package feed
 
 import (
@@ -26,23 +29,47 @@ const (
 	OpDelete = "delete"
 )
 
-// Outcomes of applying an event.
+// Result is what applying an event came to.
+type Result string
+
+// Results of applying an event.
 const (
-	Applied = "applied"
-	Ignored = "ignored" // not newer than what is stored
-	Failed  = "failed"
+	Applied Result = "applied"
+	Ignored Result = "ignored" // not newer than what is stored
+	Failed  Result = "failed"
 	// Pending: the event names an entity the catalog does not hold yet (a
 	// subscription to a plan still on its way). It is tried again as
 	// entities arrive, and fails with MISSING_REFERENCE when the wait
 	// runs out.
-	Pending = "pending"
+	Pending Result = "pending"
 )
+
+// Repairable reports whether an event with this result may be applied
+// again (retried, reprocessed or edited by an operator): only failed and
+// pending events are; the others keep their outcome.
+func (r Result) Repairable() bool { return r == Failed || r == Pending }
+
+// Code says why an event failed or waits.
+type Code string
 
 // Codes of failed and pending events.
 const (
-	CodeInvalidEvent     = "INVALID_EVENT"
-	CodeMissingReference = "MISSING_REFERENCE"
+	CodeInvalidEvent     Code = "INVALID_EVENT"
+	CodeMissingReference Code = "MISSING_REFERENCE"
 )
+
+// Source is who applied an event: the feed as delivered, a retry of a
+// pending event, or an operator.
+type Source string
+
+// Sources of an event's outcome.
+const (
+	SourceFeed  Source = "feed"  // as delivered on the feed topic
+	SourceRetry Source = "retry" // a pending event tried again as entities arrived
+)
+
+// Operator is the source of an event an operator reprocessed or edited.
+func Operator(name string) Source { return Source("operator:" + name) }
 
 // Ref names one catalog entity.
 type Ref struct {
@@ -172,8 +199,39 @@ func Parse(b []byte) (Event, error) {
 
 // Outcome is what became of an event.
 type Outcome struct {
-	EventID string `json:"event_id"`
-	Outcome string `json:"outcome"`
-	Code    string `json:"code,omitempty"`
-	Message string `json:"message,omitempty"`
+	EventID string
+	Outcome Result
+	Code    Code // for failed and pending events
+	Message string
+}
+
+// EventRecord is an event on record with its outcome.
+type EventRecord struct {
+	EventID         string
+	Client          string
+	Entity          string
+	EntityID        string
+	Version         int64
+	Op              string
+	OccurredAt      *time.Time
+	Outcome         Result
+	Code            Code
+	Message         string
+	Source          Source
+	Attempts        int
+	ReceivedAt      time.Time
+	AppliedAt       *time.Time
+	UpdatedAt       time.Time
+	Payload         json.RawMessage // the event as it stands (edited: as edited)
+	OriginalPayload json.RawMessage // the event as first received, when edited
+}
+
+// EventFilter selects events on record. Empty fields match all.
+type EventFilter struct {
+	Client   string
+	Outcome  Result
+	Code     Code
+	Entity   string
+	EntityID string
+	Limit    int // default 1000
 }

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/usagestore"
 )
 
 func corrPart(client, file string, line int64, key, typ string) store.CorrelationPart {
@@ -94,12 +96,12 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 		t.Fatalf("resend sweep: %+v %v", sw, err)
 	}
 	// Outcomes recorded for two of the three: emitted again later.
-	var outs []store.Exception
+	var outs []exceptions.Exception
 	for _, line := range []int64{2, 3, 4} {
-		outs = append(outs, store.Exception{Client: client, FileID: file, Line: line, Stage: "mediate",
+		outs = append(outs, exceptions.Exception{Client: client, FileID: file, Line: line, Stage: "mediate",
 			Code: "FILTERED", Message: "test", Record: json.RawMessage(`{}`)})
 	}
-	if _, err := st.InsertExceptions(ctx, outs[1:]); err != nil {
+	if _, err := usagestore.New(st).InsertExceptions(ctx, outs[1:]); err != nil {
 		t.Fatal(err)
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, emitted.Add(25*time.Minute), 10*time.Minute, 100, decide)
@@ -107,7 +109,7 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 		t.Fatalf("partly recorded: %+v %v", sw, err)
 	}
 	// All recorded: the group is deleted.
-	if _, err := st.InsertExceptions(ctx, outs[:1]); err != nil {
+	if _, err := usagestore.New(st).InsertExceptions(ctx, outs[:1]); err != nil {
 		t.Fatal(err)
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, emitted.Add(40*time.Minute), 10*time.Minute, 100, decide)

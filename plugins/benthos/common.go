@@ -12,7 +12,11 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 )
 
 // Metadata keys our components read and write.
@@ -92,7 +96,7 @@ func (c *storeConn) countFiles(m *service.Metrics) {
 }
 
 // fileDone records one finished file.
-func (c *storeConn) fileDone(f store.FinishedFile) {
+func (c *storeConn) fileDone(f files.Finished) {
 	if c.filesDone != nil {
 		c.filesDone.Incr(1)
 		c.fileTook.Timing(f.Took.Nanoseconds())
@@ -102,8 +106,13 @@ func (c *storeConn) fileDone(f store.FinishedFile) {
 // observing returns ctx under which the store reports the files a
 // transaction finishes.
 func (c *storeConn) observing(ctx context.Context) context.Context {
-	return store.WithFileObserver(ctx, c.fileDone)
+	return files.WithObserver(ctx, c.fileDone)
 }
+
+// The subject stores over the component's pool (after connect).
+func (c *storeConn) files() *filestore.Store      { return filestore.New(c.st) }
+func (c *storeConn) usage() *usagestore.Store     { return usagestore.New(c.st) }
+func (c *storeConn) catalog() *catalogstore.Store { return catalogstore.New(c.st) }
 
 // dbOutputConf reads the fields every database output has: dsn,
 // max_in_flight and, for outputs whose spec has it, batching.

@@ -107,7 +107,7 @@ func (o *catalogOutput) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		o.retryPending(ctx)
-		n, err := o.st.ExpirePending(ctx, o.wait)
+		n, err := o.applier().ExpirePending(ctx, o.wait)
 		if err != nil && ctx.Err() == nil {
 			o.log.Errorf("expire pending feed events: %v", err)
 		}
@@ -119,7 +119,7 @@ func (o *catalogOutput) sweep(ctx context.Context) {
 }
 
 func (o *catalogOutput) retryPending(ctx context.Context) {
-	n, err := o.st.RetryPending(ctx)
+	n, err := o.applier().RetryPending(ctx)
 	if err != nil && ctx.Err() == nil {
 		o.log.Errorf("retry pending feed events: %v", err)
 	}
@@ -155,7 +155,7 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 		events = append(events, e)
 		fails = append(fails, err)
 	}
-	outs, err := o.st.ApplyEvents(ctx, events, fails)
+	outs, err := o.applier().Apply(ctx, events, fails)
 	if err != nil {
 		return err
 	}
@@ -174,6 +174,9 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 	}
 	return nil
 }
+
+// applier applies events to the catalog in the component's database.
+func (o *catalogOutput) applier() *feed.Applier { return feed.NewApplier(o.catalog()) }
 
 func unidentifiedEventID(msg *service.Message, i int) string {
 	topic, _ := msg.MetaGet("kafka_topic")

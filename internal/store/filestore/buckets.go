@@ -1,36 +1,24 @@
-package store
+package filestore
 
 import (
 	"context"
 	"fmt"
-	"time"
+
+	"vivace.dev/vivace/internal/files"
 )
 
-// BucketObject is an object a client's bucket source has taken: it became
-// file FileID of the registry, received or rejected.
-type BucketObject struct {
-	Client    string
-	Bucket    string
-	Key       string
-	ETag      string
-	SizeBytes int64
-	FileID    string
-	Outcome   string // FileReceived or FileRejected
-	TakenAt   time.Time
-}
-
 // TakenObjects reports, for each (keys[i], etags[i]) of a client's bucket,
-// the outcome of taking that object (FileReceived or FileRejected), or ""
+// the outcome of taking that object (files.Received or files.Rejected), or ""
 // when it was not taken yet.
-func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]string, error) {
+func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]files.Status, error) {
 	if len(keys) != len(etags) {
 		return nil, fmt.Errorf("taken objects: %d keys but %d etags", len(keys), len(etags))
 	}
-	out := make([]string, 0, len(keys))
+	out := make([]files.Status, 0, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(b.outcome, '')
+	rows, err := s.db.Pool().Query(ctx, `SELECT coalesce(b.outcome, '')
 		FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS o(key, etag, n)
 		LEFT JOIN bucket_objects b ON b.client = $1 AND b.bucket = $2 AND b.key = o.key AND b.etag = o.etag
 		ORDER BY o.n`, client, bucket, keys, etags)
@@ -39,7 +27,7 @@ func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, e
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var outcome string
+		var outcome files.Status
 		if err := rows.Scan(&outcome); err != nil {
 			return nil, err
 		}
@@ -53,8 +41,8 @@ func (s *Store) TakenObjects(ctx context.Context, client, bucket string, keys, e
 
 // RecordTakenObject records that an object was taken. Recording the same
 // object again changes nothing.
-func (s *Store) RecordTakenObject(ctx context.Context, o BucketObject) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO bucket_objects (client, bucket, key, etag, size_bytes, file_id, outcome)
+func (s *Store) RecordTakenObject(ctx context.Context, o files.BucketObject) error {
+	_, err := s.db.Pool().Exec(ctx, `INSERT INTO bucket_objects (client, bucket, key, etag, size_bytes, file_id, outcome)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (client, bucket, key, etag) DO NOTHING`,
 		o.Client, o.Bucket, o.Key, o.ETag, o.SizeBytes, o.FileID, o.Outcome)
@@ -66,17 +54,17 @@ func (s *Store) RecordTakenObject(ctx context.Context, o BucketObject) error {
 
 // ListTakenObjects returns the objects taken from a client's bucket, the
 // newest first.
-func (s *Store) ListTakenObjects(ctx context.Context, client, bucket string, limit int) ([]BucketObject, error) {
-	rows, err := s.pool.Query(ctx, `SELECT client, bucket, key, etag, size_bytes, file_id::text, outcome, taken_at
+func (s *Store) ListTakenObjects(ctx context.Context, client, bucket string, limit int) ([]files.BucketObject, error) {
+	rows, err := s.db.Pool().Query(ctx, `SELECT client, bucket, key, etag, size_bytes, file_id::text, outcome, taken_at
 		FROM bucket_objects WHERE client = $1 AND bucket = $2 ORDER BY taken_at DESC, key LIMIT $3`,
 		client, bucket, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []BucketObject
+	var out []files.BucketObject
 	for rows.Next() {
-		var o BucketObject
+		var o files.BucketObject
 		if err := rows.Scan(&o.Client, &o.Bucket, &o.Key, &o.ETag, &o.SizeBytes, &o.FileID, &o.Outcome, &o.TakenAt); err != nil {
 			return nil, err
 		}

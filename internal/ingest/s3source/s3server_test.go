@@ -1,4 +1,4 @@
-package ingest_test
+package s3source_test
 
 import (
 	"bytes"

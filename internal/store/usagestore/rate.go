@@ -1,4 +1,9 @@
-package store
+// Package usagestore is where rating writes in PostgreSQL, and where
+// what it wrote is read back: the rating transaction (MURs, tier
+// counters, free-unit allowances, exceptions, file counts, all in one),
+// exceptions and filtered records from the other stages, and the MUR and
+// exception exports.
+package usagestore
 
 import (
 	"bytes"
@@ -10,100 +15,64 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/murs"
+	"vivace.dev/vivace/internal/ratestage"
+	"vivace.dev/vivace/internal/rating"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
 )
+
+// Store is the usage records' storage over a database.
+type Store struct{ db *store.Store }
+
+// New returns the usage records' storage of db.
+func New(db *store.Store) *Store { return &Store{db: db} }
 
 // ErrConcurrentRecord means another transaction stored a MUR for one of
 // the batch's record ids after the batch looked; the batch must be rated
 // again from the start (it will then see the record as a duplicate).
 var ErrConcurrentRecord = errors.New("a record of the batch was stored concurrently")
 
-// SourceKey identifies a record across replays.
-type SourceKey struct {
-	Client string
-	FileID string
-	Line   int64
-	Part   int
-}
-
-// RecordKey is the exactly-once key of a MUR.
-type RecordKey struct {
-	Client   string
-	RecordID string
-}
-
-// CounterKey addresses a cumulative usage counter.
-type CounterKey struct {
-	Client    string
-	AccountID string
-	UsageType string
-	Month     int32
-}
-
-// AllowanceKey addresses a free-unit allowance's use.
-type AllowanceKey struct {
-	Client     string
-	AccountID  string
-	DiscountID string
-	Month      int32
-}
-
 // RateTx is one rating transaction: everything a batch of records changes
 // commits together — MURs, counters, allowances, exceptions, file counts —
-// or nothing does.
+// or nothing does. It implements ratestage.Tx.
 type RateTx struct {
 	tx     pgx.Tx
-	deltas map[string]*fileDelta
+	deltas filestore.Deltas
 }
 
 // Rate runs fn in a rating transaction and commits it. It retries from
 // the start when the database reports a serialisation failure, a deadlock
 // or ErrConcurrentRecord, so fn must be repeatable: it gets a fresh view
-// each time.
-func (s *Store) Rate(ctx context.Context, fn func(*RateTx) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		var done []FinishedFile
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			rt := &RateTx{tx: tx, deltas: map[string]*fileDelta{}}
-			if err := fn(rt); err != nil {
-				return err
-			}
-			var err error
-			done, err = applyFileDeltas(ctx, tx, rt.deltas)
-			return err
-		})
-		if err == nil {
-			observeFiles(ctx, done)
-		}
-		if !retryable(err) {
+// each time. The files the transaction finished are told to the
+// files.Observe observer of ctx once it has committed.
+func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
+	var done []files.Finished
+	err := s.db.RetryTx(ctx, func(err error) bool { return errors.Is(err, ErrConcurrentRecord) }, func(tx pgx.Tx) error {
+		rt := &RateTx{tx: tx, deltas: filestore.Deltas{}}
+		if err := fn(rt); err != nil {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
+		var err error
+		done, err = filestore.ApplyDeltas(ctx, tx, rt.deltas)
+		return err
+	})
+	if err == nil {
+		files.Observe(ctx, done)
 	}
 	return err
 }
 
-func retryable(err error) bool {
-	if errors.Is(err, ErrConcurrentRecord) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
-}
-
 // ExistingMURs returns, for the record keys that already have a MUR, the
 // source that MUR came from.
-func (t *RateTx) ExistingMURs(ctx context.Context, keys []RecordKey) (map[RecordKey]SourceKey, error) {
-	out := map[RecordKey]SourceKey{}
+func (t *RateTx) ExistingMURs(ctx context.Context, keys []ratestage.RecordKey) (map[ratestage.RecordKey]ratestage.SourceKey, error) {
+	out := map[ratestage.RecordKey]ratestage.SourceKey{}
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -120,8 +89,8 @@ func (t *RateTx) ExistingMURs(ctx context.Context, keys []RecordKey) (map[Record
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var rk RecordKey
-		var sk SourceKey
+		var rk ratestage.RecordKey
+		var sk ratestage.SourceKey
 		if err := rows.Scan(&rk.Client, &rk.RecordID, &sk.FileID, &sk.Line, &sk.Part); err != nil {
 			return nil, err
 		}
@@ -269,47 +238,47 @@ func splitLedgerKeys(keys []ledgerKey) (c, a, i []string, m []int32) {
 
 // LoadCounters locks and returns the usage counters of keys (missing ones
 // are created at zero).
-func (t *RateTx) LoadCounters(ctx context.Context, keys []CounterKey) (map[CounterKey]string, error) {
-	return loadKeyed(ctx, t, &counterTable, keys, func(k ledgerKey) CounterKey {
-		return CounterKey{k.Client, k.AccountID, k.Item, k.Month}
-	})
+func (t *RateTx) LoadCounters(ctx context.Context, keys []ratestage.CounterKey) (map[ratestage.CounterKey]string, error) {
+	return loadKeyed(ctx, t, &counterTable, keys, counterLedger, counterKey)
 }
 
 // SaveCounters writes new values of counters LoadCounters locked.
-func (t *RateTx) SaveCounters(ctx context.Context, values map[CounterKey]string) error {
-	return saveKeyed(ctx, t, &counterTable, values)
+func (t *RateTx) SaveCounters(ctx context.Context, values map[ratestage.CounterKey]string) error {
+	return saveKeyed(ctx, t, &counterTable, values, counterLedger)
 }
 
 // LoadAllowances locks and returns the use of free-unit allowances
 // (missing ones are created at zero).
-func (t *RateTx) LoadAllowances(ctx context.Context, keys []AllowanceKey) (map[AllowanceKey]string, error) {
-	return loadKeyed(ctx, t, &allowanceTable, keys, func(k ledgerKey) AllowanceKey {
-		return AllowanceKey{k.Client, k.AccountID, k.Item, k.Month}
-	})
+func (t *RateTx) LoadAllowances(ctx context.Context, keys []ratestage.AllowanceKey) (map[ratestage.AllowanceKey]string, error) {
+	return loadKeyed(ctx, t, &allowanceTable, keys, allowanceLedger, allowanceKey)
 }
 
 // SaveAllowances writes new use of allowances LoadAllowances locked.
-func (t *RateTx) SaveAllowances(ctx context.Context, values map[AllowanceKey]string) error {
-	return saveKeyed(ctx, t, &allowanceTable, values)
+func (t *RateTx) SaveAllowances(ctx context.Context, values map[ratestage.AllowanceKey]string) error {
+	return saveKeyed(ctx, t, &allowanceTable, values, allowanceLedger)
 }
 
-func (k CounterKey) ledger() ledgerKey { return ledgerKey{k.Client, k.AccountID, k.UsageType, k.Month} }
-func (k AllowanceKey) ledger() ledgerKey {
-	return ledgerKey{k.Client, k.AccountID, k.DiscountID, k.Month}
+// A counter's or an allowance's key as the table's, and back: distinct
+// types for callers, one shape for the tables.
+func counterLedger(k ratestage.CounterKey) ledgerKey {
+	return ledgerKey{k.Client, k.AccountID, k.UsageType, int32(k.Month)}
+}
+func counterKey(k ledgerKey) ratestage.CounterKey {
+	return ratestage.CounterKey{Client: k.Client, AccountID: k.AccountID, UsageType: k.Item, Month: rating.Month(k.Month)}
+}
+func allowanceLedger(k ratestage.AllowanceKey) ledgerKey {
+	return ledgerKey{k.Client, k.AccountID, k.DiscountID, int32(k.Month)}
+}
+func allowanceKey(k ledgerKey) ratestage.AllowanceKey {
+	return ratestage.AllowanceKey{Client: k.Client, AccountID: k.AccountID, DiscountID: k.Item, Month: rating.Month(k.Month)}
 }
 
-// ledgerKeyed is a public key type of a ledger table (counters,
-// allowances): distinct types for callers, one shape for the table.
-type ledgerKeyed interface {
-	comparable
-	ledger() ledgerKey
-}
-
-// loadKeyed is load for a public key type; back turns a table key into it.
-func loadKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, keys []K, back func(ledgerKey) K) (map[K]string, error) {
+// loadKeyed is load for a public key type; to and back turn its keys
+// into the table's and back.
+func loadKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, keys []K, to func(K) ledgerKey, back func(ledgerKey) K) (map[K]string, error) {
 	lk := make([]ledgerKey, len(keys))
 	for i, k := range keys {
-		lk[i] = k.ledger()
+		lk[i] = to(k)
 	}
 	got, err := t.load(ctx, tbl, lk)
 	out := make(map[K]string, len(got))
@@ -320,10 +289,10 @@ func loadKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, 
 }
 
 // saveKeyed is save for a public key type.
-func saveKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, values map[K]string) error {
+func saveKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, values map[K]string, to func(K) ledgerKey) error {
 	lv := make(map[ledgerKey]string, len(values))
 	for k, v := range values {
-		lv[k.ledger()] = v
+		lv[to(k)] = v
 	}
 	return t.save(ctx, tbl, lv)
 }
@@ -335,48 +304,46 @@ func saveKeyed[K ledgerKeyed](ctx context.Context, t *RateTx, tbl *ledgerTable, 
 // caller did not look), the unique constraint stops the COPY and
 // InsertMURs returns ErrConcurrentRecord: the transaction is then void
 // and Store.Rate runs it again.
-func (t *RateTx) InsertMURs(ctx context.Context, murs []MUR) error {
-	if len(murs) == 0 {
+func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
+	if len(ms) == 0 {
 		return nil
 	}
-	buf := copyBufs.Get().(*bytes.Buffer)
-	defer copyBufs.Put(buf)
-	buf.Reset()
-	for i := range murs {
-		appendMURRow(buf, &murs[i])
+	buf := store.NewCopyBuffer()
+	defer store.ReleaseCopyBuffer(buf)
+	for i := range ms {
+		appendMURRow(buf, &ms[i])
 	}
-	tag, err := t.tx.Conn().PgConn().CopyFrom(ctx, buf, copyMURs)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "murs_client_record" {
+	n, err := store.CopyFrom(ctx, t.tx, buf, copyMURs)
+	if store.UniqueViolation(err, "murs_client_record") {
 		return ErrConcurrentRecord
 	}
 	if err != nil {
 		return fmt.Errorf("insert MURs: %w", err)
 	}
-	if n := tag.RowsAffected(); int(n) != len(murs) {
-		return fmt.Errorf("insert MURs: %d of %d rows written", n, len(murs))
+	if int(n) != len(ms) {
+		return fmt.Errorf("insert MURs: %d of %d rows written", n, len(ms))
 	}
-	k := len(murs)
-	clients, files, lines, parts := mk(k), mk(k), make([]int64, k), make([]int32, k)
-	var splits []splitLine
-	for i := range murs {
-		m := &murs[i]
-		clients[i], files[i], lines[i], parts[i] = m.Client, m.FileID, m.Line, int32(m.Part)
+	k := len(ms)
+	clients, fileIDs, lines, parts := make([]string, k), make([]string, k), make([]int64, k), make([]int32, k)
+	var splits []filestore.SplitLine
+	for i := range ms {
+		m := &ms[i]
+		clients[i], fileIDs[i], lines[i], parts[i] = m.Client, m.FileID, m.Line, int32(m.Part)
 		if m.Parts > 1 {
-			splits = append(splits, splitLine{m.FileID, m.Line, m.Parts})
+			splits = append(splits, filestore.SplitLine{FileID: m.FileID, Line: m.Line, Parts: m.Parts})
 		}
 	}
-	if err := registerSplits(ctx, t.tx, splits, t.deltas); err != nil {
+	if err := filestore.RegisterSplits(ctx, t.tx, splits, t.deltas); err != nil {
 		return err
 	}
-	for _, f := range files {
-		delta(t.deltas, f).murs++
+	for _, f := range fileIDs {
+		t.deltas.File(f).MURs++
 	}
 	rows, err := t.tx.Query(ctx, `UPDATE exceptions x SET status = 'resolved', updated_at = now()
 		FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::int[]) AS k(client, file_id, line, part)
 		WHERE x.client = k.client AND x.file_id = k.file_id AND x.line = k.line AND x.part = k.part
 			AND x.status IN ('open', 'reprocessing')
-		RETURNING x.file_id::text`, clients, files, lines, parts)
+		RETURNING x.file_id::text`, clients, fileIDs, lines, parts)
 	if err != nil {
 		return fmt.Errorf("resolve exceptions: %w", err)
 	}
@@ -386,109 +353,52 @@ func (t *RateTx) InsertMURs(ctx context.Context, murs []MUR) error {
 		if err := rows.Scan(&f); err != nil {
 			return err
 		}
-		delta(t.deltas, f).exceptions--
+		t.deltas.File(f).Exceptions--
 	}
 	return rows.Err()
 }
 
 // InsertExceptions stores exceptions within the rating transaction, with
 // the same once-per-source rule as Store.InsertExceptions.
-func (t *RateTx) InsertExceptions(ctx context.Context, exs []Exception) error {
+func (t *RateTx) InsertExceptions(ctx context.Context, exs []exceptions.Exception) error {
 	_, err := insertExceptions(ctx, t.tx, exs, t.deltas)
 	return err
 }
-
-func mk(n int) []string { return make([]string, n) }
 
 const copyMURs = `COPY murs (mur_id, client, record_id, file_id, line, part, account_id, usage_type,
 	quantity, usage_time, currency, gross_amount, discount_amount, net_amount, rate_detail, qualifiers, attributes)
 	FROM STDIN`
 
-var copyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // appendMURRow writes m as one line of COPY's text format. Writing the
 // format by hand costs a fraction of encoding each value through the
 // driver's type system, which dominated the rate stage's own CPU time.
-func appendMURRow(buf *bytes.Buffer, m *MUR) {
+func appendMURRow(buf *bytes.Buffer, m *murs.MUR) {
 	if m.MURID == "" {
-		m.MURID = NewID()
+		m.MURID = store.NewID()
 	}
 	var num [24]byte
-	copyTexts(buf, m.MURID, m.Client, m.RecordID, m.FileID)
+	store.CopyTexts(buf, m.MURID, m.Client, m.RecordID, m.FileID)
 	buf.WriteByte('\t')
 	buf.Write(strconv.AppendInt(num[:0], m.Line, 10))
 	buf.WriteByte('\t')
 	buf.Write(strconv.AppendInt(num[:0], int64(m.Part), 10))
 	for _, s := range [...]string{m.AccountID, m.UsageType, m.Quantity} {
 		buf.WriteByte('\t')
-		copyText(buf, s)
+		store.CopyText(buf, s)
 	}
 	buf.WriteByte('\t')
 	buf.Write(m.UsageTime.UTC().AppendFormat(num[:0], time.RFC3339Nano))
 	for _, s := range [...]string{m.Currency, m.GrossAmount, m.DiscountAmount, m.NetAmount} {
 		buf.WriteByte('\t')
-		copyText(buf, s)
+		store.CopyText(buf, s)
 	}
 	buf.WriteByte('\t')
-	copyBytes(buf, m.RateDetail)
+	store.CopyBytes(buf, m.RateDetail)
 	buf.WriteByte('\t')
-	copyBytes(buf, jsonMap(m.Qualifiers))
+	store.CopyBytes(buf, jsonMap(m.Qualifiers))
 	buf.WriteByte('\t')
-	copyBytes(buf, jsonMap(m.Attributes))
+	store.CopyBytes(buf, jsonMap(m.Attributes))
 	buf.WriteByte('\n')
-}
-
-// copyText writes s as a COPY text-format value: backslash, tab, newline
-// and carriage return escaped. Empty stays empty (not NULL).
-func copyText(buf *bytes.Buffer, s string) {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if esc := copyEscape(s[i]); esc != 0 {
-			buf.WriteString(s[start:i])
-			buf.WriteByte('\\')
-			buf.WriteByte(esc)
-			start = i + 1
-		}
-	}
-	buf.WriteString(s[start:])
-}
-
-// copyTexts writes values with copyText, tab-separated.
-func copyTexts(buf *bytes.Buffer, values ...string) {
-	for i, v := range values {
-		if i > 0 {
-			buf.WriteByte('\t')
-		}
-		copyText(buf, v)
-	}
-}
-
-// copyBytes is copyText for a byte slice.
-func copyBytes(buf *bytes.Buffer, b []byte) {
-	start := 0
-	for i := 0; i < len(b); i++ {
-		if esc := copyEscape(b[i]); esc != 0 {
-			buf.Write(b[start:i])
-			buf.WriteByte('\\')
-			buf.WriteByte(esc)
-			start = i + 1
-		}
-	}
-	buf.Write(b[start:])
-}
-
-func copyEscape(c byte) byte {
-	switch c {
-	case '\\':
-		return '\\'
-	case '\t':
-		return 't'
-	case '\n':
-		return 'n'
-	case '\r':
-		return 'r'
-	}
-	return 0
 }
 
 func jsonMap(m map[string]string) []byte {
@@ -498,3 +408,5 @@ func jsonMap(m map[string]string) []byte {
 	b, _ := json.Marshal(m)
 	return b
 }
+
+var _ ratestage.Store = (*Store)(nil)

@@ -1,4 +1,4 @@
-package store
+package ids
 
 import (
 	"regexp"
@@ -6,15 +6,15 @@ import (
 	"time"
 )
 
-func TestNewIDIsVersion7AndOrdered(t *testing.T) {
+func TestNewIsVersion7AndOrdered(t *testing.T) {
 	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	prev := NewID()
+	prev := New()
 	seen := map[string]bool{prev: true}
 	for i := 0; i < 10000; i++ {
 		if i == 5000 {
 			time.Sleep(2 * time.Millisecond)
 		}
-		id := NewID()
+		id := New()
 		if !re.MatchString(id) {
 			t.Fatalf("%q is not a version 7 UUID", id)
 		}

@@ -1,72 +1,46 @@
-package store
+package usagestore
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
 )
-
-// Exception statuses.
-const (
-	ExceptionOpen         = "open"
-	ExceptionReprocessing = "reprocessing"
-	ExceptionResolved     = "resolved"
-	ExceptionDiscarded    = "discarded"
-)
-
-// Exception is a record that could not become a MUR.
-type Exception struct {
-	ExceptionID string          `json:"exception_id"`
-	Client      string          `json:"client"`
-	FileID      string          `json:"file_id"`
-	Line        int64           `json:"line"`
-	Part        int             `json:"part"`
-	Parts       int             `json:"parts,omitempty"` // the line's number of parts when mediation split it
-	RecordID    string          `json:"record_id"`
-	Stage       string          `json:"stage"`
-	Code        string          `json:"code"`
-	Field       string          `json:"field,omitempty"`
-	Message     string          `json:"message"`
-	Status      string          `json:"status"`
-	Attempts    int             `json:"attempts"`
-	Record      json.RawMessage `json:"record"`
-	CreatedAt   time.Time       `json:"created_at"`
-	UpdatedAt   time.Time       `json:"updated_at"`
-}
 
 // InsertExceptions stores exceptions and moves their files' counts in one
 // transaction. A source position (client, file, line, part) is stored
 // once: replays of the same record change nothing, and a record that fails
 // again after a reprocess updates its existing row. It returns how many
 // new exceptions were counted.
-func (s *Store) InsertExceptions(ctx context.Context, exs []Exception) (int, error) {
+func (s *Store) InsertExceptions(ctx context.Context, exs []exceptions.Exception) (int, error) {
 	if len(exs) == 0 {
 		return 0, nil
 	}
 	var n int
-	var done []FinishedFile
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		deltas := map[string]*fileDelta{}
+	var done []files.Finished
+	err := s.db.Tx(ctx, func(tx pgx.Tx) error {
+		deltas := filestore.Deltas{}
 		var err error
 		n, err = insertExceptions(ctx, tx, exs, deltas)
 		if err != nil {
 			return err
 		}
-		done, err = applyFileDeltas(ctx, tx, deltas)
+		done, err = filestore.ApplyDeltas(ctx, tx, deltas)
 		return err
 	})
 	if err == nil {
-		observeFiles(ctx, done)
+		files.Observe(ctx, done)
 	}
 	return n, err
 }
 
-func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas map[string]*fileDelta) (int, error) {
+func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception, deltas filestore.Deltas) (int, error) {
 	// One row per source position: a batch can hold the same record twice
 	// (a stage replayed after a crash writes its exceptions again), and
 	// one INSERT ... ON CONFLICT DO UPDATE may not touch a row twice. The
@@ -80,23 +54,23 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 	for i, e := range exs {
 		last[position{e.Client, e.FileID, e.Line, e.Part}] = i
 	}
-	var filtered []Exception
+	var filtered []exceptions.Exception
 	kept := exs[:0:0]
-	var splits []splitLine
+	var splits []filestore.SplitLine
 	for i, e := range exs {
 		if last[position{e.Client, e.FileID, e.Line, e.Part}] != i {
 			continue
 		}
 		if e.Parts > 1 {
-			splits = append(splits, splitLine{e.FileID, e.Line, e.Parts})
+			splits = append(splits, filestore.SplitLine{FileID: e.FileID, Line: e.Line, Parts: e.Parts})
 		}
-		if e.Code == string(codes.Filtered) { // dropped on purpose: not an exception
+		if e.Filtered() { // dropped on purpose: not an exception
 			filtered = append(filtered, e)
 		} else {
 			kept = append(kept, e)
 		}
 	}
-	if err := registerSplits(ctx, tx, splits, deltas); err != nil {
+	if err := filestore.RegisterSplits(ctx, tx, splits, deltas); err != nil {
 		return 0, err
 	}
 	if err := insertFiltered(ctx, tx, filtered, deltas); err != nil {
@@ -107,15 +81,15 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 		return 0, nil
 	}
 	var (
-		ids, clients, files, recIDs, stages, codes, fields, msgs []string
-		lines                                                    []int64
-		parts                                                    []int32
-		records                                                  [][]byte
+		ids, clients, fileIDs, recIDs, stages, codes, fields, msgs []string
+		lines                                                      []int64
+		parts                                                      []int32
+		records                                                    [][]byte
 	)
 	for _, e := range exs {
 		id := e.ExceptionID
 		if id == "" {
-			id = NewID()
+			id = store.NewID()
 		}
 		rec := []byte(e.Record)
 		if len(rec) == 0 || !json.Valid(rec) {
@@ -124,12 +98,12 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 		}
 		ids = append(ids, id)
 		clients = append(clients, e.Client)
-		files = append(files, e.FileID)
+		fileIDs = append(fileIDs, e.FileID)
 		lines = append(lines, e.Line)
 		parts = append(parts, int32(e.Part))
 		recIDs = append(recIDs, e.RecordID)
 		stages = append(stages, e.Stage)
-		codes = append(codes, e.Code)
+		codes = append(codes, string(e.Code))
 		fields = append(fields, e.Field)
 		msgs = append(msgs, e.Message)
 		records = append(records, rec)
@@ -147,7 +121,7 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 			attempts = x.attempts + 1, updated_at = now()
 		WHERE x.status = 'reprocessing'
 		RETURNING file_id::text, (xmax = 0) AS inserted`,
-		ids, clients, files, lines, parts, recIDs, stages, codes, fields, msgs, records)
+		ids, clients, fileIDs, lines, parts, recIDs, stages, codes, fields, msgs, records)
 	if err != nil {
 		return 0, fmt.Errorf("insert exceptions: %w", err)
 	}
@@ -161,7 +135,7 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 		}
 		if inserted {
 			n++
-			delta(deltas, fileID).exceptions++
+			deltas.File(fileID).Exceptions++
 		}
 	}
 	return n, rows.Err()
@@ -169,15 +143,15 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []Exception, deltas ma
 
 // insertFiltered stores records dropped on purpose, once per source
 // position, and counts them as their files' filtered records.
-func insertFiltered(ctx context.Context, tx pgx.Tx, recs []Exception, deltas map[string]*fileDelta) error {
+func insertFiltered(ctx context.Context, tx pgx.Tx, recs []exceptions.Exception, deltas filestore.Deltas) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	n := len(recs)
-	clients, files, recIDs, stages, reasons := mk(n), mk(n), mk(n), mk(n), mk(n)
+	clients, fileIDs, recIDs, stages, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	lines, parts, records := make([]int64, n), make([]int32, n), make([][]byte, n)
 	for i, e := range recs {
-		clients[i], files[i], recIDs[i], stages[i], reasons[i] = e.Client, e.FileID, e.RecordID, e.Stage, e.Message
+		clients[i], fileIDs[i], recIDs[i], stages[i], reasons[i] = e.Client, e.FileID, e.RecordID, e.Stage, e.Message
 		lines[i], parts[i] = e.Line, int32(e.Part)
 		records[i] = []byte(e.Record)
 		if len(records[i]) == 0 || !json.Valid(records[i]) {
@@ -190,7 +164,7 @@ func insertFiltered(ctx context.Context, tx pgx.Tx, recs []Exception, deltas map
 			AS t(client, file_id, line, part, record_id, stage, reason, record)
 		ORDER BY client, file_id, line, part
 		ON CONFLICT DO NOTHING
-		RETURNING file_id::text`, clients, files, lines, parts, recIDs, stages, reasons, records)
+		RETURNING file_id::text`, clients, fileIDs, lines, parts, recIDs, stages, reasons, records)
 	if err != nil {
 		return fmt.Errorf("insert filtered records: %w", err)
 	}
@@ -200,34 +174,16 @@ func insertFiltered(ctx context.Context, tx pgx.Tx, recs []Exception, deltas map
 		if err := rows.Scan(&f); err != nil {
 			return err
 		}
-		delta(deltas, f).filtered++
+		deltas.File(f).Filtered++
 	}
 	return rows.Err()
-}
-
-func delta(m map[string]*fileDelta, id string) *fileDelta {
-	d, ok := m[id]
-	if !ok {
-		d = &fileDelta{}
-		m[id] = d
-	}
-	return d
-}
-
-// ExceptionFilter selects exceptions.
-type ExceptionFilter struct {
-	Client string
-	FileID string
-	Stage  string
-	Code   string
-	Status string
 }
 
 // ExportExceptions calls fn for each exception matching the filter in
 // source order (file, line, part), streaming rows rather than loading
 // them all.
-func (s *Store) ExportExceptions(ctx context.Context, f ExceptionFilter, fn func(Exception) error) error {
-	rows, err := s.pool.Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
+func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn func(exceptions.Exception) error) error {
+	rows, err := s.db.Pool().Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
 			stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at
 		FROM exceptions
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
@@ -238,7 +194,7 @@ func (s *Store) ExportExceptions(ctx context.Context, f ExceptionFilter, fn func
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var e Exception
+		var e exceptions.Exception
 		if err := rows.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
 			&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt); err != nil {
 			return err

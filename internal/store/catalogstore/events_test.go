@@ -1,4 +1,4 @@
-package store_test
+package catalogstore_test
 
 import (
 	"context"
@@ -13,7 +13,13 @@ import (
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// applier applies events to the catalog in st.
+func applier(st *store.Store) *feed.Applier { return feed.NewApplier(catalogstore.New(st)) }
 
 type ev struct {
 	id, entity, entityID string
@@ -43,13 +49,13 @@ func apply(t *testing.T, st *store.Store, evs []feed.Event) []string {
 	for i := range evs {
 		fails[i] = evs[i].Validate(catalog.ValidateData)
 	}
-	out, err := st.ApplyEvents(context.Background(), evs, fails)
+	out, err := applier(st).Apply(context.Background(), evs, fails)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := make([]string, len(out))
 	for i, o := range out {
-		got[i] = o.Outcome
+		got[i] = string(o.Outcome)
 		if o.EventID != evs[i].EventID {
 			t.Fatalf("outcome %d is for %s, want %s", i, o.EventID, evs[i].EventID)
 		}
@@ -59,7 +65,7 @@ func apply(t *testing.T, st *store.Store, evs []feed.Event) []string {
 
 func entityData(t *testing.T, st *store.Store, client, entity, id string) (int64, string) {
 	t.Helper()
-	rows, _, err := st.LoadCatalog(context.Background(), client)
+	rows, _, err := catalogstore.New(st).LoadCatalog(context.Background(), client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +112,11 @@ func TestApplyVersionsDuplicatesAndDeletes(t *testing.T) {
 	if fmt.Sprint(again) != "[applied failed]" {
 		t.Fatalf("redelivered: %v", again)
 	}
-	hist, err := st.EntityHistory(context.Background(), c, "account", "A")
+	hist, err := catalogstore.New(st).EntityHistory(context.Background(), c, "account", "A")
 	if err != nil || len(hist) != 2 || hist[0].Version != 2 || hist[1].Version != 3 || hist[1].AppliedAt == nil || hist[1].Source != "feed" {
 		t.Fatalf("history: %+v %v", hist, err)
 	}
-	failed, err := st.ListFeedEvents(context.Background(), store.FeedEventFilter{Client: c, Outcome: feed.Failed})
+	failed, err := catalogstore.New(st).ListFeedEvents(context.Background(), feed.EventFilter{Client: c, Outcome: feed.Failed})
 	if err != nil || len(failed) != 2 || failed[0].Code != feed.CodeInvalidEvent || !strings.Contains(failed[0].Message, "currency") {
 		t.Fatalf("failed events: %+v %v", failed, err)
 	}
@@ -130,7 +136,7 @@ func TestPendingUntilReferencesArrive(t *testing.T) {
 	if fmt.Sprint(got) != "[pending pending pending pending]" {
 		t.Fatalf("outcomes %v", got)
 	}
-	pend, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending, EntityID: "S1"})
+	pend, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, Outcome: feed.Pending, EntityID: "S1"})
 	if len(pend) != 1 || pend[0].Code != feed.CodeMissingReference || !strings.Contains(pend[0].Message, `account "A" and plan "P"`) {
 		t.Fatalf("pending: %+v", pend)
 	}
@@ -141,44 +147,44 @@ func TestPendingUntilReferencesArrive(t *testing.T) {
 		ev{"a1", "account", "A", 1, "", `{"currency":"USD","status":"active"}`})); fmt.Sprint(got) != "[applied applied]" {
 		t.Fatalf("outcomes %v", got)
 	}
-	if n, err := st.RetryPending(ctx, c); err != nil || n != 0 {
+	if n, err := applier(st).RetryPending(ctx, c); err != nil || n != 0 {
 		t.Fatalf("RetryPending applied %d, %v; want nothing left to apply", n, err)
 	}
 	for _, id := range []string{"P", "D1"} {
-		if e, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: id}); len(e) != 1 || e[0].Outcome != feed.Applied {
+		if e, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, EntityID: id}); len(e) != 1 || e[0].Outcome != feed.Applied {
 			t.Fatalf("%s: %+v", id, e)
 		}
 	}
 	if v, _ := entityData(t, st, c, "subscription", "S1"); v != 1 {
 		t.Fatal("subscription S1 not applied after its account and plan arrived")
 	}
-	s1, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S1"})
-	if len(s1) != 1 || s1[0].Source != store.SourceRetry || s1[0].Attempts < 2 || s1[0].Code != "" {
+	s1, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, EntityID: "S1"})
+	if len(s1) != 1 || s1[0].Source != feed.SourceRetry || s1[0].Attempts < 2 || s1[0].Code != "" {
 		t.Fatalf("S1 on record: %+v", s1)
 	}
 	// The plan that never comes: the wait runs out.
-	if n, err := st.ExpirePending(ctx, 0); err != nil || n < 1 {
+	if n, err := applier(st).ExpirePending(ctx, 0); err != nil || n < 1 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
-	x, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S9"})
+	x, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, EntityID: "S9"})
 	if len(x) != 1 || x[0].Outcome != feed.Failed || x[0].Code != feed.CodeMissingReference || !strings.Contains(x[0].Message, "gave up") {
 		t.Fatalf("S9: %+v", x)
 	}
 	// An operator fixes the plan id and reprocesses it.
 	edited := `{"client":"` + c + `","entity":"subscription","entity_id":"S9","version":1,"occurred_at":"2026-01-01T00:00:01Z","op":"upsert","data":{"account_id":"A","plan_id":"P"}}`
-	o, err := st.EditEvent(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData)
+	o, err := applier(st).Edit(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData)
 	if err != nil || o.Outcome != feed.Applied {
 		t.Fatalf("edit: %+v %v", o, err)
 	}
-	x, _ = st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, EntityID: "S9"})
+	x, _ = catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, EntityID: "S9"})
 	if x[0].Source != "operator:ana" || !strings.Contains(string(x[0].OriginalPayload), "NOPE") || strings.Contains(string(x[0].Payload), "NOPE") {
 		t.Fatalf("after edit: %+v", x[0])
 	}
 	// An applied event cannot be edited, and an unknown one is not found.
-	if _, err := st.EditEvent(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData); err == nil || !strings.Contains(err.Error(), "was applied") {
+	if _, err := applier(st).Edit(ctx, c+"/x1", []byte(edited), "ana", catalog.ValidateData); err == nil || !strings.Contains(err.Error(), "was applied") {
 		t.Fatalf("editing an applied event: %v", err)
 	}
-	if _, err := st.ReprocessEvents(ctx, []string{"nope"}, "ana", catalog.ValidateData); !errors.Is(err, store.ErrNotFound) {
+	if _, err := applier(st).Reprocess(ctx, []string{"nope"}, "ana", catalog.ValidateData); !errors.Is(err, feed.ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
 }
@@ -198,7 +204,7 @@ func TestRetryPendingSweepsMissedWakeUps(t *testing.T) {
 			fmt.Sprintf(`{"account_id":"A%d","plan_id":"P"}`, i)})
 	}
 	for _, o := range apply(t, st, events(c, many...)) {
-		if o != feed.Pending {
+		if o != string(feed.Pending) {
 			t.Fatalf("outcome %s, want pending", o)
 		}
 	}
@@ -214,15 +220,15 @@ func TestRetryPendingSweepsMissedWakeUps(t *testing.T) {
 		}
 	}
 	// As the catalog stage's sweep calls it: for every client.
-	n, err := st.RetryPending(ctx)
+	n, err := applier(st).RetryPending(ctx)
 	if err != nil || n != 40 {
 		t.Fatalf("RetryPending applied %d, %v; want 40", n, err)
 	}
-	left, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending})
+	left, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, Outcome: feed.Pending})
 	if len(left) != 0 {
 		t.Fatalf("still pending: %d", len(left))
 	}
-	if n, err := st.RetryPending(ctx, c); err != nil || n != 0 {
+	if n, err := applier(st).RetryPending(ctx, c); err != nil || n != 0 {
 		t.Fatalf("second sweep applied %d, %v", n, err)
 	}
 }
@@ -248,7 +254,7 @@ func TestConcurrentBatchesLeaveNothingPending(t *testing.T) {
 		}
 		for _, batch := range [][]ev{subs, accts} {
 			go func() {
-				_, err := st.ApplyEvents(ctx, events(c, batch...), make([]error, len(batch)))
+				_, err := applier(st).Apply(ctx, events(c, batch...), make([]error, len(batch)))
 				errs <- err
 			}()
 		}
@@ -258,11 +264,11 @@ func TestConcurrentBatchesLeaveNothingPending(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	left, err := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Pending})
+	left, err := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, Outcome: feed.Pending})
 	if err != nil || len(left) != 0 {
 		t.Fatalf("%d events still pending (%v)", len(left), err)
 	}
-	applied, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: c, Outcome: feed.Applied, Limit: 10000})
+	applied, _ := catalogstore.New(st).ListFeedEvents(ctx, feed.EventFilter{Client: c, Outcome: feed.Applied, Limit: 10000})
 	if len(applied) != 2+2*rounds*per {
 		t.Fatalf("%d applied, want %d", len(applied), 2+2*rounds*per)
 	}

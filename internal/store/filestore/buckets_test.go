@@ -1,24 +1,27 @@
-package store_test
+package filestore_test
 
 import (
 	"context"
 	"slices"
 	"testing"
 
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/pgtest"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/filestore/filestoretest"
 )
 
 func TestTakenObjects(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
-	client := "bucket-" + store.NewID()[24:]
-	f, err := st.RegisterFile(ctx, newFile(client, "b1"))
+	st := filestore.New(pgtest.Store(t))
+	client := "bucket-" + ids.New()[24:]
+	f, err := st.RegisterFile(ctx, filestoretest.File(client, "b1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	taken := store.BucketObject{Client: client, Bucket: "usage", Key: "in/a.csv", ETag: "e1",
-		SizeBytes: 10, FileID: f.FileID, Outcome: store.FileReceived}
+	taken := files.BucketObject{Client: client, Bucket: "usage", Key: "in/a.csv", ETag: "e1",
+		SizeBytes: 10, FileID: f.FileID, Outcome: files.Received}
 	if err := st.RecordTakenObject(ctx, taken); err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +36,13 @@ func TestTakenObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"", "", store.FileReceived, store.FileReceived}; !slices.Equal(got, want) {
+	if want := []files.Status{"", "", files.Received, files.Received}; !slices.Equal(got, want) {
 		t.Fatalf("taken = %v, want %v", got, want)
 	}
 	// Another bucket or another client has taken nothing.
 	for _, q := range []struct{ client, bucket string }{{client, "other"}, {client + "-x", "usage"}} {
 		got, err := st.TakenObjects(ctx, q.client, q.bucket, []string{"in/a.csv"}, []string{"e1"})
-		if err != nil || !slices.Equal(got, []string{""}) {
+		if err != nil || !slices.Equal(got, []files.Status{""}) {
 			t.Fatalf("%s/%s: %v %v", q.client, q.bucket, got, err)
 		}
 	}
@@ -53,12 +56,12 @@ func TestTakenObjects(t *testing.T) {
 	// A refused object is recorded with its outcome: the same key with a
 	// new ETag is another object.
 	refused := taken
-	refused.ETag, refused.Outcome = "e2", store.FileRejected
+	refused.ETag, refused.Outcome = "e2", files.Rejected
 	if err := st.RecordTakenObject(ctx, refused); err != nil {
 		t.Fatal(err)
 	}
 	got, err = st.TakenObjects(ctx, client, "usage", []string{"in/a.csv", "in/a.csv"}, []string{"e2", "e1"})
-	if want := []string{store.FileRejected, store.FileReceived}; err != nil || !slices.Equal(got, want) {
+	if want := []files.Status{files.Rejected, files.Received}; err != nil || !slices.Equal(got, want) {
 		t.Fatalf("taken = %v %v, want %v", got, err, want)
 	}
 
@@ -66,13 +69,13 @@ func TestTakenObjects(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	var first store.BucketObject
+	var first files.BucketObject
 	for _, o := range list {
 		if o.ETag == "e1" {
 			first = o
 		}
 	}
-	if o := first; o.Key != "in/a.csv" || o.FileID != f.FileID || o.Outcome != store.FileReceived || o.TakenAt.IsZero() {
+	if o := first; o.Key != "in/a.csv" || o.FileID != f.FileID || o.Outcome != files.Received || o.TakenAt.IsZero() {
 		t.Fatalf("listed %+v", list)
 	}
 }

@@ -1,4 +1,4 @@
-package store_test
+package catalogstore_test
 
 import (
 	"bufio"
@@ -14,14 +14,14 @@ import (
 )
 
 // BenchmarkApplyEvents applies a generated catalog (every model, every
-// discount kind) through ApplyEvents in batches of the catalog stage's
+// discount kind) through feed.Applier.Apply in batches of the catalog stage's
 // default size, as the vivace_catalog output does, parsing and validating
 // each event on the way. Each iteration is a new client, so every event
 // applies. Reported: events/s.
 func BenchmarkApplyEvents(b *testing.B) {
 	for _, size := range []int{500, 2000} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			st := pgtest.Store(b)
+			st := applier(pgtest.Store(b))
 			ctx := context.Background()
 			n := 0
 			b.ResetTimer()
@@ -48,7 +48,7 @@ func BenchmarkApplyEvents(b *testing.B) {
 							fails[j] = evs[j].Validate(catalog.ValidateData)
 						}
 					}
-					out, err := st.ApplyEvents(ctx, evs, fails)
+					out, err := st.Apply(ctx, evs, fails)
 					if err != nil {
 						b.Fatal(err)
 					}

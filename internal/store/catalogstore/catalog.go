@@ -1,56 +1,26 @@
-package store
+package catalogstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/catalog"
 )
-
-// EventOutcomes returns the recorded outcome of each event id (missing
-// ids are absent from the map).
-func (s *Store) EventOutcomes(ctx context.Context, ids []string) (map[string]feed.Outcome, error) {
-	rows, err := s.pool.Query(ctx, `SELECT event_id, outcome, coalesce(code, ''), coalesce(message, '')
-		FROM catalog_events WHERE event_id = ANY($1)`, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make(map[string]feed.Outcome, len(ids))
-	for rows.Next() {
-		var o feed.Outcome
-		if err := rows.Scan(&o.EventID, &o.Outcome, &o.Code, &o.Message); err != nil {
-			return nil, err
-		}
-		out[o.EventID] = o
-	}
-	return out, rows.Err()
-}
 
 // CatalogChannel is the PostgreSQL notification channel on which every
 // catalog change is announced, when it commits, with the comma-separated
 // clients it touched.
 const CatalogChannel = "vivace_catalog"
 
-// CatalogEntity is a stored catalog row.
-type CatalogEntity struct {
-	Entity   string
-	EntityID string
-	Version  int64
-	Deleted  bool
-	Data     json.RawMessage
-}
-
 // CatalogVersion returns a client's catalog change counter (0 when the
 // client has no catalog).
 func (s *Store) CatalogVersion(ctx context.Context, client string) (int64, error) {
 	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT version FROM catalog_versions WHERE client = $1`, client).Scan(&v)
+	err := s.db.Pool().QueryRow(ctx, `SELECT version FROM catalog_versions WHERE client = $1`, client).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -60,7 +30,7 @@ func (s *Store) CatalogVersion(ctx context.Context, client string) (int64, error
 // CatalogVersions returns the change counters of the given clients
 // (clients with no catalog are absent).
 func (s *Store) CatalogVersions(ctx context.Context, clients []string) (map[string]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT client, version FROM catalog_versions WHERE client = ANY($1)`, clients)
+	rows, err := s.db.Pool().Query(ctx, `SELECT client, version FROM catalog_versions WHERE client = ANY($1)`, clients)
 	if err != nil {
 		return nil, err
 	}
@@ -79,17 +49,17 @@ func (s *Store) CatalogVersions(ctx context.Context, clients []string) (map[stri
 
 // LoadCatalog returns a client's live (not deleted) catalog rows and the
 // change counter they correspond to, read in one snapshot.
-func (s *Store) LoadCatalog(ctx context.Context, client string) ([]CatalogEntity, int64, error) {
+func (s *Store) LoadCatalog(ctx context.Context, client string) ([]catalog.Row, int64, error) {
 	return s.LoadCatalogChanges(ctx, client, 0)
 }
 
 // LoadCatalogChanges returns the catalog rows of a client that changed
 // after version since, deleted ones included (since 0: every live row),
 // and the change counter they bring the catalog to, read in one snapshot.
-func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int64) ([]CatalogEntity, int64, error) {
-	var out []CatalogEntity
+func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int64) ([]catalog.Row, int64, error) {
+	var out []catalog.Row
 	var version int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
 		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT version FROM catalog_versions WHERE client = $1), 0)`, client).Scan(&version); err != nil {
 			return err
@@ -108,7 +78,7 @@ func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var e CatalogEntity
+			var e catalog.Row
 			if err := rows.Scan(&e.Entity, &e.EntityID, &e.Version, &e.Deleted, &e.Data); err != nil {
 				return err
 			}
@@ -125,7 +95,7 @@ func (s *Store) LoadCatalogChanges(ctx context.Context, client string, since int
 // meanwhile, treats every client as changed). It holds a connection of
 // its own, outside the pool. ready is called once listening has begun.
 func (s *Store) ListenCatalog(ctx context.Context, ready func(), changed func(clients []string)) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, s.db.Pool().Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("listen for catalog changes: %w", err)
 	}

@@ -1,4 +1,8 @@
-package ingest
+// Package s3source takes usage files from S3-compatible buckets (AWS S3,
+// MinIO, Ceph): a poller per client bucket source, woken early by S3
+// event notifications, that hands each new object to the ingest
+// Receiver.
+package s3source
 
 import (
 	"context"
@@ -17,14 +21,19 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"vivace.dev/vivace/internal/clientcfg"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ingest"
 )
 
-// TakenRecord remembers which bucket objects were taken; the store
-// implements it.
+// TakenRecord remembers which bucket objects were taken;
+// internal/store/filestore implements it.
 type TakenRecord interface {
-	TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]string, error)
-	RecordTakenObject(ctx context.Context, o store.BucketObject) error
+	// TakenObjects reports, for each (keys[i], etags[i]) of a client's
+	// bucket, the outcome of taking that object (files.Received or
+	// files.Rejected), or "" when it was not taken yet.
+	TakenObjects(ctx context.Context, client, bucket string, keys, etags []string) ([]files.Status, error)
+	// RecordTakenObject records that an object was taken.
+	RecordTakenObject(ctx context.Context, o files.BucketObject) error
 }
 
 // Buckets polls the bucket source of every client that has one (AWS S3,
@@ -53,7 +62,7 @@ type TakenRecord interface {
 // poll; one client's failing source does not hold up the others, each
 // being polled on its own.
 type Buckets struct {
-	Receiver *Receiver
+	Receiver *ingest.Receiver
 	Taken    TakenRecord
 	// Sources returns the bucket source of each client. It is called on
 	// every round, so changed settings apply without a restart.
@@ -262,7 +271,7 @@ func afterReceive(src clientcfg.BucketSource) string {
 func (b *Buckets) poll(ctx context.Context, p *bucketPoll) error {
 	src := p.src
 	log := b.log().With("client", p.client, "bucket", src.Bucket, "prefix", src.Prefix)
-	if err := ValidClient(p.client); err != nil {
+	if err := ingest.ValidClient(p.client); err != nil {
 		log.Error("bucket source not polled", "err", err)
 		return err
 	}
@@ -413,11 +422,11 @@ func (b *Buckets) take(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 	}
 	defer obj.Close()
 	f, err := b.Receiver.Receive(ctx, p.client, name, "s3", obj)
-	outcome := store.FileReceived
+	outcome := files.Received
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrRejected):
-		outcome = store.FileRejected
+	case errors.Is(err, ingest.ErrRejected):
+		outcome = files.Rejected
 	default:
 		if ctx.Err() != nil {
 			return nil
@@ -432,7 +441,7 @@ func (b *Buckets) take(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 	if info, err := obj.Stat(); err == nil && info.ETag != "" {
 		etag = info.ETag
 	}
-	rec := store.BucketObject{Client: p.client, Bucket: src.Bucket, Key: o.Key, ETag: etag,
+	rec := files.BucketObject{Client: p.client, Bucket: src.Bucket, Key: o.Key, ETag: etag,
 		SizeBytes: f.SizeBytes, FileID: f.FileID, Outcome: outcome}
 	// The object is in the registry now, whatever happens to this poll:
 	// record it even when shutting down.
@@ -441,7 +450,7 @@ func (b *Buckets) take(ctx context.Context, log *slog.Logger, p *bucketPoll, o m
 			"file_id", f.FileID, "err", err)
 		return err
 	}
-	if outcome == store.FileReceived {
+	if outcome == files.Received {
 		log.Info("bucket object taken", "file_id", f.FileID, "etag", etag, "bytes", f.SizeBytes)
 	} else {
 		log.Warn("bucket object refused", "file_id", f.FileID, "etag", etag, "reason", f.Reason)
@@ -460,10 +469,10 @@ const maxCopySize = 5 << 30
 // move moves a taken object (the version with o's ETag) under the
 // processed or rejected prefix: a server-side copy, then the removal of
 // the original. log names the key.
-func (b *Buckets) move(ctx context.Context, log *slog.Logger, p *bucketPoll, o minio.ObjectInfo, outcome string) error {
+func (b *Buckets) move(ctx context.Context, log *slog.Logger, p *bucketPoll, o minio.ObjectInfo, outcome files.Status) error {
 	src, key := p.src, o.Key
 	dst := src.ProcessedPrefix
-	if outcome == store.FileRejected {
+	if outcome == files.Rejected {
 		dst = src.RejectedPrefix
 	}
 	dst += strings.TrimPrefix(key, src.Prefix)

@@ -1,4 +1,4 @@
-package ingest_test
+package s3source_test
 
 import (
 	"bytes"
@@ -18,9 +18,12 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
 	"vivace.dev/vivace/internal/pgtest"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -45,7 +48,7 @@ func (l *logBuffer) String() string {
 
 type harness struct {
 	t    *testing.T
-	st   *store.Store
+	st   *filestore.Store
 	s3   *s3Server
 	recv *ingest.Receiver
 	logs *logBuffer
@@ -55,7 +58,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, st: pgtest.Store(t), s3: newS3Server(t), logs: &logBuffer{},
+	h := &harness{t: t, st: filestore.New(pgtest.Store(t)), s3: newS3Server(t), logs: &logBuffer{},
 		srcs: map[string]clientcfg.BucketSource{}}
 	h.env = map[string]string{"S3_KEY": h.s3.KeyID, "S3_SECRET": h.s3.Secret}
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -70,32 +73,32 @@ func (h *harness) source(bucket, prefix string) clientcfg.BucketSource {
 }
 
 // poller is a fresh poller, as after a restart.
-func (h *harness) poller(pageSize int) *ingest.Buckets {
-	return &ingest.Buckets{
+func (h *harness) poller(pageSize int) *s3source.Buckets {
+	return &s3source.Buckets{
 		Receiver: h.recv, Taken: h.st, Logger: h.recv.Logger, PageSize: pageSize,
 		Sources: func() map[string]clientcfg.BucketSource { return h.srcs },
 		Getenv:  func(k string) string { return h.env[k] },
 	}
 }
 
-func (h *harness) files(client string) []store.File {
+func (h *harness) files(client string) []files.File {
 	h.t.Helper()
 	fs, err := h.st.ListFiles(context.Background(), client, 1000)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	slices.SortFunc(fs, func(a, b store.File) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(fs, func(a, b files.File) int { return strings.Compare(a.Name, b.Name) })
 	return fs
 }
 
-func pollOK(t *testing.T, b *ingest.Buckets) {
+func pollOK(t *testing.T, b *s3source.Buckets) {
 	t.Helper()
 	if errs := b.PollOnce(context.Background()); len(errs) > 0 {
 		t.Fatalf("poll: %v", errs)
 	}
 }
 
-func uniqueClient(name string) string { return name + "-" + store.NewID()[24:] }
+func uniqueClient(name string) string { return name + "-" + ids.New()[24:] }
 
 func usageCSV(tag string, rows int) []byte {
 	var b bytes.Buffer
@@ -138,10 +141,10 @@ func fileSHA(t *testing.T, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func names(fs []store.File) []string {
+func names(fs []files.File) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
-		out[i] = f.Name + ":" + f.Status
+		out[i] = f.Name + ":" + string(f.Status)
 	}
 	return out
 }
@@ -229,7 +232,7 @@ func TestBucketTakesObjectsOnce(t *testing.T) {
 	pollOK(t, b)
 	n := 0
 	for _, f := range h.files(client) {
-		if f.Name == "a.csv" && f.Status == store.FileReceived {
+		if f.Name == "a.csv" && f.Status == files.Received {
 			n++
 		}
 	}
@@ -316,7 +319,7 @@ func TestBucketErrorsAreLoggedAndOthersGoOn(t *testing.T) {
 	}
 	// The good sources were taken all the same.
 	for _, c := range []string{good, creds} {
-		if fs := h.files(c); len(fs) != 1 || fs[0].Status != store.FileReceived || fs[0].Source != "s3" {
+		if fs := h.files(c); len(fs) != 1 || fs[0].Status != files.Received || fs[0].Source != "s3" {
 			t.Errorf("%s: files %v", c, names(fs))
 		}
 	}
@@ -332,7 +335,7 @@ func TestBucketErrorsAreLoggedAndOthersGoOn(t *testing.T) {
 	if errs[badSecret] != nil {
 		t.Fatalf("after fixing the secret: %v", errs[badSecret])
 	}
-	if fs := h.files(badSecret); len(fs) != 1 || fs[0].Status != store.FileReceived {
+	if fs := h.files(badSecret); len(fs) != 1 || fs[0].Status != files.Received {
 		t.Fatalf("after fixing the secret: %v", names(fs))
 	}
 }
@@ -356,7 +359,7 @@ func TestBucketPagination(t *testing.T) {
 		t.Fatalf("%d files, want %d: %v", len(fs), n, names(fs))
 	}
 	for i, f := range fs {
-		if want := fmt.Sprintf("f%02d.csv", i); f.Name != want || f.Status != store.FileReceived {
+		if want := fmt.Sprintf("f%02d.csv", i); f.Name != want || f.Status != files.Received {
 			t.Errorf("file %d = %s %s, want %s received", i, f.Name, f.Status, want)
 		}
 	}
@@ -406,7 +409,7 @@ func TestBucketLargeObjectIsStreamed(t *testing.T) {
 	h.s3.putReader(t, "large", "big.csv", &patternReader{header: header, size: size}, size)
 	pollOK(t, h.poller(0))
 	fs := h.files(client)
-	if len(fs) != 1 || fs[0].Status != store.FileReceived {
+	if len(fs) != 1 || fs[0].Status != files.Received {
 		t.Fatalf("files %v\nlog:\n%s", names(fs), h.logs)
 	}
 	if fs[0].SizeBytes != size || fs[0].SHA256 != hex.EncodeToString(want.Sum(nil)) {
@@ -496,7 +499,7 @@ func TestBucketRunStopsOnCancel(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not stop after cancel")
 	}
-	if fs := h.files(client); len(fs) != 1 || fs[0].Status != store.FileReceived {
+	if fs := h.files(client); len(fs) != 1 || fs[0].Status != files.Received {
 		t.Fatalf("files %v\nlog:\n%s", names(fs), h.logs)
 	}
 }
@@ -553,16 +556,16 @@ func TestParseBucketEvents(t *testing.T) {
 	  {"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
 	   "s3":{"bucket":{"name":"usage-drop","arn":"arn:aws:s3:::usage-drop"},"object":{"key":"acme/day+01%2B%C3%A9.csv","size":1024,"eTag":"x"}}},
 	  {"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"usage-drop"},"object":{"key":"acme/old.csv"}}}]}`
-	got, err := ingest.ParseBucketEvents([]byte(aws))
-	if err != nil || len(got) != 1 || got[0] != (ingest.BucketEvent{Bucket: "usage-drop", Key: "acme/day 01+é.csv"}) {
+	got, err := s3source.ParseBucketEvents([]byte(aws))
+	if err != nil || len(got) != 1 || got[0] != (s3source.BucketEvent{Bucket: "usage-drop", Key: "acme/day 01+é.csv"}) {
 		t.Fatalf("AWS notification: %+v %v", got, err)
 	}
 	minio := `{"EventName":"s3:ObjectCreated:CompleteMultipartUpload","Key":"usage-drop/acme/big.csv.gz",
 	  "Records":[{"eventName":"s3:ObjectCreated:CompleteMultipartUpload","s3":{"bucket":{"name":"usage-drop"},"object":{"key":"acme%2Fbig.csv.gz"}}}]}`
-	if got, err := ingest.ParseBucketEvents([]byte(minio)); err != nil || len(got) != 1 || got[0].Key != "acme/big.csv.gz" {
+	if got, err := s3source.ParseBucketEvents([]byte(minio)); err != nil || len(got) != 1 || got[0].Key != "acme/big.csv.gz" {
 		t.Fatalf("MinIO notification: %+v %v", got, err)
 	}
-	if got, err := ingest.ParseBucketEvents([]byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"usage-drop"}`)); err != nil || len(got) != 0 {
+	if got, err := s3source.ParseBucketEvents([]byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"usage-drop"}`)); err != nil || len(got) != 0 {
 		t.Fatalf("test event: %+v %v", got, err)
 	}
 	for body, want := range map[string]string{
@@ -571,7 +574,7 @@ func TestParseBucketEvents(t *testing.T) {
 		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"k"}}}]}`:     "the notification's Records[0]: s3.bucket.name and s3.object.key are required",
 		`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"a%zz"}}}]}`: `the notification's Records[0]: s3.object.key "a%zz" is not URL-encoded`,
 	} {
-		if _, err := ingest.ParseBucketEvents([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := s3source.ParseBucketEvents([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want …%s…", body, err, want)
 		}
 	}

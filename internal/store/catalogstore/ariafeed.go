@@ -1,4 +1,4 @@
-package store
+package catalogstore
 
 import (
 	"context"
@@ -6,17 +6,23 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/store"
 )
 
-// AriaFeedState keeps what the reader of the core system's native feed
-// needs between events and restarts (it implements ariafeed.State).
-type AriaFeedState struct{ S *Store }
+// AriaFeedState keeps what the reader of the core system's native Data
+// Feed needs between events and restarts: each entity's last full form
+// (it implements ariafeed.State) and each feed's position.
+type AriaFeedState struct{ db *store.Store }
+
+// NewAriaFeedState returns the Data Feed reader's state in db.
+func NewAriaFeedState(db *store.Store) AriaFeedState { return AriaFeedState{db: db} }
 
 // LoadEntity returns the last full form stored for an entity.
 func (a AriaFeedState) LoadEntity(ctx context.Context, client, lomType, id string) (int64, json.RawMessage, bool, error) {
 	var tick int64
 	var entity []byte
-	err := a.S.pool.QueryRow(ctx, `SELECT tick, entity FROM aria_feed_entities WHERE client = $1 AND lom_type = $2 AND id = $3`,
+	err := a.db.Pool().QueryRow(ctx, `SELECT tick, entity FROM aria_feed_entities WHERE client = $1 AND lom_type = $2 AND id = $3`,
 		client, lomType, id).Scan(&tick, &entity)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil, false, nil
@@ -34,7 +40,7 @@ func (a AriaFeedState) SaveEntity(ctx context.Context, client, lomType, id strin
 	if err != nil {
 		return err
 	}
-	_, err = a.S.pool.Exec(ctx, `INSERT INTO aria_feed_entities AS e (client, lom_type, id, tick, entity, ids)
+	_, err = a.db.Pool().Exec(ctx, `INSERT INTO aria_feed_entities AS e (client, lom_type, id, tick, entity, ids)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (client, lom_type, id) DO UPDATE SET tick = excluded.tick, entity = excluded.entity,
 			ids = e.ids || excluded.ids, updated_at = now()
@@ -46,7 +52,7 @@ func (a AriaFeedState) SaveEntity(ctx context.Context, client, lomType, id strin
 // account number was stored.
 func (a AriaFeedState) AccountByNumber(ctx context.Context, client, accountNo string) (string, bool, error) {
 	var id string
-	err := a.S.pool.QueryRow(ctx, `SELECT id FROM aria_feed_entities
+	err := a.db.Pool().QueryRow(ctx, `SELECT id FROM aria_feed_entities
 		WHERE client = $1 AND lom_type = 'Account' AND ids->>'account_no' = $2 LIMIT 1`, client, accountNo).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
@@ -54,20 +60,19 @@ func (a AriaFeedState) AccountByNumber(ctx context.Context, client, accountNo st
 	return id, err == nil, err
 }
 
-// AriaFeedCursor returns the last acknowledged event id of a feed ("" if
-// none).
-func (s *Store) AriaFeedCursor(ctx context.Context, feed string) (string, error) {
+// Cursor returns the last acknowledged event id of a feed ("" if none).
+func (a AriaFeedState) Cursor(ctx context.Context, feed string) (string, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `SELECT last_event_id FROM aria_feed_cursors WHERE feed = $1`, feed).Scan(&id)
+	err := a.db.Pool().QueryRow(ctx, `SELECT last_event_id FROM aria_feed_cursors WHERE feed = $1`, feed).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	return id, err
 }
 
-// SaveAriaFeedCursor records the last acknowledged event id of a feed.
-func (s *Store) SaveAriaFeedCursor(ctx context.Context, feed, lastEventID string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO aria_feed_cursors (feed, last_event_id) VALUES ($1, $2)
+// SaveCursor records the last acknowledged event id of a feed.
+func (a AriaFeedState) SaveCursor(ctx context.Context, feed, lastEventID string) error {
+	_, err := a.db.Pool().Exec(ctx, `INSERT INTO aria_feed_cursors (feed, last_event_id) VALUES ($1, $2)
 		ON CONFLICT (feed) DO UPDATE SET last_event_id = excluded.last_event_id, updated_at = now()`, feed, lastEventID)
 	return err
 }

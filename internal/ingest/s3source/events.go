@@ -1,4 +1,4 @@
-package ingest
+package s3source
 
 import (
 	"encoding/json"
