@@ -240,10 +240,10 @@ func (c *Client) Send(ctx context.Context, b Batch) (*Result, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(Request{
+	body, err := Request{
 		RestCall: RestCall, OutputFormat: OutputFormat, ClientNo: c.clientNo, AuthKey: c.authKey,
 		UsageRecs: b.Records, ClientReceiptID: b.ReceiptID,
-	})
+	}.Body()
 	if err != nil {
 		return nil, &InvalidBatchError{Problems: []error{fmt.Errorf("encode: %w", err)}}
 	}
@@ -254,7 +254,8 @@ func (c *Client) Send(ctx context.Context, b Batch) (*Result, error) {
 	for n := 1; ; n++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
-				return nil, c.canceled(ctx, n-1, err)
+				// The wait for a token would outlast the context.
+				return nil, c.canceled(ctx, n-1, fmt.Errorf("%w: rate limit: %v", context.DeadlineExceeded, err))
 			}
 		}
 		started := time.Now()

@@ -22,8 +22,9 @@ func ParseDate(s string) (time.Time, error) {
 	if len(s) == len("2006-01-02") {
 		layout = "2006-01-02"
 	}
+	// time.Parse would also take fractional seconds the layout lacks.
 	t, err := time.Parse(layout, s)
-	if err != nil {
+	if err != nil || len(s) != len(layout) {
 		return time.Time{}, fmt.Errorf("usage_date %q is not yyyy-mm-dd hh24:mi:ss", s)
 	}
 	return t, nil

@@ -50,8 +50,9 @@ const OutputFormat = "json"
 const DateLayout = "2006-01-02 15:04:05"
 
 // Request is the body of a bulk_record_usage_m call (the core's
-// BulkRecordUsageMRequest). Its JSON form is the wire form and carries the
-// auth_key; its String, %v, %+v, %#v and slog forms never do.
+// BulkRecordUsageMRequest). Only Body gives the wire form with the
+// auth_key; its JSON (encoding/json), String, %v, %+v, %#v and slog forms
+// show [redacted] instead.
 type Request struct {
 	RestCall     string     `json:"rest_call"`
 	OutputFormat string     `json:"output_format"`
@@ -221,8 +222,8 @@ func (c *Code) UnmarshalJSON(b []byte) error {
 }
 
 // Secret holds a credential. It prints as [redacted] in every fmt verb,
-// in slog and in JSON; only Reveal gives the value (and Request's JSON
-// form, which is the wire body). The value sits behind a pointer, so even
+// in slog and in JSON; only Reveal gives the value (and Request.Body, the
+// wire body). The value sits behind a pointer, so even
 // a struct printed through unexported fields shows an address, not the
 // key.
 type Secret struct{ v *string }
@@ -285,8 +286,9 @@ type wireRequest struct {
 	OptionalTransactionQualifiers []TransactionQualifier `json:"optional_transaction_qualifiers,omitempty"`
 }
 
-// MarshalJSON writes the wire body, auth_key included.
-func (r Request) MarshalJSON() ([]byte, error) {
+// Body is the wire body, auth_key included: the one place the key is
+// revealed.
+func (r Request) Body() ([]byte, error) {
 	return json.Marshal(wireRequest{
 		RestCall: r.RestCall, OutputFormat: r.OutputFormat, ClientNo: r.ClientNo,
 		AuthKey: r.AuthKey.Reveal(), UsageRecs: r.UsageRecs, ClientReceiptID: r.ClientReceiptID,
