@@ -19,7 +19,9 @@ const module = "vivace.dev/vivace/"
 var adapters = []string{
 	"internal/api",             // the HTTP API (net/http)
 	"internal/ariafeed",        // the core system's Data Feed client (net/http)
+	"internal/bulkapi",         // the core system's bulk usage call (net/http)
 	"internal/devenv",          // what vivace dev embeds: kfake, a private PostgreSQL
+	"internal/fakecore",        // the stand-in core billing system (an HTTP server)
 	"internal/ingest/s3source", // S3-compatible bucket sources (minio)
 	"internal/kafkax",          // Kafka client settings (franz-go)
 	"internal/pgtest",          // tests: a database per package (pgx)
