@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 )
 
@@ -120,7 +120,7 @@ func loadLookupFile(ctx context.Context, path string, l store.LookupLoad) (store
 		return res, err
 	}
 	defer f.Close()
-	rows, err := mediation.NewLookupCSV(path, f)
+	rows, err := rules.NewLookupCSV(path, f)
 	if err != nil {
 		return res, err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // LookupRows is a lookup table's entries as LoadLookup copies them, one at
-// a time (mediation.LookupCSV reads them from a file).
+// a time (rules.LookupCSV reads them from a file).
 type LookupRows interface {
 	Next() bool
 	Entry() (key string, values map[string]string)

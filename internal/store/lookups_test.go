@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
 )
 
 func loadCSV(t *testing.T, st *store.Store, l store.LookupLoad, body string) (store.LookupLoadResult, error) {
 	t.Helper()
-	rows, err := mediation.NewLookupCSV("msisdn.csv", strings.NewReader(body))
+	rows, err := rules.NewLookupCSV("msisdn.csv", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

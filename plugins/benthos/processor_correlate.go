@@ -15,7 +15,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -66,9 +66,9 @@ method `+"`decimal_sum()`"+` (exact, never floating point).`).
 		Field(service.NewBloblangField("complete").Description("A query over the group (`this.records`): true when the group is complete.")).
 		Field(service.NewBloblangField("merge").Description("A mapping from the group (`this.records`) to the merged record's fields.")).
 		Field(service.NewDurationField("window").Description("How long a group may stay open after its first record arrived.")).
-		Field(service.NewStringEnumField("on_timeout", mediation.TimeoutEmit, mediation.TimeoutFail).
+		Field(service.NewStringEnumField("on_timeout", rules.TimeoutEmit, rules.TimeoutFail).
 			Description("What a group still incomplete at the end of its window becomes: `emit` the merged record marked `correlation: incomplete`, or `fail` every record with `MEDIATION_FAILED`.").
-			Default(mediation.TimeoutEmit)).
+			Default(rules.TimeoutEmit)).
 		Field(service.NewDurationField("resend_after").
 			Description("How long after an emission a group whose records have no recorded outcome yet is emitted again. Longer than the time a record takes to be rated.").
 			Default("10m")).
@@ -138,7 +138,7 @@ func init() {
 					}
 					vals[i] = s
 				}
-				return mediation.SumDecimals(vals)
+				return rules.SumDecimals(vals)
 			}, nil
 		})
 	if err != nil {
@@ -152,7 +152,7 @@ type correlateProc struct {
 	stage                   string
 	when, key               *bloblang.Executor
 	complete, merge         *bloblang.Executor
-	corr                    mediation.Correlation
+	corr                    rules.Correlation
 	resendAfter, sweepEvery time.Duration
 	keyField                string // the field the key names, when it is a plain this.fields.X
 	forwardTicks            bool
@@ -520,7 +520,7 @@ func (p *correlateProc) decide(now time.Time, read groupsRead) store.Correlation
 	return func(g *store.CorrelationGroup) (string, error) {
 		complete, err := p.isComplete(read.get(g).value)
 		if err != nil {
-			return mediation.OutcomeFailed, nil
+			return rules.OutcomeFailed, nil
 		}
 		return p.corr.Decide(complete, g.Deadline, now), nil
 	}
@@ -592,12 +592,12 @@ func groupValue(key string, ms []usage.Raw) map[string]any {
 func (p *correlateProc) emit(g store.CorrelationGroup, read groupsRead) service.MessageBatch {
 	p.emitted.Incr(1, p.name, g.Outcome)
 	r := read.get(&g)
-	mg := mediation.Group{Key: g.Key, OpenedAt: g.OpenedAt, Members: r.members}
+	mg := rules.Group{Key: g.Key, OpenedAt: g.OpenedAt, Members: r.members}
 	gv := r.value
 	var merged map[string]string
 	var ruleErr error
 	switch g.Outcome {
-	case mediation.OutcomeComplete, mediation.OutcomeIncomplete:
+	case rules.OutcomeComplete, rules.OutcomeIncomplete:
 		if merged, ruleErr = p.mergeGroup(gv); ruleErr != nil {
 			ruleErr = fmt.Errorf("merge: %w", ruleErr)
 		}

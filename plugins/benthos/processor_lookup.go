@@ -16,7 +16,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -98,7 +98,7 @@ type lookupProc struct {
 	set, defaults          map[string]string
 	setFields              []string // the keys of set, sorted
 	onMissing              string
-	cache                  *mediation.LookupCache[store.LookupKey]
+	cache                  *rules.LookupCache[store.LookupKey]
 	log                    *service.Logger
 	queries                atomic.Int64
 
@@ -176,7 +176,7 @@ func newLookupProc(conf *service.ParsedConfig, mgr *service.Resources) (*lookupP
 	if err != nil {
 		return nil, err
 	}
-	p.cache = mediation.NewLookupCache[store.LookupKey](ttl, missTTL, size, nil)
+	p.cache = rules.NewLookupCache[store.LookupKey](ttl, missTTL, size, nil)
 	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
 	}

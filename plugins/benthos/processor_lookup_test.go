@@ -12,7 +12,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
 )
@@ -56,7 +56,7 @@ func rawFields(t *testing.T, m *service.Message) map[string]string {
 func loadLookup(t *testing.T, client, lookup, body string) {
 	t.Helper()
 	st := pgtest.Store(t)
-	rows, err := mediation.NewLookupCSV(lookup+".csv", strings.NewReader(body))
+	rows, err := rules.NewLookupCSV(lookup+".csv", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func newTestLookup(t *testing.T, yaml string, clock *testClock) *lookupProc {
 	if clock != nil {
 		ttl, _ := conf.FieldDuration("cache_ttl")
 		miss, _ := conf.FieldDuration("miss_ttl")
-		p.cache = mediation.NewLookupCache[store.LookupKey](ttl, miss, 1000, clock.now)
+		p.cache = rules.NewLookupCache[store.LookupKey](ttl, miss, 1000, clock.now)
 	}
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -310,7 +310,7 @@ func BenchmarkLookup(b *testing.B) {
 		fmt.Fprintf(&csv, "49%09d,A%d,EU\n", i, i%5000)
 	}
 	st := pgtest.Store(b)
-	rows, err := mediation.NewLookupCSV("bench.csv", strings.NewReader(csv.String()))
+	rows, err := rules.NewLookupCSV("bench.csv", strings.NewReader(csv.String()))
 	if err != nil {
 		b.Fatal(err)
 	}
