@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 )
 

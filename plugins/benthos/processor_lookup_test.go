@@ -12,8 +12,8 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 )
 
