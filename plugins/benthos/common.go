@@ -1,6 +1,3 @@
-// Package benthos holds Vivace's Benthos components: thin adapters that
-// parse their config, call the domain packages under internal/ and turn
-// results into messages. Importing the package registers them all.
 package benthos
 
 import (
@@ -20,7 +17,8 @@ import (
 	"vivace.dev/vivace/internal/store/rulestore"
 )
 
-// Metadata keys our components read and write.
+// Metadata keys our components read and write; doc.go says what each
+// means, who sets it and who reads it.
 const (
 	metaClient  = "vivace_client"
 	metaFileID  = "vivace_file_id"
