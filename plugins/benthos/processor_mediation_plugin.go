@@ -103,7 +103,7 @@ func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.R
 		Name: "mediation-plugin", Level: hclog.Debug, Output: &logWriter{log: log}, DisableTime: true}))}, opts...)
 	return &mediationPluginProc{
 		cfg: cfg, stage: stage, log: log,
-		host: host.New(opts...),
+		host:     host.New(opts...),
 		mediated: m.NewCounter("vivace_mediation_plugin_records"),
 		split:    m.NewCounter("vivace_mediation_plugin_split_records"),
 		filtered: m.NewCounter("vivace_mediation_plugin_filtered"),
