@@ -1,6 +1,7 @@
 // Package store is Vivace's PostgreSQL layer: the schema migrations and
-// every SQL statement the stages run. Nothing outside this package writes
-// SQL.
+// the SQL the stages run, here or in a subject's adapter built on this
+// package (internal/store/rulestore for the mediation rules). Nothing
+// outside them writes SQL.
 package store
 
 import (
