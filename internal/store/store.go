@@ -4,8 +4,8 @@
 // classification of the server's errors, new ids and the COPY text
 // format. The SQL of each subject lives in a package of its own built on
 // this one: filestore (the file registry), usagestore (rating, MURs,
-// exceptions), catalogstore (the feed and the catalog); the correlation
-// groups and lookup tables are still here (correlation.go, lookups.go).
+// exceptions), catalogstore (the feed and the catalog), rulestore (correlation
+// groups and lookup tables).
 // Nothing outside internal/store writes SQL.
 package store
 

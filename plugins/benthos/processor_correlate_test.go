@@ -20,8 +20,10 @@ import (
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/rulestore"
 	"vivace.dev/vivace/internal/store/usagestore"
 )
 
@@ -244,7 +246,7 @@ func TestCorrelateReplayChangesNothing(t *testing.T) {
 	if out := c.run(p, c.cdr(2, "START", "c1", "60"), c.cdr(4, "STOP", "c1", "1")); len(out) != 0 {
 		t.Fatalf("replay after emission gave output: %+v", read(t, out))
 	}
-	gs, err := pgtest.Store(t).CorrelationGroups(context.Background(), c.rule, c.client)
+	gs, err := rulestore.New(pgtest.Store(t)).CorrelationGroups(context.Background(), c.rule, c.client)
 	if err != nil || len(gs) != 1 || gs[0].Emissions != 1 {
 		t.Fatalf("groups: %+v %v", gs, err)
 	}
@@ -353,7 +355,7 @@ func TestCorrelateResendsUntilOutcomeRecorded(t *testing.T) {
 	if out := c.run(p, tick()); len(out) != 0 {
 		t.Fatalf("resent after the outcome was recorded: %+v", read(t, out))
 	}
-	if gs, err := st.CorrelationGroups(ctx, c.rule, c.client); err != nil || len(gs) != 0 {
+	if gs, err := rulestore.New(st).CorrelationGroups(ctx, c.rule, c.client); err != nil || len(gs) != 0 {
 		t.Fatalf("groups left after clean-up: %+v %v", gs, err)
 	}
 }
@@ -629,7 +631,7 @@ func TestCorrelateWaitsForTheDatabase(t *testing.T) {
 	go func() { done <- c.run(p, c.cdr(2, "START", "c-1", "600"), c.cdr(3, "STOP", "c-1", "30")) }()
 	// More tries than a refused transaction gets before its records fail.
 	deadline := time.Now().Add(60 * time.Second)
-	for flaky.tries() <= correlationAttempts+1 {
+	for flaky.tries() <= rules.CorrelationAttempts+1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d connection attempts in 60 s", flaky.tries())
 		}

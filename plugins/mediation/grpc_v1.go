@@ -1,16 +1,140 @@
 package mediation
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"vivace.dev/vivace/plugins/mediation/mediationv1"
 )
 
-// ErrMalformed marks a request or answer that breaks the wire contract:
-// field name positions past the names sent, lists of unequal length, a
-// name twice in one record.
-var ErrMalformed = errors.New("malformed message")
+// GRPCPlugin adapts a Mediator to go-plugin's gRPC transport for protocol
+// version 1. Impl is set on the plugin side and nil on the host side.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Mediator
+}
+
+// GRPCServer registers the plugin's implementation.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	mediationv1.RegisterMediatorServer(s, &grpcServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a Mediator that calls the plugin.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &grpcClient{c: mediationv1.NewMediatorClient(c)}, nil
+}
+
+// grpcClient is the host's view of a plugin.
+type grpcClient struct{ c mediationv1.MediatorClient }
+
+func (g *grpcClient) Describe(ctx context.Context) (Info, error) {
+	r, err := g.c.Describe(ctx, &mediationv1.DescribeRequest{})
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Name: r.GetName(), Version: r.GetVersion(), Description: r.GetDescription()}, nil
+}
+
+func (g *grpcClient) Configure(ctx context.Context, client string, config json.RawMessage) error {
+	_, err := g.c.Configure(ctx, &mediationv1.ConfigureRequest{Client: client, ConfigJson: config})
+	return err
+}
+
+// MediateBatch unpacks b into records with maps, as version 1 carries
+// them.
+func (g *grpcClient) MediateBatch(ctx context.Context, b *Batch) ([]Reply, error) {
+	recs, err := b.records()
+	if err != nil {
+		return nil, err
+	}
+	results, err := g.Mediate(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	return repliesFromResults(results), nil
+}
+
+func (g *grpcClient) Mediate(ctx context.Context, records []RawRecord) ([]Result, error) {
+	resp, err := g.c.Mediate(ctx, requestToWire(records))
+	if err != nil {
+		return nil, err
+	}
+	return resultsFromWire(resp)
+}
+
+// grpcServer serves a plugin's implementation.
+type grpcServer struct {
+	mediationv1.UnimplementedMediatorServer
+	impl Mediator
+}
+
+func (s *grpcServer) Describe(ctx context.Context, _ *mediationv1.DescribeRequest) (*mediationv1.DescribeResponse, error) {
+	info, err := s.impl.Describe(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &mediationv1.DescribeResponse{Name: info.Name, Version: info.Version, Description: info.Description}, nil
+}
+
+func (s *grpcServer) Configure(ctx context.Context, req *mediationv1.ConfigureRequest) (*mediationv1.ConfigureResponse, error) {
+	cfg := req.GetConfigJson()
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	if err := s.impl.Configure(ctx, req.GetClient(), json.RawMessage(cfg)); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &mediationv1.ConfigureResponse{}, nil
+}
+
+func (s *grpcServer) Mediate(ctx context.Context, req *mediationv1.MediateRequest) (*mediationv1.MediateResponse, error) {
+	recs, err := requestFromWire(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	results, err := s.impl.Mediate(ctx, recs)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return resultsToWire(results), nil
+}
+
+// records unpacks a batch into records for a plugin's Mediate. The values
+// are substrings of one copy of the buffer.
+func (b *Batch) records() ([]RawRecord, error) {
+	return unpackRecords(b.names, len(b.lines), string(b.packed()))
+}
+
+// repliesFromResults turns the results of a version-1 plugin into Replies,
+// each record's fields in name order.
+func repliesFromResults(in []Result) []Reply {
+	out := make([]Reply, len(in))
+	for i, r := range in {
+		out[i] = Reply{Error: r.Error, Filtered: r.Filtered}
+		if r.Records == nil {
+			continue
+		}
+		out[i].Records = make([]Fields, len(r.Records))
+		for j, m := range r.Records {
+			f := make(Fields, 0, len(m))
+			for k, v := range m {
+				f = append(f, Field{k, v})
+			}
+			slices.SortFunc(f, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+			out[i].Records[j] = f
+		}
+	}
+	return out
+}
 
 // names builds the list of field names a request or an answer shares.
 type names struct {

@@ -5,168 +5,93 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 	"unsafe"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"vivace.dev/vivace/plugins/mediation/mediationv2"
 )
 
-// Field is one field of a record.
-type Field struct{ Name, Value string }
+// GRPCPluginV2 adapts a Mediator to go-plugin's gRPC transport for protocol
+// version 2. Impl is set on the plugin side and nil on the host side.
+type GRPCPluginV2 struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Mediator
+}
 
-// Fields are a record's fields in the order they came; a name appears at
-// most once. The host works with records in this form so that no map is
-// built for a record on its side of the wire.
-type Fields []Field
+// GRPCServer registers the plugin's implementation.
+func (p *GRPCPluginV2) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	mediationv2.RegisterMediatorServer(s, &grpcServerV2{impl: p.Impl})
+	return nil
+}
 
-// Get returns the value of field name, or "" when the record has none.
-func (f Fields) Get(name string) string {
-	for _, x := range f {
-		if x.Name == name {
-			return x.Value
-		}
+// GRPCClient returns a Caller that calls the plugin.
+func (p *GRPCPluginV2) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &grpcClientV2{c: mediationv2.NewMediatorClient(c)}, nil
+}
+
+// grpcClientV2 is the host's view of a plugin speaking version 2.
+type grpcClientV2 struct{ c mediationv2.MediatorClient }
+
+func (g *grpcClientV2) Describe(ctx context.Context) (Info, error) {
+	r, err := g.c.Describe(ctx, &mediationv2.DescribeRequest{})
+	if err != nil {
+		return Info{}, err
 	}
-	return ""
+	return Info{Name: r.GetName(), Version: r.GetVersion(), Description: r.GetDescription()}, nil
 }
 
-// Map returns the fields as a map.
-func (f Fields) Map() map[string]string {
-	m := make(map[string]string, len(f))
-	for _, x := range f {
-		m[x.Name] = x.Value
+func (g *grpcClientV2) Configure(ctx context.Context, client string, config json.RawMessage) error {
+	_, err := g.c.Configure(ctx, &mediationv2.ConfigureRequest{Client: client, ConfigJson: config})
+	return err
+}
+
+func (g *grpcClientV2) MediateBatch(ctx context.Context, b *Batch) ([]Reply, error) {
+	resp, err := g.c.Mediate(ctx, &mediationv2.MediateRequest{Names: b.names, Count: uint32(b.Len()), Records: b.packed()})
+	if err != nil {
+		return nil, err
 	}
-	return m
+	return unpackReplies(resp)
 }
 
-// Reply is the host's view of what became of one input record: a Result
-// whose mediated records are Fields.
-type Reply struct {
-	Records  []Fields
-	Error    *RecordError
-	Filtered string
+// grpcServerV2 serves a plugin's implementation over version 2.
+type grpcServerV2 struct {
+	mediationv2.UnimplementedMediatorServer
+	impl Mediator
 }
 
-// Caller is the host's side of a running plugin, whatever protocol version
-// it speaks: the plugin dispensed by PluginMap or VersionedPlugins is one.
-type Caller interface {
-	Describe(ctx context.Context) (Info, error)
-	Configure(ctx context.Context, client string, config json.RawMessage) error
-	// MediateBatch returns one Reply per record of b, in order, or fewer
-	// or more when the plugin broke the contract; the host checks.
-	MediateBatch(ctx context.Context, b *Batch) ([]Reply, error)
-}
-
-// Batch is a batch of raw records as the host sends it, packed as protocol
-// version 2 carries it (mediationv2/mediation.proto): clients, file ids and
-// field names once each in a list, the records one after the other in one
-// buffer. Add starts a record, Field adds a field to it. A Batch can be
-// Reset and filled again; it is not safe for concurrent use.
-type Batch struct {
-	names []string
-	pos   map[string]uint64
-	buf   []byte
-	lines []int64
-	open  bool
-	// The name positions of the previous record's fields and of this
-	// one's so far: records of a file mostly have the same fields in the
-	// same order, and comparing a name with the one in the same place
-	// before is cheaper than looking it up.
-	prev, cur []uint64
-	// The previous record's client and file id.
-	client, file uint64
-}
-
-// Reset empties b, keeping its memory.
-func (b *Batch) Reset() {
-	b.names, b.buf, b.lines, b.open = b.names[:0], b.buf[:0], b.lines[:0], false
-	b.prev, b.cur = b.prev[:0], b.cur[:0]
-	clear(b.pos)
-}
-
-// Grow makes room for about n more bytes of records.
-func (b *Batch) Grow(n int) { b.buf = slices.Grow(b.buf, n) }
-
-// Len is the number of records in b.
-func (b *Batch) Len() int { return len(b.lines) }
-
-// Line is the line of record i.
-func (b *Batch) Line(i int) int64 { return b.lines[i] }
-
-// Add starts a record of client, from fileID at line.
-func (b *Batch) Add(client, fileID string, line int64) {
-	if b.open {
-		b.buf = append(b.buf, 0)
+func (s *grpcServerV2) Describe(ctx context.Context, _ *mediationv2.DescribeRequest) (*mediationv2.DescribeResponse, error) {
+	info, err := s.impl.Describe(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
-	// A batch is mostly one client's and one file's records.
-	if len(b.lines) == 0 || b.names[b.client-1] != client {
-		b.client = b.position(client)
-	}
-	if len(b.lines) == 0 || b.names[b.file-1] != fileID {
-		b.file = b.position(fileID)
-	}
-	b.buf = binary.AppendUvarint(b.buf, b.client)
-	b.buf = binary.AppendUvarint(b.buf, b.file)
-	b.buf = binary.AppendVarint(b.buf, line)
-	b.lines = append(b.lines, line)
-	b.open = true
-	b.prev, b.cur = b.cur, b.prev[:0]
+	return &mediationv2.DescribeResponse{Name: info.Name, Version: info.Version, Description: info.Description}, nil
 }
 
-// Field adds a field to the record Add started last. A name must not be
-// given twice for one record.
-func (b *Batch) Field(name, value string) {
-	var p uint64
-	if k := len(b.cur); k < len(b.prev) && b.names[b.prev[k]-1] == name {
-		p = b.prev[k]
-	} else {
-		p = b.position(name)
+func (s *grpcServerV2) Configure(ctx context.Context, req *mediationv2.ConfigureRequest) (*mediationv2.ConfigureResponse, error) {
+	cfg := req.GetConfigJson()
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
 	}
-	b.cur = append(b.cur, p)
-	b.buf = binary.AppendUvarint(b.buf, p)
-	b.buf = appendString(b.buf, value)
-}
-
-// AddRecord adds r, its fields in map order.
-func (b *Batch) AddRecord(r RawRecord) {
-	b.Add(r.Client, r.FileID, r.Line)
-	for k, v := range r.Fields {
-		b.Field(k, v)
+	if err := s.impl.Configure(ctx, req.GetClient(), json.RawMessage(cfg)); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	return &mediationv2.ConfigureResponse{}, nil
 }
 
-// packed returns the records as the wire carries them.
-func (b *Batch) packed() []byte {
-	if b.open {
-		b.buf = append(b.buf, 0)
-		b.open = false
+func (s *grpcServerV2) Mediate(ctx context.Context, req *mediationv2.MediateRequest) (*mediationv2.MediateResponse, error) {
+	recs, err := unpackRecords(req.GetNames(), int(req.GetCount()), owned(req.GetRecords()))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return b.buf
-}
-
-// position is the position of s in b.names plus one, adding it when new.
-func (b *Batch) position(s string) uint64 {
-	p, ok := b.pos[s]
-	if !ok {
-		if b.pos == nil {
-			b.pos = make(map[string]uint64, 16)
-		}
-		b.names = append(b.names, s)
-		p = uint64(len(b.names))
-		b.pos[s] = p
+	results, err := s.impl.Mediate(ctx, recs)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
 	}
-	return p
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// records unpacks a batch into records for a plugin's Mediate. The values
-// are substrings of one copy of the buffer.
-func (b *Batch) records() ([]RawRecord, error) {
-	return unpackRecords(b.names, len(b.lines), string(b.packed()))
+	return packResults(results), nil
 }
 
 // reader reads a packed buffer, remembering the first fault.
@@ -412,24 +337,7 @@ func unpackReplies(resp *mediationv2.MediateResponse) ([]Reply, error) {
 // drops once read. The strings read from it keep it alive.
 func owned(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// repliesFromResults turns the results of a version-1 plugin into Replies,
-// each record's fields in name order.
-func repliesFromResults(in []Result) []Reply {
-	out := make([]Reply, len(in))
-	for i, r := range in {
-		out[i] = Reply{Error: r.Error, Filtered: r.Filtered}
-		if r.Records == nil {
-			continue
-		}
-		out[i].Records = make([]Fields, len(r.Records))
-		for j, m := range r.Records {
-			f := make(Fields, 0, len(m))
-			for k, v := range m {
-				f = append(f, Field{k, v})
-			}
-			slices.SortFunc(f, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
-			out[i].Records[j] = f
-		}
-	}
-	return out
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
 }

@@ -1,4 +1,4 @@
-package mediation
+package rules
 
 import (
 	"strings"

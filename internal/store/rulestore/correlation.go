@@ -1,4 +1,4 @@
-package store
+package rulestore
 
 import (
 	"context"
@@ -9,53 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/rules"
 )
-
-// Outcomes of an emitted correlation group.
-const (
-	CorrelationComplete   = "complete"   // merged from a complete group
-	CorrelationIncomplete = "incomplete" // merged from what the group had when it timed out
-	CorrelationFailed     = "failed"     // every record became an exception
-)
-
-// CorrelationPart is one record held in a correlation group: its source
-// position, the raw record as it arrived and its message metadata.
-type CorrelationPart struct {
-	Client    string
-	FileID    string
-	Line      int64
-	Part      int
-	Key       string // the group's key (set on input; filled in when read)
-	Record    json.RawMessage
-	Meta      map[string]string
-	ArrivedAt time.Time
-}
-
-// CorrelationGroup is the records of one client, rule and key joined
-// together, in arrival order.
-type CorrelationGroup struct {
-	GroupID   int64
-	Client    string
-	Rule      string
-	Key       string
-	OpenedAt  time.Time
-	Deadline  time.Time
-	EmittedAt time.Time // zero while the group is open
-	Outcome   string    // set once emitted
-	Emissions int       // how many times it was emitted
-	Parts     []CorrelationPart
-}
-
-// CorrelationDecider looks at a locked group and answers the outcome to
-// emit it with, or "" to keep it open.
-type CorrelationDecider func(g *CorrelationGroup) (outcome string, err error)
-
-// CorrelateResult is what adding records to groups did.
-type CorrelateResult struct {
-	Held     int                // records stored in a group
-	Replayed int                // records already held or already ended: nothing changed
-	Emitted  []CorrelationGroup // groups decide closed, marked emitted
-}
 
 // CorrelateParts adds records to the open groups of rule (opening a group
 // for a key that has none, with a deadline window after now), then asks
@@ -65,14 +21,14 @@ type CorrelateResult struct {
 // rule, or already has an outcome (a MUR, an exception, a filtered
 // record), is a replay and changes nothing. Groups decide closes are
 // marked emitted (not deleted) and returned; the caller sends them on.
-func (s *Store) CorrelateParts(ctx context.Context, rule string, parts []CorrelationPart, window time.Duration,
-	now time.Time, decide CorrelationDecider) (CorrelateResult, error) {
-	var res CorrelateResult
+func (s *Store) CorrelateParts(ctx context.Context, rule string, parts []rules.CorrelationPart, window time.Duration,
+	now time.Time, decide rules.Decider) (rules.CorrelateResult, error) {
+	var res rules.CorrelateResult
 	if len(parts) == 0 {
 		return res, nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = CorrelateResult{}
+		res = rules.CorrelateResult{}
 		known, err := knownPositions(ctx, tx, rule, parts, true)
 		if err != nil {
 			return err
@@ -84,7 +40,7 @@ func (s *Store) CorrelateParts(ctx context.Context, rule string, parts []Correla
 			part         int
 		}
 		seen := map[pos]bool{}
-		fresh := make([]CorrelationPart, 0, len(parts))
+		fresh := make([]rules.CorrelationPart, 0, len(parts))
 		for i, p := range parts {
 			k := pos{p.Client, p.FileID, p.Line, p.Part}
 			if known[i] || seen[k] {
@@ -117,33 +73,26 @@ func (s *Store) CorrelateParts(ctx context.Context, rule string, parts []Correla
 
 // emitDecided asks decide about each group, marks emitted those it
 // closes, and returns them.
-func emitDecided(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup, decide CorrelationDecider, now time.Time) ([]CorrelationGroup, error) {
-	var close []*CorrelationGroup
-	var outcomes []string
+func emitDecided(ctx context.Context, tx pgx.Tx, groups []*rules.CorrelationGroup, decide rules.Decider, now time.Time) ([]rules.CorrelationGroup, error) {
+	var close []*rules.CorrelationGroup
+	var outcomes []rules.Outcome
 	for _, g := range groups {
 		o, err := decide(g)
 		if err != nil {
 			return nil, err
 		}
-		if o != "" {
+		if o != rules.OutcomeOpen {
 			close, outcomes = append(close, g), append(outcomes, o)
 		}
 	}
 	if err := markEmitted(ctx, tx, close, outcomes, now); err != nil {
 		return nil, err
 	}
-	var out []CorrelationGroup
+	var out []rules.CorrelationGroup
 	for _, g := range close {
 		out = append(out, *g)
 	}
 	return out, nil
-}
-
-// SweepResult is what one sweep of a rule's groups did.
-type SweepResult struct {
-	TimedOut []CorrelationGroup // open groups past their deadline, now emitted
-	Resent   []CorrelationGroup // emitted groups whose outcome is not recorded yet, emitted again
-	Cleaned  int                // emitted groups whose every record has an outcome, deleted
 }
 
 // SweepCorrelation closes rule's open groups whose deadline has passed
@@ -153,10 +102,10 @@ type SweepResult struct {
 // deletes emitted groups whose records all have one. At most limit groups
 // of each kind are taken; groups another process holds are skipped.
 func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time, resendAfter time.Duration,
-	limit int, decide CorrelationDecider) (SweepResult, error) {
-	var res SweepResult
+	limit int, decide rules.Decider) (rules.SweepResult, error) {
+	var res rules.SweepResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = SweepResult{}
+		res = rules.SweepResult{}
 		due, err := lockGroups(ctx, tx, `SELECT group_id, client, rule, key, opened_at, deadline,
 				coalesce(emitted_at, 'epoch'), coalesce(outcome, ''), emissions
 			FROM correlation_groups
@@ -168,7 +117,7 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 		if err := loadParts(ctx, tx, due); err != nil {
 			return err
 		}
-		var held, empty []*CorrelationGroup
+		var held, empty []*rules.CorrelationGroup
 		for _, g := range due {
 			if len(g.Parts) == 0 { // every record was a replay: nothing to emit
 				empty = append(empty, g)
@@ -191,7 +140,7 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 		if err := loadParts(ctx, tx, sent); err != nil {
 			return err
 		}
-		var all []CorrelationPart
+		var all []rules.CorrelationPart
 		for _, g := range sent {
 			all = append(all, g.Parts...)
 		}
@@ -199,7 +148,7 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 		if err != nil {
 			return err
 		}
-		var resend []*CorrelationGroup
+		var resend []*rules.CorrelationGroup
 		i := 0
 		for _, g := range sent {
 			done := true
@@ -241,7 +190,7 @@ func (s *Store) SweepCorrelation(ctx context.Context, rule string, now time.Time
 // CorrelationGroups returns rule's groups for client, open ones and
 // emitted ones not yet cleaned, in the order they opened: for tests and
 // operators.
-func (s *Store) CorrelationGroups(ctx context.Context, rule, client string) ([]CorrelationGroup, error) {
+func (s *Store) CorrelationGroups(ctx context.Context, rule, client string) ([]rules.CorrelationGroup, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -256,7 +205,7 @@ func (s *Store) CorrelationGroups(ctx context.Context, rule, client string) ([]C
 	if err := loadParts(ctx, tx, gs); err != nil {
 		return nil, err
 	}
-	out := make([]CorrelationGroup, len(gs))
+	out := make([]rules.CorrelationGroup, len(gs))
 	for i, g := range gs {
 		out[i] = *g
 	}
@@ -267,13 +216,13 @@ func (s *Store) CorrelationGroups(ctx context.Context, rule, client string) ([]C
 // an outcome already: a MUR, an exception (other than one being
 // reprocessed, which comes back on purpose) or a filtered record; with
 // held, also whether the rule holds it in a group.
-func knownPositions(ctx context.Context, tx pgx.Tx, rule string, parts []CorrelationPart, held bool) ([]bool, error) {
+func knownPositions(ctx context.Context, tx pgx.Tx, rule string, parts []rules.CorrelationPart, held bool) ([]bool, error) {
 	known := make([]bool, len(parts))
 	if len(parts) == 0 {
 		return known, nil
 	}
 	n := len(parts)
-	clients, files := mk(n), mk(n)
+	clients, files := make([]string, n), make([]string, n)
 	lines, ps := make([]int64, n), make([]int32, n)
 	for i, p := range parts {
 		clients[i], files[i], lines[i], ps[i] = p.Client, p.FileID, p.Line, int32(p.Part)
@@ -305,7 +254,7 @@ func knownPositions(ctx context.Context, tx pgx.Tx, rule string, parts []Correla
 
 // openGroups finds or opens, and locks, the open group of each key the
 // parts name, in key order so that two batches cannot deadlock.
-func openGroups(ctx context.Context, tx pgx.Tx, rule string, parts []CorrelationPart, now, deadline time.Time) (map[[2]string]*CorrelationGroup, error) {
+func openGroups(ctx context.Context, tx pgx.Tx, rule string, parts []rules.CorrelationPart, now, deadline time.Time) (map[[2]string]*rules.CorrelationGroup, error) {
 	type ck = [2]string
 	keys := map[ck]bool{}
 	var clients, ks []string
@@ -325,9 +274,9 @@ func openGroups(ctx context.Context, tx pgx.Tx, rule string, parts []Correlation
 		return nil, fmt.Errorf("open correlation groups: %w", err)
 	}
 	defer rows.Close()
-	groups := make(map[ck]*CorrelationGroup, len(keys))
+	groups := make(map[ck]*rules.CorrelationGroup, len(keys))
 	for rows.Next() {
-		g := &CorrelationGroup{}
+		g := &rules.CorrelationGroup{}
 		if err := rows.Scan(&g.GroupID, &g.Client, &g.Rule, &g.Key, &g.OpenedAt, &g.Deadline); err != nil {
 			return nil, err
 		}
@@ -336,20 +285,22 @@ func openGroups(ctx context.Context, tx pgx.Tx, rule string, parts []Correlation
 	return groups, rows.Err()
 }
 
-func lockGroups(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]*CorrelationGroup, error) {
+func lockGroups(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]*rules.CorrelationGroup, error) {
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read correlation groups: %w", err)
 	}
 	defer rows.Close()
-	var gs []*CorrelationGroup
+	var gs []*rules.CorrelationGroup
 	for rows.Next() {
-		g := &CorrelationGroup{}
+		g := &rules.CorrelationGroup{}
+		var outcome string
 		if err := rows.Scan(&g.GroupID, &g.Client, &g.Rule, &g.Key, &g.OpenedAt, &g.Deadline,
-			&g.EmittedAt, &g.Outcome, &g.Emissions); err != nil {
+			&g.EmittedAt, &outcome, &g.Emissions); err != nil {
 			return nil, err
 		}
-		if g.Outcome == "" {
+		g.Outcome = rules.Outcome(outcome)
+		if g.Outcome == rules.OutcomeOpen {
 			g.EmittedAt = time.Time{}
 		}
 		gs = append(gs, g)
@@ -358,8 +309,8 @@ func lockGroups(ctx context.Context, tx pgx.Tx, query string, args ...any) ([]*C
 }
 
 // loadParts reads the records of the groups, in arrival order.
-func loadParts(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup) error {
-	byID := make(map[int64]*CorrelationGroup, len(groups))
+func loadParts(ctx context.Context, tx pgx.Tx, groups []*rules.CorrelationGroup) error {
+	byID := make(map[int64]*rules.CorrelationGroup, len(groups))
 	ids := make([]int64, 0, len(groups))
 	for _, g := range groups {
 		byID[g.GroupID] = g
@@ -376,7 +327,7 @@ func loadParts(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup) error
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var p CorrelationPart
+		var p rules.CorrelationPart
 		var rec, meta []byte
 		if err := rows.Scan(&id, &p.Client, &p.FileID, &p.Line, &p.Part, &rec, &meta, &p.ArrivedAt); err != nil {
 			return err
@@ -394,10 +345,10 @@ func loadParts(ctx context.Context, tx pgx.Tx, groups []*CorrelationGroup) error
 // insertParts appends the parts to their groups, in the order given, and
 // returns the groups that received one, in the order of their first new
 // record.
-func insertParts(ctx context.Context, tx pgx.Tx, rule string, parts []CorrelationPart,
-	groups map[[2]string]*CorrelationGroup, now time.Time) ([]*CorrelationGroup, error) {
+func insertParts(ctx context.Context, tx pgx.Tx, rule string, parts []rules.CorrelationPart,
+	groups map[[2]string]*rules.CorrelationGroup, now time.Time) ([]*rules.CorrelationGroup, error) {
 	rows := make([][]any, len(parts))
-	var touched []*CorrelationGroup
+	var touched []*rules.CorrelationGroup
 	seen := map[int64]bool{}
 	for i, p := range parts {
 		g := groups[[2]string{p.Client, p.Key}]
@@ -432,27 +383,28 @@ func insertParts(ctx context.Context, tx pgx.Tx, rule string, parts []Correlatio
 	return touched, nil
 }
 
-func markEmitted(ctx context.Context, tx pgx.Tx, gs []*CorrelationGroup, outcomes []string, now time.Time) error {
+func markEmitted(ctx context.Context, tx pgx.Tx, gs []*rules.CorrelationGroup, outcomes []rules.Outcome, now time.Time) error {
 	if len(gs) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(gs))
+	texts := make([]string, len(gs))
 	for i, g := range gs {
-		ids[i] = g.GroupID
+		ids[i], texts[i] = g.GroupID, string(outcomes[i])
 		g.EmittedAt, g.Outcome = now, outcomes[i]
 		g.Emissions++
 	}
 	_, err := tx.Exec(ctx, `UPDATE correlation_groups g SET emitted_at = $1, outcome = t.outcome,
 			emissions = g.emissions + 1
-		FROM unnest($2::bigint[], $3::text[]) AS t(id, outcome) WHERE g.group_id = t.id`, now, ids, outcomes)
+		FROM unnest($2::bigint[], $3::text[]) AS t(id, outcome) WHERE g.group_id = t.id`, now, ids, texts)
 	if err != nil {
 		return fmt.Errorf("mark correlation groups emitted: %w", err)
 	}
 	return nil
 }
 
-func markResent(ctx context.Context, tx pgx.Tx, gs []*CorrelationGroup, now time.Time) error {
-	outcomes := make([]string, len(gs))
+func markResent(ctx context.Context, tx pgx.Tx, gs []*rules.CorrelationGroup, now time.Time) error {
+	outcomes := make([]rules.Outcome, len(gs))
 	for i, g := range gs {
 		outcomes[i] = g.Outcome
 	}

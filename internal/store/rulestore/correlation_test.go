@@ -1,4 +1,4 @@
-package store_test
+package rulestore_test
 
 import (
 	"context"
@@ -9,20 +9,22 @@ import (
 
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/rulestore"
 	"vivace.dev/vivace/internal/store/usagestore"
 )
 
-func corrPart(client, file string, line int64, key, typ string) store.CorrelationPart {
+func corrPart(client, file string, line int64, key, typ string) rules.CorrelationPart {
 	rec, _ := json.Marshal(map[string]any{"client": client, "file_id": file, "line": line,
 		"fields": map[string]string{"call_id": key, "record_type": typ}})
-	return store.CorrelationPart{Client: client, FileID: file, Line: line, Key: key, Record: rec,
+	return rules.CorrelationPart{Client: client, FileID: file, Line: line, Key: key, Record: rec,
 		Meta: map[string]string{"vivace_key": "A1"}}
 }
 
 // hasStop closes a group once it holds a STOP record.
-func hasStop(t *testing.T, seen *[]int) store.CorrelationDecider {
-	return func(g *store.CorrelationGroup) (string, error) {
+func hasStop(t *testing.T, seen *[]int) rules.Decider {
+	return func(g *rules.CorrelationGroup) (rules.Outcome, error) {
 		*seen = append(*seen, len(g.Parts))
 		for _, p := range g.Parts {
 			var r struct{ Fields map[string]string }
@@ -30,23 +32,24 @@ func hasStop(t *testing.T, seen *[]int) store.CorrelationDecider {
 				t.Fatal(err)
 			}
 			if r.Fields["record_type"] == "STOP" {
-				return store.CorrelationComplete, nil
+				return rules.OutcomeComplete, nil
 			}
 		}
-		return "", nil
+		return rules.OutcomeOpen, nil
 	}
 }
 
 func TestCorrelationGroupLifecycle(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
+	db := pgtest.Store(t)
+	st := rulestore.New(db)
 	client := "corr-" + store.NewID()[24:]
 	rule := "calls-" + client // sweeps are per rule: one per test
 	file := store.NewID()
 	t0 := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
 	var seen []int
 	decide := hasStop(t, &seen)
-	add := func(now time.Time, parts ...store.CorrelationPart) store.CorrelateResult {
+	add := func(now time.Time, parts ...rules.CorrelationPart) rules.CorrelateResult {
 		t.Helper()
 		res, err := st.CorrelateParts(ctx, rule, parts, 30*time.Minute, now, decide)
 		if err != nil {
@@ -71,7 +74,7 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 		t.Fatalf("stop: %+v", res)
 	}
 	g := res.Emitted[0]
-	if g.Key != "c1" || g.Outcome != store.CorrelationComplete || len(g.Parts) != 3 || g.Parts[0].Line != 2 ||
+	if g.Key != "c1" || g.Outcome != rules.OutcomeComplete || len(g.Parts) != 3 || g.Parts[0].Line != 2 ||
 		g.Parts[2].Line != 4 || g.Parts[0].Meta["vivace_key"] != "A1" || !g.OpenedAt.Equal(t0) || !g.Deadline.Equal(t0.Add(30*time.Minute)) {
 		t.Fatalf("emitted group: %+v", g)
 	}
@@ -92,7 +95,7 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, emitted.Add(11*time.Minute), 10*time.Minute, 100, decide)
 	if err != nil || len(sw.Resent) != 1 || sw.Resent[0].Emissions != 2 || len(sw.Resent[0].Parts) != 3 ||
-		sw.Resent[0].Outcome != store.CorrelationComplete {
+		sw.Resent[0].Outcome != rules.OutcomeComplete {
 		t.Fatalf("resend sweep: %+v %v", sw, err)
 	}
 	// Outcomes recorded for two of the three: emitted again later.
@@ -101,7 +104,7 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 		outs = append(outs, exceptions.Exception{Client: client, FileID: file, Line: line, Stage: "mediate",
 			Code: "FILTERED", Message: "test", Record: json.RawMessage(`{}`)})
 	}
-	if _, err := usagestore.New(st).InsertExceptions(ctx, outs[1:]); err != nil {
+	if _, err := usagestore.New(db).InsertExceptions(ctx, outs[1:]); err != nil {
 		t.Fatal(err)
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, emitted.Add(25*time.Minute), 10*time.Minute, 100, decide)
@@ -109,7 +112,7 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 		t.Fatalf("partly recorded: %+v %v", sw, err)
 	}
 	// All recorded: the group is deleted.
-	if _, err := usagestore.New(st).InsertExceptions(ctx, outs[:1]); err != nil {
+	if _, err := usagestore.New(db).InsertExceptions(ctx, outs[:1]); err != nil {
 		t.Fatal(err)
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, emitted.Add(40*time.Minute), 10*time.Minute, 100, decide)
@@ -130,22 +133,23 @@ func TestCorrelationGroupLifecycle(t *testing.T) {
 
 func TestCorrelationTimeoutAndRules(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
+	db := pgtest.Store(t)
+	st := rulestore.New(db)
 	client := "corr-" + store.NewID()[24:]
 	rule := "calls-" + client // sweeps are per rule: one per test
 	file := store.NewID()
 	t0 := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
 	var seen []int
 	stop := hasStop(t, &seen)
-	timeout := func(g *store.CorrelationGroup) (string, error) {
-		if o, _ := stop(g); o != "" {
+	timeout := func(g *rules.CorrelationGroup) (rules.Outcome, error) {
+		if o, _ := stop(g); o != rules.OutcomeOpen {
 			return o, nil
 		}
-		return store.CorrelationIncomplete, nil
+		return rules.OutcomeIncomplete, nil
 	}
 	// Two rules keep their own groups for one key and record.
 	for _, rule := range []string{rule, rule + "-other"} {
-		res, err := st.CorrelateParts(ctx, rule, []store.CorrelationPart{corrPart(client, file, 2, "c9", "START")},
+		res, err := st.CorrelateParts(ctx, rule, []rules.CorrelationPart{corrPart(client, file, 2, "c9", "START")},
 			30*time.Minute, t0, stop)
 		if err != nil || res.Held != 1 {
 			t.Fatalf("%s: %+v %v", rule, res, err)
@@ -156,12 +160,12 @@ func TestCorrelationTimeoutAndRules(t *testing.T) {
 		t.Fatalf("before the deadline: %+v %v", sw, err)
 	}
 	sw, err = st.SweepCorrelation(ctx, rule, t0.Add(30*time.Minute), time.Minute, 100, timeout)
-	if err != nil || len(sw.TimedOut) != 1 || sw.TimedOut[0].Outcome != store.CorrelationIncomplete ||
+	if err != nil || len(sw.TimedOut) != 1 || sw.TimedOut[0].Outcome != rules.OutcomeIncomplete ||
 		len(sw.TimedOut[0].Parts) != 1 {
 		t.Fatalf("at the deadline: %+v %v", sw, err)
 	}
 	// A record arriving after its group was emitted opens a new group.
-	res, err := st.CorrelateParts(ctx, rule, []store.CorrelationPart{corrPart(client, file, 7, "c9", "STOP")},
+	res, err := st.CorrelateParts(ctx, rule, []rules.CorrelationPart{corrPart(client, file, 7, "c9", "STOP")},
 		30*time.Minute, t0.Add(31*time.Minute), stop)
 	if err != nil || len(res.Emitted) != 1 || len(res.Emitted[0].Parts) != 1 || res.Emitted[0].Parts[0].Line != 7 {
 		t.Fatalf("late record: %+v %v", res, err)
@@ -178,17 +182,18 @@ func TestCorrelationTimeoutAndRules(t *testing.T) {
 // with one group holding every record.
 func TestCorrelationConcurrentBatches(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
+	db := pgtest.Store(t)
+	st := rulestore.New(db)
 	client := "corr-" + store.NewID()[24:]
 	rule := "calls-" + client // sweeps are per rule: one per test
 	file := store.NewID()
 	t0 := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
-	keep := func(*store.CorrelationGroup) (string, error) { return "", nil }
+	keep := func(*rules.CorrelationGroup) (rules.Outcome, error) { return rules.OutcomeOpen, nil }
 	const workers, keys = 6, 5
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
 		go func(w int) {
-			var parts []store.CorrelationPart
+			var parts []rules.CorrelationPart
 			for k := 0; k < keys; k++ {
 				key := fmt.Sprintf("k%d", (k+w)%keys) // another order per worker
 				if w%2 == 1 {

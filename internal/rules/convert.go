@@ -1,6 +1,4 @@
-// Package mediation holds the declarative mediation rules that Vivace's
-// Benthos processors apply to raw usage, free of Benthos itself.
-package mediation
+package rules
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package store_test
+package rulestore_test
 
 import (
 	"context"
@@ -6,14 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"vivace.dev/vivace/internal/mediation"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/rulestore"
 )
 
-func loadCSV(t *testing.T, st *store.Store, l store.LookupLoad, body string) (store.LookupLoadResult, error) {
+func loadCSV(t *testing.T, st *rulestore.Store, l rules.LookupLoad, body string) (rules.LookupLoadResult, error) {
 	t.Helper()
-	rows, err := mediation.NewLookupCSV("msisdn.csv", strings.NewReader(body))
+	rows, err := rules.NewLookupCSV("msisdn.csv", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,18 +23,18 @@ func loadCSV(t *testing.T, st *store.Store, l store.LookupLoad, body string) (st
 
 func TestLoadLookup(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
+	st := rulestore.New(pgtest.Store(t))
 	client := "lookup-" + store.NewID()[24:]
-	l := store.LookupLoad{Client: client, Lookup: "msisdn"}
+	l := rules.LookupLoad{Client: client, Lookup: "msisdn"}
 
 	res, err := loadCSV(t, st, l, "msisdn,account_id,region\n491,A1,EU\n492,A2,EU\n493,A3,US\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (store.LookupLoadResult{Entries: 3, Inserted: 3}) {
+	if res != (rules.LookupLoadResult{Entries: 3, Inserted: 3}) {
 		t.Fatalf("first load: %+v", res)
 	}
-	keys := []store.LookupKey{{client, "491"}, {client, "493"}, {client, "999"}, {"other", "491"}}
+	keys := []rules.LookupKey{{Client: client, Key: "491"}, {Client: client, Key: "493"}, {Client: client, Key: "999"}, {Client: "other", Key: "491"}}
 	got, err := st.LookupValues(ctx, "msisdn", keys)
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +48,11 @@ func TestLoadLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (store.LookupLoadResult{Entries: 3, Inserted: 1, Updated: 1, Unchanged: 1}) {
+	if res != (rules.LookupLoadResult{Entries: 3, Inserted: 1, Updated: 1, Unchanged: 1}) {
 		t.Fatalf("second load: %+v", res)
 	}
-	got, _ = st.LookupValues(ctx, "msisdn", []store.LookupKey{{client, "492"}, {client, "493"}})
-	if got[store.LookupKey{client, "492"}]["account_id"] != "A9" || got[store.LookupKey{client, "493"}] == nil {
+	got, _ = st.LookupValues(ctx, "msisdn", []rules.LookupKey{{Client: client, Key: "492"}, {Client: client, Key: "493"}})
+	if got[rules.LookupKey{Client: client, Key: "492"}]["account_id"] != "A9" || got[rules.LookupKey{Client: client, Key: "493"}] == nil {
 		t.Fatalf("after the second load: %v", got)
 	}
 
@@ -61,7 +62,7 @@ func TestLoadLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (store.LookupLoadResult{Entries: 1, Unchanged: 1, Deleted: 3}) {
+	if res != (rules.LookupLoadResult{Entries: 1, Unchanged: 1, Deleted: 3}) {
 		t.Fatalf("replace: %+v", res)
 	}
 	list, err := st.ListLookups(ctx, client)
@@ -72,9 +73,9 @@ func TestLoadLookup(t *testing.T) {
 
 func TestLoadLookupBadFileChangesNothing(t *testing.T) {
 	ctx := context.Background()
-	st := pgtest.Store(t)
+	st := rulestore.New(pgtest.Store(t))
 	client := "lookup-" + store.NewID()[24:]
-	l := store.LookupLoad{Client: client, Lookup: "msisdn", Replace: true}
+	l := rules.LookupLoad{Client: client, Lookup: "msisdn", Replace: true}
 	if _, err := loadCSV(t, st, l, "msisdn,account_id\n491,A1\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +90,11 @@ func TestLoadLookupBadFileChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "msisdn.csv line 5002: 3 fields, the header has 2") {
 		t.Fatalf("bad line: %v", err)
 	}
-	got, err := st.LookupValues(ctx, "msisdn", []store.LookupKey{{client, "491"}, {client, "50000000"}})
-	if err != nil || len(got) != 1 || got[store.LookupKey{client, "491"}]["account_id"] != "A1" {
+	got, err := st.LookupValues(ctx, "msisdn", []rules.LookupKey{{Client: client, Key: "491"}, {Client: client, Key: "50000000"}})
+	if err != nil || len(got) != 1 || got[rules.LookupKey{Client: client, Key: "491"}]["account_id"] != "A1" {
 		t.Fatalf("after a failed load: %v %v", got, err)
 	}
-	if _, err := loadCSV(t, st, store.LookupLoad{Client: client, Lookup: "bad name"}, "k,v\n1,2\n"); err == nil ||
+	if _, err := loadCSV(t, st, rules.LookupLoad{Client: client, Lookup: "bad name"}, "k,v\n1,2\n"); err == nil ||
 		!strings.Contains(err.Error(), `lookup "bad name"`) {
 		t.Fatalf("bad name: %v", err)
 	}

@@ -1,4 +1,4 @@
-package mediation
+package rules
 
 import (
 	"errors"
@@ -19,12 +19,16 @@ const (
 	TimeoutFail = "fail" // every record an exception MEDIATION_FAILED
 )
 
-// Outcomes of a correlation group, as the store records them.
+// Outcome is what became of a correlation group: the store records it
+// with the group when the group is emitted.
+type Outcome string
+
+// The outcomes of a correlation group; the only place they are defined.
 const (
-	OutcomeOpen       = ""           // keep the group open
-	OutcomeComplete   = "complete"   // merged from a complete group
-	OutcomeIncomplete = "incomplete" // merged from a timed-out group, marked
-	OutcomeFailed     = "failed"     // every record fails
+	OutcomeOpen       Outcome = ""           // keep the group open
+	OutcomeComplete   Outcome = "complete"   // merged from a complete group
+	OutcomeIncomplete Outcome = "incomplete" // merged from a timed-out group, marked
+	OutcomeFailed     Outcome = "failed"     // every record fails
 )
 
 // The field and value that mark a record merged from a timed-out group.
@@ -64,7 +68,7 @@ func (c Correlation) Deadline(opened time.Time) time.Time { return opened.Add(c.
 // Decide says what becomes of a group now: OutcomeComplete when it is
 // complete, the timeout's outcome when its deadline has passed, and
 // OutcomeOpen otherwise.
-func (c Correlation) Decide(complete bool, deadline, now time.Time) string {
+func (c Correlation) Decide(complete bool, deadline, now time.Time) Outcome {
 	switch {
 	case complete:
 		return OutcomeComplete
@@ -98,7 +102,7 @@ type Emission struct {
 // rule's merge made of the group (its fields). ruleErr is why a rule could
 // not be evaluated for the group (its merge, its completeness check); it
 // fails every member, naming the error.
-func (c Correlation) Emit(g Group, outcome string, merged map[string]string, ruleErr error) Emission {
+func (c Correlation) Emit(g Group, outcome Outcome, merged map[string]string, ruleErr error) Emission {
 	var e Emission
 	if len(g.Members) == 0 {
 		return e

@@ -1,4 +1,4 @@
-package mediation
+package rules
 
 import (
 	"strings"
@@ -29,7 +29,7 @@ func TestCorrelationDecide(t *testing.T) {
 		c        Correlation
 		complete bool
 		now      time.Time
-		want     string
+		want     Outcome
 	}{
 		{"complete within the window", emit, true, open.Add(time.Minute), OutcomeComplete},
 		{"complete after the window still merges whole", fail, true, open.Add(time.Hour), OutcomeComplete},

@@ -1,60 +1,19 @@
-package store
+package rulestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/rules"
 )
-
-// LookupRows is a lookup table's entries as LoadLookup copies them, one at
-// a time (mediation.LookupCSV reads them from a file).
-type LookupRows interface {
-	Next() bool
-	Entry() (key string, values map[string]string)
-	Err() error
-}
-
-// LookupLoad says which table a load replaces or adds to.
-type LookupLoad struct {
-	Client string
-	Lookup string
-	// Replace drops the table's entries whose key is not among the rows.
-	Replace bool
-}
-
-var lookupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
-
-// Validate checks the client and the table name.
-func (l LookupLoad) Validate() error {
-	var errs []error
-	if l.Client == "" {
-		errs = append(errs, errors.New("client: required"))
-	}
-	if !lookupName.MatchString(l.Lookup) {
-		errs = append(errs, fmt.Errorf("lookup %q: a name is letters, digits, '_', '.' and '-', at most 100", l.Lookup))
-	}
-	return errors.Join(errs...)
-}
-
-// LookupLoadResult counts what a load did. Entries = Inserted + Updated +
-// Unchanged.
-type LookupLoadResult struct {
-	Entries   int64 `json:"entries"`
-	Inserted  int64 `json:"inserted"`
-	Updated   int64 `json:"updated"`
-	Unchanged int64 `json:"unchanged"`
-	Deleted   int64 `json:"deleted"`
-}
 
 // LoadLookup copies rows into a staging table and upserts them into the
 // lookup table in one transaction: readers see the table before or after
 // the load, never half of it. A bad row (rows.Err) rolls everything back.
-func (s *Store) LoadLookup(ctx context.Context, l LookupLoad, rows LookupRows) (LookupLoadResult, error) {
-	var res LookupLoadResult
+func (s *Store) LoadLookup(ctx context.Context, l rules.LookupLoad, rows rules.LookupRows) (rules.LookupLoadResult, error) {
+	var res rules.LookupLoadResult
 	if err := l.Validate(); err != nil {
 		return res, err
 	}
@@ -113,22 +72,16 @@ WHERE e.client = $1 AND e.lookup = $2
 		return nil
 	})
 	if err != nil {
-		return LookupLoadResult{}, err
+		return rules.LookupLoadResult{}, err
 	}
 	return res, nil
-}
-
-// LookupKey is one key of one client's lookup table.
-type LookupKey struct {
-	Client string
-	Key    string
 }
 
 // LookupValues reads the entries of the lookup table named lookup for the
 // given keys (of any clients) in one query. A key without an entry is not
 // in the result.
-func (s *Store) LookupValues(ctx context.Context, lookup string, keys []LookupKey) (map[LookupKey]map[string]string, error) {
-	out := make(map[LookupKey]map[string]string, len(keys))
+func (s *Store) LookupValues(ctx context.Context, lookup string, keys []rules.LookupKey) (map[rules.LookupKey]map[string]string, error) {
+	out := make(map[rules.LookupKey]map[string]string, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -146,7 +99,7 @@ JOIN lookup_entries e ON e.client = q.client AND e.lookup = $1 AND e.key = q.key
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k LookupKey
+		var k rules.LookupKey
 		var v map[string]string
 		if err := rows.Scan(&k.Client, &k.Key, &v); err != nil {
 			return nil, fmt.Errorf("lookup %s: %w", lookup, err)
@@ -159,17 +112,9 @@ JOIN lookup_entries e ON e.client = q.client AND e.lookup = $1 AND e.key = q.key
 	return out, nil
 }
 
-// LookupInfo describes one lookup table.
-type LookupInfo struct {
-	Client    string    `json:"client"`
-	Lookup    string    `json:"lookup"`
-	Entries   int64     `json:"entries"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
 // ListLookups lists the lookup tables, of one client when client is not
 // empty.
-func (s *Store) ListLookups(ctx context.Context, client string) ([]LookupInfo, error) {
+func (s *Store) ListLookups(ctx context.Context, client string) ([]rules.LookupInfo, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT client, lookup, count(*), max(updated_at)
 FROM lookup_entries
@@ -179,8 +124,8 @@ ORDER BY client, lookup`, client)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (LookupInfo, error) {
-		var li LookupInfo
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (rules.LookupInfo, error) {
+		var li rules.LookupInfo
 		err := r.Scan(&li.Client, &li.Lookup, &li.Entries, &li.UpdatedAt)
 		return li, err
 	})
