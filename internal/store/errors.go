@@ -33,5 +33,3 @@ func UniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
-
-func mk(n int) []string { return make([]string, n) }
