@@ -260,7 +260,7 @@ func (p *lookupProc) ProcessBatch(ctx context.Context, batch service.MessageBatc
 // apply sets a record's fields from its entry (nil: none). A record
 // that fails keeps its fields as they came.
 func (p *lookupProc) apply(t lookupTarget, entry map[string]string) {
-	vals := entry
+	var vals map[string]string
 	switch {
 	case entry != nil:
 		vals = make(map[string]string, len(p.set))
