@@ -10,8 +10,9 @@ STATICCHECK_VERSION := v0.8.2
 # change of version installs the new one.
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-export DATABASE_URL
+# DATABASE_URL, when set, is passed on as it is: vivace dev and the other
+# commands use its database (default: vivace on 127.0.0.1:5432), the Go
+# tests create their databases on its server (default: 127.0.0.1:5432).
 # The pipelines' YAML tests that read PostgreSQL (lookup tables) run
 # against this database; make pipeline-test creates and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
@@ -54,7 +55,7 @@ lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml (errcheck, rowserrche
 staticcheck: $(STATICCHECK) ## staticcheck alone (lint runs it too)
 	$(STATICCHECK) ./...
 
-unit: ## go test -race -shuffle=on ./... (real PostgreSQL at DATABASE_URL, embedded broker)
+unit: ## go test -race -shuffle=on ./... (a fresh database per package on DATABASE_URL's server, embedded broker)
 	$(GO) test -race -shuffle=on -timeout 15m ./...
 
 pipeline-test: build ## the pipelines' YAML tests (with their lookup table in PIPELINE_TEST_DATABASE_URL)
