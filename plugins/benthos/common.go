@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -26,6 +28,24 @@ const (
 	metaField   = "vivace_field"
 	metaMessage = "vivace_message"
 )
+
+// databaseWait bounds how long a component waits for a database it cannot
+// reach before it fails the records that need it; 0, the default, is no
+// bound: a running pipeline waits out an outage rather than turn every
+// record into an exception.
+var databaseWait atomic.Int64
+
+// SetDatabaseWait bounds the wait for an unreachable database (0: none).
+// `vivace test` sets a bound, so that a YAML test whose database is down
+// fails with the reason instead of waiting for ever.
+func SetDatabaseWait(d time.Duration) { databaseWait.Store(int64(d)) }
+
+// waitedEnough reports whether a component that began waiting for the
+// database at start has waited as long as it may, counting the next pause.
+func waitedEnough(start time.Time, pause time.Duration) (time.Duration, bool) {
+	w := time.Duration(databaseWait.Load())
+	return w, w > 0 && time.Since(start)+pause > w
+}
 
 // fieldDSN is the database connection field shared by our components.
 func fieldDSN() *service.ConfigField {

@@ -48,9 +48,10 @@ An entry without a column `+"`set`"+` names fails the record, naming the column.
 Answers are cached in memory per client and key: entries for `+"`cache_ttl`"+`, keys without an
 entry for `+"`miss_ttl`"+`, so a change loaded into the table reaches the pipeline within
 `+"`cache_ttl`"+` (0 turns the cache off). The keys of a batch that are not cached are read in
-one query. While the database cannot be reached the batch waits and tries again; an error
-the database answers (no such table: run `+"`vivace migrate`"+`) fails the batch's records
-that needed it with `+"`MEDIATION_FAILED`"+`.
+one query. While the database cannot be reached the batch waits and tries again (under
+`+"`vivace test`"+` for a few seconds at most); an error the database answers (no such database,
+a refused login, no such table: run `+"`vivace migrate`"+`) fails the batch's records that
+needed it with `+"`MEDIATION_FAILED`"+` and the reason.
 
 Only records for which `+"`when`"+` is true are looked up; a record already failed or filtered
 passes untouched.`).
@@ -308,6 +309,7 @@ func (p *lookupProc) keyField() string {
 // database cannot be reached; an error the database answers is returned.
 func (p *lookupProc) read(ctx context.Context, keys []store.LookupKey) (map[store.LookupKey]map[string]string, error) {
 	wait := 100 * time.Millisecond
+	start := time.Now()
 	for {
 		p.mu.Lock()
 		err := p.db.connect(ctx)
@@ -315,6 +317,11 @@ func (p *lookupProc) read(ctx context.Context, keys []store.LookupKey) (map[stor
 		p.mu.Unlock()
 		if err != nil {
 			err = fmt.Errorf("lookup %s: %w", p.lookup, err) // the store's own errors name it
+			if store.ServerError(err) {
+				// The server answered: a database that does not exist or a
+				// refused login does not go away by waiting.
+				return nil, err
+			}
 		} else {
 			var got map[store.LookupKey]map[string]string
 			p.queries.Add(1)
@@ -329,6 +336,9 @@ func (p *lookupProc) read(ctx context.Context, keys []store.LookupKey) (map[stor
 		}
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		if bound, ok := waitedEnough(start, wait); ok {
+			return nil, fmt.Errorf("%w (no answer for %v)", err, bound)
 		}
 		p.log.Warnf("%v; trying again in %v", err, wait)
 		select {

@@ -398,3 +398,41 @@ func TestLookupImpossibleKey(t *testing.T) {
 		t.Fatalf("good key in the same batch: %v %v", f, out[2].GetError())
 	}
 }
+
+// TestLookupDatabaseAnswersNo: a database the server says does not exist
+// is not waited for: the batch's records fail at once, naming the
+// database, even with no bound on the wait for an unreachable one.
+func TestLookupDatabaseAnswersNo(t *testing.T) {
+	SetDatabaseWait(0)
+	dsn := strings.Replace(pgtest.DSN(t), "/vivace_test_", "/no_such_database_", 1)
+	conf, err := lookupSpec().ParseYAML("dsn: "+dsn+"\nlookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newLookupProc(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", `database "no_such_database_`)
+}
+
+// TestLookupDatabaseWaitBound: with a bound on the wait (as under vivace
+// test), an unreachable database fails the records with the reason.
+func TestLookupDatabaseWaitBound(t *testing.T) {
+	SetDatabaseWait(time.Millisecond)
+	defer SetDatabaseWait(0)
+	conf, err := lookupSpec().ParseYAML("dsn: postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1\n"+
+		"lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newLookupProc(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", "(no answer for 1ms)")
+}
