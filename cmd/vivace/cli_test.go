@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -61,4 +62,30 @@ func TestHelpTexts(t *testing.T) {
 	if !slices.Contains(strings.Split(indent("a\n\nb", "  "), "\n"), "") {
 		t.Error("indent fills empty lines")
 	}
+}
+
+// TestCLIPageCoversEveryCommand: docs/cli.md names every command and
+// every flag, so that a new one cannot go undocumented.
+func TestCLIPageCoversEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	var walk func(path string, cs []*cli.Command)
+	walk = func(path string, cs []*cli.Command) {
+		for _, c := range cs {
+			p := path + " " + c.Name
+			if !strings.Contains(page, p) {
+				t.Errorf("docs/cli.md does not name %q", p)
+			}
+			for _, f := range c.Flags {
+				if n := f.Names()[0]; !strings.Contains(page, "--"+n) {
+					t.Errorf("docs/cli.md does not name %s --%s", p, n)
+				}
+			}
+			walk(p, c.Subcommands)
+		}
+	}
+	walk("vivace", commands())
 }
