@@ -36,8 +36,9 @@ func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
 		Usage: "run everything in one process on embedded defaults",
-		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL; without it,\n" +
-			"the server at 127.0.0.1:5432, or a private cluster under --data-dir started from the local\n" +
+		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL, its\n" +
+			"database created when it does not exist; without it, the --database database on the server\n" +
+			"at 127.0.0.1:5432, or on a private cluster under --data-dir started from the local\n" +
 			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
 			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files and polls the\n" +
 			"bucket source of each client that has one in the --clients settings.",
@@ -47,7 +48,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Value: ".vivace", Usage: "where the broker, the file archive, the inbox and a private database live"},
 			&cli.StringFlag{Name: "pipelines", Usage: "directory of pipeline YAML files to run instead of the embedded ones"},
 			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source)"},
-			&cli.StringFlag{Name: "database", Value: "vivace", Usage: "database name to use when DATABASE_URL is not set"},
+			&cli.StringFlag{Name: "database", Value: targetOf(store.DefaultDSN).Name, Usage: "database name to use when DATABASE_URL is not set (created when missing)"},
 			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
 			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
@@ -127,11 +128,11 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}
 	defer stopDB()
 	if err := store.Migrate(ctx, dsn, log); err != nil {
-		return err
+		return dbError(dsn, err)
 	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
-		return err
+		return dbError(dsn, err)
 	}
 	defer st.Close()
 
@@ -254,14 +255,25 @@ func bucketSources(settings *clientcfg.Watched, log *slog.Logger) func() map[str
 	}
 }
 
-// devDatabase picks the database: DATABASE_URL as given; otherwise a
-// database named name on the local server, or on a private cluster under
-// dataDir when nothing listens on 127.0.0.1:5432.
+// devDatabase picks the database: DATABASE_URL as given, created when the
+// server says it does not exist; otherwise a database named name on the
+// local server, or on a private cluster under dataDir when nothing
+// listens on 127.0.0.1:5432.
 func devDatabase(ctx context.Context, log *slog.Logger, dataDir, name string, reset bool) (string, func(), error) {
 	if dsn := databaseURL(); dsn != "" {
+		created, err := ensureDatabase(ctx, dsn)
+		if err != nil {
+			return "", nil, err
+		}
+		if created {
+			log.Info("database created", "database", targetOf(dsn).Name, "server", targetOf(dsn).Server)
+		}
 		return dsn, func() {}, nil
 	}
-	admin := store.DefaultDSN
+	admin, err := adminDSN(store.DefaultDSN)
+	if err != nil {
+		return "", nil, err
+	}
 	stop := func() {}
 	if !devenv.Listening(ctx, "127.0.0.1:5432") {
 		log.Info("no PostgreSQL on 127.0.0.1:5432: starting a private cluster", "dir", filepath.Join(dataDir, "postgres"))

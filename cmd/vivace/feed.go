@@ -31,7 +31,7 @@ func feedCommand() *cli.Command {
 			ArgsUsage: "FILE.jsonl",
 			Description: "Publishes one message per line, keyed by entity_id so that an entity's events keep\n" +
 				"their order. With --wait, returns when every event has been applied, ignored (not newer\n" +
-				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}; an event\n` +
+				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}; an event` + "\n" +
 				"waiting for an entity that has not arrived (pending) is waited for.\n" +
 				"Exits non-zero when an event failed; the failures are listed on stderr.",
 			Flags: []cli.Flag{

@@ -147,33 +147,28 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 // follow polls a file until it is final, showing progress on stderr.
 func follow(cl *apiClient, st fileStatus, timeout time.Duration, tty bool) (fileStatus, error) {
 	start := time.Now()
-	lastLine := time.Time{}
+	show := newProgress(os.Stderr, tty, time.Now)
 	for !st.final() {
 		if time.Since(start) > timeout {
+			show.update(st)
+			if tty {
+				fmt.Fprintln(os.Stderr)
+			}
 			return st, fmt.Errorf("not done after %s (status %s)", timeout, st.Status)
 		}
 		time.Sleep(200 * time.Millisecond)
 		var next fileStatus
 		if err := cl.getJSON("/api/v1/files/"+st.FileID, &next); err != nil {
+			if tty {
+				fmt.Fprintln(os.Stderr)
+			}
 			return st, err
 		}
 		st = next
-		done := st.MURs + st.Exceptions + st.Filtered
-		rate := float64(done) / time.Since(start).Seconds()
-		total := "?"
-		if st.Records != nil {
-			total = fmt.Sprint(*st.Records)
-		}
-		switch {
-		case tty:
-			fmt.Fprintf(os.Stderr, "\r%s: %d/%s records, %.0f records/s   ", st.Name, done, total, rate)
-		case time.Since(lastLine) >= 5*time.Second:
-			fmt.Fprintf(os.Stderr, "%s: %s %d/%s records, %.0f records/s\n", st.Name, st.Status, done, total, rate)
-			lastLine = time.Now()
+		if !st.final() {
+			show.update(st)
 		}
 	}
-	if tty {
-		fmt.Fprintln(os.Stderr)
-	}
+	show.finish(st)
 	return st, nil
 }

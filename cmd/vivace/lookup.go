@@ -132,20 +132,6 @@ func loadLookupFile(ctx context.Context, path string, l rules.LookupLoad) (rules
 	return res, err
 }
 
-// withStore opens DATABASE_URL for one command and closes it after.
-func withStore(ctx context.Context, fn func(*store.Store) error) error {
-	dsn := databaseURL()
-	if dsn == "" {
-		dsn = store.DefaultDSN
-	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
-}
-
 func lookupExit(cmd string, err error) error {
 	if err != nil {
 		return cli.Exit("vivace lookup "+cmd+": "+err.Error(), 1)

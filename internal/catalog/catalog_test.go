@@ -79,7 +79,7 @@ func at(s string) time.Time {
 func tp(s string) *time.Time { v := at(s); return &v }
 
 // TestSnapshotLookups: which subscription, rate schedule and discounts
-// are in effect at a time, as DESIGN.md's rating rules define them.
+// are in effect at a time, as docs/rating.md's rules define them.
 func TestSnapshotLookups(t *testing.T) {
 	sub := func(id, plan, from, to string) Subscription {
 		s := Subscription{ID: id, AccountID: "A", PlanID: plan, EffectiveFrom: tp(from)}

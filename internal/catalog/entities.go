@@ -35,7 +35,7 @@ func (s Status) Valid() bool {
 // Model is a rate schedule's pricing model.
 type Model string
 
-// Pricing models (DESIGN.md "Rating rules"). In the core system's terms,
+// Pricing models (docs/rating.md). In the core system's terms,
 // graduated is Standard, volume is Volume Discount and stairstep is Flat
 // Rate Per Tier.
 const (

@@ -251,7 +251,9 @@ func TestConcurrentBatchesShareCounters(t *testing.T) {
 	var total float64
 	for _, m := range murRows(t, st, client) {
 		var v float64
-		fmt.Sscan(m.net, &v)
+		if _, err := fmt.Sscan(m.net, &v); err != nil {
+			t.Fatalf("net amount %q: %v", m.net, err)
+		}
 		total += v
 	}
 	if total != 15 {

@@ -60,8 +60,14 @@ func NewConverter(from, to, round string, scale int) (*Converter, error) {
 		return nil, fmt.Errorf("scale: %d is not between 0 and 12", scale)
 	}
 	c := &Converter{scale: int32(scale), round: round}
-	c.from.SetString(f.factor)
-	c.to.SetString(t.factor)
+	// The factors are this file's own constants; one that does not parse
+	// is a programming error, reported rather than silently zero.
+	if _, _, err := c.from.SetString(f.factor); err != nil {
+		return nil, fmt.Errorf("unit factor %q: %w", f.factor, err)
+	}
+	if _, _, err := c.to.SetString(t.factor); err != nil {
+		return nil, fmt.Errorf("unit factor %q: %w", t.factor, err)
+	}
 	return c, nil
 }
 

@@ -44,6 +44,11 @@ type CorrelatorConfig struct {
 	Refused func(error) bool
 	// Warnf, when set, hears about the waits on the store.
 	Warnf func(format string, args ...any)
+	// MaxWait, when positive, bounds how long a store that cannot be
+	// reached is waited for before the batch's records fail. Only for
+	// runs without durable state to protect (vivace test): a transaction
+	// whose commit is unknown may have held the records.
+	MaxWait time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -93,7 +98,7 @@ func NewCorrelator(cfg CorrelatorConfig) (*Correlator, error) {
 		cfg.Now = time.Now
 	}
 	c := &Correlator{cfg: cfg, retry: retry{refused: cfg.Refused, refusals: CorrelationAttempts,
-		first: 200 * time.Millisecond, most: 5 * time.Second}}
+		first: 200 * time.Millisecond, most: 5 * time.Second, maxWait: cfg.MaxWait}}
 	if cfg.Warnf != nil {
 		c.retry.warnf = func(format string, args ...any) {
 			cfg.Warnf("correlation rule %s: "+format, append([]any{cfg.Rule}, args...)...)

@@ -46,6 +46,9 @@ type LookupConfig struct {
 	Refused func(error) bool
 	// Warnf, when set, hears about the waits on the store.
 	Warnf func(format string, args ...any)
+	// MaxWait, when positive, bounds how long a store that cannot be
+	// reached is waited for before the records that needed it fail.
+	MaxWait time.Duration
 }
 
 // Validate joins every problem of the settings.
@@ -97,7 +100,7 @@ func NewLookup(cfg LookupConfig) (*Lookup, error) {
 		return nil, err
 	}
 	return &Lookup{LookupConfig: cfg, setFields: sortedKeys(cfg.Set),
-		retry: retry{refused: cfg.Refused, refusals: 1, first: 100 * time.Millisecond, most: 5 * time.Second, warnf: cfg.Warnf}}, nil
+		retry: retry{refused: cfg.Refused, refusals: 1, first: 100 * time.Millisecond, most: 5 * time.Second, warnf: cfg.Warnf, maxWait: cfg.MaxWait}}, nil
 }
 
 // Queries is how many reads Resolve has sent to the store.

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -17,6 +18,10 @@ type retry struct {
 	first    time.Duration    // the first pause; it doubles up to most
 	most     time.Duration
 	warnf    func(format string, args ...any) // nil: quiet
+	// maxWait, when positive, bounds how long errors other than refusals
+	// are waited out (vivace test sets one, so that a database that cannot
+	// be reached fails the test with the reason instead of hanging).
+	maxWait time.Duration
 }
 
 // warnEvery spaces out the warnings of one wait.
@@ -25,6 +30,7 @@ const warnEvery = 5 * time.Second
 func (r retry) do(ctx context.Context, fn func() error) error {
 	wait := r.first
 	refused := 0
+	start := time.Now()
 	var warned time.Time
 	for {
 		err := fn()
@@ -38,6 +44,9 @@ func (r retry) do(ctx context.Context, fn func() error) error {
 		}
 		if ctx.Err() != nil {
 			return errors.Join(err, ctx.Err())
+		}
+		if r.maxWait > 0 && time.Since(start)+wait > r.maxWait {
+			return fmt.Errorf("%w (no answer for %v)", err, r.maxWait)
 		}
 		if r.warnf != nil && time.Since(warned) >= warnEvery {
 			r.warnf("%v; trying again in %v", err, wait)

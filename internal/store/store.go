@@ -19,7 +19,7 @@ import (
 )
 
 // DefaultDSN is the database used when DATABASE_URL is not set.
-const DefaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+const DefaultDSN = "postgres://postgres@127.0.0.1:5432/vivace?sslmode=disable"
 
 // Store wraps a connection pool.
 type Store struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -33,6 +34,21 @@ const (
 	metaField   = "vivace_field"
 	metaMessage = "vivace_message"
 )
+
+// databaseWait bounds how long a component waits for a database it cannot
+// reach before it fails the records that need it; 0, the default, is no
+// bound: a running pipeline waits out an outage rather than turn every
+// record into an exception.
+var databaseWait atomic.Int64
+
+// SetDatabaseWait bounds the wait for an unreachable database (0: none).
+// `vivace test` sets a bound, so that a YAML test whose database is down
+// fails with the reason instead of waiting for ever.
+func SetDatabaseWait(d time.Duration) { databaseWait.Store(int64(d)) }
+
+// databaseWaitBound is the bound SetDatabaseWait set (0: none), for the
+// components built after it.
+func databaseWaitBound() time.Duration { return time.Duration(databaseWait.Load()) }
 
 // fieldDSN is the database connection field shared by our components.
 func fieldDSN() *service.ConfigField {

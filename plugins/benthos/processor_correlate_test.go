@@ -465,7 +465,9 @@ func TestCorrelateStreamTicks(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sb.SetLoggerYAML("level: warn")
+	if err := sb.SetLoggerYAML("level: warn"); err != nil {
+		t.Fatal(err)
+	}
 	s, err := sb.Build()
 	if err != nil {
 		t.Fatal(err)

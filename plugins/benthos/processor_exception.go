@@ -27,7 +27,7 @@ The error is cleared, so the message can be written on like any other.`).
 		Field(service.NewStringField("default_code").
 			Description("Code for failures that carry none.").
 			Default(string(codes.MediationFailed)).
-			LintRule(`root = if !["MALFORMED_RECORD","MEDIATION_FAILED","PLUGIN_ERROR","MISSING_FIELD","BAD_QUANTITY","BAD_TIMESTAMP","DUPLICATE_RECORD","UNKNOWN_ACCOUNT","ACCOUNT_CLOSED","UNKNOWN_USAGE_TYPE","NO_SUBSCRIPTION","NO_RATE"].contains(this) { ["default_code must be one of the exception codes of DESIGN.md"] }`)).
+			LintRule(`root = if !["MALFORMED_RECORD","MEDIATION_FAILED","PLUGIN_ERROR","MISSING_FIELD","BAD_QUANTITY","BAD_TIMESTAMP","DUPLICATE_RECORD","UNKNOWN_ACCOUNT","ACCOUNT_CLOSED","UNKNOWN_USAGE_TYPE","NO_SUBSCRIPTION","NO_RATE"].contains(this) { ["default_code must be one of the exception codes of docs/exceptions.md"] }`)).
 		Example("Route failures to the exceptions topic", "", `
 output:
   switch:

@@ -35,9 +35,10 @@ An entry without a column `+"`set`"+` names fails the record, naming the column.
 Answers are cached in memory per client and key: entries for `+"`cache_ttl`"+`, keys without an
 entry for `+"`miss_ttl`"+`, so a change loaded into the table reaches the pipeline within
 `+"`cache_ttl`"+` (0 turns the cache off). The keys of a batch that are not cached are read in
-one query. While the database cannot be reached the batch waits and tries again; an error
-the database answers (no such table: run `+"`vivace migrate`"+`) fails the batch's records
-that needed it with `+"`MEDIATION_FAILED`"+`.
+one query. While the database cannot be reached the batch waits and tries again (under
+`+"`vivace test`"+` for a few seconds at most); an error the database answers (no such database,
+a refused login, no such table: run `+"`vivace migrate`"+`) fails the batch's records that
+needed it with `+"`MEDIATION_FAILED`"+` and the reason.
 
 Only records for which `+"`when`"+` is true are looked up; a record already failed or filtered
 passes untouched.`).
@@ -96,7 +97,7 @@ var keyField = regexp.MustCompile(`^\s*(?:this\.)?fields\.([A-Za-z0-9_]+)\s*$`)
 
 func newLookupProc(conf *service.ParsedConfig, mgr *service.Resources) (*lookupProc, error) {
 	p := &lookupProc{db: &ruleStore{}}
-	cfg := rules.LookupConfig{Reader: p.db, Refused: store.ServerError, Warnf: mgr.Logger().Warnf}
+	cfg := rules.LookupConfig{Reader: p.db, Refused: store.ServerError, Warnf: mgr.Logger().Warnf, MaxWait: databaseWaitBound()}
 	var err error
 	if p.db.conn.dsn, err = conf.FieldString("dsn"); err != nil {
 		return nil, err

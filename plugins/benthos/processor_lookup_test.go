@@ -353,12 +353,13 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-// A stream that stops while the database cannot be reached fails the
-// records whose keys were not cached, with the reason; those answered from
-// the cache go on.
-func TestLookupDatabaseDown(t *testing.T) {
-	conf, err := lookupSpec().ParseYAML("dsn: postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1\n"+
-		"lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+// unreachableDSN names a server nothing listens on.
+const unreachableDSN = "postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1"
+
+// lookupOn is a msisdn lookup on the database at dsn, closed at test end.
+func lookupOn(t *testing.T, dsn string) *lookupProc {
+	t.Helper()
+	conf, err := lookupSpec().ParseYAML("dsn: "+dsn+"\nlookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +367,15 @@ func TestLookupDatabaseDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// A stream that stops while the database cannot be reached fails the
+// records whose keys were not cached, with the reason; those answered from
+// the cache go on.
+func TestLookupDatabaseDown(t *testing.T) {
+	p := lookupOn(t, unreachableDSN)
 	p.rule.Cache.Put(rules.LookupKey{Client: "c", Key: "4917001"}, map[string]string{"account_id": "A100"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -398,4 +407,24 @@ func TestLookupImpossibleKey(t *testing.T) {
 	if f := rawFields(t, out[2]); out[2].GetError() != nil || f["account_id"] != "A200" {
 		t.Fatalf("good key in the same batch: %v %v", f, out[2].GetError())
 	}
+}
+
+// TestLookupDatabaseAnswersNo: a database the server says does not exist
+// is not waited for: the batch's records fail at once, naming the
+// database, even with no bound on the wait for an unreachable one.
+func TestLookupDatabaseAnswersNo(t *testing.T) {
+	SetDatabaseWait(0)
+	p := lookupOn(t, strings.Replace(pgtest.DSN(t), "/vivace_test_", "/no_such_database_", 1))
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", `database "no_such_database_`)
+}
+
+// TestLookupDatabaseWaitBound: with a bound on the wait (as under vivace
+// test), an unreachable database fails the records with the reason.
+func TestLookupDatabaseWaitBound(t *testing.T) {
+	SetDatabaseWait(time.Millisecond)
+	defer SetDatabaseWait(0)
+	p := lookupOn(t, unreachableDSN)
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", "(no answer for 1ms)")
 }

@@ -517,8 +517,8 @@ func TestBucketNotifyPollsAtOnce(t *testing.T) {
 	h.s3.put(t, "notify", "in/a.csv", usageCSV("a", 1))
 	b := h.poller(0)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }() // it ends with the context
 	defer func() { cancel(); <-done }()
 	waitFiles := func(n int) {
 		t.Helper()

@@ -615,7 +615,7 @@ func (in *instance) removeDir() {
 // and what it is, so that an operator can compare it with the binary they
 // meant to install, or correct the settings.
 func checksumError(spec Spec) error {
-	actual := "unknown"
+	var actual string
 	if f, err := os.Open(spec.Path); err != nil {
 		actual = "unreadable: " + err.Error()
 	} else {
