@@ -133,7 +133,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "notification body: "+err.Error())
+		writeError(w, http.StatusRequestEntityTooLarge, "notification body: larger than 4 MiB, or not received whole")
 		return
 	}
 	events, err := s3source.ParseBucketEvents(body)
@@ -161,7 +161,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "database: "+err.Error())
+		s.log().Error("readiness: the database does not answer", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database: does not answer (the server log says why)")
 		return
 	}
 	if s.Ready != nil {
@@ -204,8 +205,7 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("file larger than %d bytes", mbe.Limit))
 			return
 		}
-		s.log().Error("file not received", "client", client, "file", name, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, fmt.Sprintf("receiving file %q of client %q", name, client), err)
 	}
 }
 
@@ -216,7 +216,7 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading the file", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, NewFile(f))
@@ -234,7 +234,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.Files.ListFiles(r.Context(), r.URL.Query().Get("client"), limit)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "listing files", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, mapSlice(list, func(f *files.File) File { return NewFile(*f) }))
@@ -325,14 +325,14 @@ func (ex *exporter) finish(s *Server, err error) {
 		ex.cw.Flush()
 	}
 	if err != nil {
-		s.log().Error("export failed", "err", err)
 		if !ex.wrote {
 			ex.bw.Reset(ex.w)
-			writeError(ex.w, http.StatusInternalServerError, err.Error())
+			s.internalError(ex.w, "exporting", err)
 			return
 		}
 		// Headers are gone: end the stream with a line the client can spot.
-		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: %v\n", err)
+		s.log().Error("export failed midway", "err", err)
+		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: see the server log\n")
 	}
 	_ = ex.bw.Flush()
 }
@@ -371,7 +371,7 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 		EventIDs []string `json:"event_ids"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err, `a JSON object {"event_ids": [...]}`))
 		return
 	}
 	if len(req.EventIDs) > 100000 {
@@ -380,7 +380,7 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 	}
 	outs, err := s.Feed.EventOutcomes(r.Context(), req.EventIDs)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading feed outcomes", err)
 		return
 	}
 	answer := make(map[string]FeedOutcome, len(outs))
@@ -413,7 +413,7 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := s.Feed.ListFeedEvents(r.Context(), f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "listing feed events", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
@@ -440,7 +440,7 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 		Code     string   `json:"code"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err, `a JSON object {"event_ids": [...]} or {"client": ...}`))
 		return
 	}
 	ids := req.EventIDs
@@ -460,7 +460,7 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 		for _, o := range outcomes {
 			evs, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{Client: req.Client, Outcome: o, Code: feed.Code(req.Code), Limit: 100000})
 			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
+				s.internalError(w, "listing feed events", err)
 				return
 			}
 			for _, e := range evs {
@@ -472,11 +472,11 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 	if len(ids) > 0 {
 		var err error
 		if outs, err = s.Repair.Reprocess(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
-			status := http.StatusInternalServerError
 			if errors.Is(err, feed.ErrNotFound) {
-				status = http.StatusNotFound
+				writeError(w, http.StatusNotFound, err.Error())
+			} else {
+				s.internalError(w, "reprocessing feed events", err)
 			}
-			writeError(w, status, err.Error())
 			return
 		}
 	}
@@ -489,15 +489,18 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: larger than 16 MiB, or not received whole")
 		return
 	}
 	out, err := s.Repair.Edit(r.Context(), id, body, operator(r), catalog.ValidateData)
+	var refused *feed.EditRefused
 	switch {
 	case errors.Is(err, feed.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case err != nil:
+	case errors.As(err, &refused):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		s.internalError(w, "editing the feed event", err)
 	default:
 		writeJSON(w, http.StatusOK, NewFeedOutcome(out))
 	}
@@ -517,7 +520,7 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := s.Feed.EntityHistory(r.Context(), client, entity, id)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading the entity's history", err)
 		return
 	}
 	if at := q.Get("at"); at != "" {

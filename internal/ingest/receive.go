@@ -137,8 +137,10 @@ func (r *Receiver) log() *slog.Logger {
 }
 
 // Check opens a stored file and reads its start to make sure it is a
-// usage file in a known format: text, a valid header for CSV. It returns
-// the format.
+// usage file in a known format: text, a valid header for CSV, and at least
+// one of the required fields after the client's column mapping (in the
+// CSV header, or in the first records of JSON Lines; usage.CheckFields).
+// It returns the format.
 func Check(path, name string, opts usage.ReaderOptions) (usage.Format, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -150,5 +152,8 @@ func Check(path, name string, opts usage.ReaderOptions) (usage.Format, error) {
 		return "", err
 	}
 	defer rd.Close()
+	if err := rd.CheckFields(); err != nil {
+		return "", err
+	}
 	return rd.Format(), nil
 }

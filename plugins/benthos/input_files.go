@@ -117,6 +117,7 @@ type reading struct {
 	keyCol  int               // CSV: the column of account_id, or -1
 	avgBody int               // bytes a message took in the last batch
 	emitted int64             // records handed out
+	line    int64             // the line of the last record read
 	pending int               // batches not yet acknowledged
 	eof     bool
 	started time.Time
@@ -271,8 +272,9 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 		}
 		var re *usage.RecordError
 		if err != nil && !errors.As(err, &re) {
-			return batch, fmt.Errorf("line %d: %w", line+1, err)
+			return batch, err
 		}
+		r.line = line
 		src := usage.Source{Client: r.file.Client, FileID: r.file.FileID, Line: line}
 		start := len(buf)
 		var key string
@@ -355,7 +357,7 @@ func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
 	delete(in.open, r.file.FileID)
 	in.mu.Unlock()
 	in.closeReading(r)
-	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records at %v", r.emitted, err))
+	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records (the last on line %d): %v", r.emitted, r.line, err))
 }
 
 func (in *filesInput) failFile(ctx context.Context, f files.File, reason string) {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/store"
 )
 
@@ -74,8 +75,12 @@ func (s *Store) fileBySHA(ctx context.Context, client, sha string) (files.File, 
 		WHERE client = $1 AND sha256 = $2 AND status <> 'rejected'`, client, sha))
 }
 
-// GetFile returns one file, or store.ErrNotFound.
+// GetFile returns one file, or store.ErrNotFound (also for an id that is
+// not a UUID, which names no file).
 func (s *Store) GetFile(ctx context.Context, id string) (files.File, error) {
+	if !ids.Valid(id) {
+		return files.File{}, store.ErrNotFound
+	}
 	return scanFile(s.db.Pool().QueryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE file_id = $1`, id))
 }
 
