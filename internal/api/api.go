@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"vivace.dev/vivace/internal/catalog"
-	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/files"
@@ -41,10 +40,12 @@ type (
 	Database interface {
 		Ping(ctx context.Context) error
 	}
-	// Files is what the API reads of the file registry.
+	// Files is what the API reads of the file registry, and the cancel
+	// of a file an operator fails on purpose.
 	Files interface {
 		GetFile(ctx context.Context, id string) (files.File, error)
-		ListFiles(ctx context.Context, client string, limit int) ([]files.File, error)
+		ListFiles(ctx context.Context, f files.Filter) ([]files.File, error)
+		CancelFile(ctx context.Context, id, by, why string) (files.File, error)
 	}
 	// Records is what the API exports of the rating's results.
 	Records interface {
@@ -113,6 +114,7 @@ func (s *Server) Handler() *http.ServeMux {
 	mux.HandleFunc("PUT /api/v1/feed/events/{id...}", s.editFeedEvent)
 	mux.HandleFunc("GET /api/v1/feed/history", s.feedHistory)
 	mux.HandleFunc("POST /api/v1/buckets/events", s.bucketEvents)
+	s.fileRoutes(mux)
 	return mux
 }
 
@@ -175,7 +177,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // postFile receives a usage file in the request body:
-// POST /api/v1/files?client=C&name=N.
+// POST /api/v1/files?client=C&name=N[&new_client=true]. A client that is
+// not known is refused before the body is read (takesClient).
 func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 	client, name := r.URL.Query().Get("client"), r.URL.Query().Get("name")
 	if client == "" || name == "" {
@@ -186,12 +189,15 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.takesClient(w, r, client) {
+		return
+	}
 	limit := s.MaxUpload
 	if limit <= 0 {
 		limit = 20 << 30
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	f, err := s.Receiver.Receive(r.Context(), client, name, "http", body)
+	f, err := s.Receiver.ReceiveAnyClient(r.Context(), client, name, "http", body)
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, NewFile(f))
@@ -232,7 +238,12 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := s.Files.ListFiles(r.Context(), r.URL.Query().Get("client"), limit)
+	f, ok := fileFilter(w, r)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	list, err := s.Files.ListFiles(r.Context(), f)
 	if err != nil {
 		s.internalError(w, "listing files", err)
 		return
@@ -243,11 +254,14 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 // MURColumns is the column order of the CSV export.
 var MURColumns = []string{"mur_id", "client", "record_id", "file_id", "line", "part", "account_id", "usage_type",
 	"quantity", "usage_time", "currency", "gross_amount", "discount_amount", "net_amount", "rate_detail",
-	"qualifiers", "rated_at", "sync_status", "aggregate_id", "sync_batch_id", "sync_error"}
+	"qualifiers", "attributes", "rated_at", "sync_status", "aggregate_id", "sync_batch_id", "sync_error"}
 
 func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := murs.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
+	f, ok := murFilter(w, q)
+	if !ok {
+		return
+	}
 	ex, ok := newExporter(w, q.Get("format"), MURColumns)
 	if !ok {
 		return
@@ -255,9 +269,10 @@ func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	err := s.Records.ExportMURs(r.Context(), f, func(m murs.MUR) error {
 		return ex.write(NewMUR(&m), func() []string {
 			qual, _ := json.Marshal(m.Qualifiers)
+			attrs, _ := json.Marshal(m.Attributes)
 			return []string{m.MURID, m.Client, m.RecordID, m.FileID, itoa(m.Line), strconv.Itoa(m.Part), m.AccountID,
 				m.UsageType, m.Quantity, m.UsageTime.Format(time.RFC3339Nano), m.Currency, m.GrossAmount,
-				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), m.RatedAt.Format(time.RFC3339Nano),
+				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), string(attrs), m.RatedAt.Format(time.RFC3339Nano),
 				string(m.SyncStatus), deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
 		})
 	})
@@ -270,8 +285,10 @@ var ExceptionColumns = []string{"exception_id", "client", "record_id", "file_id"
 
 func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := exceptions.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), Stage: q.Get("stage"),
-		Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
+	f, ok := exceptionFilter(w, q)
+	if !ok {
+		return
+	}
 	ex, ok := newExporter(w, q.Get("format"), ExceptionColumns)
 	if !ok {
 		return
@@ -321,15 +338,17 @@ func (ex *exporter) write(v any, row func() []string) error {
 }
 
 func (ex *exporter) finish(s *Server, err error) {
+	if err != nil && !ex.wrote {
+		// Nothing sent yet (the CSV header is still buffered: the CSV
+		// writer writes into bw, and flushing it would flush bw too).
+		ex.bw.Reset(ex.w)
+		s.internalError(ex.w, "exporting", err)
+		return
+	}
 	if ex.cw != nil {
 		ex.cw.Flush()
 	}
 	if err != nil {
-		if !ex.wrote {
-			ex.bw.Reset(ex.w)
-			s.internalError(ex.w, "exporting", err)
-			return
-		}
 		// Headers are gone: end the stream with a line the client can spot.
 		s.log().Error("export failed midway", "err", err)
 		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: see the server log\n")

@@ -13,7 +13,10 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/ingest/s3source"
+	"vivace.dev/vivace/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestBucketEvents: an S3 event notification is answered with the sources
 // it has polled; a wrong token, a body that is not a notification and a

@@ -188,7 +188,9 @@ func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn fu
 		FROM exceptions
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
 			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status)
+			AND ($6 = '' OR record->>'account_id' = $6)
+			AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.AccountID, f.From, f.To)
 	if err != nil {
 		return err
 	}
