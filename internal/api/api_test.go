@@ -178,20 +178,31 @@ func (w *world) do(token, method, path, body string) (int, []byte) {
 
 func (w *world) send(token, method, path, body string) (int, http.Header, []byte) {
 	w.t.Helper()
-	req, err := http.NewRequest(method, w.http.URL+path, strings.NewReader(body))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	authorization := ""
 	if token != "" {
 		secret, ok := w.tokens[token]
 		if !ok {
 			secret = token
 		}
-		req.Header.Set("Authorization", "Bearer "+secret)
+		authorization = "Bearer " + secret
+	}
+	return call(w.t, method, w.http.URL+path, authorization, body)
+}
+
+// call sends a request with the Authorization header ("" for none) and
+// returns the status, headers and body.
+func call(t *testing.T, method, url, authorization, body string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -492,15 +503,8 @@ func TestBareToken(t *testing.T) {
 		"Basic " + w.tokens["admin"]:  http.StatusUnauthorized,
 		"Bearer":                      http.StatusUnauthorized,
 	} {
-		req, _ := http.NewRequest("GET", w.http.URL+"/api/v1/files", nil)
-		req.Header.Set("Authorization", header)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("Authorization %.12q…: %d, want %d", header, resp.StatusCode, want)
+		if code, _, _ := call(t, "GET", w.http.URL+"/api/v1/files", header, ""); code != want {
+			t.Errorf("Authorization %.12q…: %d, want %d", header, code, want)
 		}
 	}
 }
@@ -522,19 +526,12 @@ func TestInternalErrors(t *testing.T) {
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	for _, path := range []string{"/api/v1/files", "/api/v1/murs", "/api/v1/files/" + w.acmeFile} {
-		req, _ := http.NewRequest("GET", hs.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+w.tokens["admin"])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		code, _, body := call(t, "GET", hs.URL+path, "Bearer "+w.tokens["admin"], "")
 		var e struct{ Error string }
 		_ = json.Unmarshal(body, &e)
-		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(e.Error, "see the server log (ref ") ||
+		if code != http.StatusInternalServerError || !strings.Contains(e.Error, "see the server log (ref ") ||
 			strings.Contains(e.Error, "closed") || strings.Contains(e.Error, "SELECT") {
-			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+			t.Errorf("%s: %d %s", path, code, body)
 		}
 		ref := e.Error[strings.LastIndex(e.Error, "ref ")+4 : len(e.Error)-1]
 		if !strings.Contains(logs.String(), "ref="+ref) || !strings.Contains(logs.String(), "closed pool") {
@@ -570,13 +567,8 @@ func TestNoAuthenticator(t *testing.T) {
 	hs := httptest.NewServer((&Server{}).Handler())
 	defer hs.Close()
 	for path, want := range map[string]int{"/healthz": 200, "/api/v1/files": 401, "/api/v1/buckets/events": 401} {
-		resp, err := http.Get(hs.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		if code, _, _ := call(t, "GET", hs.URL+path, "", ""); code != want {
+			t.Errorf("%s: %d, want %d", path, code, want)
 		}
 	}
 }
@@ -608,14 +600,7 @@ func TestBucketEvents(t *testing.T) {
 	srv.Buckets, srv.mounted = nil, nil
 	none := httptest.NewServer(srv.Handler())
 	defer none.Close()
-	req, _ := http.NewRequest("POST", none.URL+"/api/v1/buckets/events", strings.NewReader(event))
-	req.Header.Set("Authorization", "Bearer "+w.tokens["operator-all"])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("without bucket sources: %d", resp.StatusCode)
+	if code, _, body := call(t, "POST", none.URL+"/api/v1/buckets/events", "Bearer "+w.tokens["operator-all"], event); code != http.StatusNotFound {
+		t.Fatalf("without bucket sources: %d %s", code, body)
 	}
 }
