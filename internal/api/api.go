@@ -240,7 +240,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	cs, ok := clients(w, r, r.URL.Query().Get("client"))
+	cs, ok := clientFilter(w, r, r.URL.Query().Get("client"))
 	if !ok {
 		return
 	}
@@ -261,7 +261,7 @@ func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := murs.Filter{FileID: q.Get("file_id"), SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
 	var ok bool
-	if f.Clients, ok = clients(w, r, q.Get("client")); !ok {
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
 	ex, ok := newExporter(w, q.Get("format"), MURColumns)
@@ -289,7 +289,7 @@ func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	f := exceptions.Filter{FileID: q.Get("file_id"), Stage: q.Get("stage"),
 		Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
 	var ok bool
-	if f.Clients, ok = clients(w, r, q.Get("client")); !ok {
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
 	ex, ok := newExporter(w, q.Get("format"), ExceptionColumns)
@@ -446,7 +446,7 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	var ok bool
-	if f.Clients, ok = clients(w, r, q.Get("client")); !ok {
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
 	events, err := s.Feed.ListFeedEvents(r.Context(), f)

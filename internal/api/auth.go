@@ -161,9 +161,9 @@ func principal(r *http.Request) auth.Principal {
 	return p
 }
 
-// clients is the client filter of a list query for the request's token,
+// clientFilter is the client filter of a list query for the request's token,
 // or false when it answered a refusal.
-func clients(w http.ResponseWriter, r *http.Request, requested string) ([]string, bool) {
+func clientFilter(w http.ResponseWriter, r *http.Request, requested string) ([]string, bool) {
 	cs, err := principal(r).Filter(requested)
 	if err != nil {
 		deny(w, err)
