@@ -39,6 +39,7 @@ func feedCommand() *cli.Command {
 				&cli.StringFlag{Name: "topic", Value: kafkax.TopicCoreFeed, Usage: "feed topic"},
 				&cli.BoolFlag{Name: "wait", Usage: "wait until every event is applied or failed and print the counts"},
 				&cli.StringFlag{Name: "api", Value: defaultAPI, EnvVars: []string{"VIVACE_API"}, Usage: "Vivace API base URL (for --wait)"},
+				tokenFlag(), dataDirFlag(),
 				&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "with --wait, give up after this long"},
 			},
 			Action: func(c *cli.Context) error {
@@ -126,7 +127,7 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 	if !c.Bool("wait") {
 		return nil
 	}
-	return waitFeed(newAPIClient(c.String("api")), ids, c.Duration("timeout"))
+	return waitFeed(newAPIClient(c), ids, c.Duration("timeout"))
 }
 
 func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {

@@ -70,6 +70,7 @@ func ingestCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},
 			apiFlag(),
+			tokenFlag(), dataDirFlag(),
 			&cli.BoolFlag{Name: "wait", Usage: "wait until each file is processed and print its final counts"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, give up after this long"},
 		},
@@ -77,7 +78,7 @@ func ingestCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return cli.Exit("vivace ingest: name at least one FILE", 2)
 			}
-			cl := newAPIClient(c.String("api"))
+			cl := newAPIClient(c)
 			tty := isatty.IsTerminal(os.Stderr.Fd())
 			failed := 0
 			for _, path := range c.Args().Slice() {
@@ -121,7 +122,7 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 		return fileStatus{}, errors.New("is a directory")
 	}
 	q := url.Values{"client": {client}, "name": {filepath.Base(path)}}
-	req, err := http.NewRequest(http.MethodPost, cl.base+"/api/v1/files?"+q.Encode(), f)
+	req, err := cl.request(http.MethodPost, "/api/v1/files?"+q.Encode(), f)
 	if err != nil {
 		return fileStatus{}, err
 	}
@@ -140,7 +141,7 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 		}
 		return st, nil
 	default:
-		return fileStatus{}, apiError(resp)
+		return fileStatus{}, cl.apiError(resp)
 	}
 }
 

@@ -54,4 +54,7 @@ type Filter struct {
 	Stage  string
 	Code   codes.Code
 	Status Status
+
+	// Clients, when not empty, keeps to these clients (a token's scope).
+	Clients []string
 }

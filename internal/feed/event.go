@@ -234,4 +234,9 @@ type EventFilter struct {
 	Entity   string
 	EntityID string
 	Limit    int // default 1000
+
+	// Clients, when not empty, keeps to these clients (a token's scope).
+	Clients []string
+	// EventIDs, when not empty, keeps to these events.
+	EventIDs []string
 }

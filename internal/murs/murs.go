@@ -52,4 +52,7 @@ type Filter struct {
 	Client     string
 	FileID     string
 	SyncStatus SyncStatus
+
+	// Clients, when not empty, keeps to these clients (a token's scope).
+	Clients []string
 }

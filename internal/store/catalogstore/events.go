@@ -446,7 +446,10 @@ func (s *Store) ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.
 	rows, err := s.db.Pool().Query(ctx, `SELECT `+feedEventColumns+` FROM catalog_events
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR outcome = $2) AND ($3 = '' OR code = $3)
 			AND ($4 = '' OR entity = $4) AND ($5 = '' OR entity_id = $5)
-		ORDER BY received_at, event_id LIMIT $6`, f.Client, string(f.Outcome), string(f.Code), f.Entity, f.EntityID, f.Limit)
+			AND (coalesce(cardinality($7::text[]), 0) = 0 OR client = ANY($7))
+			AND (coalesce(cardinality($8::text[]), 0) = 0 OR event_id = ANY($8))
+		ORDER BY received_at, event_id LIMIT $6`, f.Client, string(f.Outcome), string(f.Code), f.Entity, f.EntityID, f.Limit,
+		f.Clients, f.EventIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -473,6 +476,25 @@ func (s *Store) EventOutcomes(ctx context.Context, ids []string) (map[string]fee
 		return nil, err
 	}
 	return scanOutcomes(rows, len(ids))
+}
+
+// EventClients returns the client of each event id on record (missing
+// ids are absent from the map).
+func (s *Store) EventClients(ctx context.Context, ids []string) (map[string]string, error) {
+	rows, err := s.db.Pool().Query(ctx, `SELECT event_id, client FROM catalog_events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(ids))
+	for rows.Next() {
+		var id, client string
+		if err := rows.Scan(&id, &client); err != nil {
+			return nil, err
+		}
+		out[id] = client
+	}
+	return out, rows.Err()
 }
 
 var _ feed.Store = (*Store)(nil)

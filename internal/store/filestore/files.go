@@ -79,10 +79,11 @@ func (s *Store) GetFile(ctx context.Context, id string) (files.File, error) {
 	return scanFile(s.db.Pool().QueryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE file_id = $1`, id))
 }
 
-// ListFiles returns the newest files of a client (all clients when empty).
-func (s *Store) ListFiles(ctx context.Context, client string, limit int) ([]files.File, error) {
+// ListFiles returns the newest files of the clients (all clients when
+// none are named).
+func (s *Store) ListFiles(ctx context.Context, clients []string, limit int) ([]files.File, error) {
 	rows, err := s.db.Pool().Query(ctx, `SELECT `+fileColumns+` FROM files
-		WHERE ($1 = '' OR client = $1) ORDER BY received_at DESC LIMIT $2`, client, limit)
+		WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1)) ORDER BY received_at DESC LIMIT $2`, clients, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,8 @@ func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn fu
 		FROM exceptions
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
 			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status)
+			AND (coalesce(cardinality($6::text[]), 0) = 0 OR client = ANY($6))
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,8 @@ func (s *Store) ExportMURs(ctx context.Context, f murs.Filter, fn func(murs.MUR)
 			rate_detail, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error
 		FROM murs
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR sync_status = $3)
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.SyncStatus)
+			AND (coalesce(cardinality($4::text[]), 0) = 0 OR client = ANY($4))
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.SyncStatus, f.Clients)
 	if err != nil {
 		return err
 	}
