@@ -38,8 +38,13 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s without a token: %d", p, resp.StatusCode)
 		}
 	}
-	if resp, err := d.get(ctx, "/api/v1/files"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("with the local token: %v %v", resp, err)
+	resp, err := d.get(ctx, "/api/v1/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the local token: %d", resp.StatusCode)
 	}
 
 	out, errOut, code := d.run(ctx, "token", "create", "--client", "demo", "--role", "viewer", "--name", "e2e-viewer", "--expires", "1d")
