@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vivace.dev/vivace/internal/api"
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/devenv"
 	"vivace.dev/vivace/internal/feed"
@@ -176,7 +177,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 
 	mux := http.NewServeMux()
 	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
-		Repair: feed.NewApplier(catalogStore), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
+		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
 		Ready: streams.ready, BucketEventsToken: c.String("bucket-events-token")}
 	if buckets != nil {
 		srv.Buckets = buckets
