@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // Header is the first data line of a feed event: which entity it is
@@ -144,7 +145,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	}
 	var h Header
 	if err := json.Unmarshal(hline, &h); err != nil {
-		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %v", err)}
+		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %w", jsonx.Describe(err, "an object with ref, tstamp and tick"))}
 	}
 	entity, known := lomEntities[h.Ref.Type]
 	if h.Ref.Type == "" {
@@ -165,7 +166,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	var fields map[string]json.RawMessage // splitData made sure there is an entity line
 	if err := json.Unmarshal(eline, &fields); err != nil {
 		return feed.Event{}, &badMessage{header: &h, entity: entity, id: pickID(h.Ref.Type, ids, nil),
-			err: fmt.Errorf("entity line: %v", err)}
+			err: fmt.Errorf("entity line: %w", jsonx.Describe(err, "an object"))}
 	}
 	id := pickID(h.Ref.Type, ids, fields)
 	if id == "" {
@@ -367,14 +368,16 @@ func (m *Mapper) account(f map[string]json.RawMessage) map[string]string {
 }
 
 // rateSchedule and rateTier are the parts of a Plan's rate schedules the
-// mapper reads.
+// mapper reads; everything else a schedule carries is ignored. Values
+// are read as text whether the core system writes them as strings or
+// numbers.
 type rateSchedule struct {
-	CurrencyCD    string          `json:"currency_cd"`
-	UsageTypeCD   string          `json:"usage_type_cd"`
-	PricingRule   string          `json:"pricing_rule"`
+	CurrencyCD    json.RawMessage `json:"currency_cd"`
+	UsageTypeCD   json.RawMessage `json:"usage_type_cd"`
+	PricingRule   json.RawMessage `json:"pricing_rule"`
 	PackageSize   json.RawMessage `json:"package_size"`
-	EffectiveFrom string          `json:"effective_from"`
-	EffectiveTo   string          `json:"effective_to"`
+	EffectiveFrom json.RawMessage `json:"effective_from"`
+	EffectiveTo   json.RawMessage `json:"effective_to"`
 	Tiers         []struct {
 		ToUnit      json.RawMessage `json:"to_unit"`
 		RatePerUnit json.RawMessage `json:"rate_per_unit"`
@@ -390,14 +393,14 @@ func planRates(f map[string]json.RawMessage) ([]map[string]any, error) {
 	var schedules []rateSchedule
 	if raw, ok := f["rate_schedules"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &schedules); err != nil {
-			return nil, fmt.Errorf("rate_schedules: %v", err)
+			return nil, fmt.Errorf("rate_schedules: %w", jsonx.Describe(err, "a list of rate schedule objects"))
 		}
 	}
 	rates := make([]map[string]any, 0, len(schedules))
 	for i, s := range schedules {
-		r := map[string]any{"usage_type": s.UsageTypeCD, "currency": strings.ToUpper(s.CurrencyCD)}
-		for key, v := range map[string]string{"effective_from": s.EffectiveFrom, "effective_to": s.EffectiveTo} {
-			t, err := parseTime(v)
+		r := map[string]any{"usage_type": scalar(s.UsageTypeCD), "currency": strings.ToUpper(scalar(s.CurrencyCD))}
+		for key, v := range map[string]json.RawMessage{"effective_from": s.EffectiveFrom, "effective_to": s.EffectiveTo} {
+			t, err := parseTime(scalar(v))
 			if err != nil {
 				return nil, fmt.Errorf("rate_schedules[%d].%s: %v", i, key, err)
 			}
@@ -409,7 +412,7 @@ func planRates(f map[string]json.RawMessage) ([]map[string]any, error) {
 			return nil, fmt.Errorf("rate_schedules[%d].rate_tiers: none", i)
 		}
 		first := s.Tiers[0]
-		switch strings.ToLower(strings.TrimSpace(s.PricingRule)) {
+		switch strings.ToLower(scalar(s.PricingRule)) {
 		case "standard", "":
 			if len(s.Tiers) == 1 && scalar(first.ToUnit) == "" && scalar(first.FlatFee) == "" {
 				r["model"], r["unit_price"] = "per_unit", scalar(first.RatePerUnit)
@@ -423,7 +426,7 @@ func planRates(f map[string]json.RawMessage) ([]map[string]any, error) {
 		case "package":
 			r["model"], r["unit_price"], r["package_size"] = "package", scalar(first.RatePerUnit), scalar(s.PackageSize)
 		default:
-			return nil, fmt.Errorf("rate_schedules[%d].pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", i, s.PricingRule)
+			return nil, fmt.Errorf("rate_schedules[%d].pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", i, scalar(s.PricingRule))
 		}
 		rates = append(rates, r)
 	}
@@ -527,10 +530,16 @@ func (m *Mapper) discount(ctx context.Context, f map[string]json.RawMessage) (js
 			out["priority"] = n
 		}
 	}
-	var types []string
 	if raw, ok := f["usage_type_cds"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &types); err != nil {
-			return nil, fmt.Errorf("usage_type_cds: %v", err)
+		var codes []json.RawMessage
+		if err := json.Unmarshal(raw, &codes); err != nil {
+			return nil, fmt.Errorf("usage_type_cds: %w", jsonx.Describe(err, "a list of usage type codes"))
+		}
+		types := make([]string, len(codes))
+		for i, c := range codes {
+			if types[i] = scalar(c); types[i] == "" {
+				return nil, fmt.Errorf("usage_type_cds[%d]: %s is not a usage type code", i, c)
+			}
 		}
 		out["usage_types"] = types
 	}
