@@ -196,6 +196,13 @@ func (b *Batch) Decide(st Stored) *Decision {
 	writes := map[EntityKey]int{} // index in d.Writes
 	lastData := map[EntityKey]json.RawMessage{}
 	first := map[string]int{}
+	failure := func(k EntityKey) (Outcome, bool) { // whether k's latest event failed
+		if f, ok := failed[k]; ok {
+			return f, true
+		}
+		f, ok := st.Failed[k]
+		return f, ok
+	}
 	for i := range b.Events {
 		e := &b.Events[i]
 		if o, ok := st.Outcomes[e.EventID]; ok && (!b.Again || !o.Outcome.Repairable()) {
@@ -209,13 +216,7 @@ func (b *Batch) Decide(st Stored) *Decision {
 		}
 		first[e.EventID] = i
 		d.Record = append(d.Record, i)
-		o := decide(e, b.refs[i], b.Invalid[i], state, func(k EntityKey) (Outcome, bool) {
-			if f, ok := failed[k]; ok {
-				return f, true
-			}
-			f, ok := st.Failed[k]
-			return f, ok
-		})
+		o := decide(e, b.refs[i], b.Invalid[i], state, failure)
 		o.Warnings = e.Warnings
 		d.Outcomes[i] = o
 		if o.Outcome == Pending || o.Code == CodeReferenceFailed {
