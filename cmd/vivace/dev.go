@@ -21,6 +21,7 @@ import (
 
 	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/devenv"
 	"vivace.dev/vivace/internal/feed"
@@ -185,7 +186,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}
 
 	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
-		Repair: feed.NewApplier(catalogStore), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
+		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
 		Ready: streams.ready, Auth: tokens, Audit: authStore}
 	if buckets != nil {
 		srv.Buckets = buckets

@@ -27,20 +27,27 @@ func feedErrorsCommand() *cli.Command {
 		Usage: "list, reprocess and edit feed events that failed or wait for an entity",
 		Subcommands: []*cli.Command{{
 			Name:      "list",
-			Usage:     "print failed (or, with --pending, pending) events, one JSON object per line",
+			Usage:     "print failed (or, with --pending, pending; with --warnings, warned) events, one JSON object per line",
 			ArgsUsage: " ",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "client", Usage: "only this client's"},
 				&cli.BoolFlag{Name: "pending", Usage: "list pending events (waiting for an entity) instead of failed ones"},
-				&cli.StringFlag{Name: "code", Usage: "only this code (INVALID_EVENT, MISSING_REFERENCE)"},
+				&cli.BoolFlag{Name: "warnings", Usage: "list events of any outcome that carried fields Vivace ignores, with the warnings naming them"},
+				&cli.StringFlag{Name: "code", Usage: "only this code (INVALID_EVENT, MISSING_REFERENCE, REFERENCE_FAILED)"},
 				&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many"},
 				apiFlag(),
 				tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				q := url.Values{"outcome": {string(feed.Failed)}, "limit": {fmt.Sprint(c.Int("limit"))}}
-				if c.Bool("pending") {
+				switch {
+				case c.Bool("pending") && c.Bool("warnings"):
+					return cli.Exit("vivace feed errors list: --pending or --warnings, not both", 2)
+				case c.Bool("pending"):
 					q.Set("outcome", string(feed.Pending))
+				case c.Bool("warnings"):
+					q.Del("outcome")
+					q.Set("warnings", "true")
 				}
 				for _, k := range []string{"client", "code"} {
 					if v := c.String(k); v != "" {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/files"
 )
 
 const defaultAPI = "http://127.0.0.1:8080"
@@ -31,7 +33,7 @@ type fileStatus struct {
 }
 
 func (f fileStatus) final() bool {
-	return f.Status == "done" || f.Status == "failed" || f.Status == "rejected"
+	return files.Status(f.Status).Final()
 }
 
 // result is the one JSON line printed per file.
@@ -96,7 +98,7 @@ func ingestCommand() *cli.Command {
 				}
 				line, _ := json.Marshal(st.result())
 				fmt.Println(string(line))
-				if st.Status == "rejected" || st.Status == "failed" {
+				if s := files.Status(st.Status); s == files.Rejected || s == files.Failed {
 					failed++
 				}
 			}

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"vivace.dev/vivace/internal/auth"
-	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
@@ -62,8 +61,8 @@ type (
 	// FeedRepair applies failed and pending feed events again (a
 	// feed.Applier).
 	FeedRepair interface {
-		Reprocess(ctx context.Context, ids []string, by string, validate feed.DataValidator) ([]feed.Outcome, error)
-		Edit(ctx context.Context, id string, edited []byte, by string, validate feed.DataValidator) (feed.Outcome, error)
+		Reprocess(ctx context.Context, ids []string, by string) ([]feed.Outcome, error)
+		Edit(ctx context.Context, id string, edited []byte, by string) (feed.Outcome, error)
 	}
 )
 
@@ -425,12 +424,21 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 }
 
 // listFeedEvents lists feed events on record:
-// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&limit=
-// → {"events": [...]}, oldest first.
+// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&warnings=true&limit=
+// → {"events": [...]}, oldest first; warnings=true: only events with
+// warnings.
 func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := feed.EventFilter{Outcome: feed.Result(q.Get("outcome")), Code: feed.Code(q.Get("code")),
 		Entity: q.Get("entity"), EntityID: q.Get("entity_id")}
+	switch v := q.Get("warnings"); v {
+	case "", "false":
+	case "true":
+		f.Warned = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("warnings: %q is not true or false", v))
+		return
+	}
 	switch f.Outcome {
 	case "", feed.Applied, feed.Ignored, feed.Failed, feed.Pending:
 	default:
@@ -526,7 +534,7 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 	var outs []feed.Outcome
 	if len(ids) > 0 {
 		var err error
-		if outs, err = s.Repair.Reprocess(r.Context(), ids, p.Name, catalog.ValidateData); err != nil {
+		if outs, err = s.Repair.Reprocess(r.Context(), ids, p.Name); err != nil {
 			if errors.Is(err, feed.ErrNotFound) {
 				writeError(w, http.StatusNotFound, err.Error())
 			} else {
@@ -574,7 +582,7 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := s.Repair.Edit(r.Context(), id, body, p.Name, catalog.ValidateData)
+	out, err := s.Repair.Edit(r.Context(), id, body, p.Name)
 	switch {
 	case errors.Is(err, feed.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())

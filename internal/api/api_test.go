@@ -19,6 +19,7 @@ import (
 	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/ingest"
@@ -122,7 +123,7 @@ func newWorld(t *testing.T) *world {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	buckets.PollOnce(pctx)
-	w.srv = &Server{DB: st, Files: fs, Records: usagestore.New(st), Feed: cs, Repair: feed.NewApplier(cs),
+	w.srv = &Server{DB: st, Files: fs, Records: usagestore.New(st), Feed: cs, Repair: feed.NewApplier(cs, catalog.ValidateData),
 		Receiver: &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: logger},
 		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger}
 	// As vivace dev mounts the pipelines' endpoints.
@@ -155,7 +156,7 @@ func newWorld(t *testing.T) *world {
 			OccurredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Op: feed.OpUpsert, Data: json.RawMessage(`{"currency":"USD","status":"active"}`)}
 		bad := good
 		bad.EventID, bad.EntityID, bad.Data = c+"-ev-2", "A2", json.RawMessage(`{"currency":"USD"}`)
-		outs, err := feed.NewApplier(cs).Apply(ctx, []feed.Event{good, bad}, []error{nil, errors.New("data: status: required")})
+		outs, err := feed.NewApplier(cs, catalog.ValidateData).Apply(ctx, []feed.Event{good, bad}, []error{nil, errors.New("data: status: required")})
 		if err != nil || outs[0].Outcome != feed.Applied || outs[1].Outcome != feed.Failed {
 			t.Fatalf("feed: %+v %v", outs, err)
 		}
