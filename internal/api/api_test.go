@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/exceptions"
-	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/ingest"
