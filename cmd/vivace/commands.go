@@ -22,7 +22,7 @@ func commands() []*cli.Command {
 		lookupCommand(),
 		notYet("sync", "run MUR sync cycles to the core billing system", "MUR sync"),
 		fakeCoreCommand(),
-		notYet("token", "create API tokens", "API tokens"),
+		tokenCommand(),
 	}
 }
 

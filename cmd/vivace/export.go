@@ -47,6 +47,7 @@ func exportCommand(what, desc string) *cli.Command {
 				&cli.StringFlag{Name: "client", Usage: "client (tenant) whose " + what + " to print", Required: true},
 				&cli.StringFlag{Name: "format", Value: "jsonl", Usage: "jsonl or csv"},
 				apiFlag(),
+				tokenFlag(), dataDirFlag(),
 			}, filters...),
 			Action: func(c *cli.Context) error {
 				f := c.String("format")
@@ -59,14 +60,18 @@ func exportCommand(what, desc string) *cli.Command {
 						q.Set(param, v)
 					}
 				}
-				cl := newAPIClient(c.String("api"))
-				resp, err := cl.http.Get(cl.base + "/api/v1/" + what + "?" + q.Encode())
+				cl := newAPIClient(c)
+				req, err := cl.request(http.MethodGet, "/api/v1/"+what+"?"+q.Encode(), nil)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, err), 2)
+				}
+				resp, err := cl.http.Do(req)
 				if err != nil {
 					return cli.Exit(fmt.Sprintf("vivace %s export: %v (is vivace running at %s?)", what, err, cl.base), 1)
 				}
 				defer resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, apiError(resp)), 1)
+					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, cl.apiError(resp)), 1)
 				}
 				if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
 					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, err), 1)

@@ -28,7 +28,7 @@ func filesCommand() *cli.Command {
 				&cli.StringFlag{Name: "client", Usage: "only this client's"},
 				&cli.StringFlag{Name: "status", Usage: "only files in this status (received, processing, done, failed, rejected)"},
 				&cli.IntFlag{Name: "limit", Value: 100, Usage: "at most this many (1 to 10000)"},
-				apiFlag(),
+				apiFlag(), tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				q := url.Values{"limit": {fmt.Sprint(c.Int("limit"))}}
@@ -38,7 +38,7 @@ func filesCommand() *cli.Command {
 					}
 				}
 				var list []api.File
-				if err := newAPIClient(c.String("api")).getJSON("/api/v1/files?"+q.Encode(), &list); err != nil {
+				if err := newAPIClient(c).getJSON("/api/v1/files?"+q.Encode(), &list); err != nil {
 					return cli.Exit("vivace files list: "+err.Error(), 1)
 				}
 				if err := printLines(list); err != nil {
@@ -51,7 +51,7 @@ func filesCommand() *cli.Command {
 			Name:      "show",
 			Usage:     "print files' entries in the registry, one JSON object per line",
 			ArgsUsage: "FILE_ID...",
-			Flags:     []cli.Flag{apiFlag()},
+			Flags:     []cli.Flag{apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				return eachFile(c, "show", func(cl *apiClient, id string) (bool, error) {
 					var f api.File
@@ -71,7 +71,7 @@ func filesCommand() *cli.Command {
 				"Exits non-zero when a file failed, was rejected or was not final within --timeout.",
 			Flags: []cli.Flag{
 				&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "give up on a file after this long"},
-				apiFlag(),
+				apiFlag(), tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				tty := isatty.IsTerminal(os.Stderr.Fd())
@@ -100,7 +100,7 @@ func filesCommand() *cli.Command {
 				"Prints each file's entry; exits non-zero when a file is not there or is final already.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "reason", Usage: "why the files are cancelled (kept with each file)", Required: true},
-				apiFlag(),
+				apiFlag(), tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				body, _ := json.Marshal(map[string]string{"reason": c.String("reason")})
@@ -123,7 +123,7 @@ func eachFile(c *cli.Context, sub string, fn func(cl *apiClient, id string) (ok 
 	if c.NArg() == 0 {
 		return cli.Exit(fmt.Sprintf("vivace files %s: name at least one FILE_ID", sub), 2)
 	}
-	cl := newAPIClient(c.String("api"))
+	cl := newAPIClient(c)
 	bad := 0
 	for _, id := range c.Args().Slice() {
 		ok, err := fn(cl, id)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/files"
 )
 
 const defaultAPI = "http://127.0.0.1:8080"
@@ -31,7 +33,7 @@ type fileStatus struct {
 }
 
 func (f fileStatus) final() bool {
-	return f.Status == "done" || f.Status == "failed" || f.Status == "rejected"
+	return files.Status(f.Status).Final()
 }
 
 // result is the one JSON line printed per file.
@@ -72,6 +74,7 @@ func ingestCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},
 			apiFlag(),
+			tokenFlag(), dataDirFlag(),
 			&cli.BoolFlag{Name: "wait", Usage: "wait until each file is processed and print its final counts"},
 			&cli.BoolFlag{Name: "new-client", Usage: "take the files for a client Vivace does not know yet, on purpose"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, give up after this long"},
@@ -80,7 +83,7 @@ func ingestCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return cli.Exit("vivace ingest: name at least one FILE", 2)
 			}
-			cl := newAPIClient(c.String("api"))
+			cl := newAPIClient(c)
 			tty := isatty.IsTerminal(os.Stderr.Fd())
 			failed := 0
 			for _, path := range c.Args().Slice() {
@@ -98,7 +101,7 @@ func ingestCommand() *cli.Command {
 				}
 				line, _ := json.Marshal(st.result())
 				fmt.Println(string(line))
-				if st.Status == "rejected" || st.Status == "failed" {
+				if s := files.Status(st.Status); s == files.Rejected || s == files.Failed {
 					failed++
 				}
 			}
@@ -127,7 +130,7 @@ func upload(cl *apiClient, client, path string, newClient bool) (fileStatus, err
 	if newClient {
 		q.Set("new_client", "true")
 	}
-	req, err := http.NewRequest(http.MethodPost, cl.base+"/api/v1/files?"+q.Encode(), f)
+	req, err := cl.request(http.MethodPost, "/api/v1/files?"+q.Encode(), f)
 	if err != nil {
 		return fileStatus{}, err
 	}
@@ -146,7 +149,7 @@ func upload(cl *apiClient, client, path string, newClient bool) (fileStatus, err
 		}
 		return st, nil
 	default:
-		return fileStatus{}, apiError(resp)
+		return fileStatus{}, cl.apiError(resp)
 	}
 }
 

@@ -1,12 +1,13 @@
 // Package api serves Vivace's HTTP surface: file submission and status,
-// MUR and exception exports, health, readiness and metrics. The GraphQL
-// console and TMF635 mount on the same mux.
+// MUR and exception exports, health, readiness and metrics. Every route is
+// in one table (routes, and what others Mount: GraphQL, TMF635, the
+// pipelines' endpoints) behind one guard that checks the bearer token, the
+// route's role and its client scope (auth.go).
 package api
 
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -17,13 +18,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/files"
@@ -57,12 +57,13 @@ type (
 		EventOutcomes(ctx context.Context, ids []string) (map[string]feed.Outcome, error)
 		ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.EventRecord, error)
 		EntityHistory(ctx context.Context, client, entity, id string) ([]feed.EventRecord, error)
+		EventClients(ctx context.Context, ids []string) (map[string]string, error)
 	}
 	// FeedRepair applies failed and pending feed events again (a
 	// feed.Applier).
 	FeedRepair interface {
-		Reprocess(ctx context.Context, ids []string, by string, validate feed.DataValidator) ([]feed.Outcome, error)
-		Edit(ctx context.Context, id string, edited []byte, by string, validate feed.DataValidator) (feed.Outcome, error)
+		Reprocess(ctx context.Context, ids []string, by string) ([]feed.Outcome, error)
+		Edit(ctx context.Context, id string, edited []byte, by string) (feed.Outcome, error)
 	}
 )
 
@@ -85,53 +86,56 @@ type Server struct {
 	// S3 event notifications (POST /api/v1/buckets/events), so that it
 	// takes them without waiting for its poll interval.
 	Buckets interface {
-		Notify(bucket, key string) []string
+		NotifyFor(bucket, key string, may func(client string) bool) []string
 	}
-	// BucketEventsToken, when set, must be presented as
-	// "Authorization: Bearer <token>" (or the bare token) by the sender of
-	// bucket event notifications.
-	BucketEventsToken string
+	// Auth checks the token of every request but the probes' and the
+	// metrics'; Audit records the human actions taken through the API.
+	Auth  Authenticator
+	Audit auth.Auditor
+
+	mounted []Route
 }
 
-// Handler returns the routes.
-func (s *Server) Handler() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	if s.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+// routes is the API's route table: each route's least role and how it
+// keeps to the token's clients (auth.go). A new route is a new line here,
+// or a Mount; nothing is served from anywhere else.
+func (s *Server) routes() []Route {
+	v, o := auth.Viewer, auth.Operator
+	rs := []Route{
+		{"GET /healthz", 0, Open, http.HandlerFunc(healthz)},
+		{"GET /readyz", 0, Open, http.HandlerFunc(s.readyz)},
+		{"POST /api/v1/files", o, PerClient, http.HandlerFunc(s.postFile)},
+		{"GET /api/v1/files", v, PerClient, http.HandlerFunc(s.listFiles)},
+		{"GET /api/v1/files/{id}", v, PerClient, http.HandlerFunc(s.getFile)},
+		{"GET /api/v1/murs", v, PerClient, http.HandlerFunc(s.exportMURs)},
+		{"GET /api/v1/exceptions", v, PerClient, http.HandlerFunc(s.exportExceptions)},
+		{"POST /api/v1/feed/outcomes", v, PerClient, http.HandlerFunc(s.feedOutcomes)},
+		{"GET /api/v1/feed/events", v, PerClient, http.HandlerFunc(s.listFeedEvents)},
+		{"POST /api/v1/feed/events/reprocess", o, PerClient, http.HandlerFunc(s.reprocessFeedEvents)},
+		{"PUT /api/v1/feed/events/{id...}", o, PerClient, http.HandlerFunc(s.editFeedEvent)},
+		{"GET /api/v1/feed/history", v, PerClient, http.HandlerFunc(s.feedHistory)},
+		{"POST /api/v1/buckets/events", o, PerClient, http.HandlerFunc(s.bucketEvents)},
 	}
-	mux.HandleFunc("POST /api/v1/files", s.postFile)
-	mux.HandleFunc("GET /api/v1/files", s.listFiles)
-	mux.HandleFunc("GET /api/v1/files/{id}", s.getFile)
-	mux.HandleFunc("GET /api/v1/murs", s.exportMURs)
-	mux.HandleFunc("GET /api/v1/exceptions", s.exportExceptions)
-	mux.HandleFunc("POST /api/v1/feed/outcomes", s.feedOutcomes)
-	mux.HandleFunc("GET /api/v1/feed/events", s.listFeedEvents)
-	mux.HandleFunc("POST /api/v1/feed/events/reprocess", s.reprocessFeedEvents)
-	mux.HandleFunc("PUT /api/v1/feed/events/{id...}", s.editFeedEvent)
-	mux.HandleFunc("GET /api/v1/feed/history", s.feedHistory)
-	mux.HandleFunc("POST /api/v1/buckets/events", s.bucketEvents)
-	s.fileRoutes(mux)
-	return mux
+	rs = append(rs, s.fileRoutes()...)
+	if s.Gatherer != nil {
+		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
+	}
+	return rs
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // bucketEvents takes an S3 event notification and has the bucket sources
 // it concerns polled now. The notification is a hint only: what is taken
-// is what the poll finds, so it needs no more trust than a poll does.
+// is what the poll finds. It needs an operator token, and wakes only the
+// sources of the token's clients: an event for another client's source
+// counts as unmatched, as one for no source does.
 func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	if s.Buckets == nil {
 		writeError(w, http.StatusNotFound, "no bucket sources: start with a client settings file that has source.s3 entries")
 		return
-	}
-	if s.BucketEventsToken != "" {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(s.BucketEventsToken)) != 1 {
-			writeError(w, http.StatusUnauthorized, "bucket events need the token set in VIVACE_BUCKET_EVENTS_TOKEN (Authorization: Bearer <token>)")
-			return
-		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
@@ -146,7 +150,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	polled := map[string]bool{}
 	unmatched := 0
 	for _, e := range events {
-		clients := s.Buckets.Notify(e.Bucket, e.Key)
+		clients := s.Buckets.NotifyFor(e.Bucket, e.Key, principal(r).MaySee)
 		if len(clients) == 0 {
 			unmatched++
 			s.Logger.Warn("bucket event for no source", "bucket", e.Bucket, "key", e.Key)
@@ -225,6 +229,10 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "reading the file", err)
 		return
 	}
+	if err := principal(r).SeeOf(fmt.Sprintf("file %q", f.FileID), f.Client); err != nil {
+		deny(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, NewFile(f))
 }
 
@@ -238,11 +246,15 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	cs, ok := clientFilter(w, r, r.URL.Query().Get("client"))
+	if !ok {
+		return
+	}
 	f, ok := fileFilter(w, r)
 	if !ok {
 		return
 	}
-	f.Limit = limit
+	f.Clients, f.Limit = cs, limit
 	list, err := s.Files.ListFiles(r.Context(), f)
 	if err != nil {
 		s.internalError(w, "listing files", err)
@@ -260,6 +272,9 @@ func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, ok := murFilter(w, q)
 	if !ok {
+		return
+	}
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
 	ex, ok := newExporter(w, q.Get("format"), MURColumns)
@@ -287,6 +302,9 @@ func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, ok := exceptionFilter(w, q)
 	if !ok {
+		return
+	}
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
 	ex, ok := newExporter(w, q.Get("format"), ExceptionColumns)
@@ -384,7 +402,8 @@ func deref(s *string) string {
 
 // feedOutcomes answers what became of feed events:
 // POST /api/v1/feed/outcomes {"event_ids": [...]} → {"outcomes": {id: {...}}}.
-// Events not applied yet are absent.
+// Events not applied yet are absent; an event of a client the token does
+// not cover is refused.
 func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		EventIDs []string `json:"event_ids"`
@@ -396,6 +415,19 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 	if len(req.EventIDs) > 100000 {
 		writeError(w, http.StatusBadRequest, "event_ids: at most 100000 per request")
 		return
+	}
+	if p := principal(r); !p.AllClients() {
+		owners, err := s.Feed.EventClients(r.Context(), req.EventIDs)
+		if err != nil {
+			s.internalError(w, "reading feed events", err)
+			return
+		}
+		for _, id := range req.EventIDs {
+			if c, ok := owners[id]; ok && !p.MaySee(c) {
+				deny(w, p.SeeOf(fmt.Sprintf("feed event %q", id), c))
+				return
+			}
+		}
 	}
 	outs, err := s.Feed.EventOutcomes(r.Context(), req.EventIDs)
 	if err != nil {
@@ -410,12 +442,21 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 }
 
 // listFeedEvents lists feed events on record:
-// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&limit=
-// → {"events": [...]}, oldest first.
+// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&warnings=true&limit=
+// → {"events": [...]}, oldest first; warnings=true: only events with
+// warnings.
 func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := feed.EventFilter{Client: q.Get("client"), Outcome: feed.Result(q.Get("outcome")), Code: feed.Code(q.Get("code")),
+	f := feed.EventFilter{Outcome: feed.Result(q.Get("outcome")), Code: feed.Code(q.Get("code")),
 		Entity: q.Get("entity"), EntityID: q.Get("entity_id")}
+	switch v := q.Get("warnings"); v {
+	case "", "false":
+	case "true":
+		f.Warned = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("warnings: %q is not true or false", v))
+		return
+	}
 	switch f.Outcome {
 	case "", feed.Applied, feed.Ignored, feed.Failed, feed.Pending:
 	default:
@@ -430,6 +471,10 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	var ok bool
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
+		return
+	}
 	events, err := s.Feed.ListFeedEvents(r.Context(), f)
 	if err != nil {
 		s.internalError(w, "listing feed events", err)
@@ -438,19 +483,11 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
 }
 
-// operator names who asked, for the record: the X-Vivace-Operator header
-// (set by the CLI from $USER), else "api". Tokens and roles replace this
-// when the API gets authentication.
-func operator(r *http.Request) string {
-	if o := r.Header.Get("X-Vivace-Operator"); o != "" {
-		return o
-	}
-	return "api"
-}
-
 // reprocessFeedEvents applies failed or pending events again:
 // POST /api/v1/feed/events/reprocess {"event_ids": [...]} or
 // {"client": C, "outcome": "failed"|"pending", "code": X} → {"outcomes": [...]}.
+// Every event must be of a client the token covers; each one reprocessed
+// is written to the audit log.
 func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		EventIDs []string `json:"event_ids"`
@@ -462,10 +499,31 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err, `a JSON object {"event_ids": [...]} or {"client": ...}`))
 		return
 	}
-	ids := req.EventIDs
-	if len(ids) == 0 {
+	p := principal(r)
+	var events []feed.EventRecord
+	if len(req.EventIDs) > 0 {
+		if len(req.EventIDs) > 100000 {
+			writeError(w, http.StatusBadRequest, "event_ids: at most 100000 per request")
+			return
+		}
+		var err error
+		if events, err = s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{EventIDs: req.EventIDs, Limit: len(req.EventIDs)}); err != nil {
+			s.internalError(w, "reading feed events", err)
+			return
+		}
+		for _, e := range events {
+			if err := p.ChangeOf(fmt.Sprintf("feed event %q", e.EventID), e.Client); err != nil {
+				deny(w, err)
+				return
+			}
+		}
+	} else {
 		if req.Client == "" {
 			writeError(w, http.StatusBadRequest, "name event_ids, or a client (with optional outcome and code) to reprocess by filter")
+			return
+		}
+		if err := p.Change(req.Client); err != nil {
+			deny(w, err)
 			return
 		}
 		outcomes := []feed.Result{feed.Failed, feed.Pending}
@@ -482,15 +540,19 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 				s.internalError(w, "listing feed events", err)
 				return
 			}
-			for _, e := range evs {
-				ids = append(ids, e.EventID)
-			}
+			events = append(events, evs...)
+		}
+	}
+	ids := req.EventIDs
+	if len(ids) == 0 {
+		for _, e := range events {
+			ids = append(ids, e.EventID)
 		}
 	}
 	var outs []feed.Outcome
 	if len(ids) > 0 {
 		var err error
-		if outs, err = s.Repair.Reprocess(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
+		if outs, err = s.Repair.Reprocess(r.Context(), ids, p.Name); err != nil {
 			if errors.Is(err, feed.ErrNotFound) {
 				writeError(w, http.StatusNotFound, err.Error())
 			} else {
@@ -499,11 +561,14 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.auditFeed(r, "feed.reprocess", events, outs, nil)
 	writeJSON(w, http.StatusOK, map[string]any{"outcomes": mapSlice(outs, func(o *feed.Outcome) FeedOutcome { return NewFeedOutcome(*o) })})
 }
 
 // editFeedEvent replaces a failed or pending event with the body (a whole
 // event) and reprocesses it: PUT /api/v1/feed/events/{id} → the outcome.
+// The token must cover the event's client, and the edited event's if it
+// names another; the edit is written to the audit log.
 func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
@@ -511,7 +576,31 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: larger than 16 MiB, or not received whole")
 		return
 	}
-	out, err := s.Repair.Edit(r.Context(), id, body, operator(r), catalog.ValidateData)
+	events, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{EventIDs: []string{id}, Limit: 1})
+	if err != nil {
+		s.internalError(w, "reading the feed event", err)
+		return
+	}
+	if len(events) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("feed event %q: %v", id, feed.ErrNotFound))
+		return
+	}
+	p := principal(r)
+	var edited struct {
+		Client string `json:"client"`
+	}
+	_ = json.Unmarshal(body, &edited) // a body that is no event is refused by Edit with the reason
+	if err := p.ChangeOf(fmt.Sprintf("feed event %q", id), events[0].Client); err != nil {
+		deny(w, err)
+		return
+	}
+	if edited.Client != "" && edited.Client != events[0].Client {
+		if err := p.Change(edited.Client); err != nil {
+			deny(w, err)
+			return
+		}
+	}
+	out, err := s.Repair.Edit(r.Context(), id, body, p.Name)
 	var refused *feed.EditRefused
 	switch {
 	case errors.Is(err, feed.ErrNotFound):
@@ -521,7 +610,58 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.internalError(w, "editing the feed event", err)
 	default:
+		s.auditFeed(r, "feed.edit", events, []feed.Outcome{out}, body)
 		writeJSON(w, http.StatusOK, NewFeedOutcome(out))
+	}
+}
+
+// auditFeed writes one audit row per event acted on: its outcome before
+// and after (and, for an edit, the event before and as edited).
+func (s *Server) auditFeed(r *http.Request, action string, before []feed.EventRecord, after []feed.Outcome, edited json.RawMessage) {
+	if len(after) == 0 {
+		return
+	}
+	now := time.Now().UTC()
+	byID := make(map[string]*feed.EventRecord, len(before))
+	for i := range before {
+		byID[before[i].EventID] = &before[i]
+	}
+	type state struct {
+		Outcome string          `json:"outcome"`
+		Code    string          `json:"code,omitempty"`
+		Message string          `json:"message,omitempty"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	entries := make([]auth.AuditEntry, 0, len(after))
+	for _, o := range after {
+		e := auth.AuditEntry{At: now, Actor: principal(r).Name, Action: action, Target: "feed_event:" + o.EventID}
+		a := state{Outcome: string(o.Outcome), Code: string(o.Code), Message: o.Message}
+		if edited != nil && json.Valid(edited) {
+			a.Payload = edited
+		}
+		e.After, _ = json.Marshal(a)
+		if b := byID[o.EventID]; b != nil {
+			e.Client = b.Client
+			st := state{Outcome: string(b.Outcome), Code: string(b.Code), Message: b.Message}
+			if edited != nil {
+				st.Payload = b.Payload
+			}
+			e.Before, _ = json.Marshal(st)
+		}
+		entries = append(entries, e)
+	}
+	s.audit(r, entries...)
+}
+
+// audit writes entries to the audit log. The action is done by then, so
+// a failure is logged as an error rather than answered.
+func (s *Server) audit(r *http.Request, entries ...auth.AuditEntry) {
+	if s.Audit == nil {
+		s.log().Error("no audit log: actions not recorded", "actor", principal(r).Name, "entries", len(entries))
+		return
+	}
+	if err := s.Audit.Audit(context.WithoutCancel(r.Context()), entries...); err != nil {
+		s.log().Error("audit log not written", "actor", principal(r).Name, "entries", len(entries), "err", err)
 	}
 }
 
@@ -535,6 +675,10 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 	client, entity, id := q.Get("client"), q.Get("entity"), q.Get("entity_id")
 	if client == "" || entity == "" || id == "" {
 		writeError(w, http.StatusBadRequest, "client, entity and entity_id are required")
+		return
+	}
+	if err := principal(r).See(client); err != nil {
+		deny(w, err)
 		return
 	}
 	events, err := s.Feed.EntityHistory(r.Context(), client, entity, id)

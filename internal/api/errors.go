@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,16 +8,6 @@ import (
 
 	"vivace.dev/vivace/internal/jsonx"
 )
-
-// internalError logs what failed and answers 500 with a reference to the
-// log line, never the error itself: it may hold SQL or a server's words.
-func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
-	ref := make([]byte, 6)
-	_, _ = rand.Read(ref)
-	id := hex.EncodeToString(ref)
-	s.log().Error("request failed", "what", what, "ref", id, "err", err)
-	writeError(w, http.StatusInternalServerError, fmt.Sprintf("internal error %s: see the server log (ref %s)", what, id))
-}
 
 // bodyProblem says what is wrong with a request body that does not decode,
 // in the JSON's terms: what it holds where, and what was expected.

@@ -6,22 +6,23 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/store"
 )
 
-// The file routes added with `vivace files` (docs/api.md, "Files"), and
-// the role each needs where the API checks tokens:
-//
-//	POST /api/v1/files/{id}/cancel   operator   fail a file on purpose, with a reason
-//
-// The reads they go with are GET /api/v1/files (with status=) and GET
-// /api/v1/files/{id}, for a viewer.
-func (s *Server) fileRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/files/{id}/cancel", s.cancelFile) // operator
+// fileRoutes are the file routes added with `vivace files` (docs/api.md,
+// "Files"), for the route table: cancelling a file changes it, so it needs
+// an operator of the file's client. The reads they go with, GET
+// /api/v1/files (with status=) and GET /api/v1/files/{id}, are a viewer's.
+func (s *Server) fileRoutes() []Route {
+	return []Route{
+		{"POST /api/v1/files/{id}/cancel", auth.Operator, PerClient, http.HandlerFunc(s.cancelFile)},
+	}
 }
 
 // takesClient answers the refusal of an upload for a client Vivace does
@@ -51,11 +52,10 @@ func (s *Server) takesClient(w http.ResponseWriter, r *http.Request, client stri
 	return true
 }
 
-// fileFilter reads the list's client and status parameters, or answers
-// 400 naming the one that is wrong.
+// fileFilter reads the list's status parameter, or answers 400 naming
+// it; the clients come from clientFilter.
 func fileFilter(w http.ResponseWriter, r *http.Request) (files.Filter, bool) {
-	q := r.URL.Query()
-	f := files.Filter{Client: q.Get("client"), Status: files.Status(q.Get("status"))}
+	f := files.Filter{Status: files.Status(r.URL.Query().Get("status"))}
 	if f.Status != "" && !f.Status.Valid() {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q is not a file status (%s)", f.Status, joinStatuses(files.Statuses)))
 		return f, false
@@ -99,14 +99,20 @@ func (s *Server) cancelFile(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	// The file is read first: who may cancel it depends on its client (an
 	// operator of that client).
-	if _, err := s.Files.GetFile(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+	before, err := s.Files.GetFile(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no file "+id)
 		return
 	} else if err != nil {
 		s.internalError(w, "reading the file", err)
 		return
 	}
-	f, err := s.Files.CancelFile(r.Context(), id, operator(r), why)
+	p := principal(r)
+	if err := p.ChangeOf(fmt.Sprintf("file %q", id), before.Client); err != nil {
+		deny(w, err)
+		return
+	}
+	f, err := s.Files.CancelFile(r.Context(), id, p.Name, why)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no file "+id)
@@ -116,6 +122,21 @@ func (s *Server) cancelFile(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "cancelling the file", err)
 	default:
 		s.log().Info("file cancelled", "file_id", f.FileID, "client", f.Client, "file", f.Name, "by", f.CancelledBy, "reason", f.Reason)
+		s.auditCancel(r, before, f)
 		writeJSON(w, http.StatusOK, NewFile(f))
 	}
+}
+
+// auditCancel writes the cancel to the audit log: the file's status and
+// counts before, and after with the reason.
+func (s *Server) auditCancel(r *http.Request, before, after files.File) {
+	type state struct {
+		Status  files.Status `json:"status"`
+		Reason  string       `json:"reason,omitempty"`
+		Records *int64       `json:"records"`
+	}
+	b, _ := json.Marshal(state{before.Status, before.Reason, before.Records})
+	a, _ := json.Marshal(state{after.Status, after.Reason, after.Records})
+	s.audit(r, auth.AuditEntry{At: time.Now().UTC(), Actor: principal(r).Name, Action: "file.cancel",
+		Target: "file:" + after.FileID, Client: after.Client, Before: b, After: a})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/files"
@@ -22,16 +22,20 @@ import (
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/store/usagestore"
 )
 
 // filesWorld is an API over real stores, for the routes of the file
-// registry and the exports.
+// registry and the exports, called with an operator token for every
+// client named ana-….
 type filesWorld struct {
 	t      *testing.T
+	srv    *Server
 	url    string
+	token  string
 	fs     *filestore.Store
 	us     *usagestore.Store
 	prefix string // keeps this test's clients apart from others'
@@ -40,13 +44,22 @@ type filesWorld struct {
 func newFilesWorld(t *testing.T) *filesWorld {
 	t.Helper()
 	st := pgtest.Store(t)
-	w := &filesWorld{t: t, fs: filestore.New(st), us: usagestore.New(st), prefix: "t" + ids.New()[24:] + "-"}
+	suffix := ids.New()[24:]
+	w := &filesWorld{t: t, fs: filestore.New(st), us: usagestore.New(st), prefix: "t" + suffix + "-"}
+	as := authstore.New(st)
+	tokens := auth.NewService(as, as)
+	_, secret, err := tokens.Create(context.Background(), "test", auth.NewToken{Name: "ana-" + suffix, Role: auth.Operator, Clients: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.token = secret
 	cat := catalogstore.New(st)
 	known := w.prefix + "settled"
 	recv := &ingest.Receiver{Registry: w.fs, ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		Clients: ingest.KnownClients{Catalog: cat, InSettings: func(c string) bool { return c == known }}}
-	srv := httptest.NewServer((&Server{DB: st, Files: w.fs, Records: w.us, Receiver: recv,
-		Logger: slog.New(slog.DiscardHandler)}).Handler())
+	w.srv = &Server{DB: st, Files: w.fs, Records: w.us, Receiver: recv, Auth: tokens, Audit: as,
+		Logger: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(w.srv.Handler())
 	t.Cleanup(srv.Close)
 	w.url = srv.URL
 	return w
@@ -54,21 +67,11 @@ func newFilesWorld(t *testing.T) *filesWorld {
 
 func (w *filesWorld) call(method, path, body string) (int, []byte) {
 	w.t.Helper()
-	req, err := http.NewRequest(method, w.url+path, strings.NewReader(body))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	req.Header.Set("X-Vivace-Operator", "ana")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, _, b := call(w.t, method, w.url+path, "Bearer "+w.token, body)
 	if f := msgcheck.Internals(string(b)); f != "" {
 		w.t.Errorf("%s %s answers with Go's or the database's words (%q): %s", method, path, f, b)
 	}
-	return resp.StatusCode, b
+	return code, b
 }
 
 // expect calls and checks the status and, when want is not empty, that
@@ -97,7 +100,7 @@ func TestUploadsForUnknownClients(t *testing.T) {
 			t.Errorf("refusal %s\nlacks %q", b, want)
 		}
 	}
-	if list, _ := w.fs.ListFiles(context.Background(), files.Filter{Client: acmee, Limit: 10}); len(list) != 0 {
+	if list, _ := w.fs.ListFiles(context.Background(), files.Filter{Clients: []string{acmee}, Limit: 10}); len(list) != 0 {
 		t.Fatalf("a refused upload left files: %+v", list)
 	}
 	w.expect("POST", "/api/v1/files?name=u.csv&new_client=maybe&client="+acmee, usageCSV, http.StatusBadRequest, `new_client: \"maybe\" is not true or false`)
@@ -159,7 +162,8 @@ func TestFileRoutes(t *testing.T) {
 	b := w.expect("POST", "/api/v1/files/"+f.FileID+"/cancel", `{"reason":"sent for the wrong   client"}`, http.StatusOK, `"status":"failed"`)
 	var got File
 	_ = json.Unmarshal(b, &got)
-	if got.Reason != "cancelled by ana: sent for the wrong client; nothing of it had been read" || got.CancelledBy != "ana" ||
+	if !strings.HasPrefix(got.Reason, "cancelled by ana-") || !strings.HasSuffix(got.Reason, ": sent for the wrong client; nothing of it had been read") ||
+		!strings.HasPrefix(got.CancelledBy, "ana-") ||
 		got.CancelledAt == nil || got.Records == nil || *got.Records != 0 {
 		t.Fatalf("cancelled: %s", b)
 	}
@@ -285,17 +289,20 @@ func TestExportFilters(t *testing.T) {
 // answer that they failed and where to look, never the SQL or the
 // driver's error.
 func TestNoRouteAnswersTheDatabasesWords(t *testing.T) {
+	w := newFilesWorld(t)
 	closed, err := store.Open(context.Background(), pgtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	closed.Close()
-	fs, us := filestore.New(closed), usagestore.New(closed)
-	recv := &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
+	fs := filestore.New(closed)
+	srv := *w.srv
+	srv.DB, srv.Files, srv.Records = closed, fs, usagestore.New(closed)
+	srv.Receiver = &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 		Clients: ingest.KnownClients{Catalog: catalogstore.New(closed)}}
-	srv := httptest.NewServer((&Server{DB: closed, Files: fs, Records: us, Receiver: recv, Logger: slog.New(slog.DiscardHandler)}).Handler())
-	defer srv.Close()
-	w := &filesWorld{t: t, url: srv.URL}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	w.url = hs.URL
 	id := ids.New()
 	for _, c := range []struct {
 		method, path, body string

@@ -17,10 +17,11 @@ import (
 // checked, and a wrong one answered 400 naming it, before anything is
 // sent.
 
-// murFilter reads GET /api/v1/murs's parameters: client, file_id,
-// account_id, sync_status, from and to (usage_time, from ≤ t < to).
+// murFilter reads GET /api/v1/murs's parameters: file_id, account_id,
+// sync_status, from and to (usage_time, from ≤ t < to); the clients come
+// from clientFilter.
 func murFilter(w http.ResponseWriter, q url.Values) (murs.Filter, bool) {
-	f := murs.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), AccountID: q.Get("account_id"),
+	f := murs.Filter{FileID: q.Get("file_id"), AccountID: q.Get("account_id"),
 		SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
 	if f.SyncStatus != "" && !f.SyncStatus.Valid() {
 		return f, badParam(w, "sync_status", string(f.SyncStatus), "a sync status", joinStatuses(murs.SyncStatuses))
@@ -32,11 +33,11 @@ func murFilter(w http.ResponseWriter, q url.Values) (murs.Filter, bool) {
 	return f, fileIDParam(w, f.FileID)
 }
 
-// exceptionFilter reads GET /api/v1/exceptions's parameters: client,
-// file_id, account_id, stage, code, status, from and to (when the
-// exception was recorded).
+// exceptionFilter reads GET /api/v1/exceptions's parameters: file_id,
+// account_id, stage, code, status, from and to (when the exception was
+// recorded); the clients come from clientFilter.
 func exceptionFilter(w http.ResponseWriter, q url.Values) (exceptions.Filter, bool) {
-	f := exceptions.Filter{Client: q.Get("client"), FileID: q.Get("file_id"), AccountID: q.Get("account_id"),
+	f := exceptions.Filter{FileID: q.Get("file_id"), AccountID: q.Get("account_id"),
 		Stage: q.Get("stage"), Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
 	switch {
 	case f.Status != "" && !f.Status.Valid():

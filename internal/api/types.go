@@ -116,11 +116,14 @@ type FeedOutcome struct {
 	Outcome string `json:"outcome"`
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Warnings name what the event carried that Vivace ignores.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // NewFeedOutcome is o as the API shows it.
 func NewFeedOutcome(o feed.Outcome) FeedOutcome {
-	return FeedOutcome{EventID: o.EventID, Outcome: string(o.Outcome), Code: string(o.Code), Message: o.Message}
+	return FeedOutcome{EventID: o.EventID, Outcome: string(o.Outcome), Code: string(o.Code), Message: o.Message,
+		Warnings: o.Warnings}
 }
 
 // FeedEvent is a feed event on record with its outcome.
@@ -142,6 +145,7 @@ type FeedEvent struct {
 	UpdatedAt       time.Time       `json:"updated_at"`
 	Payload         json.RawMessage `json:"payload"`
 	OriginalPayload json.RawMessage `json:"original_payload,omitempty"`
+	Warnings        []string        `json:"warnings,omitempty"`
 }
 
 // NewFeedEvent is e as the API shows it.
@@ -149,7 +153,7 @@ func NewFeedEvent(e *feed.EventRecord) FeedEvent {
 	return FeedEvent{EventID: e.EventID, Client: e.Client, Entity: e.Entity, EntityID: e.EntityID, Version: e.Version,
 		Op: e.Op, OccurredAt: e.OccurredAt, Outcome: string(e.Outcome), Code: string(e.Code), Message: e.Message,
 		Source: string(e.Source), Attempts: e.Attempts, ReceivedAt: e.ReceivedAt, AppliedAt: e.AppliedAt,
-		UpdatedAt: e.UpdatedAt, Payload: e.Payload, OriginalPayload: e.OriginalPayload}
+		UpdatedAt: e.UpdatedAt, Payload: e.Payload, OriginalPayload: e.OriginalPayload, Warnings: e.Warnings}
 }
 
 // mapSlice applies fn to each element of in; never nil, so an empty list

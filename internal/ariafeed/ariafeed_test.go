@@ -175,7 +175,7 @@ func TestDataFeedThroughVivace(t *testing.T) {
 	for i := range events {
 		fails[i] = events[i].Validate(catalog.ValidateData)
 	}
-	out, err := feed.NewApplier(st).Apply(ctx, events, fails)
+	out, err := feed.NewApplier(st, catalog.ValidateData).Apply(ctx, events, fails)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // Header is the first data line of a feed event: which entity it is
@@ -145,7 +146,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	}
 	var h Header
 	if err := json.Unmarshal(hline, &h); err != nil {
-		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %v", err)}
+		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %w", jsonx.Describe(err, "an object with ref, tstamp and tick"))}
 	}
 	entity, known := lomEntities[h.Ref.Type]
 	if h.Ref.Type == "" {
@@ -166,7 +167,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	var fields map[string]json.RawMessage // splitData made sure there is an entity line
 	if err := json.Unmarshal(eline, &fields); err != nil {
 		return feed.Event{}, &badMessage{header: &h, entity: entity, id: pickID(h.Ref.Type, ids, nil),
-			err: fmt.Errorf("entity line: %v", err)}
+			err: fmt.Errorf("entity line: %w", jsonx.Describe(err, "an object"))}
 	}
 	id := pickID(h.Ref.Type, ids, fields)
 	if id == "" {
@@ -385,14 +386,16 @@ func (m *Mapper) account(f map[string]json.RawMessage) catalog.Account {
 }
 
 // rateSchedule and rateTier are the parts of a Plan's rate schedules the
-// mapper reads.
+// mapper reads; everything else a schedule carries is ignored. Values
+// are read as text whether the core system writes them as strings or
+// numbers.
 type rateSchedule struct {
-	CurrencyCD    string          `json:"currency_cd"`
-	UsageTypeCD   string          `json:"usage_type_cd"`
-	PricingRule   string          `json:"pricing_rule"`
+	CurrencyCD    json.RawMessage `json:"currency_cd"`
+	UsageTypeCD   json.RawMessage `json:"usage_type_cd"`
+	PricingRule   json.RawMessage `json:"pricing_rule"`
 	PackageSize   json.RawMessage `json:"package_size"`
-	EffectiveFrom string          `json:"effective_from"`
-	EffectiveTo   string          `json:"effective_to"`
+	EffectiveFrom json.RawMessage `json:"effective_from"`
+	EffectiveTo   json.RawMessage `json:"effective_to"`
 	Tiers         []struct {
 		ToUnit      json.RawMessage `json:"to_unit"`
 		RatePerUnit json.RawMessage `json:"rate_per_unit"`
@@ -408,7 +411,7 @@ func planRates(f map[string]json.RawMessage) (catalog.Plan, error) {
 	var schedules []rateSchedule
 	if raw, ok := f["rate_schedules"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &schedules); err != nil {
-			return catalog.Plan{}, fmt.Errorf("rate_schedules: %v", err)
+			return catalog.Plan{}, fmt.Errorf("rate_schedules: %w", jsonx.Describe(err, "a list of rate schedule objects"))
 		}
 	}
 	p := catalog.Plan{Rates: make([]catalog.RateSchedule, 0, len(schedules))}
@@ -423,19 +426,19 @@ func planRates(f map[string]json.RawMessage) (catalog.Plan, error) {
 }
 
 func rateScheduleOf(at string, s rateSchedule) (catalog.RateSchedule, error) {
-	r := catalog.RateSchedule{UsageType: s.UsageTypeCD, Currency: strings.ToUpper(s.CurrencyCD)}
+	r := catalog.RateSchedule{UsageType: scalar(s.UsageTypeCD), Currency: strings.ToUpper(scalar(s.CurrencyCD))}
 	var err error
-	if r.EffectiveFrom, err = timeValue(at+".effective_from", s.EffectiveFrom); err != nil {
+	if r.EffectiveFrom, err = timeValue(at+".effective_from", scalar(s.EffectiveFrom)); err != nil {
 		return r, err
 	}
-	if r.EffectiveTo, err = timeValue(at+".effective_to", s.EffectiveTo); err != nil {
+	if r.EffectiveTo, err = timeValue(at+".effective_to", scalar(s.EffectiveTo)); err != nil {
 		return r, err
 	}
 	if len(s.Tiers) == 0 {
 		return r, fmt.Errorf("%s.rate_tiers: none", at)
 	}
 	first := s.Tiers[0]
-	switch strings.ToLower(strings.TrimSpace(s.PricingRule)) {
+	switch strings.ToLower(scalar(s.PricingRule)) {
 	case "standard", "":
 		if len(s.Tiers) == 1 && scalar(first.ToUnit) == "" && scalar(first.FlatFee) == "" {
 			r.Model = catalog.PerUnit
@@ -457,7 +460,7 @@ func rateScheduleOf(at string, s rateSchedule) (catalog.RateSchedule, error) {
 		}
 		r.PackageSize, err = decimal(at+".package_size", scalar(s.PackageSize))
 	default:
-		return r, fmt.Errorf("%s.pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", at, s.PricingRule)
+		return r, fmt.Errorf("%s.pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", at, scalar(s.PricingRule))
 	}
 	return r, err
 }
@@ -563,8 +566,15 @@ func (m *Mapper) discount(ctx context.Context, f map[string]json.RawMessage) (ca
 		}
 	}
 	if raw, ok := f["usage_type_cds"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &d.UsageTypes); err != nil {
-			return d, fmt.Errorf("usage_type_cds: %v", err)
+		var codes []json.RawMessage
+		if err := json.Unmarshal(raw, &codes); err != nil {
+			return d, fmt.Errorf("usage_type_cds: %w", jsonx.Describe(err, "a list of usage type codes"))
+		}
+		d.UsageTypes = make([]string, len(codes))
+		for i, c := range codes {
+			if d.UsageTypes[i] = scalar(c); d.UsageTypes[i] == "" {
+				return d, fmt.Errorf("usage_type_cds[%d]: %s is not a usage type code", i, c)
+			}
 		}
 	}
 	if d.EffectiveFrom, err = timeField(f, "start_date"); err != nil {

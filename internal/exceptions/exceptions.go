@@ -60,6 +60,9 @@ type Filter struct {
 	// From and To bound when the exception was recorded (created_at):
 	// From ≤ created_at < To.
 	From, To *time.Time
+
+	// Clients, when not empty, keeps to these clients (a token's scope).
+	Clients []string
 }
 
 // Statuses lists the exception statuses.

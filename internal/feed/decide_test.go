@@ -85,7 +85,7 @@ func TestDecideOutcomes(t *testing.T) {
 			if state == nil {
 				state = map[EntityKey]EntityState{}
 			}
-			d := NewBatch(tc.events, inv, SourceFeed, false).Decide(nil, state)
+			d := NewBatch(tc.events, inv, SourceFeed, false).Decide(Stored{Entities: state})
 			if got := results(d); got != tc.want {
 				t.Fatalf("outcomes %s, want %s", got, tc.want)
 			}
@@ -110,7 +110,7 @@ func TestDecideRecordsWritesAndWaits(t *testing.T) {
 	if keys := fmt.Sprint(b.Keys()); keys != "[{c account A} {c account C} {c subscription S1} {c plan P}]" {
 		t.Fatalf("keys %s", keys)
 	}
-	d := b.Decide(nil, map[EntityKey]EntityState{})
+	d := b.Decide(Stored{})
 	if got := results(d); got != "applied applied applied applied applied pending failed" {
 		t.Fatalf("outcomes %s", got)
 	}
@@ -154,12 +154,73 @@ func TestDecideOutcomesOnRecord(t *testing.T) {
 		"e2": {EventID: "e2", Outcome: Failed, Code: CodeInvalidEvent, Message: "was bad"},
 		"e3": {EventID: "e3", Outcome: Pending, Code: CodeMissingReference},
 	}
-	delivered := NewBatch(events, nil, SourceFeed, false).Decide(onRecord, map[EntityKey]EntityState{})
+	delivered := NewBatch(events, nil, SourceFeed, false).Decide(Stored{Outcomes: onRecord})
 	if got := results(delivered); got != "applied failed pending" || len(delivered.Record) != 0 || len(delivered.Writes) != 0 {
 		t.Fatalf("delivered again: %s, recorded %v, writes %v", got, delivered.Record, delivered.Writes)
 	}
-	again := NewBatch(events, nil, Operator("ana"), true).Decide(onRecord, map[EntityKey]EntityState{})
+	again := NewBatch(events, nil, Operator("ana"), true).Decide(Stored{Outcomes: onRecord})
 	if got := results(again); got != "applied applied applied" || fmt.Sprint(again.Record) != "[1 2]" || len(again.Writes) != 2 {
 		t.Fatalf("applied again: %s, recorded %v, writes %v", got, again.Record, again.Writes)
+	}
+}
+
+// TestDecideFailedReferences: an event naming an entity whose latest event
+// failed fails at once, naming that event, and waits for the entity all
+// the same; a failure earlier in the batch counts too, and one repaired
+// later in the batch does not.
+func TestDecideFailedReferences(t *testing.T) {
+	events := []Event{
+		ev("s1", "subscription", "S1", 1, OpUpsert, `{"account_id":"A","plan_id":"P"}`), // P failed on record
+		ev("p2", "plan", "Q", 1, OpUpsert, `{"rates":[]}`),                              // invalid here
+		ev("s2", "subscription", "S2", 1, OpUpsert, `{"account_id":"A","plan_id":"Q"}`),
+		ev("p3", "plan", "R", 1, OpUpsert, `{"rates":[]}`), // invalid, then repaired below
+		ev("p4", "plan", "R", 2, OpUpsert, `{"rates":[]}`),
+		ev("s3", "subscription", "S3", 1, OpUpsert, `{"account_id":"A","plan_id":"R"}`),
+		ev("s4", "subscription", "S4", 1, OpUpsert, `{"account_id":"B","plan_id":"R"}`), // B never arrived
+	}
+	inv := make([]error, len(events))
+	inv[1] = errors.New("rates[0].currency: required")
+	inv[3] = errors.New("rates[0].model: required")
+	b := NewBatch(events, inv, SourceFeed, false)
+	state := map[EntityKey]EntityState{{"c", "account", "A"}: {Version: 1, Live: true}}
+	// R is written by a valid event of the batch: not asked about.
+	if missing := fmt.Sprint(b.MissingRefs(state)); missing != "[{c plan P} {c plan Q} {c account B}]" {
+		t.Fatalf("missing refs %s", missing)
+	}
+	d := b.Decide(Stored{Entities: state, Failed: map[EntityKey]Outcome{
+		{"c", "plan", "P"}: {EventID: "p1", Outcome: Failed, Code: CodeInvalidEvent, Message: "data: rates: required"}}})
+	if got := results(d); got != "failed failed failed failed applied applied pending" {
+		t.Fatalf("outcomes %s", got)
+	}
+	s1, s2 := d.Outcomes[0], d.Outcomes[2]
+	if s1.Code != CodeReferenceFailed || s1.Message != `subscription "S1" names plan "P", whose event p1 failed (data: rates: required); it applies once that is repaired` {
+		t.Fatalf("S1: %+v", s1)
+	}
+	if s2.Code != CodeReferenceFailed || !strings.Contains(s2.Message, `plan "Q", whose event p2 failed (rates[0].currency: required)`) {
+		t.Fatalf("S2: %+v", s2)
+	}
+	// Both wait for their plan (and account), to apply once it is repaired.
+	if fmt.Sprint(d.Waits[0]) != "[{c account A} {c plan P}]" || fmt.Sprint(d.Waits[2]) != "[{c account A} {c plan Q}]" {
+		t.Fatalf("waits %v", d.Waits)
+	}
+	// What failed here, for the events waiting for it: the plans and the
+	// subscriptions, R not (it applied after all).
+	if fmt.Sprint(d.Failed) != "[{c subscription S1} {c plan Q} {c subscription S2}]" {
+		t.Fatalf("failed %v", d.Failed)
+	}
+}
+
+// TestDecideWarningsAndKeptData: an event's warnings go with its outcome,
+// and the catalog keeps its data without what they name.
+func TestDecideWarningsAndKeptData(t *testing.T) {
+	e := ev("p1", "plan", "P", 1, OpUpsert, `{"rates":[],"name":"Gold","colour":"gold"}`)
+	e.Warnings = []string{"data: colour: not used by Vivace; ignored"}
+	e.Kept = json.RawMessage(`{"rates":[]}`)
+	d := NewBatch([]Event{e}, nil, SourceFeed, false).Decide(Stored{})
+	if o := d.Outcomes[0]; o.Outcome != Applied || fmt.Sprint(o.Warnings) != "[data: colour: not used by Vivace; ignored]" {
+		t.Fatalf("outcome %+v", o)
+	}
+	if string(d.Writes[0].Data) != `{"rates":[]}` {
+		t.Fatalf("written %s", d.Writes[0].Data)
 	}
 }

@@ -67,9 +67,11 @@ var ErrFinal = errors.New("the file is final already")
 
 // Filter selects files of the registry; empty fields match all.
 type Filter struct {
-	Client string
-	Status Status
-	Limit  int
+	// Clients, when not empty, keeps to these clients (one asked for, or
+	// a token's scope).
+	Clients []string
+	Status  Status
+	Limit   int
 }
 
 // Statuses are the file statuses, in the order a file moves through them.

@@ -64,13 +64,13 @@ func TestInboxRefusesUnknownClients(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, known, "day-01.csv")); !os.IsNotExist(err) {
 		t.Errorf("the known client's file is still in the inbox: %v", err)
 	}
-	if got, _ := fs.ListFiles(ctx, files.Filter{Client: known, Limit: 10}); len(got) != 1 || got[0].Status != files.Received {
+	if got, _ := fs.ListFiles(ctx, files.Filter{Clients: []string{known}, Limit: 10}); len(got) != 1 || got[0].Status != files.Received {
 		t.Errorf("known client's files: %+v", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, unknown, "rejected", "day-01.csv")); err != nil {
 		t.Errorf("the unknown client's file is not in rejected/: %v", err)
 	}
-	got, _ := fs.ListFiles(ctx, files.Filter{Client: unknown, Limit: 10})
+	got, _ := fs.ListFiles(ctx, files.Filter{Clients: []string{unknown}, Limit: 10})
 	if len(got) != 1 || got[0].Status != files.Rejected || got[0].Source != "inbox" ||
 		!strings.HasPrefix(got[0].Reason, `client "`+unknown+`" is not known`) {
 		t.Fatalf("unknown client's files: %+v", got)

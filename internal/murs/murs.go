@@ -56,6 +56,9 @@ type Filter struct {
 	AccountID  string
 	// From and To bound usage_time: From ≤ usage_time < To.
 	From, To *time.Time
+
+	// Clients, when not empty, keeps to these clients (a token's scope).
+	Clients []string
 }
 
 // SyncStatuses lists the sync statuses.

@@ -21,13 +21,19 @@ import (
 
 // generated parses a generated catalog for client.
 func generated(tb testing.TB, client string, accounts, plans int) []feed.Event {
+	return generatedWith(tb, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: plans})
+}
+
+// generatedWith parses the catalog loadgen writes for o.
+func generatedWith(tb testing.TB, o loadgen.CatalogOptions) []feed.Event {
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := loadgen.Catalog(&buf, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: plans}); err != nil {
+	if err := loadgen.Catalog(&buf, o); err != nil {
 		tb.Fatal(err)
 	}
 	var evs []feed.Event
 	sc := bufio.NewScanner(&buf)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		e, err := feed.Parse(sc.Bytes())
 		if err != nil {
@@ -40,7 +46,7 @@ func generated(tb testing.TB, client string, accounts, plans int) []feed.Event {
 
 func applyAll(tb testing.TB, st *store.Store, evs []feed.Event) {
 	tb.Helper()
-	out, err := feed.NewApplier(catalogstore.New(st)).Apply(context.Background(), evs, make([]error, len(evs)))
+	out, err := feed.NewApplier(catalogstore.New(st), nil).Apply(context.Background(), evs, make([]error, len(evs)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func TestCatalogChangeSeenByNextBatch(t *testing.T) {
 	ev := feed.Event{EventID: "price-change-" + client, Client: client, Entity: "plan", EntityID: "P1", Version: 2,
 		OccurredAt: time.Now(), Op: feed.OpUpsert,
 		Data: json.RawMessage(`{"rates":[{"usage_type":"VOICE","currency":"USD","model":"per_unit","unit_price":"0.07"}]}`)}
-	if _, err := feed.NewApplier(catalogstore.New(st)).Apply(ctx, []feed.Event{ev}, []error{nil}); err != nil {
+	if _, err := feed.NewApplier(catalogstore.New(st), nil).Apply(ctx, []feed.Event{ev}, []error{nil}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stage.Rate(ctx, []ratestage.Item{rec(client, file, 3, "x2", "A1", "VOICE", "10", "2026-03-01T10:00:00Z")}); err != nil {

@@ -155,12 +155,16 @@ func (b *Buckets) wakeLocked() {
 // poll lists the source and takes what it would take on its interval, so a
 // forged or repeated notification changes nothing but when Run looks.
 // Sources are known once Run has started.
-func (b *Buckets) Notify(bucket, key string) []string {
+func (b *Buckets) Notify(bucket, key string) []string { return b.NotifyFor(bucket, key, nil) }
+
+// NotifyFor is Notify for the sources of the clients may allows only (all
+// when may is nil): a sender sees and wakes nothing of another client's.
+func (b *Buckets) NotifyFor(bucket, key string, may func(client string) bool) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var clients []string
 	for client, p := range b.polls {
-		if p.src.Bucket != bucket || !strings.HasPrefix(key, p.src.Prefix) {
+		if p.src.Bucket != bucket || !strings.HasPrefix(key, p.src.Prefix) || may != nil && !may(client) {
 			continue
 		}
 		clients = append(clients, client)

@@ -83,7 +83,7 @@ func (h *harness) poller(pageSize int) *s3source.Buckets {
 
 func (h *harness) files(client string) []files.File {
 	h.t.Helper()
-	fs, err := h.st.ListFiles(context.Background(), files.Filter{Client: client, Limit: 1000})
+	fs, err := h.st.ListFiles(context.Background(), files.Filter{Clients: []string{client}, Limit: 1000})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -538,6 +538,9 @@ func TestBucketNotifyPollsAtOnce(t *testing.T) {
 	}
 	if got := b.Notify("notify", "elsewhere/b.csv"); len(got) != 0 {
 		t.Fatalf("an event outside the prefix polled %v", got)
+	}
+	if got := b.NotifyFor("notify", "in/b.csv", func(c string) bool { return c != client }); len(got) != 0 {
+		t.Fatalf("a sender without the client polled %v", got)
 	}
 	if got := b.Notify("notify", "in/b.csv"); !slices.Equal(got, []string{client}) {
 		t.Fatalf("Notify = %v, want [%s]", got, client)

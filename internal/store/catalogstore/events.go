@@ -58,7 +58,7 @@ func (t eventsTx) Outcomes(ctx context.Context, ids []string, lock bool) (map[st
 }
 
 // outcomeColumns are the columns scanOutcomes reads.
-const outcomeColumns = `event_id, outcome, coalesce(code, ''), coalesce(message, '')`
+const outcomeColumns = `event_id, outcome, coalesce(code, ''), coalesce(message, ''), warnings`
 
 // scanOutcomes reads outcomeColumns rows by event id.
 func scanOutcomes(rows pgx.Rows, n int) (map[string]feed.Outcome, error) {
@@ -66,10 +66,41 @@ func scanOutcomes(rows pgx.Rows, n int) (map[string]feed.Outcome, error) {
 	out := make(map[string]feed.Outcome, n)
 	for rows.Next() {
 		var o feed.Outcome
-		if err := rows.Scan(&o.EventID, &o.Outcome, &o.Code, &o.Message); err != nil {
+		if err := rows.Scan(&o.EventID, &o.Outcome, &o.Code, &o.Message, &o.Warnings); err != nil {
 			return nil, err
 		}
 		out[o.EventID] = o
+	}
+	return out, rows.Err()
+}
+
+// Failed returns, for those of keys whose latest event on record (ignored
+// ones aside) failed, that event's outcome.
+func (t eventsTx) Failed(ctx context.Context, keys []feed.EntityKey) (map[feed.EntityKey]feed.Outcome, error) {
+	out := map[feed.EntityKey]feed.Outcome{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	c, e, id := splitKeys(keys)
+	rows, err := t.tx.Query(ctx, `SELECT DISTINCT ON (x.client, x.entity, x.entity_id) x.client, x.entity, x.entity_id,
+			x.event_id, x.outcome, coalesce(x.code, ''), coalesce(x.message, '')
+		FROM catalog_events x JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(client, entity, entity_id)
+			USING (client, entity, entity_id)
+		WHERE x.outcome <> 'ignored'
+		ORDER BY x.client, x.entity, x.entity_id, x.received_at DESC, x.event_id DESC`, c, e, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k feed.EntityKey
+		var o feed.Outcome
+		if err := rows.Scan(&k.Client, &k.Entity, &k.ID, &o.EventID, &o.Outcome, &o.Code, &o.Message); err != nil {
+			return nil, err
+		}
+		if o.Outcome == feed.Failed {
+			out[k] = o
+		}
 	}
 	return out, rows.Err()
 }
@@ -80,10 +111,7 @@ func (t eventsTx) States(ctx context.Context, keys []feed.EntityKey) (map[feed.E
 	if len(keys) == 0 {
 		return state, nil
 	}
-	c, e, id := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		c[i], e[i], id[i] = k.Client, k.Entity, k.ID
-	}
+	c, e, id := splitKeys(keys)
 	rows, err := t.tx.Query(ctx, `SELECT c.client, c.entity, c.entity_id, c.version, NOT c.deleted
 		FROM catalog_entities c JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(client, entity, entity_id)
 			USING (client, entity, entity_id)`, c, e, id)
@@ -117,6 +145,15 @@ func (t eventsTx) Write(ctx context.Context, b *feed.Batch, d *feed.Decision) er
 		return err
 	}
 	return writeEntities(ctx, t.tx, d.Writes, versions)
+}
+
+// splitKeys returns the clients, entities and ids of keys, for unnest.
+func splitKeys(keys []feed.EntityKey) (c, e, id []string) {
+	c, e, id = make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		c[i], e[i], id[i] = k.Client, k.Entity, k.ID
+	}
+	return c, e, id
 }
 
 // waitKey is how waits_for names an entity.
@@ -222,7 +259,7 @@ func (t eventsTx) writeEvents(ctx context.Context, b *feed.Batch, d *feed.Decisi
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ver := make([]int64, n)
 	at := make([]*time.Time, n)
-	payload := make([][]byte, n)
+	payload, warnings := make([][]byte, n), make([][]byte, n)
 	for j, i := range d.Record {
 		e, o := &b.Events[i], &d.Outcomes[i]
 		id[j], c[j], ent[j], eid[j], op[j], ver[j] = e.EventID, e.Client, e.Entity, e.EntityID, e.Op, e.Version
@@ -237,26 +274,30 @@ func (t eventsTx) writeEvents(ctx context.Context, b *feed.Batch, d *feed.Decisi
 			return err
 		}
 		payload[j] = p
+		if warnings[j], err = warningsJSON(o.Warnings); err != nil {
+			return err
+		}
 	}
 	_, err := t.tx.Exec(ctx, `INSERT INTO catalog_events AS x
-			(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, source, applied_at, waits_for)
+			(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, source, applied_at, waits_for, warnings)
 		SELECT k.event_id, k.client, k.entity, k.entity_id, k.version, k.op, k.occurred_at, k.payload, k.outcome,
 			nullif(k.code, ''), nullif(k.message, ''), $12, CASE WHEN k.outcome = 'applied' THEN now() END,
-			CASE WHEN k.waits <> '' THEN string_to_array(k.waits, E'\n') END
+			CASE WHEN k.waits <> '' THEN string_to_array(k.waits, E'\n') END, k.warnings
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[], $8::jsonb[],
-			$9::text[], $10::text[], $11::text[], $13::text[]) AS k(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, waits)
+			$9::text[], $10::text[], $11::text[], $13::text[], $14::jsonb[])
+			AS k(event_id, client, entity, entity_id, version, op, occurred_at, payload, outcome, code, message, waits, warnings)
 		ON CONFLICT (event_id) DO UPDATE SET
 			client = excluded.client, entity = excluded.entity, entity_id = excluded.entity_id, version = excluded.version,
 			op = excluded.op, occurred_at = excluded.occurred_at, payload = excluded.payload, outcome = excluded.outcome,
 			code = excluded.code, message = excluded.message, source = excluded.source, applied_at = excluded.applied_at,
-			waits_for = excluded.waits_for, attempts = x.attempts + 1, updated_at = now()
+			waits_for = excluded.waits_for, warnings = excluded.warnings, attempts = x.attempts + 1, updated_at = now()
 		WHERE x.outcome IN ('failed', 'pending')`,
-		id, c, ent, eid, ver, op, at, payload, outcome, code, msg, string(b.Source), waits)
+		id, c, ent, eid, ver, op, at, payload, outcome, code, msg, string(b.Source), waits, warnings)
 	return err
 }
 
 const copyFeedEvents = `COPY catalog_events (event_id, client, entity, entity_id, version, op, occurred_at, payload,
-	outcome, code, message, source, applied_at, waits_for, received_at) FROM STDIN`
+	outcome, code, message, source, applied_at, waits_for, received_at, warnings) FROM STDIN`
 
 // copyNewEvents writes the outcomes of delivered events, none of which is
 // on record (the batch looked), with COPY: it costs PostgreSQL about half
@@ -317,6 +358,14 @@ func copyNewEvents(ctx context.Context, tx pgx.Tx, b *feed.Batch, d *feed.Decisi
 		}
 		buf.WriteByte('\t')
 		buf.Write(stamp)
+		buf.WriteByte('\t')
+		if w, err := warningsJSON(o.Warnings); err != nil {
+			return err
+		} else if w == nil {
+			store.CopyNull(buf)
+		} else {
+			store.CopyBytes(buf, w)
+		}
 		buf.WriteByte('\n')
 	}
 	n, err := store.CopyFrom(ctx, tx, buf, copyFeedEvents)
@@ -332,13 +381,32 @@ func copyNewEvents(ctx context.Context, tx pgx.Tx, b *feed.Batch, d *feed.Decisi
 	return nil
 }
 
-// Waiting returns the pending events that wait for any of keys.
-func (s *Store) Waiting(ctx context.Context, keys []feed.EntityKey) ([]feed.Event, error) {
-	return s.loadEvents(ctx, `SELECT payload FROM catalog_events
-		WHERE outcome = 'pending' AND waits_for && $1::text[] ORDER BY received_at, event_id`, waitKeys(keys))
+// warningsJSON is how the warnings column holds an outcome's warnings:
+// a JSON array, NULL for none.
+func warningsJSON(w []string) ([]byte, error) {
+	if len(w) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(w)
 }
 
-// Ready returns pending events whose entities have all arrived: with the
+// waiting selects the events that wait for entities: pending ones and
+// those failed because an entity they name failed (the waits_for index
+// covers both).
+const waiting = `(outcome = 'pending' OR outcome = 'failed' AND code = 'REFERENCE_FAILED')`
+
+// Waiting returns the events that wait for any of keys: pending ones, and
+// with failedToo those failed with REFERENCE_FAILED.
+func (s *Store) Waiting(ctx context.Context, keys []feed.EntityKey, failedToo bool) ([]feed.Event, error) {
+	which := `outcome = 'pending'`
+	if failedToo {
+		which = waiting
+	}
+	return s.loadEvents(ctx, `SELECT payload FROM catalog_events
+		WHERE `+which+` AND waits_for && $1::text[] ORDER BY received_at, event_id`, waitKeys(keys))
+}
+
+// Ready returns waiting events whose entities have all arrived: with the
 // given ids, or when ids is nil, of the given clients (all when none).
 func (s *Store) Ready(ctx context.Context, clients, ids []string) ([]feed.Event, error) {
 	// Two statements rather than one with optional filters, so that the
@@ -351,10 +419,10 @@ func (s *Store) Ready(ctx context.Context, clients, ids []string) ([]feed.Event,
 		ORDER BY e.received_at, e.event_id LIMIT 10000`
 	if ids != nil {
 		return s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
-			WHERE e.event_id = ANY($1) AND e.outcome = 'pending' `+ready, ids)
+			WHERE e.event_id = ANY($1) AND `+waiting+` `+ready, ids)
 	}
 	return s.loadEvents(ctx, `SELECT e.payload FROM catalog_events e
-		WHERE e.outcome = 'pending' AND (coalesce(cardinality($1::text[]), 0) = 0 OR e.client = ANY($1)) `+ready, clients)
+		WHERE `+waiting+` AND (coalesce(cardinality($1::text[]), 0) = 0 OR e.client = ANY($1)) `+ready, clients)
 }
 
 // Events returns the events on record with the given ids, oldest first.
@@ -387,17 +455,27 @@ func (s *Store) Replace(ctx context.Context, id string, e feed.Event) (bool, fee
 }
 
 // ExpirePending fails the events that have been pending longer than wait
-// (code MISSING_REFERENCE, with what they waited for), and returns how
-// many.
-func (s *Store) ExpirePending(ctx context.Context, wait time.Duration) (int, error) {
-	tag, err := s.db.Pool().Exec(ctx, `UPDATE catalog_events
+// (code MISSING_REFERENCE, with what they waited for), and returns the
+// entities of the events it failed.
+func (s *Store) ExpirePending(ctx context.Context, wait time.Duration) ([]feed.EntityKey, error) {
+	rows, err := s.db.Pool().Query(ctx, `UPDATE catalog_events
 		SET outcome = 'failed', updated_at = now(),
 			message = coalesce(message, '') || '; gave up after waiting ' || $1::text
-		WHERE outcome = 'pending' AND received_at < now() - $2::interval`, wait.String(), fmt.Sprintf("%d milliseconds", wait.Milliseconds()))
+		WHERE outcome = 'pending' AND received_at < now() - $2::interval
+		RETURNING client, entity, entity_id`, wait.String(), fmt.Sprintf("%d milliseconds", wait.Milliseconds()))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return int(tag.RowsAffected()), nil
+	defer rows.Close()
+	var keys []feed.EntityKey
+	for rows.Next() {
+		var k feed.EntityKey
+		if err := rows.Scan(&k.Client, &k.Entity, &k.ID); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
 }
 
 func (s *Store) loadEvents(ctx context.Context, query string, args ...any) ([]feed.Event, error) {
@@ -422,7 +500,7 @@ func (s *Store) loadEvents(ctx context.Context, query string, args ...any) ([]fe
 }
 
 const feedEventColumns = `event_id, client, entity, entity_id, version, op, occurred_at, outcome, coalesce(code, ''),
-	coalesce(message, ''), source, attempts, received_at, applied_at, updated_at, payload, original_payload`
+	coalesce(message, ''), source, attempts, received_at, applied_at, updated_at, payload, original_payload, warnings`
 
 func scanFeedEvents(rows pgx.Rows) ([]feed.EventRecord, error) {
 	defer rows.Close()
@@ -430,7 +508,8 @@ func scanFeedEvents(rows pgx.Rows) ([]feed.EventRecord, error) {
 	for rows.Next() {
 		var e feed.EventRecord
 		if err := rows.Scan(&e.EventID, &e.Client, &e.Entity, &e.EntityID, &e.Version, &e.Op, &e.OccurredAt, &e.Outcome,
-			&e.Code, &e.Message, &e.Source, &e.Attempts, &e.ReceivedAt, &e.AppliedAt, &e.UpdatedAt, &e.Payload, &e.OriginalPayload); err != nil {
+			&e.Code, &e.Message, &e.Source, &e.Attempts, &e.ReceivedAt, &e.AppliedAt, &e.UpdatedAt, &e.Payload, &e.OriginalPayload,
+			&e.Warnings); err != nil {
 			return nil, err
 		}
 		out = append(out, e)
@@ -445,8 +524,11 @@ func (s *Store) ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.
 	}
 	rows, err := s.db.Pool().Query(ctx, `SELECT `+feedEventColumns+` FROM catalog_events
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR outcome = $2) AND ($3 = '' OR code = $3)
-			AND ($4 = '' OR entity = $4) AND ($5 = '' OR entity_id = $5)
-		ORDER BY received_at, event_id LIMIT $6`, f.Client, string(f.Outcome), string(f.Code), f.Entity, f.EntityID, f.Limit)
+			AND ($4 = '' OR entity = $4) AND ($5 = '' OR entity_id = $5) AND (NOT $7 OR warnings IS NOT NULL)
+			AND (coalesce(cardinality($8::text[]), 0) = 0 OR client = ANY($8))
+			AND (coalesce(cardinality($9::text[]), 0) = 0 OR event_id = ANY($9))
+		ORDER BY received_at, event_id LIMIT $6`, f.Client, string(f.Outcome), string(f.Code), f.Entity, f.EntityID, f.Limit,
+		f.Warned, f.Clients, f.EventIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -473,6 +555,25 @@ func (s *Store) EventOutcomes(ctx context.Context, ids []string) (map[string]fee
 		return nil, err
 	}
 	return scanOutcomes(rows, len(ids))
+}
+
+// EventClients returns the client of each event id on record (missing
+// ids are absent from the map).
+func (s *Store) EventClients(ctx context.Context, ids []string) (map[string]string, error) {
+	rows, err := s.db.Pool().Query(ctx, `SELECT event_id, client FROM catalog_events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]string, len(ids))
+	for rows.Next() {
+		var id, client string
+		if err := rows.Scan(&id, &client); err != nil {
+			return nil, err
+		}
+		out[id] = client
+	}
+	return out, rows.Err()
 }
 
 var _ feed.Store = (*Store)(nil)

@@ -106,11 +106,11 @@ func TestCancelFile(t *testing.T) {
 	}
 
 	// The list filters by status.
-	failed, err := fs.ListFiles(ctx, files.Filter{Client: client, Status: files.Failed, Limit: 10})
+	failed, err := fs.ListFiles(ctx, files.Filter{Clients: []string{client}, Status: files.Failed, Limit: 10})
 	if err != nil || len(failed) != 3 {
 		t.Fatalf("failed files: %d %v", len(failed), err)
 	}
-	if none, _ := fs.ListFiles(ctx, files.Filter{Client: client, Status: files.Done, Limit: 10}); len(none) != 0 {
+	if none, _ := fs.ListFiles(ctx, files.Filter{Clients: []string{client}, Status: files.Done, Limit: 10}); len(none) != 0 {
 		t.Fatalf("done files: %+v", none)
 	}
 }

@@ -89,8 +89,8 @@ func (s *Store) GetFile(ctx context.Context, id string) (files.File, error) {
 // and status when those are empty).
 func (s *Store) ListFiles(ctx context.Context, f files.Filter) ([]files.File, error) {
 	rows, err := s.db.Pool().Query(ctx, `SELECT `+fileColumns+` FROM files
-		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR status = $2)
-		ORDER BY received_at DESC LIMIT $3`, f.Client, f.Status, f.Limit)
+		WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1)) AND ($2 = '' OR status = $2)
+		ORDER BY received_at DESC LIMIT $3`, f.Clients, f.Status, f.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func TestRegisterDuplicate(t *testing.T) {
 	if _, err := fs.RegisterFile(ctx, filestoretest.File(client, "abc")); !errors.Is(err, files.ErrDuplicate) {
 		t.Fatalf("third: %v", err)
 	}
-	list, err := fs.ListFiles(ctx, files.Filter{Client: client, Limit: 10})
+	list, err := fs.ListFiles(ctx, files.Filter{Clients: []string{client}, Limit: 10})
 	if err != nil || len(list) != 3 {
 		t.Fatalf("list: %d files, %v", len(list), err)
 	}
