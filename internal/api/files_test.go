@@ -320,3 +320,19 @@ func TestNoRouteAnswersTheDatabasesWords(t *testing.T) {
 		w.expect(c.method, c.path, c.body, c.status, c.want)
 	}
 }
+
+// TestBodiesSayWhatTheyHold: a request body that does not decode is
+// answered with what it holds and what was expected.
+func TestBodiesSayWhatTheyHold(t *testing.T) {
+	w := newFilesWorld(t)
+	for _, c := range []struct{ path, body, want string }{
+		{"/api/v1/feed/outcomes", `["e1"]`, `body: a JSON array where a JSON object {\"event_ids\": [...]} was expected`},
+		{"/api/v1/feed/outcomes", `{"event_ids":"e1"}`, `body: event_ids: a JSON string where a list was expected`},
+		{"/api/v1/feed/outcomes", `{"event_ids":[`, `body: the JSON ends before a JSON object {\"event_ids\": [...]} is complete`},
+		{"/api/v1/feed/outcomes", ``, `body: empty; expected a JSON object {\"event_ids\": [...]}`},
+		{"/api/v1/feed/events/reprocess", `{"event_ids":[1]}`, `body: event_ids: a JSON number where a string was expected`},
+		{"/api/v1/feed/events/reprocess", `{"client":7}`, `body: client: a JSON number where a string was expected`},
+	} {
+		w.expect("POST", c.path, c.body, http.StatusBadRequest, c.want)
+	}
+}
