@@ -14,6 +14,7 @@ func commands() []*cli.Command {
 		devCommand(),
 		migrateCommand(),
 		ingestCommand(),
+		filesCommand(),
 		usageCommand(),
 		exportCommand("murs", "MURs (monetized usage records)"),
 		exportCommand("exceptions", "exceptions (records that did not become MURs)"),

@@ -159,6 +159,12 @@ func runDev(ctx context.Context, c *cli.Context) error {
 			f, _ := settings.Current()
 			return f.ReaderOptions(client)
 		},
+		// A client is known by its catalog or its settings entry; files
+		// for any other are refused (docs/ingestion.md, "Adding a client").
+		Clients: ingest.KnownClients{Catalog: catalogStore, InSettings: func(client string) bool {
+			f, _ := settings.Current()
+			return f.Has(client)
+		}},
 	}
 
 	env := map[string]string{

@@ -68,12 +68,15 @@ func ingestCommand() *cli.Command {
 			`{"file_id","name","status","records","murs","exceptions","filtered"}` + "\n" +
 			"(records counts what the file's lines became: a line that mediation split into n\n" +
 			"records counts n, and \"split\" says how many records splitting added).\n" +
-			"Exits non-zero when a file is rejected (a duplicate, or not a usage file) or fails.",
+			"Exits non-zero when a file is rejected (a duplicate, or not a usage file) or fails.\n" +
+			"A client that is not known (no catalog, no client settings entry) is refused, naming it;\n" +
+			"--new-client sends the files all the same, for a client whose catalog is still to come.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},
 			apiFlag(),
 			tokenFlag(), dataDirFlag(),
 			&cli.BoolFlag{Name: "wait", Usage: "wait until each file is processed and print its final counts"},
+			&cli.BoolFlag{Name: "new-client", Usage: "take the files for a client Vivace does not know yet, on purpose"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, give up after this long"},
 		},
 		Action: func(c *cli.Context) error {
@@ -84,7 +87,7 @@ func ingestCommand() *cli.Command {
 			tty := isatty.IsTerminal(os.Stderr.Fd())
 			failed := 0
 			for _, path := range c.Args().Slice() {
-				st, err := upload(cl, c.String("client"), path)
+				st, err := upload(cl, c.String("client"), path, c.Bool("new-client"))
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "vivace ingest: %s: %v\n", path, err)
 					failed++
@@ -110,7 +113,7 @@ func ingestCommand() *cli.Command {
 	}
 }
 
-func upload(cl *apiClient, client, path string) (fileStatus, error) {
+func upload(cl *apiClient, client, path string, newClient bool) (fileStatus, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return fileStatus{}, err
@@ -124,6 +127,9 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 		return fileStatus{}, errors.New("is a directory")
 	}
 	q := url.Values{"client": {client}, "name": {filepath.Base(path)}}
+	if newClient {
+		q.Set("new_client", "true")
+	}
 	req, err := cl.request(http.MethodPost, "/api/v1/files?"+q.Encode(), f)
 	if err != nil {
 		return fileStatus{}, err

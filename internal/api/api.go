@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"vivace.dev/vivace/internal/auth"
-	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/files"
@@ -41,10 +40,12 @@ type (
 	Database interface {
 		Ping(ctx context.Context) error
 	}
-	// Files is what the API reads of the file registry.
+	// Files is what the API reads of the file registry, and the cancel
+	// of a file an operator fails on purpose.
 	Files interface {
 		GetFile(ctx context.Context, id string) (files.File, error)
-		ListFiles(ctx context.Context, clients []string, limit int) ([]files.File, error)
+		ListFiles(ctx context.Context, f files.Filter) ([]files.File, error)
+		CancelFile(ctx context.Context, id, by, why string) (files.File, error)
 	}
 	// Records is what the API exports of the rating's results.
 	Records interface {
@@ -115,6 +116,7 @@ func (s *Server) routes() []Route {
 		{"GET /api/v1/feed/history", v, PerClient, http.HandlerFunc(s.feedHistory)},
 		{"POST /api/v1/buckets/events", o, PerClient, http.HandlerFunc(s.bucketEvents)},
 	}
+	rs = append(rs, s.fileRoutes()...)
 	if s.Gatherer != nil {
 		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
 	}
@@ -137,7 +139,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "notification body: "+err.Error())
+		writeError(w, http.StatusRequestEntityTooLarge, "notification body: larger than 4 MiB, or not received whole")
 		return
 	}
 	events, err := s3source.ParseBucketEvents(body)
@@ -165,7 +167,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "database: "+err.Error())
+		s.log().Error("readiness: the database does not answer", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database: does not answer (the server log says why)")
 		return
 	}
 	if s.Ready != nil {
@@ -178,7 +181,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // postFile receives a usage file in the request body:
-// POST /api/v1/files?client=C&name=N.
+// POST /api/v1/files?client=C&name=N[&new_client=true]. A client that is
+// not known is refused before the body is read (takesClient).
 func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 	client, name := r.URL.Query().Get("client"), r.URL.Query().Get("name")
 	if client == "" || name == "" {
@@ -189,12 +193,15 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.takesClient(w, r, client) {
+		return
+	}
 	limit := s.MaxUpload
 	if limit <= 0 {
 		limit = 20 << 30
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	f, err := s.Receiver.Receive(r.Context(), client, name, "http", body)
+	f, err := s.Receiver.ReceiveAnyClient(r.Context(), client, name, "http", body)
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, NewFile(f))
@@ -243,7 +250,12 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	list, err := s.Files.ListFiles(r.Context(), cs, limit)
+	f, ok := fileFilter(w, r)
+	if !ok {
+		return
+	}
+	f.Clients, f.Limit = cs, limit
+	list, err := s.Files.ListFiles(r.Context(), f)
 	if err != nil {
 		s.internalError(w, "listing files", err)
 		return
@@ -254,12 +266,14 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 // MURColumns is the column order of the CSV export.
 var MURColumns = []string{"mur_id", "client", "record_id", "file_id", "line", "part", "account_id", "usage_type",
 	"quantity", "usage_time", "currency", "gross_amount", "discount_amount", "net_amount", "rate_detail",
-	"qualifiers", "rated_at", "sync_status", "aggregate_id", "sync_batch_id", "sync_error"}
+	"qualifiers", "attributes", "rated_at", "sync_status", "aggregate_id", "sync_batch_id", "sync_error"}
 
 func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := murs.Filter{FileID: q.Get("file_id"), SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
-	var ok bool
+	f, ok := murFilter(w, q)
+	if !ok {
+		return
+	}
 	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
@@ -270,9 +284,10 @@ func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	err := s.Records.ExportMURs(r.Context(), f, func(m murs.MUR) error {
 		return ex.write(NewMUR(&m), func() []string {
 			qual, _ := json.Marshal(m.Qualifiers)
+			attrs, _ := json.Marshal(m.Attributes)
 			return []string{m.MURID, m.Client, m.RecordID, m.FileID, itoa(m.Line), strconv.Itoa(m.Part), m.AccountID,
 				m.UsageType, m.Quantity, m.UsageTime.Format(time.RFC3339Nano), m.Currency, m.GrossAmount,
-				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), m.RatedAt.Format(time.RFC3339Nano),
+				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), string(attrs), m.RatedAt.Format(time.RFC3339Nano),
 				string(m.SyncStatus), deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
 		})
 	})
@@ -285,9 +300,10 @@ var ExceptionColumns = []string{"exception_id", "client", "record_id", "file_id"
 
 func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := exceptions.Filter{FileID: q.Get("file_id"), Stage: q.Get("stage"),
-		Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
-	var ok bool
+	f, ok := exceptionFilter(w, q)
+	if !ok {
+		return
+	}
 	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
@@ -340,15 +356,17 @@ func (ex *exporter) write(v any, row func() []string) error {
 }
 
 func (ex *exporter) finish(s *Server, err error) {
+	if err != nil && !ex.wrote {
+		// Nothing sent yet (the CSV header is still buffered: the CSV
+		// writer writes into bw, and flushing it would flush bw too).
+		ex.bw.Reset(ex.w)
+		s.internalError(ex.w, "exporting", err)
+		return
+	}
 	if ex.cw != nil {
 		ex.cw.Flush()
 	}
 	if err != nil {
-		if !ex.wrote {
-			ex.bw.Reset(ex.w)
-			s.internalError(ex.w, "exporting", err)
-			return
-		}
 		// Headers are gone: end the stream with a line the client can spot.
 		s.log().Error("export failed midway", "err", err)
 		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: see the server log\n")
@@ -391,7 +409,7 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 		EventIDs []string `json:"event_ids"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err, `a JSON object {"event_ids": [...]}`))
 		return
 	}
 	if len(req.EventIDs) > 100000 {
@@ -478,7 +496,7 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 		Code     string   `json:"code"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err, `a JSON object {"event_ids": [...]} or {"client": ...}`))
 		return
 	}
 	p := principal(r)
@@ -555,7 +573,7 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		writeError(w, http.StatusBadRequest, "body: larger than 16 MiB, or not received whole")
 		return
 	}
 	events, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{EventIDs: []string{id}, Limit: 1})
@@ -583,11 +601,14 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out, err := s.Repair.Edit(r.Context(), id, body, p.Name)
+	var refused *feed.EditRefused
 	switch {
 	case errors.Is(err, feed.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case err != nil:
+	case errors.As(err, &refused):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		s.internalError(w, "editing the feed event", err)
 	default:
 		s.auditFeed(r, "feed.edit", events, []feed.Outcome{out}, body)
 		writeJSON(w, http.StatusOK, NewFeedOutcome(out))

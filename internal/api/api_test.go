@@ -297,6 +297,28 @@ var crossClient = map[string]func(w *world){
 			w.t.Errorf("acme's file: %v", got)
 		}
 	},
+	"POST /api/v1/files/{id}/cancel": func(w *world) {
+		code, body := w.do("acme-operator", "POST", "/api/v1/files/"+w.betaFile+"/cancel", `{"reason":"not mine"}`)
+		w.refused("cancel beta's file", code, body)
+		if bytes.Contains(body, []byte(w.beta)) {
+			w.t.Errorf("the refusal shows beta's file: %s", body)
+		}
+		code, body = w.do("acme-viewer", "POST", "/api/v1/files/"+w.acmeFile+"/cancel", `{"reason":"a viewer"}`)
+		w.refused("cancel by a viewer", code, body)
+		var f File
+		_ = json.Unmarshal(w.post("acme-operator", "/api/v1/files/"+w.acmeFile+"/cancel", `{"reason":"wrong file"}`), &f)
+		if f.Status != "failed" || f.Client != w.acme {
+			w.t.Errorf("acme's own cancel: %+v", f)
+		}
+		if got := w.audit.find("file.cancel", "file:"+w.acmeFile); len(got) != 1 || got[0].Client != w.acme {
+			w.t.Errorf("the cancel's audit entries: %+v", got)
+		}
+		var beta File
+		_ = json.Unmarshal(w.get("admin", "/api/v1/files/"+w.betaFile), &beta)
+		if beta.Status == "failed" {
+			w.t.Errorf("beta's file was cancelled: %+v", beta)
+		}
+	},
 	"GET /api/v1/murs":       exportCase("murs"),
 	"GET /api/v1/exceptions": exportCase("exceptions"),
 	"POST /api/v1/feed/outcomes": func(w *world) {

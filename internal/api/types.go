@@ -34,6 +34,10 @@ type File struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	ReadAt     *time.Time `json:"read_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// CancelledBy and CancelledAt are set for a file an operator failed on
+	// purpose.
+	CancelledBy string     `json:"cancelled_by,omitempty"`
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 }
 
 // NewFile is f as the API shows it.
@@ -41,7 +45,8 @@ func NewFile(f files.File) File {
 	return File{FileID: f.FileID, Client: f.Client, Name: f.Name, Source: f.Source, Location: f.Location,
 		Format: f.Format, SizeBytes: f.SizeBytes, SHA256: f.SHA256, Status: string(f.Status), Reason: f.Reason,
 		Records: f.Records, Split: f.Split, MURs: f.MURs, Exceptions: f.Exceptions, Filtered: f.Filtered,
-		ReceivedAt: f.ReceivedAt, StartedAt: f.StartedAt, ReadAt: f.ReadAt, FinishedAt: f.FinishedAt}
+		ReceivedAt: f.ReceivedAt, StartedAt: f.StartedAt, ReadAt: f.ReadAt, FinishedAt: f.FinishedAt,
+		CancelledBy: f.CancelledBy, CancelledAt: f.CancelledAt}
 }
 
 // MUR is a monetized usage record as the export writes it.

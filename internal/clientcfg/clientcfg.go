@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,25 @@ type Client struct {
 	// Plugin is the client's mediation plugin; nil: none, records pass
 	// through mediation unchanged. Only clients have one, not defaults.
 	Plugin *Plugin `yaml:"plugin"`
+	// UsageTime is how the client writes usage_time; nil: RFC 3339.
+	UsageTime *UsageTime `yaml:"usage_time"`
+	// FieldsFromMediation says that the client's mediation rules make
+	// Vivace's fields, so its files need not name any of them (a client
+	// with a plugin needs not say so).
+	FieldsFromMediation *bool `yaml:"fields_from_mediation"`
+}
+
+// UsageTime is a client's timestamp format (docs/ingestion.md,
+// "Timestamps").
+type UsageTime struct {
+	// Format is rfc3339 (the default), epoch_seconds, epoch_millis, or a
+	// Go layout such as "2006-01-02 15:04:05".
+	Format string `yaml:"format"`
+	// Zone is the time zone a layout without an offset is read in: an
+	// IANA name or an offset; default UTC.
+	Zone string `yaml:"zone"`
+
+	parsed usage.TimeFormat
 }
 
 // Plugin is a client's mediation plugin (docs/plugins.md).
@@ -76,6 +97,9 @@ type Duration struct{ time.Duration }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: %s where a duration (e.g. 2160h, 15m) was expected", n.Line, describeNode(n))
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %q is not a duration (e.g. 2160h, 15m)", n.Line, n.Value)
@@ -99,14 +123,14 @@ type File struct {
 func Parse(name string, b []byte) (*File, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: not valid YAML: %s", name, yamlProblem(err))
 	}
 	if errs := checkKeys(name, &doc); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	var f File
 	if err := doc.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %s", name, yamlProblem(err))
 	}
 	var errs []error
 	check := func(where string, c Client) {
@@ -115,6 +139,13 @@ func Parse(name string, b []byte) (*File, error) {
 		}
 		if r := []rune(c.Delimiter); len(r) > 1 || c.Delimiter == "\n" || c.Delimiter == "\"" {
 			errs = append(errs, fmt.Errorf("%s: %s.delimiter: %q must be one character other than a quote or newline", name, where, c.Delimiter))
+		}
+		if u := c.UsageTime; u != nil {
+			tf, err := usage.NewTimeFormat(u.Format, u.Zone)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s.usage_time: %w", name, where, err))
+			}
+			u.parsed = tf
 		}
 		if c.Validation.MaxQuantity != "" {
 			if _, err := usage.ParseQuantity(c.Validation.MaxQuantity, ""); err != nil {
@@ -272,13 +303,32 @@ func (f *File) client(name string) Client {
 	if o.Validation.MaxQuantity != "" {
 		c.Validation.MaxQuantity = o.Validation.MaxQuantity
 	}
+	if o.UsageTime != nil {
+		c.UsageTime = o.UsageTime
+	}
+	if o.FieldsFromMediation != nil {
+		c.FieldsFromMediation = o.FieldsFromMediation
+	}
+	c.Plugin = o.Plugin
 	return c
+}
+
+// Has reports whether the settings have an entry for the client under
+// clients: (an empty one, "acme: {}", is enough). Such a client is known
+// to Vivace before its catalog arrives.
+func (f *File) Has(client string) bool {
+	if f == nil {
+		return false
+	}
+	_, ok := f.Clients[client]
+	return ok
 }
 
 // ReaderOptions are the file-reading settings of a client.
 func (f *File) ReaderOptions(client string) usage.ReaderOptions {
 	c := f.client(client)
-	o := usage.ReaderOptions{Format: c.Format, Columns: c.Columns}
+	o := usage.ReaderOptions{Format: c.Format, Columns: c.Columns,
+		AnyColumns: c.Plugin != nil || (c.FieldsFromMediation != nil && *c.FieldsFromMediation)}
 	if r := []rune(c.Delimiter); len(r) == 1 {
 		o.Delimiter = r[0]
 	}
@@ -296,6 +346,9 @@ func (f *File) Rules(client string) usage.Rules {
 		r.MaxFuture = c.Validation.MaxFuture.Duration
 	}
 	r.MaxQuantity = c.Validation.MaxQuantity
+	if c.UsageTime != nil {
+		r.Time = c.UsageTime.parsed
+	}
 	return r
 }
 
@@ -362,4 +415,41 @@ func (w *Watched) Current() (*File, error) {
 		return prev, err
 	}
 	return w.f, nil
+}
+
+// yamlLine is one of the YAML decoder's complaints about a value.
+var yamlLine = regexp.MustCompile("^line (\\d+): cannot unmarshal (\\S+)(?: `([^`]*)`)? into .*$")
+
+// yamlLineNumber is the line a YAML complaint starts with.
+var yamlLineNumber = regexp.MustCompile(`^line (\d+): `)
+
+// yamlProblem says what the YAML library found wrong, without its Go
+// types: "line 4: a list where another kind of value was expected".
+func yamlProblem(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			m := yamlLine.FindStringSubmatch(e)
+			if m == nil {
+				where := "a value"
+				if l := yamlLineNumber.FindStringSubmatch(e); l != nil {
+					where = "line " + l[1] + ": a value"
+				}
+				msgs = append(msgs, where+" of another kind than expected")
+				continue
+			}
+			what := map[string]string{"!!seq": "a list", "!!map": "a mapping", "!!str": "text", "!!int": "a number",
+				"!!float": "a number", "!!bool": "true or false", "!!null": "nothing"}[m[2]]
+			switch {
+			case m[3] != "":
+				what = fmt.Sprintf("%q", m[3])
+			case what == "":
+				what = fmt.Sprintf("a value tagged %s", m[2])
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: %s where another kind of value was expected", m[1], what))
+		}
+		return strings.Join(msgs, "; ")
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
 }

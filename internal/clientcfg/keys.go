@@ -30,13 +30,27 @@ func walkKeys(name, path string, n *yaml.Node, t reflect.Type, errs *[]error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) || n.Kind != yaml.MappingNode {
-		return // it checks itself, or the decoder reports the wrong shape
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return // it checks itself
+	}
+	if msg := wrongShape(n, t); msg != "" {
+		where := path
+		if where == "" {
+			where = "the settings"
+		}
+		*errs = append(*errs, fmt.Errorf("%s: line %d: %s: %s", name, n.Line, where, msg))
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		return
 	}
 	switch t.Kind() {
 	case reflect.Map:
-		if t.Elem().Kind() == reflect.Interface || t.Elem().Kind() == reflect.String {
-			return // free-form: a plugin's config, a column mapping
+		if t.Elem().Kind() == reflect.Interface {
+			return // free-form: a plugin's config
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			walkKeys(name, join(path, n.Content[i].Value), n.Content[i+1], t.Elem(), errs)
@@ -53,6 +67,50 @@ func walkKeys(name, path string, n *yaml.Node, t reflect.Type, errs *[]error) {
 			walkKeys(name, join(path, k.Value), n.Content[i+1], ft, errs)
 		}
 	}
+}
+
+// wrongShape says what is wrong when the node cannot hold a value of type
+// t — a list where a mapping belongs, text where a number does — in the
+// file's terms; "" when it can. An empty value (null) is always allowed:
+// it means the default.
+func wrongShape(n *yaml.Node, t reflect.Type) string {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return ""
+	}
+	var want string
+	ok := true
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		want, ok = "a mapping (name: value lines)", n.Kind == yaml.MappingNode
+	case reflect.Slice, reflect.Array:
+		want, ok = "a list", n.Kind == yaml.SequenceNode
+	case reflect.String:
+		want, ok = "a single value (text)", n.Kind == yaml.ScalarNode
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want, ok = "a whole number", n.Kind == yaml.ScalarNode && n.Tag == "!!int"
+	case reflect.Bool:
+		want, ok = "true or false", n.Kind == yaml.ScalarNode && n.Tag == "!!bool"
+	}
+	if ok {
+		return ""
+	}
+	return describeNode(n) + " where " + want + " was expected"
+}
+
+// describeNode names what a YAML node holds.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 // settingsOf maps the YAML keys of a settings struct to their types.

@@ -5,6 +5,7 @@ package exceptions
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"vivace.dev/vivace/internal/codes"
@@ -54,7 +55,21 @@ type Filter struct {
 	Stage  string
 	Code   codes.Code
 	Status Status
+	// AccountID matches the account_id of the record as it failed.
+	AccountID string
+	// From and To bound when the exception was recorded (created_at):
+	// From ≤ created_at < To.
+	From, To *time.Time
 
 	// Clients, when not empty, keeps to these clients (a token's scope).
 	Clients []string
 }
+
+// Statuses lists the exception statuses.
+var Statuses = []Status{Open, Reprocessing, Resolved, Discarded}
+
+// Valid reports whether s is an exception status.
+func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
+
+// Stages lists the stages an exception is recorded at.
+var Stages = []string{"ingest", "mediate", "rate"}

@@ -10,6 +10,15 @@ import (
 // ErrNotFound is returned for an event id that is not on record.
 var ErrNotFound = errors.New("not found")
 
+// EditRefused is an edit that cannot be made as sent: the edited event is
+// not an event, changes its id, or replaces one that is not failed or
+// pending. Its message is for the person who sent it; any other error of
+// Edit is the storage's.
+type EditRefused struct{ Err error }
+
+func (e *EditRefused) Error() string { return e.Err.Error() }
+func (e *EditRefused) Unwrap() error { return e.Err }
+
 // Store is what applying events needs from storage;
 // internal/store/catalogstore implements it.
 type Store interface {
@@ -250,20 +259,20 @@ func (a *Applier) Reprocess(ctx context.Context, ids []string, by string) ([]Out
 func (a *Applier) Edit(ctx context.Context, id string, edited []byte, by string) (Outcome, error) {
 	e, err := Parse(edited)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, &EditRefused{err}
 	}
 	if e.EventID == "" {
 		e.EventID = id
 	}
 	if e.EventID != id {
-		return Outcome{}, fmt.Errorf("event_id: the edited event says %q; it must stay %q", e.EventID, id)
+		return Outcome{}, &EditRefused{fmt.Errorf("event_id: the edited event says %q; it must stay %q", e.EventID, id)}
 	}
 	replaced, current, err := a.Store.Replace(ctx, id, e)
 	if err != nil {
 		return Outcome{}, err
 	}
 	if !replaced {
-		return Outcome{}, fmt.Errorf("feed event %q was %s: only failed or pending events can be edited", id, current)
+		return Outcome{}, &EditRefused{fmt.Errorf("feed event %q was %s: only failed or pending events can be edited", id, current)}
 	}
 	out, err := a.Reprocess(ctx, []string{id}, by)
 	if err != nil {

@@ -48,6 +48,10 @@ type File struct {
 	StartedAt  *time.Time
 	ReadAt     *time.Time
 	FinishedAt *time.Time
+	// CancelledBy and CancelledAt say who failed the file on purpose, and
+	// when (vivace files cancel); empty for every other file.
+	CancelledBy string
+	CancelledAt *time.Time
 }
 
 // Final reports whether the file will not change any more.
@@ -56,6 +60,32 @@ func (f File) Final() bool { return f.Status.Final() }
 // ErrDuplicate is returned when registering a file whose content the
 // client already sent; the new file is registered as rejected.
 var ErrDuplicate = errors.New("duplicate file")
+
+// ErrFinal is returned when cancelling a file that is done, failed or
+// rejected already: there is nothing left to stop.
+var ErrFinal = errors.New("the file is final already")
+
+// Filter selects files of the registry; empty fields match all.
+type Filter struct {
+	// Clients, when not empty, keeps to these clients (one asked for, or
+	// a token's scope).
+	Clients []string
+	Status  Status
+	Limit   int
+}
+
+// Statuses are the file statuses, in the order a file moves through them.
+var Statuses = []Status{Received, Processing, Done, Failed, Rejected}
+
+// Valid reports whether s is a file status.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
 
 // BucketObject is an object a client's bucket source has taken: it became
 // file FileID of the registry, received or rejected.

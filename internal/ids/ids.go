@@ -31,3 +31,26 @@ func New() string {
 	hex.Encode(s[24:], b[10:])
 	return string(s[:])
 }
+
+// Valid reports whether s is a UUID in its text form (8-4-4-4-12
+// hexadecimal digits), as every id Vivace gives is: an id that is not one
+// names nothing, and is answered as not found rather than sent to the
+// database.
+func Valid(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -44,3 +44,20 @@ func hexVal(c rune) int {
 	}
 	return int(c - '0')
 }
+
+func TestValid(t *testing.T) {
+	for s, want := range map[string]bool{
+		New():                                   true,
+		"0193A2B4-C5D6-7E8F-9012-3456789ABCDE":  true,
+		"not-a-uuid":                            false,
+		"0193a2b4c5d67e8f90123456789abcde":      false,
+		"0193a2b4-c5d6-7e8f-9012-3456789abcdg":  false,
+		"0193a2b4-c5d6-7e8f-9012-3456789abcde ": false,
+		"":                                      false,
+		"'; DROP TABLE files; --":               false,
+	} {
+		if Valid(s) != want {
+			t.Errorf("Valid(%q) = %v", s, !want)
+		}
+	}
+}

@@ -39,6 +39,9 @@ type Receiver struct {
 	// Options returns the reader options of a client (its column mapping
 	// and delimiter); nil means defaults for everyone.
 	Options func(client string) usage.ReaderOptions
+	// Clients are the clients files are taken for (KnownClients); nil:
+	// every client.
+	Clients Clients
 }
 
 // ErrRejected wraps the reason a file was refused. The refused file is
@@ -56,11 +59,23 @@ func ValidClient(client string) error {
 	return nil
 }
 
-// Receive copies body into the archive while hashing it, checks that it is
-// a readable usage file and registers it. A duplicate or unusable file is
+// Receive copies body into the archive while hashing it, checks that the
+// client is known and the file is a readable usage file, and registers it.
+// A file of a client that is not known, a duplicate or an unusable file is
 // registered as rejected and returned with an error wrapping ErrRejected
-// (and files.ErrDuplicate for duplicates).
+// (and ErrUnknownClient or files.ErrDuplicate).
 func (r *Receiver) Receive(ctx context.Context, client, name, source string, body io.Reader) (files.File, error) {
+	return r.receive(ctx, client, name, source, body, true)
+}
+
+// ReceiveAnyClient is Receive without the check that the client is known:
+// for a sender that takes a new client on purpose (new_client=true), or
+// that checked with Known already.
+func (r *Receiver) ReceiveAnyClient(ctx context.Context, client, name, source string, body io.Reader) (files.File, error) {
+	return r.receive(ctx, client, name, source, body, false)
+}
+
+func (r *Receiver) receive(ctx context.Context, client, name, source string, body io.Reader, checkClient bool) (files.File, error) {
 	if err := ValidClient(client); err != nil {
 		return files.File{}, err
 	}
@@ -103,8 +118,18 @@ func (r *Receiver) Receive(ctx context.Context, client, name, source string, bod
 	if r.Options != nil {
 		opts = r.Options(client)
 	}
-	format, cerr := Check(final, name, opts)
-	f.Format = string(format)
+	var cerr error
+	if checkClient {
+		if cerr = r.Known(ctx, client); cerr != nil && !errors.Is(cerr, ErrUnknownClient) {
+			_ = os.Remove(final)
+			return files.File{}, cerr
+		}
+	}
+	if cerr == nil {
+		var format usage.Format
+		format, cerr = Check(final, name, opts)
+		f.Format = string(format)
+	}
 	if cerr != nil {
 		f.Status, f.Reason, f.Format = files.Rejected, cerr.Error(), "unknown"
 		got, err := r.Registry.RegisterFile(ctx, f)
@@ -112,8 +137,12 @@ func (r *Receiver) Receive(ctx context.Context, client, name, source string, bod
 			return files.File{}, err
 		}
 		_ = os.Remove(final)
-		r.log().Warn("file rejected", "client", client, "file", name, "file_id", got.FileID, "reason", got.Reason)
-		return got, fmt.Errorf("%w: %s", ErrRejected, cerr.Error())
+		msg := "file rejected"
+		if errors.Is(cerr, ErrUnknownClient) {
+			msg = "file rejected: the client is not known"
+		}
+		r.log().Warn(msg, "client", client, "file", name, "file_id", got.FileID, "source", source, "reason", got.Reason)
+		return got, fmt.Errorf("%w: %w", ErrRejected, cerr)
 	}
 	got, err := r.Registry.RegisterFile(ctx, f)
 	if errors.Is(err, files.ErrDuplicate) {
@@ -137,8 +166,10 @@ func (r *Receiver) log() *slog.Logger {
 }
 
 // Check opens a stored file and reads its start to make sure it is a
-// usage file in a known format: text, a valid header for CSV. It returns
-// the format.
+// usage file in a known format: text, a valid header for CSV, and at least
+// one of the required fields after the client's column mapping (in the
+// CSV header, or in the first records of JSON Lines; usage.CheckFields).
+// It returns the format.
 func Check(path, name string, opts usage.ReaderOptions) (usage.Format, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -150,5 +181,8 @@ func Check(path, name string, opts usage.ReaderOptions) (usage.Format, error) {
 		return "", err
 	}
 	defer rd.Close()
+	if err := rd.CheckFields(); err != nil {
+		return "", err
+	}
 	return rd.Format(), nil
 }

@@ -5,6 +5,7 @@ package murs
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -52,7 +53,16 @@ type Filter struct {
 	Client     string
 	FileID     string
 	SyncStatus SyncStatus
+	AccountID  string
+	// From and To bound usage_time: From ≤ usage_time < To.
+	From, To *time.Time
 
 	// Clients, when not empty, keeps to these clients (a token's scope).
 	Clients []string
 }
+
+// SyncStatuses lists the sync statuses.
+var SyncStatuses = []SyncStatus{Unsynced, Batched, Synced, SyncFailed}
+
+// Valid reports whether s is a sync status.
+func (s SyncStatus) Valid() bool { return slices.Contains(SyncStatuses, s) }

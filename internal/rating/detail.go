@@ -1,6 +1,7 @@
 package rating
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -69,32 +70,32 @@ func (r *Result) Detail() Detail {
 			EffectiveFrom: rs.EffectiveFrom, EffectiveTo: rs.EffectiveTo,
 		},
 		Month:         r.Month,
-		Before:        r.Before.Text('f'),
-		After:         r.After.Text('f'),
-		GrossExact:    r.GrossExact.Text('f'),
-		DiscountExact: r.DiscountExact.Text('f'),
+		Before:        decText(&r.Before),
+		After:         decText(&r.After),
+		GrossExact:    decText(&r.GrossExact),
+		DiscountExact: decText(&r.DiscountExact),
 	}
 	if rs.UnitPrice != nil {
-		d.Schedule.UnitPrice = rs.UnitPrice.String()
+		d.Schedule.UnitPrice = decText(&rs.UnitPrice.Decimal)
 	}
 	if rs.PackageSize != nil {
-		d.Schedule.PackageSize = rs.PackageSize.String()
-		d.Packages = r.Packages.Text('f')
+		d.Schedule.PackageSize = decText(&rs.PackageSize.Decimal)
+		d.Packages = decText(&r.Packages)
 	}
 	for i := range r.Tiers {
 		t := &r.Tiers[i]
-		td := TierDetail{Tier: t.Tier, Units: t.Units.Text('f'), UnitPrice: t.UnitPrice.Text('f'), Amount: t.Amount.Text('f')}
+		td := TierDetail{Tier: t.Tier, Units: decText(&t.Units), UnitPrice: decText(&t.UnitPrice), Amount: decText(&t.Amount)}
 		if t.Entered {
-			td.FlatFee = t.FlatFee.Text('f')
+			td.FlatFee = decText(&t.FlatFee)
 		}
 		d.Tiers = append(d.Tiers, td)
 	}
 	for i := range r.Discounts {
 		dc := &r.Discounts[i]
-		dd := DiscountDetail{ID: dc.Discount.ID, Kind: dc.Discount.Kind, Value: dc.Discount.Value.String(),
-			Priority: dc.Discount.Priority, Amount: dc.Amount.Text('f')}
+		dd := DiscountDetail{ID: dc.Discount.ID, Kind: dc.Discount.Kind, Value: decText(&dc.Discount.Value.Decimal),
+			Priority: dc.Discount.Priority, Amount: decText(&dc.Amount)}
 		if dc.Discount.Kind == catalog.FreeUnits {
-			dd.Units = dc.Units.Text('f')
+			dd.Units = decText(&dc.Units)
 		}
 		d.Discounts = append(d.Discounts, dd)
 	}
@@ -123,13 +124,11 @@ func (r *Result) AppendDetailJSON(dst []byte) []byte {
 	b = append(b, `,"model":`...)
 	b = jsonx.AppendString(b, string(rs.Model))
 	if rs.UnitPrice != nil {
-		b = append(b, `,"unit_price":"`...)
-		b = rs.UnitPrice.Decimal.Append(b, 'f')
+		b = appendDecField(b, `,"unit_price":"`, &rs.UnitPrice.Decimal)
 		b = append(b, '"')
 	}
 	if rs.PackageSize != nil {
-		b = append(b, `,"package_size":"`...)
-		b = rs.PackageSize.Decimal.Append(b, 'f')
+		b = appendDecField(b, `,"package_size":"`, &rs.PackageSize.Decimal)
 		b = append(b, '"')
 	}
 	if rs.EffectiveFrom != nil {
@@ -200,7 +199,34 @@ func (r *Result) AppendDetailJSON(dst []byte) []byte {
 	return append(b, `"}`...)
 }
 
-// appendDecField appends prefix and d in plain notation.
+// appendDecField appends prefix and d in plain notation, without the
+// zeros its value does not need (decimal text).
 func appendDecField(b []byte, prefix string, d *apd.Decimal) []byte {
-	return d.Append(append(b, prefix...), 'f')
+	return appendDec(append(b, prefix...), d)
 }
+
+// appendDec appends d in plain notation with the trailing zeros of its
+// fraction removed: a quotient worked to 40 digits that came out at 4 is
+// written 4, not 4.000…0. The value is exactly the same; only the zeros
+// that carry no digit go. A negative zero is written 0.
+func appendDec(b []byte, d *apd.Decimal) []byte {
+	start := len(b)
+	b = d.Append(b, 'f')
+	if bytes.IndexByte(b[start:], '.') >= 0 {
+		n := len(b)
+		for b[n-1] == '0' {
+			n--
+		}
+		if b[n-1] == '.' {
+			n--
+		}
+		b = b[:n]
+	}
+	if string(b[start:]) == "-0" {
+		b = append(b[:start], '0')
+	}
+	return b
+}
+
+// decText is d as appendDec writes it.
+func decText(d *apd.Decimal) string { return string(appendDec(nil, d)) }

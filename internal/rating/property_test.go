@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/rating"
 	"vivace.dev/vivace/internal/rating/reference"
@@ -113,6 +115,7 @@ func TestAgainstReference(t *testing.T) {
 			if want, _ := json.Marshal(r.Detail()); !bytes.Equal(r.DetailJSON(), want) {
 				t.Fatalf("seed %d record %d: DetailJSON\n%s\njson.Marshal(Detail())\n%s", seed, i, r.DetailJSON(), want)
 			}
+			checkDetailNumbers(t, &r)
 			q, _ := new(big.Rat).SetString(qty)
 			month := at.Format("2006-01")
 			g, d := ref.Price(month, month, &snap.Plan("P").Rates[0], ds, q)
@@ -130,6 +133,35 @@ func TestAgainstReference(t *testing.T) {
 			if want == nil || got.Cmp(want) != 0 {
 				t.Fatalf("seed %d: counter %v = %s, reference %v", seed, k, v.Text('f'), want)
 			}
+		}
+	}
+}
+
+// checkDetailNumbers: the rate detail's numbers carry no zeros they do
+// not need, and the trimmed text has exactly the engine's values.
+func checkDetailNumbers(t *testing.T, r *rating.Result) {
+	t.Helper()
+	raw := r.DetailJSON()
+	if trailingZeros.Match(raw) {
+		t.Fatalf("a number with zeros it does not need: %s", raw)
+	}
+	var d struct {
+		Before        string `json:"cumulative_before"`
+		After         string `json:"cumulative_after"`
+		GrossExact    string `json:"gross_exact"`
+		DiscountExact string `json:"discount_exact"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		text string
+		want *apd.Decimal
+	}{{d.Before, &r.Before}, {d.After, &r.After}, {d.GrossExact, &r.GrossExact}, {d.DiscountExact, &r.DiscountExact}} {
+		got, _ := new(big.Rat).SetString(c.text)
+		want, _ := new(big.Rat).SetString(c.want.Text('f'))
+		if got == nil || want == nil || got.Cmp(want) != 0 {
+			t.Fatalf("detail %q is not the engine's %s", c.text, c.want.Text('f'))
 		}
 	}
 }

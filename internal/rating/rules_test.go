@@ -3,6 +3,7 @@ package rating_test
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"testing"
 	"time"
 
@@ -331,3 +332,72 @@ func TestDetailJSONEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDetailNumbersTrimmed: the rate detail writes each number with the
+// digits its value needs. A free-units amount is a quotient worked to 40
+// digits (gross × units / quantity); when it comes out whole it is "4",
+// not "4.000000000000000000000000000000000000000", and prices given as
+// "1.00" are "1". Every number keeps its exact value.
+func TestDetailNumbersTrimmed(t *testing.T) {
+	snap := catalog.NewSnapshot("c",
+		[]catalog.Account{{ID: "A", Currency: "USD", Status: catalog.StatusActive}},
+		[]catalog.UsageType{{Code: "U"}},
+		[]catalog.Plan{{ID: "P", Rates: []catalog.RateSchedule{{UsageType: "U", Currency: "USD", Model: catalog.Graduated,
+			Tiers: tiers("10", "1.00", "", "", "0.50", "")}}}},
+		[]catalog.Subscription{{ID: "S", AccountID: "A", PlanID: "P"}},
+		[]catalog.Discount{{ID: "f", AccountID: "A", Kind: catalog.FreeUnits, Value: catalog.Dec("4.000")},
+			{ID: "p", AccountID: "A", Kind: catalog.Percent, Value: catalog.Dec("10.0")}})
+	if p := snap.Problems(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	var e rating.Engine
+	var r rating.Result
+	in := rating.Input{AccountID: "A", UsageType: "U", Quantity: dec("20.00"), UsageTime: march}
+	if err := e.Rate(snap, rating.NewMemLedger(), &in, &r); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		After string `json:"cumulative_after"`
+		Tiers []struct {
+			UnitPrice string `json:"unit_price"`
+			Amount    string `json:"amount"`
+		} `json:"tiers"`
+		Discounts []struct {
+			Value, Units, Amount string
+		} `json:"discounts"`
+		GrossExact    string `json:"gross_exact"`
+		DiscountExact string `json:"discount_exact"`
+	}
+	raw := r.DetailJSON()
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	// gross 10 × 1.00 + 10 × 0.50 = 15; free units 15 × 4 / 20 = 3 exactly
+	// (a 40-digit quotient); percent 10 % of 12 = 1.2.
+	want := []struct{ what, got, want string }{
+		{"cumulative_after", got.After, "20"},
+		{"tier 1 unit_price", got.Tiers[0].UnitPrice, "1"},
+		{"tier 2 amount", got.Tiers[1].Amount, "5"},
+		{"free units value", got.Discounts[0].Value, "4"},
+		{"free units units", got.Discounts[0].Units, "4"},
+		{"free units amount", got.Discounts[0].Amount, "3"},
+		{"percent value", got.Discounts[1].Value, "10"},
+		{"percent amount", got.Discounts[1].Amount, "1.2"},
+		{"gross_exact", got.GrossExact, "15"},
+		{"discount_exact", got.DiscountExact, "4.2"},
+	}
+	for _, w := range want {
+		if w.got != w.want {
+			t.Errorf("%s: %q, want %q\n%s", w.what, w.got, w.want, raw)
+		}
+	}
+	if r.Gross.String() != "15.00" || r.Discount.String() != "4.20" {
+		t.Errorf("amounts %s %s, want 15.00 4.20", r.Gross.String(), r.Discount.String())
+	}
+	if trailingZeros.Match(raw) {
+		t.Errorf("a number with zeros it does not need: %s", raw)
+	}
+}
+
+// trailingZeros finds a decimal string with zeros after its last digit.
+var trailingZeros = regexp.MustCompile(`"-?\d+\.\d*0"`)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"vivace.dev/vivace/internal/usage"
 )
 
 // LookupCSV reads a lookup table file: a header line, then one entry per
@@ -126,10 +128,4 @@ func (l *LookupCSV) Err() error { return l.err }
 func (l *LookupCSV) Len() int { return len(l.seen) }
 
 // csvError rewrites the CSV package's parse errors as "line N: ...".
-func csvError(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("line %d, column %d: %v", pe.StartLine, pe.Column, pe.Err)
-	}
-	return err
-}
+func csvError(err error) error { return usage.CSVProblem(err) }

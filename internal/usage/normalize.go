@@ -18,6 +18,9 @@ type Rules struct {
 	MaxFuture time.Duration `json:"max_future" yaml:"max_future"`
 	// MaxQuantity, when set, is the largest quantity accepted.
 	MaxQuantity string `json:"max_quantity" yaml:"max_quantity"`
+	// Time is how the client writes usage_time; the zero value is RFC
+	// 3339.
+	Time TimeFormat `json:"-" yaml:"-"`
 }
 
 // DefaultRules are the documented defaults (docs/formats.md): at most 90
@@ -150,13 +153,14 @@ func allDigits(s string) bool {
 	return true
 }
 
-// ParseUsageTime parses an RFC 3339 timestamp and checks it against the
-// validation window.
+// ParseUsageTime parses a timestamp in the client's format (RFC 3339
+// unless its settings say otherwise) and checks it against the validation
+// window.
 func ParseUsageTime(s string, rules Rules, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := rules.Time.Parse(s)
 	if err != nil {
-		return time.Time{}, codes.Errorf(codes.BadTimestamp, FieldUsageTime, "usage_time %q is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)", clip(s))
+		return time.Time{}, codes.Errorf(codes.BadTimestamp, FieldUsageTime, "usage_time %q is not %s", clip(s), rules.Time.expected())
 	}
 	t = t.UTC()
 	if rules.MaxAge > 0 && t.Before(now.Add(-rules.MaxAge)) {

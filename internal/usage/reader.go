@@ -37,6 +37,10 @@ type ReaderOptions struct {
 	Delimiter rune
 	// Columns maps the client's column names to Vivace's field names.
 	Columns map[string]string
+	// AnyColumns: the client's mediation (a plugin, or rules that rename
+	// fields) makes Vivace's fields, so CheckFields does not require the
+	// file to have any of them.
+	AnyColumns bool
 }
 
 // FileError is a problem with a whole file: it cannot be read as usage at
@@ -54,11 +58,16 @@ type Reader struct {
 	name    string
 	format  Format
 	cols    []string // mapped header, CSV only
+	header  []string // the header as written, CSV only
+	head    []byte   // JSON Lines: the start of the file, for CheckFields
+	anyCols bool
 	csv     *csv.Reader
 	lines   *bufio.Reader
 	line    int64 // JSONL: last physical line read
 	columns map[string]string
 	closer  io.Closer
+	// compressed: the file is gzip, whose read errors say so
+	compressed bool
 }
 
 var gzipMagic = []byte{0x1f, 0x8b}
@@ -68,18 +77,19 @@ var gzipMagic = []byte{0x1f, 0x8b}
 // is not usable at all.
 func NewReader(r io.Reader, name string, opts ReaderOptions) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
-	rd := &Reader{name: name, columns: opts.Columns}
+	rd := &Reader{name: name, columns: opts.Columns, anyCols: opts.AnyColumns}
 	if head, _ := br.Peek(2); bytes.Equal(head, gzipMagic) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, &FileError{name, "not a readable gzip file: " + err.Error()}
+			return nil, &FileError{name, gzipProblem(err)}
 		}
 		rd.closer = zr
+		rd.compressed = true
 		br = bufio.NewReaderSize(zr, 256<<10)
 	}
 	head, err := br.Peek(64 << 10)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, &FileError{name, "cannot read: " + err.Error()}
+		return nil, &FileError{name, "cannot be read: " + readProblem(err, rd.compressed).Error()}
 	}
 	if err := checkText(head, err == nil || errors.Is(err, bufio.ErrBufferFull)); err != nil {
 		return nil, &FileError{name, err.Error()}
@@ -100,6 +110,7 @@ func NewReader(r io.Reader, name string, opts ReaderOptions) (*Reader, error) {
 		if len(bytes.TrimSpace(head)) == 0 {
 			return nil, &FileError{name, "the file is empty"}
 		}
+		rd.head = head
 		return rd, nil
 	default:
 		return nil, &FileError{name, fmt.Sprintf("unknown format %q (use csv or jsonl)", rd.format)}
@@ -168,10 +179,11 @@ func (r *Reader) openCSV(br *bufio.Reader, delim rune) error {
 		return &FileError{r.name, "the file is empty (a CSV file needs a header row)"}
 	}
 	if err != nil {
-		return &FileError{r.name, "the header row is not valid CSV: " + err.Error()}
+		return &FileError{r.name, "the header row is not valid CSV: " + readProblem(CSVProblem(err), r.compressed).Error()}
 	}
 	seen := make(map[string]int, len(header))
 	r.cols = make([]string, len(header))
+	r.header = make([]string, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(h)
 		if h == "" {
@@ -186,6 +198,7 @@ func (r *Reader) openCSV(br *bufio.Reader, delim rune) error {
 		}
 		seen[name] = i
 		r.cols[i] = name
+		r.header[i] = h
 	}
 	c.FieldsPerRecord = len(header)
 	r.csv = c
@@ -250,9 +263,9 @@ func (r *Reader) NextRow() ([]string, int64, error) {
 					Err: codes.Errorf(codes.MalformedRecord, "", "line %d has %d fields, the header has %d", pe.StartLine, len(rec), len(r.cols))}
 			}
 			return nil, int64(pe.StartLine), &RecordError{Line: int64(pe.StartLine), Fields: fields,
-				Err: codes.Errorf(codes.MalformedRecord, "", "line %d, column %d: %v", pe.Line, pe.Column, pe.Err)}
+				Err: codes.Errorf(codes.MalformedRecord, "", "%v", CSVProblem(err))}
 		}
-		return nil, 0, err
+		return nil, 0, readProblem(err, r.compressed)
 	}
 	line, _ := r.csv.FieldPos(0)
 	for i, v := range rec {
@@ -277,8 +290,11 @@ func (r *Reader) fieldMap(rec []string) map[string]string {
 func (r *Reader) nextJSON() (map[string]string, int64, error) {
 	for {
 		text, tooLong, err := r.readLine()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return nil, r.line, err
+		}
+		if err != nil {
+			return nil, r.line, readProblem(err, r.compressed)
 		}
 		line := r.line
 		if tooLong {
@@ -330,15 +346,16 @@ func (r *Reader) parseJSONLine(text []byte) (map[string]string, *jsonLineError) 
 	}
 	dec := json.NewDecoder(bytes.NewReader(text))
 	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, &jsonLineError{"", "not a JSON object: " + err.Error()}
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, &jsonLineError{"", jsonProblem(err) + "; each line must be one JSON object (a record)"}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, &jsonLineError{"", "the line holds " + jsonKind(v) + " where a JSON object (a record) was expected"}
 	}
 	if dec.More() {
-		return nil, &jsonLineError{"", "more than one JSON value on the line"}
-	}
-	if obj == nil {
-		return nil, &jsonLineError{"", "not a JSON object: null"}
+		return nil, &jsonLineError{"", "more than one JSON value on the line; each line must be one JSON object (a record)"}
 	}
 	fields := make(map[string]string, len(obj))
 	for k, v := range obj {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/msgcheck"
 )
 
 var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -292,11 +293,99 @@ func FuzzCSVReader(f *testing.F) {
 func FuzzJSONLReader(f *testing.F) {
 	f.Add(`{"record_id":"r1","quantity":1}` + "\n")
 	f.Add("{\"a\":[1,{\"b\":null}]}\n\n{")
+	f.Add("[1]\n\"x\"\n12\ntrue\nnull\n{\"a\":1}{\n")
 	f.Fuzz(func(t *testing.T, s string) { drain(t, s, "f.jsonl") })
 }
 
+// FuzzGzipReader: a gzip file cut or damaged anywhere fails with words
+// about the file, not the decompressor's.
+func FuzzGzipReader(f *testing.F) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write([]byte("record_id,account_id,usage_type,quantity,usage_time\nr1,A1,V,1,2026-03-01T10:00:00Z\n"))
+	_ = zw.Close()
+	whole := buf.Bytes()
+	f.Add(whole, uint16(len(whole)-4), uint16(0), byte(0))
+	f.Add(whole, uint16(len(whole)), uint16(20), byte(0xff))
+	f.Add(whole, uint16(5), uint16(0), byte(0))
+	f.Fuzz(func(t *testing.T, gz []byte, cut, at uint16, flip byte) {
+		b := append([]byte(nil), gz...)
+		if int(cut) < len(b) {
+			b = b[:cut]
+		}
+		if int(at) < len(b) {
+			b[at] ^= flip
+		}
+		drain(t, string(b), "f.csv.gz")
+	})
+}
+
+func noInternals(t *testing.T, err error) {
+	t.Helper()
+	if f := msgcheck.Internals(err.Error()); f != "" {
+		t.Fatalf("message speaks of Go (%q): %v", f, err)
+	}
+}
+
+// TestMessagesSayWhatTheLineHolds: every way a line or a file cannot be
+// read gets a message in the file's terms: what is there, and what was
+// expected.
+func TestMessagesSayWhatTheLineHolds(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("record_id,account_id,usage_type,quantity,usage_time\n" + strings.Repeat("r1,A1,V,1,2026-03-01T10:00:00Z\n", 2000)))
+	_ = zw.Close()
+	cut := gz.String()[:gz.Len()/2]
+	for _, c := range []struct {
+		name, content, want string
+	}{
+		{"u.jsonl", "[1,2]\n", "line 1: the line holds a JSON array where a JSON object (a record) was expected"},
+		{"u.jsonl", `"text"` + "\n", "line 1: the line holds a JSON string where a JSON object (a record) was expected"},
+		{"u.jsonl", "12\n", "line 1: the line holds a JSON number where"},
+		{"u.jsonl", "null\n", "line 1: the line holds null where"},
+		{"u.jsonl", "{\"record_id\":\"r1\"\n", "line 1: the JSON ends before the JSON object is complete (a line cut short?)"},
+		{"u.jsonl", "{\"record_id\":x}\n", "line 1: not JSON at byte 14: invalid character 'x' looking for beginning of value; each line must be one JSON object"},
+		{"u.jsonl", "{\"a\":1} {\"b\":2}\n", "more than one JSON value on the line"},
+		{"u.csv", "record_id,account_id\nr1,A\"1\n", `line 2, column 5: a quote (") inside a field that does not start with one`},
+		{"u.csv", "record_id,account_id\nr1,\"A1\"x\n", "line 2, column 7: a quoted field whose closing quote is missing"},
+		{"u.csv", "record_id,account_id\nr1\n", "line 2 has 1 fields, the header has 2"},
+		{"u.csv.gz", cut, "the gzip data ends before the compressed file does: the file was cut short"},
+		{"u.csv.gz", "\x1f\x8b", "ends inside the gzip header"},
+		{"u.csv.gz", "\x1f\x8bnot gzip at all", "its gzip header is not valid"},
+		{"u.csv", "a\"b,c\n", `the header row is not valid CSV: line 1, column 2: a quote (") inside a field`},
+	} {
+		var msgs []string
+		r, err := NewReader(strings.NewReader(c.content), c.name, ReaderOptions{})
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		} else {
+			for {
+				_, _, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					msgs = append(msgs, err.Error())
+					var re *RecordError
+					if !errors.As(err, &re) {
+						break
+					}
+				}
+			}
+		}
+		all := strings.Join(msgs, "\n")
+		if !strings.Contains(all, c.want) {
+			t.Errorf("%s %q:\n got %s\nwant %s", c.name, clip(c.content), all, c.want)
+		}
+		if f := msgcheck.Internals(all); f != "" {
+			t.Errorf("%s %q: speaks of Go (%q): %s", c.name, clip(c.content), f, all)
+		}
+	}
+}
+
 // drain reads everything and checks the reader's promises: it ends, line
-// numbers never go backwards, and errors are of the documented kinds.
+// numbers never go backwards, errors are of the documented kinds, and
+// none of their messages speaks of Go's types or libraries.
 func drain(t *testing.T, s, name string) {
 	r, err := NewReader(strings.NewReader(s), name, ReaderOptions{})
 	if err != nil {
@@ -304,13 +393,20 @@ func drain(t *testing.T, s, name string) {
 		if !errors.As(err, &fe) {
 			t.Fatalf("NewReader returned %T: %v", err, err)
 		}
+		noInternals(t, err)
 		return
+	}
+	if err := r.CheckFields(); err != nil {
+		noInternals(t, err)
 	}
 	var last int64
 	for i := 0; i <= len(s)+1; i++ {
 		_, line, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			return
+		}
+		if err != nil {
+			noInternals(t, err)
 		}
 		var re *RecordError
 		if err != nil && !errors.As(err, &re) {

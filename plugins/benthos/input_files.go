@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -34,6 +35,10 @@ A record that cannot be read (a malformed CSV line, a line that is not a JSON ob
 emitted failed with code `+"`MALFORMED_RECORD`"+` naming the line, and the rest of the file goes on.
 Once every batch of a file has been acknowledged downstream, the file's record count is
 stored; the file is done when its MURs, exceptions and filtered records add up to it.
+
+A file an operator cancels while it is read (`+"`vivace files cancel`"+`) is read no further: the
+reader looks every second, stops at its next batch, and stores how many records it had handed
+out, so that the file's counts add up for them once they have ended.
 
 Several readers share the registry safely: each file is leased to one reader and renewed while
 it is read. A reader that stops releases its file; one that dies loses it when the lease runs
@@ -117,10 +122,15 @@ type reading struct {
 	keyCol  int               // CSV: the column of account_id, or -1
 	avgBody int               // bytes a message took in the last batch
 	emitted int64             // records handed out
+	line    int64             // the line of the last record read
 	pending int               // batches not yet acknowledged
 	eof     bool
-	started time.Time
-	stop    context.CancelFunc // ends lease renewal
+	// cancelled: an operator cancelled the file (vivace files cancel);
+	// reading stops at the next batch, and stopped says it did.
+	cancelled atomic.Bool
+	stopped   bool
+	started   time.Time
+	stop      context.CancelFunc // ends lease renewal
 }
 
 func (in *filesInput) Connect(ctx context.Context) error {
@@ -219,7 +229,7 @@ func (in *filesInput) next(ctx context.Context) (*reading, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
-	go in.renew(lctx, f.FileID)
+	go in.renew(lctx, r)
 	in.log.Infof("reading file %s (%s) of client %s", f.Name, f.FileID, f.Client)
 	in.mu.Lock()
 	in.cur = r
@@ -228,13 +238,24 @@ func (in *filesInput) next(ctx context.Context) (*reading, error) {
 	return r, nil
 }
 
-func (in *filesInput) renew(ctx context.Context, id string) {
+// renew keeps the lease on a file being read, and looks every second
+// whether an operator cancelled it; then it tells the reader to stop.
+func (in *filesInput) renew(ctx context.Context, r *reading) {
+	id := r.file.FileID
 	t := time.NewTicker(in.lease / 3)
 	defer t.Stop()
+	look := time.NewTicker(cancelCheck)
+	defer look.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-look.C:
+			if f, err := in.files().GetFile(ctx, id); err == nil && f.Status == files.Failed && f.CancelledAt != nil {
+				in.log.Infof("file %s (%s) was cancelled by %s: reading stops", f.Name, id, f.CancelledBy)
+				r.cancelled.Store(true)
+				return
+			}
 		case <-t.C:
 			if err := in.files().RenewLease(ctx, id, in.owner, in.lease); err != nil && ctx.Err() == nil {
 				in.log.Warnf("lease on file %s not renewed: %v", id, err)
@@ -243,6 +264,9 @@ func (in *filesInput) renew(ctx context.Context, id string) {
 	}
 }
 
+// cancelCheck is how often a reader looks whether its file was cancelled.
+const cancelCheck = time.Second
+
 // readSome reads up to one batch. At the end of the file it marks r done
 // reading and returns what it has.
 func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
@@ -250,6 +274,15 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 	// The batch's bodies share one buffer, sized from the previous batch;
 	// each message gets its own capped slice of it.
 	buf := make([]byte, 0, in.batchSize*max(r.avgBody, 64)+1024)
+	if r.cancelled.Load() {
+		in.mu.Lock()
+		r.eof, r.stopped = true, true
+		if in.cur == r {
+			in.cur = nil
+		}
+		in.mu.Unlock()
+		return batch, nil
+	}
 	for len(batch) < in.batchSize {
 		var row []string
 		var fields map[string]string
@@ -271,8 +304,9 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 		}
 		var re *usage.RecordError
 		if err != nil && !errors.As(err, &re) {
-			return batch, fmt.Errorf("line %d: %w", line+1, err)
+			return batch, err
 		}
+		r.line = line
 		src := usage.Source{Client: r.file.Client, FileID: r.file.FileID, Line: line}
 		start := len(buf)
 		var key string
@@ -324,11 +358,21 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	delete(in.open, r.file.FileID)
 	in.mu.Unlock()
 	defer in.closeReading(r)
+	if r.stopped {
+		in.stopRead(ctx, r, false)
+		return
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var f files.File
-		if f, err = in.files().FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
-			if err == nil && f.Status == files.Done && f.FinishedAt != nil {
+		if f, err = in.files().FileRead(ctx, r.file.FileID, r.emitted); errors.Is(err, store.ErrNotFound) {
+			// Not processing any more: cancelled after the last record was
+			// read (or failed); a cancelled file gets its count.
+			in.stopRead(ctx, r, true)
+			return
+		}
+		if err == nil {
+			if f.Status == files.Done && f.FinishedAt != nil {
 				// Every record had ended before the count was stored.
 				in.fileDone(files.Finished{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
 			}
@@ -336,7 +380,7 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 		}
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil {
 		// The lease runs out and the file is read again; replays are harmless.
 		in.log.Errorf("file %s read to the end but its count was not stored: %v", r.file.FileID, err)
 		return
@@ -344,6 +388,21 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	in.filesRead.Incr(1)
 	in.fileSeconds.Timing(time.Since(r.started).Nanoseconds())
 	in.log.Infof("file %s (%s) read: %d records", r.file.Name, r.file.FileID, r.emitted)
+}
+
+// stopRead stores how far the reader of a cancelled file got, so that its
+// counts add up for the records it read; complete says it had read them
+// all.
+func (in *filesInput) stopRead(ctx context.Context, r *reading, complete bool) {
+	f, err := in.files().StopRead(ctx, r.file.FileID, r.emitted, r.line, complete)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Not cancelled (failed otherwise), or its count was stored.
+	case err != nil:
+		in.log.Errorf("cancelled file %s: how far it was read is not stored: %v", r.file.FileID, err)
+	default:
+		in.log.Infof("cancelled file %s (%s): %d records read", f.Name, f.FileID, r.emitted)
+	}
 }
 
 // abandon stops reading a file that failed part-way.
@@ -355,7 +414,7 @@ func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
 	delete(in.open, r.file.FileID)
 	in.mu.Unlock()
 	in.closeReading(r)
-	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records at %v", r.emitted, err))
+	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records (the last on line %d): %v", r.emitted, r.line, err))
 }
 
 func (in *filesInput) failFile(ctx context.Context, f files.File, reason string) {

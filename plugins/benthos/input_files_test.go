@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store/filestore"
@@ -65,5 +67,58 @@ func TestFilesInputMessages(t *testing.T) {
 		if (got[i].GetError() != nil) != w.err {
 			t.Errorf("record %d: error %v, want failed %v", i, got[i].GetError(), w.err)
 		}
+	}
+}
+
+// TestFilesInputStopsACancelledFile: a file cancelled while it is read
+// is read no further; the reader stores how many records it had handed
+// out (every one of them acknowledged), so the counts can add up for
+// them, and the reason says where it stopped.
+func TestFilesInputStopsACancelledFile(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	fs := filestore.New(st)
+	recv := &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	const lines = 100_000
+	var b strings.Builder
+	b.WriteString("record_id,account_id,usage_type,quantity,usage_time\n")
+	for i := range lines {
+		fmt.Fprintf(&b, "r%d,A1,CALL,1,2026-03-01T12:00:00Z\n", i)
+	}
+	f, err := recv.Receive(ctx, "cancelled", "big.csv", "http", strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := 0
+	cancelled := false
+	stop := consume(t, fmt.Sprintf("vivace_files:\n  dsn: %q\n  batch_size: 100\n", pgtest.DSN(t)), func(batch service.MessageBatch) error {
+		mu.Lock()
+		got += len(batch)
+		first := !cancelled
+		cancelled = true
+		mu.Unlock()
+		if first {
+			if _, err := fs.CancelFile(ctx, f.FileID, "tester", "wrong file"); err != nil {
+				t.Error(err)
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // reading the whole file takes ten seconds
+		return nil
+	})
+	var final files.File
+	waitFor(t, "the reader to store how far it got", func() bool {
+		final, _ = fs.GetFile(ctx, f.FileID)
+		return final.Records != nil
+	})
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if *final.Records != int64(got) || got >= lines || final.Status != files.Failed {
+		t.Fatalf("records %d, messages handed out %d of %d, status %s", *final.Records, got, lines, final.Status)
+	}
+	want := fmt.Sprintf("cancelled by tester: wrong file; reading stopped after %d records (the last on line %d): the rest of the file was not read", got, got+1)
+	if final.Reason != want {
+		t.Fatalf("reason %q\nwant %q", final.Reason, want)
 	}
 }

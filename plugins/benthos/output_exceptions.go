@@ -8,6 +8,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 func exceptionsOutputSpec() *service.ConfigSpec {
@@ -64,7 +65,9 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 		}
 		var m exceptionMsg
 		if err := json.Unmarshal(b, &m); err != nil || m.Client == "" || m.FileID == "" || m.Code == "" {
-			if err == nil {
+			if err != nil {
+				err = jsonx.Describe(err, "an exception")
+			} else {
 				err = fmt.Errorf("exception message lacks client, file_id or code")
 			}
 			// Only Vivace's own stages write this topic, so this is a bug

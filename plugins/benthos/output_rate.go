@@ -8,6 +8,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"vivace.dev/vivace/internal/jsonx"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -123,7 +124,7 @@ func (o *rateOutput) WriteBatch(ctx context.Context, batch service.MessageBatch)
 // decodeRecord reads a usage.mediated message body.
 func decodeRecord(b []byte, r *usage.Record) error {
 	if err := json.Unmarshal(b, r); err != nil {
-		return err
+		return jsonx.Describe(err, "a usage record in normal form")
 	}
 	if r.Client == "" || r.FileID == "" || r.RecordID == "" {
 		return errors.New("client, file_id or record_id is missing")

@@ -8,6 +8,7 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/jsonx"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -88,7 +89,8 @@ func (p *normalizeProc) ProcessBatch(_ context.Context, batch service.MessageBat
 		}
 		raw, err := usage.DecodeRaw(b)
 		if err != nil {
-			fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+			fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record (client, file_id, line, fields): %v",
+				jsonx.Describe(err, "a raw usage record")))
 			continue
 		}
 		rec, err := usage.Normalize(raw, f.Rules(raw.Client), now)

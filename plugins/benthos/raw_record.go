@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -36,7 +37,7 @@ func rawSource(v any) (usage.Source, error) {
 	if src.Client == "" || src.FileID == "" {
 		return src, errors.New("no client or file_id")
 	}
-	if !isUUID(src.FileID) {
+	if !ids.Valid(src.FileID) {
 		// The registry's file ids are UUIDs; one that is not would fail
 		// the whole batch's transaction, not just this record.
 		return src, fmt.Errorf("file_id %q is not a file id of the registry", clip(src.FileID, 64))
@@ -60,26 +61,6 @@ func rawSource(v any) (usage.Source, error) {
 		}
 	}
 	return src, nil
-}
-
-// isUUID reports whether s is a UUID in its canonical text form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return false
-			}
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // intOf reads a JSON integer as Benthos parsed it; a missing one is 0.

@@ -69,7 +69,7 @@ func benchBroker(b *testing.B) string {
 
 // pipelineStream builds one of the embedded pipelines with env as its
 // variables.
-func pipelineStream(b *testing.B, name string, env map[string]string) *service.Stream {
+func pipelineStream(b testing.TB, name string, env map[string]string) *service.Stream {
 	b.Helper()
 	defs, err := pipelines.Default()
 	if err != nil {
@@ -101,7 +101,7 @@ func pipelineStream(b *testing.B, name string, env map[string]string) *service.S
 // runStream runs s until stop is called; stop waits for it to end.
 // ended reports a stream that stopped on its own (it should not), so that
 // a broken stream fails the benchmark instead of leaving it waiting.
-func runStream(b *testing.B, s *service.Stream) (stop func(), ended func() bool) {
+func runStream(b testing.TB, s *service.Stream) (stop func(), ended func() bool) {
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() { done <- s.Run(context.Background()); close(finished) }()

@@ -83,7 +83,7 @@ func (h *harness) poller(pageSize int) *s3source.Buckets {
 
 func (h *harness) files(client string) []files.File {
 	h.t.Helper()
-	fs, err := h.st.ListFiles(context.Background(), []string{client}, 1000)
+	fs, err := h.st.ListFiles(context.Background(), files.Filter{Clients: []string{client}, Limit: 1000})
 	if err != nil {
 		h.t.Fatal(err)
 	}

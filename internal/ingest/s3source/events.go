@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // BucketEvent is one object written, as an S3 event notification names it.
@@ -35,7 +37,7 @@ func ParseBucketEvents(body []byte) ([]BucketEvent, error) {
 		} `json:"Records"`
 	}
 	if err := json.Unmarshal(body, &n); err != nil {
-		return nil, fmt.Errorf("not an S3 event notification: %w", err)
+		return nil, fmt.Errorf("not an S3 event notification: %w", jsonx.Describe(err, "a notification object with a Records list"))
 	}
 	if n.Records == nil {
 		if n.Event != "" {

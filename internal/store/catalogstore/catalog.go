@@ -117,3 +117,16 @@ func (s *Store) ListenCatalog(ctx context.Context, ready func(), changed func(cl
 		changed(strings.Split(n.Payload, ","))
 	}
 }
+
+// HasClient reports whether the feed has sent anything for the client: a
+// catalog entity, or an event on record (applied, failed or pending). Such
+// a client is known to the receiver of usage files (ingest.KnownClients).
+func (s *Store) HasClient(ctx context.Context, client string) (bool, error) {
+	var ok bool
+	err := s.db.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM catalog_entities WHERE client = $1)
+		OR EXISTS (SELECT 1 FROM catalog_events WHERE client = $1)`, client).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("is client %q in the catalog: %w", client, err)
+	}
+	return ok, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/store"
 )
 
@@ -23,13 +24,14 @@ type Store struct{ db *store.Store }
 func New(db *store.Store) *Store { return &Store{db: db} }
 
 const fileColumns = `file_id, client, name, source, location, format, size_bytes, sha256, status,
-	coalesce(reason, ''), records + split_extra, split_extra, murs, exceptions, filtered, received_at, started_at, read_at, finished_at`
+	coalesce(reason, ''), records + split_extra, split_extra, murs, exceptions, filtered, received_at, started_at, read_at, finished_at,
+	coalesce(cancelled_by, ''), cancelled_at`
 
 func scanFile(row pgx.Row) (files.File, error) {
 	var f files.File
 	err := row.Scan(&f.FileID, &f.Client, &f.Name, &f.Source, &f.Location, &f.Format, &f.SizeBytes,
 		&f.SHA256, &f.Status, &f.Reason, &f.Records, &f.Split, &f.MURs, &f.Exceptions, &f.Filtered,
-		&f.ReceivedAt, &f.StartedAt, &f.ReadAt, &f.FinishedAt)
+		&f.ReceivedAt, &f.StartedAt, &f.ReadAt, &f.FinishedAt, &f.CancelledBy, &f.CancelledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, store.ErrNotFound
 	}
@@ -74,16 +76,21 @@ func (s *Store) fileBySHA(ctx context.Context, client, sha string) (files.File, 
 		WHERE client = $1 AND sha256 = $2 AND status <> 'rejected'`, client, sha))
 }
 
-// GetFile returns one file, or store.ErrNotFound.
+// GetFile returns one file, or store.ErrNotFound (also for an id that is
+// not a UUID, which names no file).
 func (s *Store) GetFile(ctx context.Context, id string) (files.File, error) {
+	if !ids.Valid(id) {
+		return files.File{}, store.ErrNotFound
+	}
 	return scanFile(s.db.Pool().QueryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE file_id = $1`, id))
 }
 
-// ListFiles returns the newest files of the clients (all clients when
-// none are named).
-func (s *Store) ListFiles(ctx context.Context, clients []string, limit int) ([]files.File, error) {
+// ListFiles returns the newest files matching the filter (of every client
+// and status when those are empty).
+func (s *Store) ListFiles(ctx context.Context, f files.Filter) ([]files.File, error) {
 	rows, err := s.db.Pool().Query(ctx, `SELECT `+fileColumns+` FROM files
-		WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1)) ORDER BY received_at DESC LIMIT $2`, clients, limit)
+		WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1)) AND ($2 = '' OR status = $2)
+		ORDER BY received_at DESC LIMIT $3`, f.Clients, f.Status, f.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -152,4 +159,52 @@ func (s *Store) FailFile(ctx context.Context, id, reason string) error {
 	_, err := s.db.Pool().Exec(ctx, `UPDATE files SET status = 'failed', reason = $2, finished_at = now(),
 		lease_until = NULL, updated_at = now() WHERE file_id = $1 AND status IN ('received', 'processing')`, id, reason)
 	return err
+}
+
+// CancelFile fails a file that is received or processing on purpose: by
+// names who did it, why the reason they gave. Its status becomes failed
+// at once, with the reason "cancelled by <by>: <why>", and no reader takes
+// it again. A file nothing of which had been read counts 0 records; one
+// read to the end keeps its count; the reader of one being read stops at
+// its next batch and then stores how many records it had read (StopRead).
+// Records read before the cancel still end as MURs, exceptions or
+// filtered records and are counted, so the counts add up for them. A file
+// that is done, failed or rejected is returned unchanged with
+// files.ErrFinal; an unknown id is store.ErrNotFound.
+func (s *Store) CancelFile(ctx context.Context, id, by, why string) (files.File, error) {
+	if !ids.Valid(id) {
+		return files.File{}, store.ErrNotFound
+	}
+	f, err := scanFile(s.db.Pool().QueryRow(ctx, `UPDATE files SET status = 'failed', cancelled_by = $2, cancelled_at = now(),
+			reason = $3 || CASE WHEN status = 'received' THEN '; nothing of it had been read'
+				WHEN read_at IS NOT NULL THEN '; every record had been read'
+				ELSE '' END,
+			records = CASE WHEN status = 'received' THEN 0 ELSE records END,
+			read_at = CASE WHEN status = 'received' THEN now() ELSE read_at END,
+			finished_at = now(), lease_until = NULL, updated_at = now()
+		WHERE file_id = $1 AND status IN ('received', 'processing')
+		RETURNING `+fileColumns, id, by, fmt.Sprintf("cancelled by %s: %s", by, why)))
+	if !errors.Is(err, store.ErrNotFound) {
+		return f, err
+	}
+	f, err = s.GetFile(ctx, id)
+	if err != nil {
+		return f, err
+	}
+	return f, files.ErrFinal
+}
+
+// StopRead records how far the reader of a cancelled file got: records
+// read, and the line of the last one. complete says it had read the whole
+// file. It changes a cancelled file whose count is not stored yet, and
+// nothing else (store.ErrNotFound).
+func (s *Store) StopRead(ctx context.Context, id string, records, line int64, complete bool) (files.File, error) {
+	how := fmt.Sprintf("; reading stopped after %d records (the last on line %d): the rest of the file was not read", records, line)
+	if complete {
+		how = "; every record had been read"
+	}
+	return scanFile(s.db.Pool().QueryRow(ctx, `UPDATE files SET records = $2, read_at = coalesce(read_at, now()),
+			reason = reason || $3, updated_at = now()
+		WHERE file_id = $1 AND status = 'failed' AND cancelled_at IS NOT NULL AND records IS NULL
+		RETURNING `+fileColumns, id, records, how))
 }

@@ -39,9 +39,9 @@ func TestRegisterDuplicate(t *testing.T) {
 	if _, err := fs.RegisterFile(ctx, filestoretest.File(client, "abc")); !errors.Is(err, files.ErrDuplicate) {
 		t.Fatalf("third: %v", err)
 	}
-	files, err := fs.ListFiles(ctx, []string{client}, 10)
-	if err != nil || len(files) != 3 {
-		t.Fatalf("list: %d files, %v", len(files), err)
+	list, err := fs.ListFiles(ctx, files.Filter{Clients: []string{client}, Limit: 10})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list: %d files, %v", len(list), err)
 	}
 }
 

@@ -189,7 +189,9 @@ func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn fu
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
 			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
 			AND (coalesce(cardinality($6::text[]), 0) = 0 OR client = ANY($6))
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients)
+			AND ($7 = '' OR record->>'account_id' = $7)
+			AND ($8::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $9)
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients, f.AccountID, f.From, f.To)
 	if err != nil {
 		return err
 	}

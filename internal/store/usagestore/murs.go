@@ -15,7 +15,9 @@ func (s *Store) ExportMURs(ctx context.Context, f murs.Filter, fn func(murs.MUR)
 		FROM murs
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR sync_status = $3)
 			AND (coalesce(cardinality($4::text[]), 0) = 0 OR client = ANY($4))
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.SyncStatus, f.Clients)
+			AND ($5 = '' OR account_id = $5)
+			AND ($6::timestamptz IS NULL OR usage_time >= $6) AND ($7::timestamptz IS NULL OR usage_time < $7)
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.SyncStatus, f.Clients, f.AccountID, f.From, f.To)
 	if err != nil {
 		return err
 	}
