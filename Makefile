@@ -14,7 +14,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # commands use its database (default: vivace on 127.0.0.1:5432), the Go
 # tests create their databases on its server (default: 127.0.0.1:5432).
 # The pipelines' YAML tests that read PostgreSQL (lookup tables) run
-# against this database; make pipeline-test creates and fills it.
+# against this database; make pipeline-test creates it afresh and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
 .PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench deps proto clean
@@ -59,7 +59,7 @@ unit: ## go test -race -shuffle=on ./... (a fresh database per package on DATABA
 	$(GO) test -race -shuffle=on -timeout 15m ./...
 
 pipeline-test: build ## the pipelines' YAML tests (with their lookup table in PIPELINE_TEST_DATABASE_URL)
-	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) migrate --create
+	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) migrate --recreate
 	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) lookup load --client telco --lookup msisdn_accounts \
 	  --replace pipelines/examples/testdata/msisdn_accounts.csv
 	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) test ./pipelines/...

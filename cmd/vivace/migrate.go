@@ -18,13 +18,26 @@ func migrateCommand() *cli.Command {
 			"(default " + store.DefaultDSN + ", the database vivace dev uses).\n" +
 			"Safe to run from several processes at once. With --create, the database is created\n" +
 			"first when it does not exist (the user needs the right to create databases; the\n" +
-			"server's postgres database is used to do it).",
+			"server's postgres database is used to do it). --recreate drops the database and creates\n" +
+			"it empty first: for test databases only (make pipeline-test uses it), never for data\n" +
+			"that matters.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "create", Usage: "create the database first if it does not exist"},
+			&cli.BoolFlag{Name: "recreate", Usage: "drop the database and create it empty first (test databases only: everything in it is lost)"},
 		},
 		Action: func(c *cli.Context) error {
 			dsn := databaseDSN()
-			if c.Bool("create") {
+			if c.Bool("recreate") {
+				admin, err := adminDSN(dsn)
+				if err != nil {
+					return cli.Exit("vivace migrate: "+err.Error(), 1)
+				}
+				if err := dropDatabase(c.Context, admin, targetOf(dsn).Name); err != nil {
+					return cli.Exit(fmt.Sprintf("vivace migrate: dropping %s: %v", targetOf(dsn), err), 1)
+				}
+				fmt.Fprintf(os.Stderr, "vivace migrate: dropped %s\n", targetOf(dsn))
+			}
+			if c.Bool("create") || c.Bool("recreate") {
 				created, err := ensureDatabase(c.Context, dsn)
 				if err != nil {
 					return cli.Exit("vivace migrate: "+err.Error(), 1)
