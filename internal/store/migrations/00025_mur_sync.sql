@@ -1,0 +1,106 @@
+-- +goose Up
+-- MUR sync: the jobs that run cycles, the batches sent to the core billing
+-- system and the aggregated records they carry. A MUR names its
+-- aggregated record (murs.aggregate_id) and the batch that last carried
+-- it (murs.sync_batch_id); an aggregated record keeps its id, which the
+-- core sees as client_record_id, however often it is sent.
+
+-- One run of the sync cycle for one client: scheduled, asked for
+-- (vivace sync run) or a resend (vivace sync retry).
+CREATE TABLE sync_jobs (
+    job_id       uuid        PRIMARY KEY,
+    client       text        NOT NULL,
+    trigger      text        NOT NULL CHECK (trigger IN ('schedule', 'manual', 'retry')),
+    requested_by text,
+    -- the process that ran it (host and pid)
+    owner        text        NOT NULL,
+    status       text        NOT NULL DEFAULT 'running'
+        CHECK (status IN ('running', 'done', 'failed')),
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz,
+    -- what the cycle sent: aggregated records, batches, the MURs they
+    -- cover; and what the core answered for them (aggregated records)
+    aggregates   integer     NOT NULL DEFAULT 0,
+    batches      integer     NOT NULL DEFAULT 0,
+    murs         bigint      NOT NULL DEFAULT 0,
+    synced       integer     NOT NULL DEFAULT 0,
+    failed       integer     NOT NULL DEFAULT 0,
+    error        text
+);
+CREATE INDEX sync_jobs_client ON sync_jobs (client, started_at DESC);
+CREATE INDEX sync_jobs_started ON sync_jobs (started_at DESC);
+CREATE INDEX sync_jobs_running ON sync_jobs (client) WHERE status = 'running';
+
+-- One bulk_record_usage_m call's worth of aggregated records.
+--   ready      its records are assigned; not yet on mur.sync.batches
+--   published  on the topic, waiting for the sync service
+--   sending    the sync service is calling the core
+--   done       answered: each record synced or failed
+--   failed     the call failed as a whole (error_code, error_msg)
+CREATE TABLE sync_batches (
+    batch_id     uuid        PRIMARY KEY,
+    client       text        NOT NULL,
+    -- the job that last sent it
+    job_id       uuid        NOT NULL,
+    status       text        NOT NULL DEFAULT 'ready'
+        CHECK (status IN ('ready', 'published', 'sending', 'done', 'failed')),
+    records      integer     NOT NULL,
+    murs         bigint      NOT NULL,
+    synced       integer     NOT NULL DEFAULT 0,
+    failed       integer     NOT NULL DEFAULT 0,
+    -- calls made for it (a redelivery after a crash makes another)
+    attempts     integer     NOT NULL DEFAULT 0,
+    error_code   bigint,
+    error_msg    text,
+    -- a whole-call failure that may pass by itself (the core unreachable)
+    retryable    boolean     NOT NULL DEFAULT false,
+    -- the batch whose failed records this one sends again
+    resend_of    uuid,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    answered_at  timestamptz
+);
+CREATE INDEX sync_batches_client ON sync_batches (client, created_at DESC);
+CREATE INDEX sync_batches_created ON sync_batches (created_at DESC);
+CREATE INDEX sync_batches_open ON sync_batches (client, created_at)
+    WHERE status IN ('ready', 'published', 'sending');
+
+-- An aggregated record: the MURs of one client, account, usage type,
+-- currency and UTC day summed (or a single MUR when mur_sync.aggregate is
+-- false). aggregate_id is its client_record_id at the core.
+CREATE TABLE sync_aggregates (
+    aggregate_id uuid        PRIMARY KEY,
+    client       text        NOT NULL,
+    account_id   text        NOT NULL,
+    usage_type   text        NOT NULL,
+    usage_day    date        NOT NULL,
+    -- sent as usage_date (the day's start, or the MUR's usage time)
+    usage_date   timestamptz NOT NULL,
+    currency     text        NOT NULL,
+    units        numeric     NOT NULL,
+    amount       numeric     NOT NULL,
+    murs         integer     NOT NULL CHECK (murs > 0),
+    qualifiers   jsonb       NOT NULL DEFAULT '{}',
+    comments     text        NOT NULL DEFAULT '',
+    status       text        NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'synced', 'failed')),
+    -- the batch that last carried it
+    batch_id     uuid        NOT NULL,
+    -- the core's record_error_code and record_error_msg, or the whole
+    -- call's error when the batch failed as a whole
+    error_code   bigint,
+    error_msg    text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sync_aggregates_batch ON sync_aggregates (batch_id);
+CREATE INDEX sync_aggregates_failed ON sync_aggregates (client, updated_at) WHERE status = 'failed';
+
+-- The MURs a batch carries, for marking them with its answer.
+CREATE INDEX murs_sync_batch ON murs (sync_batch_id) WHERE sync_batch_id IS NOT NULL;
+
+-- +goose Down
+DROP INDEX murs_sync_batch;
+DROP TABLE sync_aggregates;
+DROP TABLE sync_batches;
+DROP TABLE sync_jobs;
