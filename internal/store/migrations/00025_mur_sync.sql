@@ -50,10 +50,11 @@ CREATE TABLE sync_batches (
     failed       integer     NOT NULL DEFAULT 0,
     -- calls made for it (a redelivery after a crash makes another)
     attempts     integer     NOT NULL DEFAULT 0,
+    -- why it failed as a whole: refused, unavailable, bad_answer,
+    -- invalid, no_endpoint (docs/sync.md)
+    failure      text,
     error_code   bigint,
     error_msg    text,
-    -- a whole-call failure that may pass by itself (the core unreachable)
-    retryable    boolean     NOT NULL DEFAULT false,
     -- the batch whose failed records this one sends again
     resend_of    uuid,
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -62,6 +63,7 @@ CREATE TABLE sync_batches (
 );
 CREATE INDEX sync_batches_client ON sync_batches (client, created_at DESC);
 CREATE INDEX sync_batches_created ON sync_batches (created_at DESC);
+CREATE INDEX sync_batches_job ON sync_batches (job_id);
 CREATE INDEX sync_batches_open ON sync_batches (client, created_at)
     WHERE status IN ('ready', 'published', 'sending');
 
@@ -80,6 +82,8 @@ CREATE TABLE sync_aggregates (
     units        numeric     NOT NULL,
     amount       numeric     NOT NULL,
     murs         integer     NOT NULL CHECK (murs > 0),
+    -- when the oldest of its MURs was rated (how long billing waits)
+    oldest_rated_at timestamptz NOT NULL,
     qualifiers   jsonb       NOT NULL DEFAULT '{}',
     comments     text        NOT NULL DEFAULT '',
     status       text        NOT NULL DEFAULT 'pending'
@@ -95,12 +99,14 @@ CREATE TABLE sync_aggregates (
 );
 CREATE INDEX sync_aggregates_batch ON sync_aggregates (batch_id);
 CREATE INDEX sync_aggregates_failed ON sync_aggregates (client, updated_at) WHERE status = 'failed';
+CREATE INDEX sync_aggregates_unsynced ON sync_aggregates (client, oldest_rated_at) WHERE status <> 'synced';
 
--- The MURs a batch carries, for marking them with its answer.
-CREATE INDEX murs_sync_batch ON murs (sync_batch_id) WHERE sync_batch_id IS NOT NULL;
+-- The MURs of an aggregated record, for marking them with the core's
+-- answer and for sending them again.
+CREATE INDEX murs_aggregate ON murs (aggregate_id) WHERE aggregate_id IS NOT NULL;
 
 -- +goose Down
-DROP INDEX murs_sync_batch;
+DROP INDEX murs_aggregate;
 DROP TABLE sync_aggregates;
 DROP TABLE sync_batches;
 DROP TABLE sync_jobs;
