@@ -34,6 +34,8 @@ type Client struct {
 	// Plugin is the client's mediation plugin; nil: none, records pass
 	// through mediation unchanged. Only clients have one, not defaults.
 	Plugin *Plugin `yaml:"plugin"`
+	// Core is where the client's MURs are synced to; nil: the defaults.
+	Core *Core `yaml:"core"`
 }
 
 // Plugin is a client's mediation plugin (docs/plugins.md).
@@ -142,6 +144,7 @@ func Parse(name string, b []byte) (*File, error) {
 		}
 	}
 	errs = append(errs, f.checkSources(name)...)
+	errs = append(errs, f.checkCores(name)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

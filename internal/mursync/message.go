@@ -85,18 +85,21 @@ func (m *BatchMessage) UnmarshalJSON(b []byte) error {
 // Result is a batch's answer as published on the results topic
 // (mur.sync.results, keyed by batch id).
 type Result struct {
-	BatchID    string      `json:"batch_id"`
-	Client     string      `json:"client"`
-	JobID      string      `json:"job_id"`
-	Status     BatchStatus `json:"status"`
-	Attempts   int         `json:"attempts"`
-	Failure    Failure     `json:"failure,omitempty"`
-	ErrorCode  int64       `json:"error_code,omitempty"`
-	ErrorMsg   string      `json:"error_msg,omitempty"`
-	Synced     int         `json:"synced"`
-	Failed     int         `json:"failed"`
-	MURs       int64       `json:"murs"`
-	AnsweredAt time.Time   `json:"answered_at"`
+	BatchID string      `json:"batch_id"`
+	Client  string      `json:"client"`
+	JobID   string      `json:"job_id"`
+	Status  BatchStatus `json:"status"`
+	// Attempts counts the times the sync service took the batch up (a
+	// redelivery after a crash is one more); the tries within one are
+	// the API client's and show in the metrics.
+	Attempts   int       `json:"attempts"`
+	Failure    Failure   `json:"failure,omitempty"`
+	ErrorCode  int64     `json:"error_code,omitempty"`
+	ErrorMsg   string    `json:"error_msg,omitempty"`
+	Synced     int       `json:"synced"`
+	Failed     int       `json:"failed"`
+	MURs       int64     `json:"murs"`
+	AnsweredAt time.Time `json:"answered_at"`
 	// Records holds each record's outcome.
 	Records []RecordResult `json:"records"`
 	// Redelivered is set when the batch had its answer already (the

@@ -9,15 +9,28 @@ import (
 	"vivace.dev/vivace/internal/audit"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/settings"
+	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/auditstore"
 	"vivace.dev/vivace/internal/store/settingstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// fresh returns the test database with no settings and no audit log:
+// both are one set for the whole database, so the tests of this package
+// run one at a time.
+func fresh(t *testing.T) *store.Store {
+	t.Helper()
+	db := pgtest.Store(t)
+	if _, err := db.Pool().Exec(context.Background(), `DELETE FROM system_settings; DELETE FROM audit_log`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestSettingsAudited(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Store(t)
+	db := fresh(t)
 	svc := &settings.Service{Store: settingstore.New(db)}
 	log := auditstore.New(db)
 
@@ -73,7 +86,7 @@ func TestSettingsAudited(t *testing.T) {
 // previous one left: the audit trail is a chain.
 func TestConcurrentChangesChain(t *testing.T) {
 	ctx := context.Background()
-	db := pgtest.Store(t)
+	db := fresh(t)
 	svc := &settings.Service{Store: settingstore.New(db)}
 	var wg sync.WaitGroup
 	for i := 1; i <= 8; i++ {

@@ -36,19 +36,15 @@ func (s *Store) BeginSend(ctx context.Context, batchID string) (mursync.BatchInf
 func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, error) {
 	var res mursync.Result
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		res = mursync.Result{BatchID: o.BatchID, Status: o.Status, Attempts: o.Attempts, AnsweredAt: o.At.UTC()}
-		var attempts int
+		res = mursync.Result{BatchID: o.BatchID, Status: o.Status, AnsweredAt: o.At.UTC()}
 		err := tx.QueryRow(ctx, `SELECT client, job_id::text, murs, attempts FROM sync_batches
 			WHERE batch_id = $1 AND status IN ('ready', 'published', 'sending') FOR UPDATE`, o.BatchID).
-			Scan(&res.Client, &res.JobID, &res.MURs, &attempts)
+			Scan(&res.Client, &res.JobID, &res.MURs, &res.Attempts)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return mursync.ErrAnswered
 		}
 		if err != nil {
 			return err
-		}
-		if res.Attempts == 0 {
-			res.Attempts = attempts
 		}
 		var marked int64
 		if o.Status == mursync.Failed {
@@ -122,9 +118,9 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 				return fmt.Errorf("%w: the batch's records hold %d MURs, %d of them batched", mursync.ErrConcurrentChange, murs+failedMURs, marked)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE sync_batches SET status = $2, synced = $3, failed = $4, attempts = greatest(attempts, $5),
-				failure = nullif($6, ''), error_code = nullif($7, 0), error_msg = nullif($8, ''), answered_at = $9
-			WHERE batch_id = $1`, o.BatchID, string(o.Status), res.Synced, res.Failed, res.Attempts,
+		if _, err := tx.Exec(ctx, `UPDATE sync_batches SET status = $2, synced = $3, failed = $4,
+				failure = nullif($5, ''), error_code = nullif($6, 0), error_msg = nullif($7, ''), answered_at = $8
+			WHERE batch_id = $1`, o.BatchID, string(o.Status), res.Synced, res.Failed,
 			string(res.Failure), res.ErrorCode, res.ErrorMsg, o.At); err != nil {
 			return err
 		}

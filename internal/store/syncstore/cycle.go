@@ -243,15 +243,18 @@ func (s *Store) ReadyBatches(ctx context.Context, client string) ([]mursync.Batc
 	return out, rows.Err()
 }
 
-// MarkPublished records ready batches as on the topic and sent by the
-// job, adding them to its counts.
+// MarkPublished records batches as on the topic and sent by the job,
+// adding them to its counts once: a batch the sync service took before
+// this (it can be that quick) is counted all the same, and one published
+// again after a crash is not counted twice.
 func (s *Store) MarkPublished(ctx context.Context, jobID string, batchIDs []string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		var batches int
 		var records, murs int64
 		err := tx.QueryRow(ctx, `WITH p AS (
-				UPDATE sync_batches SET status = 'published', published_at = now(), job_id = $1
-				WHERE batch_id = ANY($2::uuid[]) AND status = 'ready' RETURNING records, murs)
+				UPDATE sync_batches SET status = CASE WHEN status = 'ready' THEN 'published' ELSE status END,
+					published_at = now(), job_id = $1
+				WHERE batch_id = ANY($2::uuid[]) AND published_at IS NULL RETURNING records, murs)
 			SELECT count(*), coalesce(sum(records), 0), coalesce(sum(murs), 0) FROM p`, jobID, batchIDs).Scan(&batches, &records, &murs)
 		if err != nil {
 			return err
