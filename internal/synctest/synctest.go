@@ -27,7 +27,7 @@ type Spec struct {
 	Types    []string
 	Days     int       // usage spread over this many UTC days (default 3)
 	From     time.Time // first day (default 2026-01-01)
-	Seed     uint64 // also part of the record ids: seeds of one client must differ
+	Seed     uint64    // also part of the record ids: seeds of one client must differ
 }
 
 // Seed inserts MURs with decimal quantities and net amounts at their
