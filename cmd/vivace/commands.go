@@ -20,7 +20,7 @@ func commands() []*cli.Command {
 		feedCommand(),
 		lookupCommand(),
 		notYet("sync", "run MUR sync cycles to the core billing system", "MUR sync"),
-		notYet("fake-core", "run a stand-in core billing system", "the stand-in core billing system"),
+		fakeCoreCommand(),
 		notYet("token", "create API tokens", "API tokens"),
 	}
 }

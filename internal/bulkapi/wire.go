@@ -274,26 +274,17 @@ func (s *Secret) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// wireRequest is Request with the key revealed: the body on the wire.
-type wireRequest struct {
-	RestCall                      string                 `json:"rest_call"`
-	OutputFormat                  string                 `json:"output_format"`
-	ClientNo                      int64                  `json:"client_no"`
-	AuthKey                       string                 `json:"auth_key"`
-	UsageRecs                     []UsageRec             `json:"usage_recs"`
-	ClientReceiptID               string                 `json:"client_receipt_id,omitempty"`
-	AltCallerID                   string                 `json:"alt_caller_id,omitempty"`
-	OptionalTransactionQualifiers []TransactionQualifier `json:"optional_transaction_qualifiers,omitempty"`
-}
+// plainRequest is Request without its methods, to embed.
+type plainRequest Request
 
 // Body is the wire body, auth_key included: the one place the key is
 // revealed.
 func (r Request) Body() ([]byte, error) {
-	return json.Marshal(wireRequest{
-		RestCall: r.RestCall, OutputFormat: r.OutputFormat, ClientNo: r.ClientNo,
-		AuthKey: r.AuthKey.Reveal(), UsageRecs: r.UsageRecs, ClientReceiptID: r.ClientReceiptID,
-		AltCallerID: r.AltCallerID, OptionalTransactionQualifiers: r.OptionalTransactionQualifiers,
-	})
+	return json.Marshal(struct {
+		plainRequest
+		// Shallower than the embedded field of the same name: it wins.
+		AuthKey string `json:"auth_key"`
+	}{plainRequest(r), r.AuthKey.Reveal()})
 }
 
 // String describes the call without its credential.

@@ -93,10 +93,10 @@ func TestRequestWireForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"rest_call":"bulk_record_usage_m","output_format":"json","client_no":1001,"auth_key":"k","usage_recs":[` +
+	want := `{"rest_call":"bulk_record_usage_m","output_format":"json","client_no":1001,"usage_recs":[` +
 		`{"usage_units":120.500,"usage_date":"2024-05-01 00:00:00","amt":12.30,"comments":"3 MURs","qualifier_1":"q1",` +
 		`"qualifier_2":"q2","qualifier_3":"q3","qualifier_4":"q4","usage_type_code":"VOICE","client_record_id":"agg-1","client_acct_id":"ACC-1"},` +
-		`{"acct_no":42,"usage_type":7,"usage_units":1,"client_record_id":"agg-2"}],"client_receipt_id":"batch-1"}`
+		`{"acct_no":42,"usage_type":7,"usage_units":1,"client_record_id":"agg-2"}],"client_receipt_id":"batch-1","auth_key":"k"}`
 	if string(got) != want {
 		t.Errorf("body\n got %s\nwant %s", got, want)
 	}

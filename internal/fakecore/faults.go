@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -65,6 +66,12 @@ type RefuseFault struct {
 type SlowFault struct {
 	Trigger
 	Delay Duration `json:"delay,omitempty"`
+}
+
+// LogValue logs the faults as their JSON.
+func (f Faults) LogValue() slog.Value {
+	b, _ := json.Marshal(f)
+	return slog.StringValue(string(b))
 }
 
 // Duration reads and writes a time.Duration as text ("1.5s", "200ms").

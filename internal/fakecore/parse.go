@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/apd/v3"
 )
@@ -105,17 +106,23 @@ func absent(v json.RawMessage) bool {
 
 // text reads a string field; numbers are taken as their text (the core's
 // string fields are liberal about it).
+// v comes from a decoded body, so it is valid JSON.
 func text(v json.RawMessage) (string, bool) {
-	if absent(v) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || string(v) == "null" {
 		return "", true
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err == nil {
-		return s, true
-	}
-	var n json.Number
-	if err := json.Unmarshal(v, &n); err == nil {
-		return n.String(), true
+	switch c := v[0]; {
+	case c == '"':
+		if in := v[1 : len(v)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+			// No escapes: the text is the bytes between the quotes.
+			return string(in), true
+		}
+		var s string
+		err := json.Unmarshal(v, &s)
+		return s, err == nil
+	case c == '-' || c >= '0' && c <= '9':
+		return string(v), true
 	}
 	return "", false
 }
