@@ -19,7 +19,8 @@ func commands() []*cli.Command {
 		exportCommand("exceptions", "exceptions (records that did not become MURs)"),
 		feedCommand(),
 		lookupCommand(),
-		notYet("sync", "run MUR sync cycles to the core billing system", "MUR sync"),
+		syncCommand(),
+		configCommand(),
 		fakeCoreCommand(),
 		notYet("token", "create API tokens", "API tokens"),
 	}

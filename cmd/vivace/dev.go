@@ -34,8 +34,9 @@ func devCommand() *cli.Command {
 		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL; without it,\n" +
 			"the server at 127.0.0.1:5432, or a private cluster under --data-dir started from the local\n" +
 			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
-			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files and polls the\n" +
-			"bucket source of each client that has one in the --clients settings.",
+			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files, polls the\n" +
+			"bucket source of each client that has one in the --clients settings, and syncs MURs to the\n" +
+			"core billing system every mur_sync.interval (--core-url, else a built-in fake core).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "http-addr", Value: ":8080", Usage: "address of the API, console, health and metrics"},
 			&cli.StringFlag{Name: "kafka-addr", Value: "127.0.0.1:9092", Usage: "address of the embedded broker"},
@@ -44,7 +45,8 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source)"},
 			&cli.StringFlag{Name: "database", Value: "vivace", Usage: "database name to use when DATABASE_URL is not set"},
 			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
-			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
+			&cli.StringFlag{Name: "core-url", EnvVars: []string{"VIVACE_CORE_URL"},
+				Usage: "core billing API base URL for MUR sync (default: a built-in fake core on a free port; its URL goes to <data-dir>/" + FakeCoreURLFile + ")"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "bucket-events-token", EnvVars: []string{"VIVACE_BUCKET_EVENTS_TOKEN"},
@@ -134,6 +136,15 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	core, err := startDevCore(c.String("core-url"), dataDir, settings, log.With("component", "fake-core"))
+	if err != nil {
+		return err
+	}
+	defer core.close()
+	murSync, err := newDevSync(st, broker.Addr(), log.With("component", "sync"))
+	if err != nil {
+		return err
+	}
 	recv := &ingest.Receiver{
 		Registry:   st,
 		ArchiveDir: filepath.Join(dataDir, "files"),
@@ -149,7 +160,9 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		"VIVACE_KAFKA_BROKERS":  broker.Addr(),
 		"VIVACE_CLIENTS_FILE":   clientsFile,
 		"VIVACE_DATA_DIR":       dataDir,
-		"VIVACE_CORE_URL":       c.String("core-url"),
+		"VIVACE_CORE_URL":       core.URL,
+		"VIVACE_CORE_CLIENT_NO": core.ClientNo,
+		"VIVACE_CORE_AUTH_KEY":  core.AuthKey,
 		"VIVACE_HTTP_ADDR":      ln.Addr().String(),
 		"VIVACE_KAFKA_ADDR":     broker.Addr(),
 		"VIVACE_PIPELINES_FROM": c.String("pipelines"),
@@ -175,6 +188,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		srv.Buckets = buckets
 	}
 	mux.Handle("/", srv.Handler())
+	murSync.mount(mux, st)
 	streams.mount(mux)
 	if c.Bool("pprof") {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -209,6 +223,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}
 
 	streamErr := streams.start(ctx)
+	murSync.start(ctx)
 	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
 
 	var runErr error
@@ -228,6 +243,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx)
+	murSync.stop()
 	streams.stop(shutCtx)
 	return runErr
 }

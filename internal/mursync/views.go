@@ -72,4 +72,19 @@ type Reader interface {
 	Batches(ctx context.Context, f BatchFilter) ([]BatchView, error)
 	Batch(ctx context.Context, id string) (BatchView, error)
 	Records(ctx context.Context, f RecordFilter) ([]RecordView, error)
+	Totals(ctx context.Context, client string) ([]Total, error)
+}
+
+// Total sums a client's MURs of one account, usage type and currency:
+// all of them, and those synced to the core.
+type Total struct {
+	AccountID    string `json:"account_id"`
+	UsageType    string `json:"usage_type"`
+	Currency     string `json:"currency"`
+	MURs         int64  `json:"murs"`
+	Units        string `json:"units"`
+	Amount       string `json:"amount"`
+	SyncedMURs   int64  `json:"synced_murs"`
+	SyncedUnits  string `json:"synced_units"`
+	SyncedAmount string `json:"synced_amount"`
 }

@@ -124,3 +124,21 @@ func (s *Store) Backlogs(ctx context.Context) ([]Backlog, error) {
 		return b, err
 	})
 }
+
+// Totals sums the client's MURs per account, usage type and currency,
+// exactly: all of them and the synced ones (what the core should hold).
+func (s *Store) Totals(ctx context.Context, client string) ([]mursync.Total, error) {
+	rows, err := s.pool.Query(ctx, `SELECT account_id, usage_type, currency, count(*), sum(quantity)::text, sum(net_amount)::text,
+			count(*) FILTER (WHERE sync_status = 'synced'),
+			coalesce(sum(quantity) FILTER (WHERE sync_status = 'synced'), 0)::text,
+			coalesce(sum(net_amount) FILTER (WHERE sync_status = 'synced'), 0)::text
+		FROM murs WHERE client = $1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, client)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (mursync.Total, error) {
+		var t mursync.Total
+		err := r.Scan(&t.AccountID, &t.UsageType, &t.Currency, &t.MURs, &t.Units, &t.Amount, &t.SyncedMURs, &t.SyncedUnits, &t.SyncedAmount)
+		return t, err
+	})
+}

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/settings"
+)
+
+// Settings serves the system settings: GET /api/v1/settings lists every
+// key with the value in effect, GET /api/v1/settings/{key} shows one,
+// PUT /api/v1/settings/{key} {"value": V} changes it and DELETE puts it
+// back to its default. Changes are checked strictly (an unknown key is
+// 404, a value of the wrong type or out of range 400) and audited.
+type Settings struct {
+	Service *settings.Service
+}
+
+// Register adds the routes to mux.
+func (s *Settings) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/settings", s.list)
+	mux.HandleFunc("GET /api/v1/settings/{key}", s.get)
+	mux.HandleFunc("PUT /api/v1/settings/{key}", s.put)
+	mux.HandleFunc("DELETE /api/v1/settings/{key}", s.reset)
+}
+
+func settingError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, settings.ErrUnknownKey):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, settings.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (s *Settings) list(w http.ResponseWriter, r *http.Request) {
+	all, err := s.Service.List(r.Context())
+	if err != nil {
+		settingError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"settings": all})
+}
+
+func (s *Settings) get(w http.ResponseWriter, r *http.Request) {
+	set, err := s.Service.Get(r.Context(), r.PathValue("key"))
+	if err != nil {
+		settingError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, set)
+}
+
+func (s *Settings) put(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.Value) == 0 {
+		writeError(w, http.StatusBadRequest, `request body: want {"value": ...}`)
+		return
+	}
+	set, err := s.Service.Set(r.Context(), r.PathValue("key"), string(req.Value), audit.Operator(operator(r)))
+	if err != nil {
+		settingError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, set)
+}
+
+func (s *Settings) reset(w http.ResponseWriter, r *http.Request) {
+	set, err := s.Service.Reset(r.Context(), r.PathValue("key"), audit.Operator(operator(r)))
+	if err != nil {
+		settingError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, set)
+}
