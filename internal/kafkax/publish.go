@@ -20,13 +20,12 @@ type SyncBatches struct {
 
 var _ mursync.Broker = (*SyncBatches)(nil)
 
-// SyncProducerOpts are the producer options the batches need: a batch
-// of a few thousand records is a message of a few hundred kilobytes
-// before compression.
+// SyncProducerOpts are the producer options of the batches: compressed
+// (a batch of a thousand records is a few hundred kilobytes of JSON that
+// compresses well), spread over the partitions by key.
 func SyncProducerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.Lz4Compression(), kgo.NoCompression()),
-		kgo.ProducerBatchMaxBytes(16 << 20),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
 }

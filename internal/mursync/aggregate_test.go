@@ -257,7 +257,7 @@ func TestBatchMessageJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"batch_id":"b1","client":"acme","job_id":"j1","created_at":"2026-03-01T00:00:00Z","records":[` +
+	const want = `{"batch_id":"b1","client":"acme","job_id":"j1","created_at":"2026-03-01T00:00:00Z","record_count":1,"records":[` +
 		`{"client_record_id":"r1","account_id":"A1","usage_type":"calls","currency":"USD","usage_date":"2026-03-01T00:00:00Z",` +
 		`"units":"1.5","amount":"0.15","murs":3,"qualifier_1":"x","qualifier_4":"y","comments":"3 MURs of 2026-03-01"}]}`
 	if string(b) != want {
@@ -267,7 +267,7 @@ func TestBatchMessageJSON(t *testing.T) {
 	if err := json.Unmarshal(append(b[:len(b)-1], `,"later_field":1}`...), &back); err != nil {
 		t.Fatal(err)
 	}
-	m.Records[0].Day = time.Time{}
+	m.Records[0].Day, m.Count = time.Time{}, 1
 	if !reflect.DeepEqual(back, m) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", back, m)
 	}
@@ -276,6 +276,34 @@ func TestBatchMessageJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &back); err == nil {
 			t.Errorf("%s was read", bad)
 		}
+	}
+}
+
+// A batch too large for one message goes without its records, which the
+// sync service reads from the database.
+func TestBatchMessageOmitsLargeRecords(t *testing.T) {
+	m := BatchMessage{BatchID: "b1", Client: "acme", Records: make([]Record, 4000)}
+	for i := range m.Records {
+		m.Records[i] = Record{ID: fmt.Sprintf("01a2339c-c7f5-737f-9199-%012d", i), AccountID: "ACCOUNT-000001", UsageType: "VOICE",
+			Currency: "USD", Units: "123.456", Amount: "12.34", MURs: 7, Comments: "7 MURs of 2026-03-01"}
+	}
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxInline {
+		t.Fatalf("%d bytes", len(b))
+	}
+	var back BatchMessage
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Omitted || back.Count != 4000 || len(back.Records) != 0 {
+		t.Fatalf("read back: omitted %v, count %d, %d records", back.Omitted, back.Count, len(back.Records))
+	}
+	m.Records = m.Records[:100]
+	if b, _ = m.Encode(); json.Unmarshal(b, &back) != nil || back.Omitted || len(back.Records) != 100 {
+		t.Fatalf("a small batch: omitted %v, %d records", back.Omitted, len(back.Records))
 	}
 }
 

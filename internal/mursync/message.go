@@ -15,7 +15,16 @@ type BatchMessage struct {
 	JobID     string    `json:"job_id"`
 	CreatedAt time.Time `json:"created_at"`
 	Records   []Record  `json:"-"`
+	// Omitted is set on a message that does not carry its records
+	// because they would make it larger than MaxInline; the sync service
+	// reads them from the database. Count is their number.
+	Omitted bool `json:"-"`
+	Count   int  `json:"-"`
 }
+
+// MaxInline bounds a batch message with its records: brokers refuse
+// messages above 1 MiB by default, and a record takes about 350 bytes.
+const MaxInline = 768 << 10
 
 type wireRecord struct {
 	ClientRecordID string `json:"client_record_id"`
@@ -38,14 +47,21 @@ type wireBatch struct {
 	Client    string       `json:"client"`
 	JobID     string       `json:"job_id"`
 	CreatedAt time.Time    `json:"created_at"`
+	Count     int          `json:"record_count"`
+	Omitted   bool         `json:"records_omitted,omitempty"`
 	Records   []wireRecord `json:"records"`
 }
 
-// MarshalJSON writes the message with its records; units and amounts are
-// decimal strings, usage_date RFC 3339 in UTC.
+// MarshalJSON writes the message with its records (or, when Omitted,
+// only their number); units and amounts are decimal strings, usage_date
+// RFC 3339 in UTC.
 func (m BatchMessage) MarshalJSON() ([]byte, error) {
 	w := wireBatch{BatchID: m.BatchID, Client: m.Client, JobID: m.JobID, CreatedAt: m.CreatedAt.UTC(),
-		Records: make([]wireRecord, len(m.Records))}
+		Count: len(m.Records), Records: make([]wireRecord, len(m.Records))}
+	if m.Omitted {
+		w.Count, w.Omitted, w.Records = m.Count, true, []wireRecord{}
+		return json.Marshal(w)
+	}
 	for i := range m.Records {
 		r := &m.Records[i]
 		w.Records[i] = wireRecord{ClientRecordID: r.ID, AccountID: r.AccountID, UsageType: r.UsageType,
@@ -54,6 +70,17 @@ func (m BatchMessage) MarshalJSON() ([]byte, error) {
 			Qualifier4: r.Qualifiers[3], Comments: r.Comments}
 	}
 	return json.Marshal(w)
+}
+
+// Encode writes the message for the topic: with its records when that
+// fits MaxInline, otherwise without them.
+func (m BatchMessage) Encode() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil || len(b) <= MaxInline {
+		return b, err
+	}
+	m.Omitted, m.Count = true, len(m.Records)
+	return json.Marshal(m)
 }
 
 // UnmarshalJSON reads a message; fields it does not know are ignored.
@@ -66,7 +93,7 @@ func (m *BatchMessage) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("sync batch message: batch_id and client are required")
 	}
 	*m = BatchMessage{BatchID: w.BatchID, Client: w.Client, JobID: w.JobID, CreatedAt: w.CreatedAt,
-		Records: make([]Record, len(w.Records))}
+		Records: make([]Record, len(w.Records)), Omitted: w.Omitted, Count: w.Count}
 	for i, r := range w.Records {
 		t, err := time.Parse(time.RFC3339, r.UsageDate)
 		if err != nil {

@@ -2,7 +2,6 @@ package mursync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -209,10 +208,12 @@ func (o *Ops) aggregate(ctx context.Context, client string, set settings.MURSync
 		chunk = DefaultChunk
 	}
 	for {
+		t0 := time.Now()
 		murs, err := o.Store.Unsynced(ctx, client, chunk)
 		if err != nil {
 			return fmt.Errorf("read unsynced MURs: %w", err)
 		}
+		t1 := time.Now()
 		if len(murs) == 0 {
 			return nil
 		}
@@ -241,12 +242,22 @@ func (o *Ops) aggregate(ctx context.Context, client string, set settings.MURSync
 			o.log().Error("MUR cannot be sent to the core; marked failed", "client", client,
 				"record_id", murs[u.Index].RecordID, "reason", u.Reason)
 		}
+		t2 := time.Now()
 		if err := o.Store.SavePlan(ctx, p); err != nil {
 			return fmt.Errorf("save %d aggregated records of %d MURs: %w", len(p.Records), len(murs), err)
 		}
-		if err := o.publish(ctx, client, job); err != nil {
+		t3 := time.Now()
+		// The batches just committed are published from memory; any a
+		// crash leaves unpublished are found by the next cycle.
+		msgs := make([]BatchMessage, len(p.Batches))
+		for i, b := range p.Batches {
+			msgs[i] = BatchMessage{BatchID: b.ID, Client: client, JobID: job.ID, CreatedAt: p.CreatedAt, Records: p.Records[b.From:b.To]}
+		}
+		if err := o.send(ctx, job, msgs); err != nil {
 			return err
 		}
+		o.log().Debug("aggregation pass", "client", client, "murs", len(murs), "records", len(p.Records),
+			"batches", len(p.Batches), "read", t1.Sub(t0), "aggregate", t2.Sub(t1), "save", t3.Sub(t2), "publish", time.Since(t3))
 		if len(murs) < chunk {
 			return nil
 		}
@@ -292,6 +303,11 @@ func (o *Ops) publish(ctx context.Context, client string, job Job) error {
 	if err != nil {
 		return fmt.Errorf("read ready batches: %w", err)
 	}
+	return o.send(ctx, job, batches)
+}
+
+// send publishes batches and records them as published by the job.
+func (o *Ops) send(ctx context.Context, job Job, batches []BatchMessage) error {
 	if len(batches) == 0 {
 		return nil
 	}
@@ -299,7 +315,7 @@ func (o *Ops) publish(ctx context.Context, client string, job Job) error {
 	ids := make([]string, len(batches))
 	for i := range batches {
 		batches[i].JobID = job.ID
-		v, err := json.Marshal(batches[i])
+		v, err := batches[i].Encode()
 		if err != nil {
 			return err
 		}

@@ -235,4 +235,7 @@ type SendStore interface {
 	Answer(ctx context.Context, o Outcome) (Result, error)
 	// Result reads a batch's stored answer.
 	Result(ctx context.Context, batchID string) (Result, error)
+	// BatchRecords reads the records a batch carries, for a message
+	// that left them out.
+	BatchRecords(ctx context.Context, batchID string) ([]Record, error)
 }

@@ -52,6 +52,11 @@ func (s *Sender) Handle(ctx context.Context, m BatchMessage) (Result, error) {
 		r.Redelivered = true
 		return r, err
 	}
+	if m.Omitted {
+		if m.Records, err = s.Store.BatchRecords(ctx, m.BatchID); err != nil {
+			return Result{}, fmt.Errorf("batch %s: read its records: %w", m.BatchID, err)
+		}
+	}
 	var call *CallError
 	var ans Answer
 	if info.Client != m.Client || info.Records != len(m.Records) {

@@ -43,7 +43,7 @@ type syncRig struct {
 	stop func()
 }
 
-func newSyncRig(tb testing.TB, streamLog slog.Level) *syncRig {
+func newSyncRig(tb testing.TB, opsLog slog.Level) *syncRig {
 	tb.Helper()
 	ctx := context.Background()
 	addr := newCluster(tb, kafkax.TopicMURSyncBatches, kafkax.TopicMURSyncResults)
@@ -61,7 +61,7 @@ func newSyncRig(tb testing.TB, streamLog slog.Level) *syncRig {
 		"VIVACE_KAFKA_BROKERS": addr, "DATABASE_URL": dsn, "VIVACE_CORE_URL": core.URL(),
 		"VIVACE_CORE_CLIENT_NO": fmt.Sprint(syncClientNo), "VIVACE_CORE_AUTH_KEY": syncAuthKey,
 	}
-	s := buildPipeline(tb, "sync", env, streamLog)
+	s := buildPipeline(tb, "sync", env, slog.LevelWarn)
 	done := make(chan struct{})
 	go func() { _ = s.Run(context.Background()); close(done) }()
 	var once sync.Once
@@ -82,7 +82,7 @@ func newSyncRig(tb testing.TB, streamLog slog.Level) *syncRig {
 	}
 	tb.Cleanup(cl.Close)
 	set := &settings.Service{Store: settingstore.New(db)}
-	ops := &mursync.Ops{Store: syncstore.New(db), Broker: &kafkax.SyncBatches{Client: cl}, Settings: set,
+	ops := &mursync.Ops{Store: syncstore.New(db), Broker: &kafkax.SyncBatches{Client: cl}, Settings: set, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opsLog})),
 		NewID: store.NewID, Owner: "test", PollEvery: 20 * time.Millisecond}
 	return &syncRig{db: db, core: core, ops: ops, set: set, addr: addr, stop: stop}
 }
@@ -222,4 +222,57 @@ func testutilCount(t *testing.T, name string) float64 {
 		}
 	}
 	return n
+}
+
+// BenchmarkSyncMURs measures MUR sync from unsynced MURs in PostgreSQL to
+// records held by the fake core: a cycle reads, aggregates (or not),
+// commits and publishes the batches, the sync stream sends each to the
+// fake core over HTTP and marks its MURs, at batch size 1,000. MURs come
+// from 10,000 accounts over 3 usage types and one UTC day (about 6.5 MURs
+// per aggregated record); VIVACE_BENCH_SYNC_MURS sets how many (default
+// 200,000). Reported: MURs/s from the cycle's start to the last answer.
+func BenchmarkSyncMURs(b *testing.B) {
+	n := 200_000
+	if v := os.Getenv("VIVACE_BENCH_SYNC_MURS"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, agg := range []bool{true, false} {
+		name := "aggregated"
+		if !agg {
+			name = "one-record-per-MUR"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			r := newSyncRig(b, slog.LevelDebug)
+			for k, v := range map[string]string{settings.MURSyncBatchSize: "1000", settings.MURSyncAggregate: fmt.Sprint(agg),
+				settings.MURSyncRateLimit: "0"} {
+				if _, err := r.set.Set(ctx, k, v, audit.Operator("bench")); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var total int
+			var took time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				client := "bench" + store.NewID()[24:]
+				if _, err := synctest.Seed(ctx, r.db.Pool(), synctest.Spec{Client: client, MURs: n, Accounts: 10000, Days: 1, Seed: uint64(i)}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				sum, err := r.ops.Run(ctx, mursync.Request{Client: client, Trigger: mursync.BySchedule, AnswerWait: time.Hour})
+				took += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := sum.Complete(); err != nil || sum.MURs != int64(n) || sum.Synced != sum.Aggregates {
+					b.Fatalf("cycle %+v, %v", sum, err)
+				}
+				total += n
+			}
+			b.ReportMetric(float64(total)/took.Seconds(), "MURs/s")
+		})
+	}
 }

@@ -84,6 +84,8 @@ CREATE TABLE sync_aggregates (
     murs         integer     NOT NULL CHECK (murs > 0),
     -- when the oldest of its MURs was rated (how long billing waits)
     oldest_rated_at timestamptz NOT NULL,
+    -- its MURs, for marking them with the core's answer by primary key
+    mur_ids      uuid[]      NOT NULL,
     qualifiers   jsonb       NOT NULL DEFAULT '{}',
     comments     text        NOT NULL DEFAULT '',
     status       text        NOT NULL DEFAULT 'pending'
@@ -101,12 +103,17 @@ CREATE INDEX sync_aggregates_batch ON sync_aggregates (batch_id);
 CREATE INDEX sync_aggregates_failed ON sync_aggregates (client, updated_at) WHERE status = 'failed';
 CREATE INDEX sync_aggregates_unsynced ON sync_aggregates (client, oldest_rated_at) WHERE status <> 'synced';
 
--- The MURs of an aggregated record, for marking them with the core's
--- answer and for sending them again.
-CREATE INDEX murs_aggregate ON murs (aggregate_id) WHERE aggregate_id IS NOT NULL;
+-- The MURs no cycle has taken yet. The index's condition names
+-- aggregate_id, which a cycle sets once, rather than sync_status, which
+-- the answer changes later: so that the answer's update of a MUR touches
+-- no indexed column and PostgreSQL can make it a heap-only (HOT) update,
+-- without a new entry in every index of the table.
+DROP INDEX murs_unsynced;
+CREATE INDEX murs_unaggregated ON murs (client, usage_time) WHERE aggregate_id IS NULL;
 
 -- +goose Down
-DROP INDEX murs_aggregate;
+DROP INDEX murs_unaggregated;
+CREATE INDEX murs_unsynced ON murs (client, usage_time) WHERE sync_status = 'unsynced';
 DROP TABLE sync_aggregates;
 DROP TABLE sync_batches;
 DROP TABLE sync_jobs;

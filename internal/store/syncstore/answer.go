@@ -49,9 +49,9 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 		var marked int64
 		if o.Status == mursync.Failed {
 			res.Failure, res.ErrorCode, res.ErrorMsg = o.Call.Failure, o.Call.Code, o.Call.Message
-			ids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'failed', error_code = nullif($2, 0),
+			ids, mids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'failed', error_code = nullif($2, 0),
 					error_msg = $3, updated_at = $4
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs`,
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs, mur_ids::text[]`,
 				o.BatchID, o.Call.Code, o.Call.Message, o.At)
 			if err != nil {
 				return err
@@ -62,7 +62,7 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 			}
 			res.Failed = len(ids)
 			tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'failed', sync_error = $2
-				WHERE aggregate_id = ANY($1::uuid[]) AND sync_status = 'batched'`, ids, mursync.MURError(o, mursync.RecordError{}))
+				WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids, mursync.MURError(o, mursync.RecordError{}))
 			if err != nil {
 				return err
 			}
@@ -70,37 +70,54 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 				return fmt.Errorf("%w: the batch's records hold %d MURs, %d of them batched", mursync.ErrConcurrentChange, murs, marked)
 			}
 		} else {
-			var fIDs, fMsgs, fErrs []string
+			var fIDs, fMsgs []string
 			var fCodes []int64
 			for id, e := range o.Refused {
-				fIDs, fCodes, fMsgs, fErrs = append(fIDs, id), append(fCodes, e.Code), append(fMsgs, e.Message), append(fErrs, mursync.MURError(o, e))
+				fIDs, fCodes, fMsgs = append(fIDs, id), append(fCodes, e.Code), append(fMsgs, e.Message)
 			}
 			var failedMURs int64
 			if len(fIDs) > 0 {
-				ids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates a SET status = 'failed', error_code = u.c,
+				rows, err := tx.Query(ctx, `UPDATE sync_aggregates a SET status = 'failed', error_code = u.c,
 						error_msg = u.m, updated_at = $5
 					FROM unnest($2::uuid[], $3::int8[], $4::text[]) AS u(id, c, m)
 					WHERE a.aggregate_id = u.id AND a.batch_id = $1 AND a.status = 'pending'
-					RETURNING a.aggregate_id::text, a.murs`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
+					RETURNING a.aggregate_id::text, a.murs, a.mur_ids::text[]`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
 				if err != nil {
 					return err
 				}
-				for _, id := range ids {
+				// The MURs of the refused records, by the text they get.
+				byError := map[string][]string{}
+				for rows.Next() {
+					var id string
+					var n int64
+					var mids []string
+					if err := rows.Scan(&id, &n, &mids); err != nil {
+						rows.Close()
+						return err
+					}
 					e := o.Refused[id]
 					res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: id, Status: mursync.Refused, Code: e.Code, Message: e.Message})
+					res.Failed++
+					failedMURs += n
+					text := mursync.MURError(o, e)
+					byError[text] = append(byError[text], mids...)
 				}
-				res.Failed, failedMURs = len(ids), murs
-				tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'failed', sync_error = u.e
-					FROM unnest($1::uuid[], $2::text[]) AS u(id, e)
-					WHERE m.aggregate_id = u.id AND m.sync_status = 'batched'`, fIDs, fErrs)
-				if err != nil {
+				rows.Close()
+				if err := rows.Err(); err != nil {
 					return err
 				}
-				marked += tag.RowsAffected()
+				for text, mids := range byError {
+					tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'failed', sync_error = $2
+						WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids, text)
+					if err != nil {
+						return err
+					}
+					marked += tag.RowsAffected()
+				}
 			}
-			ids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'synced', error_code = NULL,
+			ids, mids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'synced', error_code = NULL,
 					error_msg = NULL, updated_at = $2
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs`, o.BatchID, o.At)
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs, mur_ids::text[]`, o.BatchID, o.At)
 			if err != nil {
 				return err
 			}
@@ -109,7 +126,7 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 			}
 			res.Synced = len(ids)
 			tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'synced', sync_error = NULL
-				WHERE aggregate_id = ANY($1::uuid[]) AND sync_status = 'batched'`, ids)
+				WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids)
 			if err != nil {
 				return err
 			}
@@ -131,25 +148,24 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 	return res, err
 }
 
-// setRecords runs an UPDATE of sync_aggregates that returns the ids and
-// MUR counts of the rows it changed.
-func setRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]string, int64, error) {
+// setRecords runs an UPDATE of sync_aggregates that returns the ids, MUR
+// counts and MURs of the rows it changed.
+func setRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) (ids, murIDs []string, murs int64, err error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	defer rows.Close()
-	var ids []string
-	var murs int64
 	for rows.Next() {
 		var id string
 		var n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, 0, err
+		var mids []string
+		if err := rows.Scan(&id, &n, &mids); err != nil {
+			return nil, nil, 0, err
 		}
-		ids, murs = append(ids, id), murs+n
+		ids, murIDs, murs = append(ids, id), append(murIDs, mids...), murs+n
 	}
-	return ids, murs, rows.Err()
+	return ids, murIDs, murs, rows.Err()
 }
 
 // Result reads a batch's stored answer: its status and counts, and the

@@ -12,13 +12,13 @@ import (
 )
 
 // Unsynced reads up to limit of the client's unsynced MURs in usage
-// order (the murs_unsynced index).
+// order (the murs_unaggregated index).
 func (s *Store) Unsynced(ctx context.Context, client string, limit int) ([]mursync.MUR, error) {
 	rows, err := s.pool.Query(ctx, `SELECT mur_id::text, record_id, account_id, usage_type, usage_time, currency,
 			quantity::text, net_amount::text,
 			coalesce(qualifiers->>'qualifier_1', ''), coalesce(qualifiers->>'qualifier_2', ''),
 			coalesce(qualifiers->>'qualifier_3', ''), coalesce(qualifiers->>'qualifier_4', ''), rated_at
-		FROM murs WHERE client = $1 AND sync_status = 'unsynced'
+		FROM murs WHERE client = $1 AND aggregate_id IS NULL AND sync_status = 'unsynced'
 		ORDER BY usage_time LIMIT $2`, client, limit)
 	if err != nil {
 		return nil, err
@@ -79,12 +79,25 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		}
 	}
 	murIDs := make([]string, 0, len(p.MURIDs))
-	murRec := make([]int32, 0, len(p.MURIDs))
+	murAgg := make([]string, 0, len(p.MURIDs))
+	murBatch := make([]string, 0, len(p.MURIDs))
+	members := make([][]byte, nr) // each record's MURs as a uuid[] literal
 	var badIDs, badWhy []string
 	for i, id := range p.MURIDs {
-		if p.Of[i] >= 0 {
-			murIDs, murRec = append(murIDs, id), append(murRec, p.Of[i])
+		if r := p.Of[i]; r >= 0 {
+			murIDs, murAgg, murBatch = append(murIDs, id), append(murAgg, ids[r]), append(murBatch, batchOf[r])
+			if members[r] == nil {
+				members[r] = make([]byte, 0, 1+37*p.Records[r].MURs)
+				members[r] = append(members[r], '{')
+			} else {
+				members[r] = append(members[r], ',')
+			}
+			members[r] = append(members[r], id...)
 		}
+	}
+	memberText := make([]string, nr)
+	for r := range members {
+		memberText[r] = string(append(members[r], '}'))
 	}
 	for _, u := range p.Unsendable {
 		badIDs, badWhy = append(badIDs, p.MURIDs[u.Index]), append(badWhy, "cannot be sent to the core: "+u.Reason)
@@ -103,22 +116,21 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		if nr > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO sync_aggregates (aggregate_id, client, account_id, usage_type, usage_day,
 					usage_date, currency, units, amount, murs, oldest_rated_at, qualifiers, comments, status, batch_id,
-					created_at, updated_at)
-				SELECT id, $1, a, t, d::date, ud, c, u::numeric, am::numeric, n, o, q::jsonb, cm, 'pending', b, $2, $2
+					mur_ids, created_at, updated_at)
+				SELECT id, $1, a, t, d::date, ud, c, u::numeric, am::numeric, n, o, q::jsonb, cm, 'pending', b, mi::uuid[], $2, $2
 				FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],
-					$9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::text[], $14::text[], $15::uuid[])
-					AS x(id, a, t, d, ud, c, u, am, n, o, q, cm, b)`,
+					$9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::text[], $14::text[], $15::uuid[], $16::text[])
+					AS x(id, a, t, d, ud, c, u, am, n, o, q, cm, b, mi)`,
 				p.Client, p.CreatedAt, ids, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
-				quals, comments, batchOf); err != nil {
+				quals, comments, batchOf, memberText); err != nil {
 				return fmt.Errorf("insert aggregated records: %w", err)
 			}
 		}
 		if len(murIDs) > 0 {
-			tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'batched', aggregate_id = r.id, sync_batch_id = r.b, sync_error = NULL
-				FROM unnest($2::uuid[], $3::int4[]) AS u(mur, rec)
-				JOIN unnest($4::uuid[], $5::uuid[]) WITH ORDINALITY AS r(id, b, ord) ON r.ord = u.rec + 1
-				WHERE m.mur_id = u.mur AND m.client = $1 AND m.sync_status = 'unsynced'`,
-				p.Client, murIDs, murRec, ids, batchOf)
+			tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'batched', aggregate_id = u.a, sync_batch_id = u.b, sync_error = NULL
+				FROM unnest($2::uuid[], $3::uuid[], $4::uuid[]) AS u(mur, a, b)
+				WHERE m.mur_id = u.mur AND m.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`,
+				p.Client, murIDs, murAgg, murBatch)
 			if err != nil {
 				return fmt.Errorf("stamp MURs: %w", err)
 			}
@@ -129,7 +141,7 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		if len(badIDs) > 0 {
 			tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'failed', sync_error = u.why
 				FROM unnest($2::uuid[], $3::text[]) AS u(id, why)
-				WHERE m.mur_id = u.id AND m.client = $1 AND m.sync_status = 'unsynced'`, p.Client, badIDs, badWhy)
+				WHERE m.mur_id = u.id AND m.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`, p.Client, badIDs, badWhy)
 			if err != nil {
 				return fmt.Errorf("mark unsendable MURs: %w", err)
 			}
@@ -196,14 +208,25 @@ func (s *Store) SaveResend(ctx context.Context, r mursync.Resend) error {
 		if tag.RowsAffected() != int64(len(recIDs)) {
 			return fmt.Errorf("%w: %d of %d records were still failed", mursync.ErrConcurrentChange, tag.RowsAffected(), len(recIDs))
 		}
-		tag, err = tx.Exec(ctx, `UPDATE murs m SET sync_status = 'batched', sync_batch_id = u.b, sync_error = NULL
-			FROM unnest($2::uuid[], $3::uuid[]) AS u(id, b)
-			WHERE m.aggregate_id = u.id AND m.client = $1 AND m.sync_status = 'failed'`, r.Client, recIDs, recBatch)
-		if err != nil {
-			return fmt.Errorf("move MURs: %w", err)
+		var moved int64
+		for _, b := range r.Batches {
+			recs := make([]string, len(b.Records))
+			for i, x := range b.Records {
+				recs[i] = x.ID
+			}
+			mids, err := memberIDs(ctx, tx, recs)
+			if err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'batched', sync_batch_id = $2, sync_error = NULL
+				WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'failed'`, mids, b.ID)
+			if err != nil {
+				return fmt.Errorf("move MURs: %w", err)
+			}
+			moved += tag.RowsAffected()
 		}
-		if tag.RowsAffected() != murs {
-			return fmt.Errorf("%w: %d of %d MURs were still failed", mursync.ErrConcurrentChange, tag.RowsAffected(), murs)
+		if moved != murs {
+			return fmt.Errorf("%w: %d of %d MURs were still failed", mursync.ErrConcurrentChange, moved, murs)
 		}
 		return nil
 	})
@@ -212,23 +235,36 @@ func (s *Store) SaveResend(ctx context.Context, r mursync.Resend) error {
 // ReadyBatches returns the client's batches not yet on the topic, oldest
 // first, with their records.
 func (s *Store) ReadyBatches(ctx context.Context, client string) ([]mursync.BatchMessage, error) {
-	rows, err := s.pool.Query(ctx, `SELECT b.batch_id::text, b.job_id::text, b.created_at, a.aggregate_id::text, a.account_id,
+	return s.batchMessages(ctx, `b.client = $1 AND b.status = 'ready'`, client)
+}
+
+// BatchRecords reads the records a batch carries.
+func (s *Store) BatchRecords(ctx context.Context, batchID string) ([]mursync.Record, error) {
+	b, err := s.batchMessages(ctx, `b.batch_id = $1`, batchID)
+	if err != nil || len(b) == 0 {
+		return nil, err
+	}
+	return b[0].Records, nil
+}
+
+func (s *Store) batchMessages(ctx context.Context, where string, arg any) ([]mursync.BatchMessage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT b.batch_id::text, b.client, b.job_id::text, b.created_at, a.aggregate_id::text, a.account_id,
 			a.usage_type, a.currency, a.usage_day::timestamp, a.usage_date, a.units::text, a.amount::text, a.murs,
 			coalesce(a.qualifiers->>'qualifier_1', ''), coalesce(a.qualifiers->>'qualifier_2', ''),
 			coalesce(a.qualifiers->>'qualifier_3', ''), coalesce(a.qualifiers->>'qualifier_4', ''), a.comments, a.oldest_rated_at
 		FROM sync_batches b JOIN sync_aggregates a ON a.batch_id = b.batch_id
-		WHERE b.client = $1 AND b.status = 'ready'
-		ORDER BY b.created_at, b.batch_id, a.account_id, a.usage_type, a.usage_day, a.usage_date, a.aggregate_id`, client)
+		WHERE `+where+`
+		ORDER BY b.created_at, b.batch_id, a.account_id, a.usage_type, a.usage_day, a.usage_date, a.aggregate_id`, arg)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []mursync.BatchMessage
 	for rows.Next() {
-		var bid, jid string
+		var bid, client, jid string
 		var created time.Time
 		var r mursync.Record
-		if err := rows.Scan(&bid, &jid, &created, &r.ID, &r.AccountID, &r.UsageType, &r.Currency, &r.Day, &r.UsageDate,
+		if err := rows.Scan(&bid, &client, &jid, &created, &r.ID, &r.AccountID, &r.UsageType, &r.Currency, &r.Day, &r.UsageDate,
 			&r.Units, &r.Amount, &r.MURs, &r.Qualifiers[0], &r.Qualifiers[1], &r.Qualifiers[2], &r.Qualifiers[3],
 			&r.Comments, &r.OldestRatedAt); err != nil {
 			return nil, err
@@ -266,13 +302,13 @@ func (s *Store) MarkPublished(ctx context.Context, jobID string, batchIDs []stri
 }
 
 // Clients lists the clients with work: unsynced MURs (found with a skip
-// scan of the murs_unsynced index), batches not yet on the topic, or
+// scan of the murs_unaggregated index), batches not yet on the topic, or
 // records of batches that found the core unavailable.
 func (s *Store) Clients(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `WITH RECURSIVE c(client) AS (
-			SELECT min(client) FROM murs WHERE sync_status = 'unsynced'
+			SELECT min(client) FROM murs WHERE aggregate_id IS NULL AND sync_status = 'unsynced'
 			UNION ALL
-			SELECT (SELECT min(m.client) FROM murs m WHERE m.sync_status = 'unsynced' AND m.client > c.client)
+			SELECT (SELECT min(m.client) FROM murs m WHERE m.aggregate_id IS NULL AND m.sync_status = 'unsynced' AND m.client > c.client)
 			FROM c WHERE c.client IS NOT NULL)
 		SELECT client FROM c WHERE client IS NOT NULL
 		UNION
@@ -281,6 +317,15 @@ func (s *Store) Clients(ctx context.Context) ([]string, error) {
 		SELECT a.client FROM sync_aggregates a JOIN sync_batches b ON b.batch_id = a.batch_id
 		WHERE a.status = 'failed' AND b.failure = 'unavailable'
 		ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// memberIDs returns the MURs of aggregated records, as text.
+func memberIDs(ctx context.Context, tx pgx.Tx, records []string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT unnest(mur_ids)::text FROM sync_aggregates WHERE aggregate_id = ANY($1::uuid[])`, records)
 	if err != nil {
 		return nil, err
 	}

@@ -710,3 +710,17 @@ func TestClients(t *testing.T) {
 		}
 	}
 }
+
+// A batch too large for one message travels without its records; the
+// sync service reads them from the database.
+func TestBatchTooLargeForOneMessage(t *testing.T) {
+	r := newRig(t)
+	r.set(settings.MURSyncAggregate, "false")
+	r.set(settings.MURSyncBatchSize, "5000")
+	r.seed(4000, 16)
+	sum, err := r.run(mursync.BySchedule, mursync.Selection{})
+	if err != nil || sum.Complete() != nil || sum.Batches != 1 || sum.Synced != 4000 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	r.checkTotals(4000)
+}
