@@ -10,13 +10,21 @@
 //   - Ops, the operations service, runs a cycle per client (on a schedule
 //     or on demand, one at a time per client across replicas): it reads
 //     the client's unsynced MURs, aggregates them (Aggregate), cuts
-//     batches (Cut), commits the aggregated records, the batches and the
-//     MURs' new state in one transaction, then publishes each batch to
-//     the batches topic and waits for the answers.
+//     batches (Cut), commits the aggregated records (each naming its
+//     MURs) and the batches in one transaction under the client's lock,
+//     then publishes each batch to the batches topic and waits for the
+//     answers.
 //   - Sender, the sync service, takes a batch from the topic, calls the
 //     core, and applies the answer (Decide) in one transaction: each
 //     record synced or failed with the core's code, or the whole batch
-//     failed with its reason; nothing half-marked.
+//     failed with its reason, and each MUR stamped with its record and
+//     batch and marked accordingly; nothing half-marked.
+//
+// A MUR is written once in the usual course: by its batch's answer. A
+// batch whose answer has not come when its cycle ends (or whose cycle's
+// process died) has its MURs marked batched, with their record and batch,
+// before the next cycle reads MURs; the answer then marks them synced or
+// failed.
 //
 // An aggregated record keeps its id, the core's client_record_id, for
 // good: a batch sent again after a crash, or records sent again after a

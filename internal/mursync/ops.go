@@ -143,11 +143,20 @@ func (o *Ops) Run(ctx context.Context, req Request) (Summary, error) {
 		return sum, err
 	}
 	sum.JobID = job.ID
-	runErr := o.cycle(ctx, req, set, job)
+	// Batches a cycle left without answers (its process died) have their
+	// MURs marked batched before any MUR is read.
+	runErr := o.handOver(ctx, req.Client)
+	if runErr == nil {
+		runErr = o.cycle(ctx, req, set, job)
+	}
 
-	// The job's end is recorded even when the caller gave up waiting.
+	// The job's end is recorded even when the caller gave up waiting, and
+	// the MURs of batches still without an answer are marked batched.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if err := o.handOver(fctx, req.Client); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
 	p, err := o.Store.Progress(fctx, job.ID)
 	if err != nil {
 		return sum, errors.Join(runErr, err)
@@ -200,16 +209,32 @@ func (o *Ops) cycle(ctx context.Context, req Request, set settings.MURSync, job 
 	return o.wait(ctx, job.ID, req.AnswerWait)
 }
 
+// handOver marks batched the MURs of the client's batches that have no
+// answer and no cycle waiting for it.
+func (o *Ops) handOver(ctx context.Context, client string) error {
+	n, err := o.Store.HandOver(ctx, client)
+	if err != nil {
+		return fmt.Errorf("mark the MURs of batches without an answer: %w", err)
+	}
+	if n > 0 {
+		o.log().Info("MURs of batches without an answer marked batched", "client", client, "murs", n)
+	}
+	return nil
+}
+
 // aggregate turns the client's unsynced MURs into batches, a chunk at a
-// time, publishing each chunk's batches before reading the next.
+// time: each chunk is aggregated whole, then committed and published a
+// few batches at a time, so that the sync service starts on the first
+// batches while the rest are committed.
 func (o *Ops) aggregate(ctx context.Context, client string, set settings.MURSync, job Job) error {
 	chunk := o.Chunk
 	if chunk <= 0 {
 		chunk = DefaultChunk
 	}
+	var after Cursor
 	for {
 		t0 := time.Now()
-		murs, err := o.Store.Unsynced(ctx, client, chunk)
+		murs, err := o.Store.Unsynced(ctx, client, after, chunk)
 		if err != nil {
 			return fmt.Errorf("read unsynced MURs: %w", err)
 		}
@@ -217,6 +242,8 @@ func (o *Ops) aggregate(ctx context.Context, client string, set settings.MURSync
 		if len(murs) == 0 {
 			return nil
 		}
+		last := murs[len(murs)-1]
+		after = Cursor{UsageTime: last.UsageTime, ID: last.ID}
 		if o.Observe != nil {
 			oldest := murs[0].RatedAt
 			for i := range murs {
@@ -230,38 +257,88 @@ func (o *Ops) aggregate(ctx context.Context, client string, set settings.MURSync
 		if err != nil {
 			return err
 		}
-		p := Plan{Client: client, JobID: job.ID, Records: agg.Records, MURIDs: make([]string, len(murs)), Of: agg.Of,
-			Unsendable: agg.Unsendable, CreatedAt: o.now()}
-		for i := range murs {
-			p.MURIDs[i] = murs[i].ID
-		}
-		for _, r := range Cut(len(agg.Records), set.BatchSize) {
-			p.Batches = append(p.Batches, PlannedBatch{ID: o.NewID(), From: r[0], To: r[1]})
-		}
 		for _, u := range agg.Unsendable {
 			o.log().Error("MUR cannot be sent to the core; marked failed", "client", client,
 				"record_id", murs[u.Index].RecordID, "reason", u.Reason)
 		}
 		t2 := time.Now()
-		if err := o.Store.SavePlan(ctx, p); err != nil {
-			return fmt.Errorf("save %d aggregated records of %d MURs: %w", len(p.Records), len(murs), err)
+		plans := o.plans(client, job, murs, agg, set.BatchSize)
+		for _, p := range plans {
+			if err := o.Store.SavePlan(ctx, p); err != nil {
+				return fmt.Errorf("save %d aggregated records of %d MURs: %w", len(p.Records), len(p.MURIDs), err)
+			}
+			// The batches just committed are published from memory; those
+			// a crash leaves unpublished are found by the next cycle.
+			msgs := make([]BatchMessage, len(p.Batches))
+			for i, b := range p.Batches {
+				msgs[i] = BatchMessage{BatchID: b.ID, Client: client, JobID: job.ID, CreatedAt: p.CreatedAt, Records: p.Records[b.From:b.To]}
+			}
+			if err := o.send(ctx, job, msgs); err != nil {
+				return err
+			}
 		}
-		t3 := time.Now()
-		// The batches just committed are published from memory; any a
-		// crash leaves unpublished are found by the next cycle.
-		msgs := make([]BatchMessage, len(p.Batches))
-		for i, b := range p.Batches {
-			msgs[i] = BatchMessage{BatchID: b.ID, Client: client, JobID: job.ID, CreatedAt: p.CreatedAt, Records: p.Records[b.From:b.To]}
-		}
-		if err := o.send(ctx, job, msgs); err != nil {
-			return err
-		}
-		o.log().Debug("aggregation pass", "client", client, "murs", len(murs), "records", len(p.Records),
-			"batches", len(p.Batches), "read", t1.Sub(t0), "aggregate", t2.Sub(t1), "save", t3.Sub(t2), "publish", time.Since(t3))
+		o.log().Debug("aggregation pass", "client", client, "murs", len(murs), "records", len(agg.Records),
+			"commits", len(plans), "read", t1.Sub(t0), "aggregate", t2.Sub(t1), "save and publish", time.Since(t2))
 		if len(murs) < chunk {
 			return nil
 		}
 	}
+}
+
+// CommitBatches is how many batches one aggregation transaction commits.
+const CommitBatches = 8
+
+// plans cuts an aggregation into batches of size records and the batches
+// into plans of CommitBatches each, every plan with the MURs of its
+// records (the MURs that cannot be sent go with the first).
+func (o *Ops) plans(client string, job Job, murs []MUR, agg Aggregation, size int) []Plan {
+	cuts := Cut(len(agg.Records), size)
+	// The MURs of each record, in MUR order (a counting sort).
+	start := make([]int, len(agg.Records)+1)
+	for _, r := range agg.Of {
+		if r >= 0 {
+			start[r+1]++
+		}
+	}
+	for r := range agg.Records {
+		start[r+1] += start[r]
+	}
+	byRecord := make([]int, start[len(agg.Records)])
+	next := append([]int(nil), start[:len(agg.Records)]...)
+	for i, r := range agg.Of {
+		if r >= 0 {
+			byRecord[next[r]] = i
+			next[r]++
+		}
+	}
+	now := o.now()
+	var out []Plan
+	for g := 0; g < len(cuts) || g == 0; g += CommitBatches {
+		p := Plan{Client: client, JobID: job.ID, CreatedAt: now}
+		var from, to int
+		if len(cuts) > 0 {
+			from, to = cuts[g][0], cuts[min(g+CommitBatches, len(cuts))-1][1]
+			for _, c := range cuts[g:min(g+CommitBatches, len(cuts))] {
+				p.Batches = append(p.Batches, PlannedBatch{ID: o.NewID(), From: c[0] - from, To: c[1] - from})
+			}
+			p.Records = agg.Records[from:to]
+			for _, i := range byRecord[start[from]:start[to]] {
+				p.MURIDs = append(p.MURIDs, murs[i].ID)
+				p.Of = append(p.Of, agg.Of[i]-int32(from))
+			}
+		}
+		if g == 0 {
+			for _, u := range agg.Unsendable {
+				p.Unsendable = append(p.Unsendable, Unsendable{Index: len(p.MURIDs), Reason: u.Reason})
+				p.MURIDs = append(p.MURIDs, murs[u.Index].ID)
+				p.Of = append(p.Of, -1)
+			}
+		}
+		if len(p.MURIDs) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // resend moves the failed records sel names into new batches; it returns

@@ -90,6 +90,15 @@ type Job struct {
 	Error       string     `json:"error,omitempty"`
 }
 
+// Cursor is a place in the order in which a cycle reads MURs: the last
+// MUR read. A cycle reads its chunks one after another from there, so a
+// chunk never holds a MUR of an earlier one, which is still unsynced
+// until its batch's answer.
+type Cursor struct {
+	UsageTime time.Time
+	ID        string
+}
+
 // Plan is one aggregation pass, committed in one transaction: the
 // records and batches made, and every MUR's record (or why it cannot be
 // sent).
@@ -173,13 +182,20 @@ type OpsStore interface {
 	StartJob(ctx context.Context, j Job) error
 	// FinishJob records a job's status, end and error.
 	FinishJob(ctx context.Context, j Job) error
-	// Unsynced returns up to limit of the client's unsynced MURs, oldest
-	// usage first.
-	Unsynced(ctx context.Context, client string, limit int) ([]MUR, error)
-	// SavePlan commits a plan: records, batches (ready) and the MURs'
-	// new state, or nothing (ErrConcurrentChange when a MUR is no longer
-	// unsynced).
+	// Unsynced returns up to limit of the client's unsynced MURs in
+	// order of usage time and id, after the cursor (from the first when
+	// it is zero).
+	Unsynced(ctx context.Context, client string, after Cursor, limit int) ([]MUR, error)
+	// SavePlan commits a plan, while the cycle lock is held: records
+	// (with their MURs), batches (ready) and the MURs that cannot be sent
+	// (failed); or nothing (ErrConcurrentChange when a MUR is no longer
+	// unsynced). The other MURs stay as they are until their batch's
+	// answer, or HandOver, marks them.
 	SavePlan(ctx context.Context, p Plan) error
+	// HandOver marks batched, with their record and batch, the MURs of
+	// the client's batches without an answer whose MURs are not marked
+	// yet; it returns how many.
+	HandOver(ctx context.Context, client string) (int64, error)
 	// Resendable returns the failed records the selection names, in
 	// their batches' order.
 	Resendable(ctx context.Context, sel Selection) ([]Resendable, error)

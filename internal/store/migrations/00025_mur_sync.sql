@@ -57,6 +57,10 @@ CREATE TABLE sync_batches (
     error_msg    text,
     -- the batch whose failed records this one sends again
     resend_of    uuid,
+    -- whether its MURs are marked batched; a cycle's batches are not
+    -- until their cycle ends without their answer (the answer marks the
+    -- MURs synced or failed, and stamps them, in one update)
+    stamped      boolean     NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
     published_at timestamptz,
     answered_at  timestamptz

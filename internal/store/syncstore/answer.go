@@ -2,6 +2,7 @@ package syncstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -31,8 +32,10 @@ func (s *Store) BeginSend(ctx context.Context, batchID string) (mursync.BatchInf
 
 // Answer applies an outcome in one transaction: the batch gets its
 // status and counts (only if it had no answer: ErrAnswered otherwise),
-// its records theirs, their MURs theirs, and its job's counts move. The
-// MURs marked must be exactly those of the records, or nothing is.
+// its records theirs, and their MURs theirs, stamped with their record and
+// batch in the same update, and its job's counts move. The MURs marked
+// must be exactly those of the records, each unsynced (its batch's cycle
+// still held them) or batched with this record, or nothing is.
 func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, error) {
 	var res mursync.Result
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -46,97 +49,77 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 		if err != nil {
 			return err
 		}
-		var marked int64
+		if err := nestedLoops(ctx, tx); err != nil {
+			return err
+		}
+		m := marker{tx: tx, batch: o.BatchID}
 		if o.Status == mursync.Failed {
 			res.Failure, res.ErrorCode, res.ErrorMsg = o.Call.Failure, o.Call.Code, o.Call.Message
-			ids, mids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'failed', error_code = nullif($2, 0),
+			recs, err := updateRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'failed', error_code = nullif($2, 0),
 					error_msg = $3, updated_at = $4
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs, mur_ids::text[]`,
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, murs, mur_ids`,
 				o.BatchID, o.Call.Code, o.Call.Message, o.At)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: id, Status: mursync.Refused,
+			for _, r := range recs {
+				res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: r.id, Status: mursync.Refused,
 					Code: o.Call.Code, Message: o.Call.Message})
 			}
-			res.Failed = len(ids)
-			tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'failed', sync_error = $2
-				WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids, mursync.MURError(o, mursync.RecordError{}))
-			if err != nil {
+			res.Failed = len(recs)
+			if err := m.mark(ctx, recs, "failed", mursync.MURError(o, mursync.RecordError{})); err != nil {
 				return err
 			}
-			if marked = tag.RowsAffected(); marked != murs {
-				return fmt.Errorf("%w: the batch's records hold %d MURs, %d of them batched", mursync.ErrConcurrentChange, murs, marked)
-			}
 		} else {
-			var fIDs, fMsgs []string
-			var fCodes []int64
-			for id, e := range o.Refused {
-				fIDs, fCodes, fMsgs = append(fIDs, id), append(fCodes, e.Code), append(fMsgs, e.Message)
-			}
-			var failedMURs int64
-			if len(fIDs) > 0 {
-				rows, err := tx.Query(ctx, `UPDATE sync_aggregates a SET status = 'failed', error_code = u.c,
+			if len(o.Refused) > 0 {
+				var fIDs, fMsgs []string
+				var fCodes []int64
+				for id, e := range o.Refused {
+					fIDs, fCodes, fMsgs = append(fIDs, id), append(fCodes, e.Code), append(fMsgs, e.Message)
+				}
+				recs, err := updateRecords(ctx, tx, `UPDATE sync_aggregates a SET status = 'failed', error_code = u.c,
 						error_msg = u.m, updated_at = $5
 					FROM unnest($2::uuid[], $3::int8[], $4::text[]) AS u(id, c, m)
 					WHERE a.aggregate_id = u.id AND a.batch_id = $1 AND a.status = 'pending'
-					RETURNING a.aggregate_id::text, a.murs, a.mur_ids::text[]`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
+					RETURNING a.aggregate_id, a.murs, a.mur_ids`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
 				if err != nil {
 					return err
 				}
-				// The MURs of the refused records, by the text they get.
-				byError := map[string][]string{}
-				for rows.Next() {
-					var id string
-					var n int64
-					var mids []string
-					if err := rows.Scan(&id, &n, &mids); err != nil {
-						rows.Close()
-						return err
-					}
-					e := o.Refused[id]
-					res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: id, Status: mursync.Refused, Code: e.Code, Message: e.Message})
-					res.Failed++
-					failedMURs += n
+				// The refused records' MURs, grouped by the text they get.
+				byError := map[string][]record{}
+				for _, r := range recs {
+					e := o.Refused[r.id]
+					res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: r.id, Status: mursync.Refused, Code: e.Code, Message: e.Message})
 					text := mursync.MURError(o, e)
-					byError[text] = append(byError[text], mids...)
+					byError[text] = append(byError[text], r)
 				}
-				rows.Close()
-				if err := rows.Err(); err != nil {
-					return err
-				}
-				for text, mids := range byError {
-					tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'failed', sync_error = $2
-						WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids, text)
-					if err != nil {
+				res.Failed = len(recs)
+				for text, rs := range byError {
+					if err := m.mark(ctx, rs, "failed", text); err != nil {
 						return err
 					}
-					marked += tag.RowsAffected()
 				}
 			}
-			ids, mids, murs, err := setRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'synced', error_code = NULL,
+			recs, err := updateRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'synced', error_code = NULL,
 					error_msg = NULL, updated_at = $2
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id::text, murs, mur_ids::text[]`, o.BatchID, o.At)
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, murs, mur_ids`, o.BatchID, o.At)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: id, Status: mursync.Synced})
+			for _, r := range recs {
+				res.Records = append(res.Records, mursync.RecordResult{ClientRecordID: r.id, Status: mursync.Synced})
 			}
-			res.Synced = len(ids)
-			tag, err := tx.Exec(ctx, `UPDATE murs SET sync_status = 'synced', sync_error = NULL
-				WHERE mur_id = ANY($1::uuid[]) AND sync_status = 'batched'`, mids)
-			if err != nil {
+			res.Synced = len(recs)
+			if err := m.mark(ctx, recs, "synced", ""); err != nil {
 				return err
-			}
-			marked += tag.RowsAffected()
-			if marked != murs+failedMURs {
-				return fmt.Errorf("%w: the batch's records hold %d MURs, %d of them batched", mursync.ErrConcurrentChange, murs+failedMURs, marked)
 			}
 		}
+		if m.marked != res.MURs {
+			return fmt.Errorf("%w: the batch holds %d MURs, %d of them were unsynced or batched with their record",
+				mursync.ErrConcurrentChange, res.MURs, m.marked)
+		}
 		if _, err := tx.Exec(ctx, `UPDATE sync_batches SET status = $2, synced = $3, failed = $4,
-				failure = nullif($5, ''), error_code = nullif($6, 0), error_msg = nullif($7, ''), answered_at = $8
+				failure = nullif($5, ''), error_code = nullif($6, 0), error_msg = nullif($7, ''), answered_at = $8, stamped = true
 			WHERE batch_id = $1`, o.BatchID, string(o.Status), res.Synced, res.Failed,
 			string(res.Failure), res.ErrorCode, res.ErrorMsg, o.At); err != nil {
 			return err
@@ -148,24 +131,81 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 	return res, err
 }
 
-// setRecords runs an UPDATE of sync_aggregates that returns the ids, MUR
-// counts and MURs of the rows it changed.
-func setRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) (ids, murIDs []string, murs int64, err error) {
+// record is an aggregated record an answer changed, with its MURs.
+type record struct {
+	id   string
+	key  [16]byte
+	murs int64
+	ids  [][16]byte
+}
+
+// updateRecords runs an UPDATE of sync_aggregates that returns the id,
+// MUR count and MURs of each row it changed.
+func updateRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]record, error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
 	defer rows.Close()
+	var out []record
 	for rows.Next() {
-		var id string
-		var n int64
-		var mids []string
-		if err := rows.Scan(&id, &n, &mids); err != nil {
-			return nil, nil, 0, err
+		var r record
+		if err := rows.Scan(&r.key, &r.murs, &r.ids); err != nil {
+			return nil, err
 		}
-		ids, murIDs, murs = append(ids, id), append(murIDs, mids...), murs+n
+		r.id = uuidText(r.key)
+		out = append(out, r)
 	}
-	return ids, murIDs, murs, rows.Err()
+	return out, rows.Err()
+}
+
+// marker marks MURs with an answer.
+type marker struct {
+	tx     pgx.Tx
+	batch  string
+	marked int64
+}
+
+// mark sets the MURs of recs to status with the error text (none when
+// empty), each stamped with its record and the batch: MURs the batch's
+// cycle still held (unsynced, no record yet) or that a hand-over marked
+// batched with this record.
+func (m *marker) mark(ctx context.Context, recs []record, status, errText string) error {
+	var murs, aggs [][16]byte
+	for _, r := range recs {
+		murs = append(murs, r.ids...)
+		for range r.ids {
+			aggs = append(aggs, r.key)
+		}
+	}
+	if len(murs) == 0 {
+		return nil
+	}
+	tag, err := m.tx.Exec(ctx, `UPDATE murs m SET sync_status = $3, sync_error = nullif($4, ''), aggregate_id = u.agg, sync_batch_id = $5
+		FROM unnest($1::uuid[], $2::uuid[]) AS u(mur, agg)
+		WHERE m.mur_id = u.mur AND (m.aggregate_id IS NULL AND m.sync_status = 'unsynced'
+		                            OR m.aggregate_id = u.agg AND m.sync_status = 'batched')`,
+		murs, aggs, status, errText, m.batch)
+	if err != nil {
+		return fmt.Errorf("mark MURs %s: %w", status, err)
+	}
+	m.marked += tag.RowsAffected()
+	return nil
+}
+
+// uuidText writes a UUID in its text form.
+func uuidText(b [16]byte) string {
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
 }
 
 // Result reads a batch's stored answer: its status and counts, and the

@@ -11,15 +11,22 @@ import (
 	"vivace.dev/vivace/internal/mursync"
 )
 
-// Unsynced reads up to limit of the client's unsynced MURs in usage
-// order (the murs_unaggregated index).
-func (s *Store) Unsynced(ctx context.Context, client string, limit int) ([]mursync.MUR, error) {
-	rows, err := s.pool.Query(ctx, `SELECT mur_id::text, record_id, account_id, usage_type, usage_time, currency,
+// Unsynced reads up to limit of the client's unsynced MURs in order of
+// usage time and id, after the cursor (the murs_unaggregated index).
+func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Cursor, limit int) ([]mursync.MUR, error) {
+	const cols = `SELECT mur_id::text, record_id, account_id, usage_type, usage_time, currency,
 			quantity::text, net_amount::text,
 			coalesce(qualifiers->>'qualifier_1', ''), coalesce(qualifiers->>'qualifier_2', ''),
 			coalesce(qualifiers->>'qualifier_3', ''), coalesce(qualifiers->>'qualifier_4', ''), rated_at
-		FROM murs WHERE client = $1 AND aggregate_id IS NULL AND sync_status = 'unsynced'
-		ORDER BY usage_time LIMIT $2`, client, limit)
+		FROM murs WHERE client = $1 AND aggregate_id IS NULL AND sync_status = 'unsynced'`
+	var rows pgx.Rows
+	var err error
+	if after.ID == "" {
+		rows, err = s.pool.Query(ctx, cols+` ORDER BY usage_time, mur_id LIMIT $2`, client, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, cols+` AND usage_time >= $3 AND (usage_time, mur_id) > ($3, $4::uuid)
+			ORDER BY usage_time, mur_id LIMIT $2`, client, limit, after.UsageTime, after.ID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -47,10 +54,13 @@ func qualifiersJSON(q [4]string) string {
 	return string(b)
 }
 
-// SavePlan commits an aggregation pass in one transaction: the batches
-// (ready), the aggregated records (pending) and every MUR's new state
-// (batched with its record and batch, or failed when it cannot be sent).
-// A MUR that is no longer unsynced voids it all.
+// SavePlan commits an aggregation pass in one transaction on the cycle
+// lock's connection: the batches (ready), the aggregated records
+// (pending, each with its MURs' ids), and the MURs that cannot be sent
+// (failed). The other MURs are not written: their batch's answer marks
+// them synced or failed, with their record and batch, in one update (or
+// HandOver marks them batched first, when the answer does not come
+// within the cycle). A MUR that is no longer unsynced voids it all.
 func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	nb, nr := len(p.Batches), len(p.Records)
 	batchOf := make([]string, nr)
@@ -78,14 +88,12 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 			return fmt.Errorf("plan: record %d is in no batch", i)
 		}
 	}
-	murIDs := make([]string, 0, len(p.MURIDs))
-	murAgg := make([]string, 0, len(p.MURIDs))
-	murBatch := make([]string, 0, len(p.MURIDs))
 	members := make([][]byte, nr) // each record's MURs as a uuid[] literal
+	var sendableIDs int64
 	var badIDs, badWhy []string
 	for i, id := range p.MURIDs {
 		if r := p.Of[i]; r >= 0 {
-			murIDs, murAgg, murBatch = append(murIDs, id), append(murAgg, ids[r]), append(murBatch, batchOf[r])
+			sendableIDs++
 			if members[r] == nil {
 				members[r] = make([]byte, 0, 1+37*p.Records[r].MURs)
 				members[r] = append(members[r], '{')
@@ -102,10 +110,10 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	for _, u := range p.Unsendable {
 		badIDs, badWhy = append(badIDs, p.MURIDs[u.Index]), append(badWhy, "cannot be sent to the core: "+u.Reason)
 	}
-	if int64(len(murIDs)) != sendable {
-		return fmt.Errorf("plan: %d MURs for records that hold %d", len(murIDs), sendable)
+	if sendableIDs != sendable {
+		return fmt.Errorf("plan: %d MURs for records that hold %d", sendableIDs, sendable)
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	return s.lockedTx(ctx, p.Client, func(tx pgx.Tx) error {
 		if nb > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, created_at)
 				SELECT b, $1, $2, 'ready', r, m, $3 FROM unnest($4::uuid[], $5::int4[], $6::int8[]) AS t(b, r, m)`,
@@ -124,18 +132,6 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 				p.Client, p.CreatedAt, ids, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
 				quals, comments, batchOf, memberText); err != nil {
 				return fmt.Errorf("insert aggregated records: %w", err)
-			}
-		}
-		if len(murIDs) > 0 {
-			tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'batched', aggregate_id = u.a, sync_batch_id = u.b, sync_error = NULL
-				FROM unnest($2::uuid[], $3::uuid[], $4::uuid[]) AS u(mur, a, b)
-				WHERE m.mur_id = u.mur AND m.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`,
-				p.Client, murIDs, murAgg, murBatch)
-			if err != nil {
-				return fmt.Errorf("stamp MURs: %w", err)
-			}
-			if tag.RowsAffected() != int64(len(murIDs)) {
-				return fmt.Errorf("%w: %d of %d MURs were still unsynced", mursync.ErrConcurrentChange, tag.RowsAffected(), len(murIDs))
 			}
 		}
 		if len(badIDs) > 0 {
@@ -173,10 +169,10 @@ func (s *Store) Resendable(ctx context.Context, sel mursync.Selection) ([]mursyn
 	})
 }
 
-// SaveResend commits a resend in one transaction: the new batches
-// (ready), their records moved to them and pending again (ids kept), and
-// those records' MURs batched again. A record that is no longer failed
-// voids it all.
+// SaveResend commits a resend in one transaction on the cycle lock's
+// connection: the new batches (ready), their records moved to them and
+// pending again (ids kept), and those records' MURs batched again. A
+// record that is no longer failed voids it all.
 func (s *Store) SaveResend(ctx context.Context, r mursync.Resend) error {
 	var bIDs, bOf []string
 	var bRecords []int32
@@ -192,9 +188,9 @@ func (s *Store) SaveResend(ctx context.Context, r mursync.Resend) error {
 		bIDs, bOf, bRecords, bMURs = append(bIDs, b.ID), append(bOf, b.ResendOf), append(bRecords, int32(len(b.Records))), append(bMURs, n)
 		murs += n
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, resend_of, created_at)
-			SELECT b, $1, $2, 'ready', r, m, nullif(o, '')::uuid, $3 FROM unnest($4::uuid[], $5::int4[], $6::int8[], $7::text[]) AS t(b, r, m, o)`,
+	return s.lockedTx(ctx, r.Client, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, resend_of, stamped, created_at)
+			SELECT b, $1, $2, 'ready', r, m, nullif(o, '')::uuid, true, $3 FROM unnest($4::uuid[], $5::int4[], $6::int8[], $7::text[]) AS t(b, r, m, o)`,
 			r.Client, r.JobID, r.CreatedAt, bIDs, bRecords, bMURs, bOf); err != nil {
 			return fmt.Errorf("insert batches: %w", err)
 		}
@@ -321,6 +317,64 @@ func (s *Store) Clients(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// HandOver marks batched, with their record and batch, the MURs of the
+// client's batches that have no answer yet and whose MURs are not marked:
+// a cycle does so when it ends without their answers, and at its start
+// for the batches of a cycle that ended without doing so (its process
+// died). It returns the number of MURs marked.
+func (s *Store) HandOver(ctx context.Context, client string) (int64, error) {
+	var marked int64
+	err := s.lockedTx(ctx, client, func(tx pgx.Tx) error {
+		marked = 0
+		rows, err := tx.Query(ctx, `SELECT batch_id::text, murs FROM sync_batches
+			WHERE client = $1 AND status IN ('ready', 'published', 'sending') AND NOT stamped
+			ORDER BY batch_id FOR UPDATE`, client)
+		if err != nil {
+			return err
+		}
+		var batches []string
+		var want int64
+		for rows.Next() {
+			var id string
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			batches, want = append(batches, id), want+n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(batches) == 0 {
+			return err
+		}
+		if err := nestedLoops(ctx, tx); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'batched', aggregate_id = x.aggregate_id, sync_batch_id = x.batch_id
+			FROM (SELECT a.aggregate_id, a.batch_id, unnest(a.mur_ids) AS mur FROM sync_aggregates a
+			      WHERE a.batch_id = ANY($1::uuid[]) AND a.status = 'pending') AS x
+			WHERE m.mur_id = x.mur AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`, batches)
+		if err != nil {
+			return fmt.Errorf("mark MURs batched: %w", err)
+		}
+		if marked = tag.RowsAffected(); marked != want {
+			return fmt.Errorf("%w: %d of the %d MURs of batches without an answer were still unsynced", mursync.ErrConcurrentChange, marked, want)
+		}
+		_, err = tx.Exec(ctx, `UPDATE sync_batches SET stamped = true WHERE batch_id = ANY($1::uuid[])`, batches)
+		return err
+	})
+	return marked, err
+}
+
+// nestedLoops makes the rest of the transaction join the MURs to what
+// marks them by primary key. Without statistics (autovacuum is not
+// assumed), the planner could otherwise hash a client's whole backlog to
+// update a few thousand MURs.
+func nestedLoops(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`)
+	return err
 }
 
 // memberIDs returns the MURs of aggregated records, as text.

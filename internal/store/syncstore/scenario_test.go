@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"vivace.dev/vivace/internal/audit"
 	"vivace.dev/vivace/internal/bulkapi"
 	"vivace.dev/vivace/internal/corelink"
@@ -723,4 +725,28 @@ func TestBatchTooLargeForOneMessage(t *testing.T) {
 		t.Fatalf("%+v, %v", sum, err)
 	}
 	r.checkTotals(4000)
+}
+
+// A backlog larger than a chunk is read a chunk at a time while the
+// batches of the earlier chunks are still on their way (their MURs are
+// still unsynced): no MUR goes into two records.
+func TestChunksWhileAnswersPending(t *testing.T) {
+	r := newRig(t)
+	r.set(settings.MURSyncBatchSize, "10")
+	r.seed(3000, 17)
+	r.ops.Chunk = 250
+	r.faults(fakecore.Faults{Slow: fakecore.SlowFault{Trigger: fakecore.Trigger{Fraction: 1}, Delay: fakecore.Duration(30 * time.Millisecond)}})
+	sum, err := r.run(mursync.BySchedule, mursync.Selection{})
+	if err != nil || sum.Complete() != nil || sum.MURs != 3000 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	var inTwo int
+	if err := r.db.Pool().QueryRow(r.ctx, `SELECT count(*) FROM (SELECT unnest(mur_ids) m FROM sync_aggregates WHERE client = $1) x
+		GROUP BY m HAVING count(*) > 1`, r.client).Scan(&inTwo); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	if inTwo != 0 {
+		t.Fatalf("%d MURs are in two records", inTwo)
+	}
+	r.checkTotals(3000)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,14 @@ type Store struct {
 	pool *pgxpool.Pool
 	// LockPoll is how often a waiting Lock tries again; 0 means 200ms.
 	LockPoll time.Duration
+
+	mu sync.Mutex
+	// locked holds the connection of each client whose cycle lock this
+	// Store holds. A cycle's aggregated records and batches are
+	// committed on that connection: if it is lost, the lock goes with it
+	// and so does the transaction, so no two cycles can ever commit
+	// records of the same MURs.
+	locked map[string]*pgxpool.Conn
 }
 
 // New returns MUR sync's storage on db.
@@ -83,7 +92,16 @@ func (s *Store) Lock(ctx context.Context, client string, wait bool) (func(), err
 		case <-time.After(poll):
 		}
 	}
+	s.mu.Lock()
+	if s.locked == nil {
+		s.locked = map[string]*pgxpool.Conn{}
+	}
+	s.locked[client] = conn
+	s.mu.Unlock()
 	return func() {
+		s.mu.Lock()
+		delete(s.locked, client)
+		s.mu.Unlock()
 		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var released bool
@@ -96,12 +114,34 @@ func (s *Store) Lock(ctx context.Context, client string, wait bool) (func(), err
 	}, nil
 }
 
+// ErrNotLocked is returned for a cycle's write without the client's
+// cycle lock.
+var ErrNotLocked = errors.New("the client's sync cycle lock is not held")
+
+// lockedTx runs fn in a transaction on the connection that holds the
+// client's cycle lock, again after a deadlock or serialisation failure.
+func (s *Store) lockedTx(ctx context.Context, client string, fn func(pgx.Tx) error) error {
+	s.mu.Lock()
+	conn := s.locked[client]
+	s.mu.Unlock()
+	if conn == nil {
+		return fmt.Errorf("client %s: %w", client, ErrNotLocked)
+	}
+	return retryTx(ctx, func() error { return pgx.BeginFunc(ctx, conn, fn) })
+}
+
 // inTx runs fn in a transaction, again when PostgreSQL reports a
 // deadlock or a serialisation failure.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return retryTx(ctx, func() error { return pgx.BeginFunc(ctx, s.pool, fn) })
+}
+
+// retryTx runs a transaction, again when PostgreSQL reports a deadlock or
+// a serialisation failure.
+func retryTx(ctx context.Context, run func() error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
+		err = run()
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") {
 			return err
