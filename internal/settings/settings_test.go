@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,43 +76,9 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// memStore is a Store in memory, for the service's own logic; the
-// PostgreSQL adapter has its own tests against the server.
-type memStore struct {
-	mu      sync.Mutex
-	values  map[string]Stored
-	entries []audit.Entry
-}
-
-func (m *memStore) Load(context.Context) ([]Stored, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []Stored
-	for _, v := range m.values {
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-func (m *memStore) Put(_ context.Context, key string, value json.RawMessage, actor string, entry func(json.RawMessage) audit.Entry) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var before json.RawMessage
-	if v, ok := m.values[key]; ok {
-		before = v.Value
-	}
-	if value == nil {
-		delete(m.values, key)
-	} else {
-		m.values[key] = Stored{Key: key, Value: value, UpdatedBy: actor, UpdatedAt: time.Now()}
-	}
-	m.entries = append(m.entries, entry(before))
-	return nil
-}
-
 func TestService(t *testing.T) {
 	ctx := context.Background()
-	st := &memStore{values: map[string]Stored{}}
+	st := &MemStore{}
 	s := &Service{Store: st}
 	set, err := s.Set(ctx, MURSyncBatchSize, "250", "operator:ana")
 	if err != nil {
@@ -135,10 +100,11 @@ func TestService(t *testing.T) {
 	if set, err = s.Reset(ctx, MURSyncBatchSize, "operator:bo"); err != nil || !set.IsDefault || string(set.Value) != "1000" {
 		t.Fatalf("after reset: %+v, %v", set, err)
 	}
-	if len(st.entries) != 2 {
-		t.Fatalf("audit entries: %+v", st.entries)
+	entries := st.Entries()
+	if len(entries) != 2 {
+		t.Fatalf("audit entries: %+v", entries)
 	}
-	e0, e1 := st.entries[0], st.entries[1]
+	e0, e1 := entries[0], entries[1]
 	if e0.Action != audit.SettingSet || string(e0.Before) != "1000" || string(e0.After) != "250" || e0.Target != "setting:mur_sync.batch_size" {
 		t.Errorf("set entry %+v", e0)
 	}
@@ -150,13 +116,13 @@ func TestService(t *testing.T) {
 	}
 
 	// A value broken by hand in the table stops the sync with the key named.
-	st.values[MURSyncInterval] = Stored{Key: MURSyncInterval, Value: json.RawMessage(`"often"`)}
+	st.Raw(MURSyncInterval, json.RawMessage(`"often"`))
 	if _, err := s.MURSync(ctx); err == nil || !strings.Contains(err.Error(), MURSyncInterval) {
 		t.Fatalf("broken stored value: %v", err)
 	}
 	// A key this version does not know is left alone.
-	delete(st.values, MURSyncInterval)
-	st.values["future.key"] = Stored{Key: "future.key", Value: json.RawMessage(`1`)}
+	st.Forget(MURSyncInterval)
+	st.Raw("future.key", json.RawMessage(`1`))
 	if _, err := s.MURSync(ctx); err != nil {
 		t.Fatal(err)
 	}
