@@ -107,11 +107,10 @@ CREATE INDEX sync_aggregates_batch ON sync_aggregates (batch_id);
 CREATE INDEX sync_aggregates_failed ON sync_aggregates (client, updated_at) WHERE status = 'failed';
 CREATE INDEX sync_aggregates_unsynced ON sync_aggregates (client, oldest_rated_at) WHERE status <> 'synced';
 
--- The MURs no cycle has taken yet. The index's condition names
--- aggregate_id, which a cycle sets once, rather than sync_status, which
--- the answer changes later: so that the answer's update of a MUR touches
--- no indexed column and PostgreSQL can make it a heap-only (HOT) update,
--- without a new entry in every index of the table.
+-- The MURs no cycle has put into an aggregated record yet: what a cycle
+-- reads. A MUR leaves it when its record's answer (or the hand-over of a
+-- batch without an answer) stamps its aggregate_id, in the same update
+-- that sets its sync_status.
 DROP INDEX murs_unsynced;
 CREATE INDEX murs_unaggregated ON murs (client, usage_time) WHERE aggregate_id IS NULL;
 
