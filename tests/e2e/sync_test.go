@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -280,7 +281,14 @@ func TestSyncKilledBetweenCallAndMark(t *testing.T) {
 	if err := core.SetFaults(fakecore.Faults{Slow: fakecore.SlowFault{Trigger: fakecore.Trigger{Fraction: 1}, Delay: fakecore.Duration(time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
-	go d.run(ctx, "sync", "run", "--client", client, "--timeout", "2m")
+	// The cycle waits for the answer; the process that asked ends with
+	// vivace dev.
+	asker := exec.CommandContext(ctx, binary, "sync", "run", "--client", client, "--timeout", "2m")
+	asker.Env = append(os.Environ(), "VIVACE_API="+d.API)
+	if err := asker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = asker.Wait() }()
 	deadline := time.Now().Add(time.Minute)
 	for len(core.Records(fakecore.Filter{ClientNo: e2eClientNo})) == 0 {
 		if time.Now().After(deadline) {
