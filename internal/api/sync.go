@@ -149,39 +149,22 @@ func decodeBody(r *http.Request, v any) error {
 // run to its end (the core refused the calls or could not be reached,
 // answers did not come in time).
 func (s *Sync) run(w http.ResponseWriter, r *http.Request) {
-	if s.Ops == nil {
-		writeError(w, http.StatusServiceUnavailable, "this process does not run the MUR sync")
-		return
-	}
 	var req struct {
 		Client  string `json:"client"`
 		Timeout string `json:"timeout"`
 	}
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	wait, err := syncWait(req.Timeout)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	wait, ok := s.start(w, r, &req, func() (string, bool) { return req.Client, false }, &req.Timeout)
+	if !ok {
 		return
 	}
 	var clients []string
 	if req.Client != "" {
-		if err := ingest.ValidClient(req.Client); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
 		clients = []string{req.Client}
 	}
-	by := audit.Operator(operator(r))
-	ctx, cancel := context.WithTimeout(r.Context(), wait+time.Minute)
-	defer cancel()
-	sums, err := s.Ops.RunAll(ctx, mursync.Request{Trigger: mursync.ByHand, By: by, Wait: true, AnswerWait: wait}, clients)
-	ans, status := runAnswer(sums, err)
-	s.record(r.Context(), audit.Entry{Actor: by, Action: audit.SyncRun, Target: audit.Target("client", orAll(req.Client)),
-		Client: req.Client, After: audit.JSON(ans)})
-	writeJSON(w, status, ans)
+	s.answer(w, r, wait, audit.Entry{Action: audit.SyncRun, Target: audit.Target("client", orAll(req.Client)), Client: req.Client},
+		func(ctx context.Context, by string) ([]mursync.Summary, error) {
+			return s.Ops.RunAll(ctx, mursync.Request{Trigger: mursync.ByHand, By: by, Wait: true, AnswerWait: wait}, clients)
+		})
 }
 
 func orAll(client string) string {
@@ -196,37 +179,28 @@ func orAll(client string) string {
 // failed record of the client. The records keep their ids. Answers as
 // run does; 404 when there is no failed record to send.
 func (s *Sync) retry(w http.ResponseWriter, r *http.Request) {
-	if s.Ops == nil {
-		writeError(w, http.StatusServiceUnavailable, "this process does not run the MUR sync")
-		return
-	}
 	var req struct {
 		Client  string `json:"client"`
 		BatchID string `json:"batch_id"`
 		Failed  bool   `json:"failed"`
 		Timeout string `json:"timeout"`
 	}
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	check := func() (string, bool) {
+		switch {
+		case req.Client == "":
+			writeError(w, http.StatusBadRequest, "client is required")
+			return "", true
+		case (req.BatchID == "") == !req.Failed:
+			writeError(w, http.StatusBadRequest, "give either batch_id or failed: true")
+			return "", true
+		}
+		return req.Client, false
+	}
+	wait, ok := s.start(w, r, &req, check, &req.Timeout)
+	if !ok {
 		return
 	}
-	switch {
-	case req.Client == "":
-		writeError(w, http.StatusBadRequest, "client is required")
-		return
-	case (req.BatchID == "") == !req.Failed:
-		writeError(w, http.StatusBadRequest, "give either batch_id or failed: true")
-		return
-	}
-	if err := ingest.ValidClient(req.Client); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	wait, err := syncWait(req.Timeout)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	target := audit.Target("client", req.Client)
 	if req.BatchID != "" {
 		b, err := s.Reader.Batch(r.Context(), req.BatchID)
 		switch {
@@ -237,22 +211,60 @@ func (s *Sync) retry(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-	}
-	by := audit.Operator(operator(r))
-	ctx, cancel := context.WithTimeout(r.Context(), wait+time.Minute)
-	defer cancel()
-	sum, err := s.Ops.Run(ctx, mursync.Request{Client: req.Client, Trigger: mursync.ByRetry, By: by, Wait: true,
-		AnswerWait: wait, Retry: mursync.Selection{Client: req.Client, BatchID: req.BatchID}})
-	var sums []mursync.Summary
-	if sum.JobID != "" {
-		sums = append(sums, sum)
-	}
-	ans, status := runAnswer(sums, err)
-	target := audit.Target("client", req.Client)
-	if req.BatchID != "" {
 		target = audit.Target("sync_batch", req.BatchID)
 	}
-	s.record(r.Context(), audit.Entry{Actor: by, Action: audit.SyncRetry, Target: target, Client: req.Client, After: audit.JSON(ans)})
+	s.answer(w, r, wait, audit.Entry{Action: audit.SyncRetry, Target: target, Client: req.Client},
+		func(ctx context.Context, by string) ([]mursync.Summary, error) {
+			sum, err := s.Ops.Run(ctx, mursync.Request{Client: req.Client, Trigger: mursync.ByRetry, By: by, Wait: true,
+				AnswerWait: wait, Retry: mursync.Selection{Client: req.Client, BatchID: req.BatchID}})
+			if sum.JobID == "" {
+				return nil, err
+			}
+			return []mursync.Summary{sum}, err
+		})
+}
+
+// start reads and checks a run or retry request: the body into req, the
+// fields check looks at (it answers a problem itself and says so), the
+// client check returns and the wait for the answers.
+func (s *Sync) start(w http.ResponseWriter, r *http.Request, req any, check func() (string, bool), timeout *string) (time.Duration, bool) {
+	if s.Ops == nil {
+		writeError(w, http.StatusServiceUnavailable, "this process does not run the MUR sync")
+		return 0, false
+	}
+	if err := decodeBody(r, req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	client, answered := check()
+	if answered {
+		return 0, false
+	}
+	if client != "" {
+		if err := ingest.ValidClient(client); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return 0, false
+		}
+	}
+	wait, err := syncWait(*timeout)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return wait, true
+}
+
+// answer runs the cycles on behalf of whoever asked, records that in the
+// audit log and writes their counts.
+func (s *Sync) answer(w http.ResponseWriter, r *http.Request, wait time.Duration, e audit.Entry,
+	cycles func(ctx context.Context, by string) ([]mursync.Summary, error)) {
+	e.Actor = audit.Operator(operator(r))
+	ctx, cancel := context.WithTimeout(r.Context(), wait+time.Minute)
+	defer cancel()
+	sums, err := cycles(ctx, e.Actor)
+	ans, status := runAnswer(sums, err)
+	e.After = audit.JSON(ans)
+	s.record(r.Context(), e)
 	writeJSON(w, status, ans)
 }
 

@@ -14,6 +14,7 @@ import (
 	"vivace.dev/vivace/internal/fakecore"
 	"vivace.dev/vivace/internal/mursync"
 	"vivace.dev/vivace/internal/settings"
+	"vivace.dev/vivace/internal/synctest"
 )
 
 func clients(t *testing.T, yml string) *clientcfg.Watched {
@@ -42,12 +43,7 @@ var rec = mursync.Record{ID: "01a2339c-c7f5-737f-9199-000000000001", AccountID: 
 // Each client's endpoint and credentials come from its core block, the
 // rest from the defaults; the key is never in an error.
 func TestEndpoints(t *testing.T) {
-	core, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: []fakecore.Credential{
-		{ClientNo: 1, AuthKey: "default-key"}, {ClientNo: 2, AuthKey: "acme-key"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer core.Close()
+	core := synctest.StartCore(t, fakecore.Credential{ClientNo: 1, AuthKey: "default-key"}, fakecore.Credential{ClientNo: 2, AuthKey: "acme-key"})
 	env := map[string]string{"ACME_KEY": "acme-key", "GLOBEX_KEY": ""}
 	l := &Link{Defaults: Defaults{URL: core.URL(), ClientNo: 1, AuthKey: bulkapi.NewSecret("default-key")},
 		Clients: clients(t, `
@@ -89,7 +85,7 @@ clients:
 		t.Fatalf("initech: %v", err)
 	}
 	l.Defaults.AuthKey = bulkapi.NewSecret("wrong-key")
-	_, err = l.Send(ctx, call("demo", rec))
+	_, err := l.Send(ctx, call("demo", rec))
 	if !errors.As(err, &ce) || ce.Failure != mursync.FailRefused || ce.Code != 1004 {
 		t.Fatalf("wrong key: %v", err)
 	}

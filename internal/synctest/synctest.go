@@ -194,3 +194,15 @@ func mustSet(t testing.TB, d *apd.Decimal, s string) {
 		t.Fatalf("decimal %q: %v", s, err)
 	}
 }
+
+// StartCore runs a fake core on a free loopback port for the rest of the
+// test, letting in the credentials given.
+func StartCore(tb testing.TB, creds ...fakecore.Credential) *fakecore.Server {
+	tb.Helper()
+	core, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: creds})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = core.Close() })
+	return core
+}

@@ -52,11 +52,7 @@ func newSyncRig(tb testing.TB, opsLog slog.Level) *syncRig {
 	if _, err := db.Pool().Exec(ctx, `DELETE FROM system_settings`); err != nil {
 		tb.Fatal(err)
 	}
-	core, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: []fakecore.Credential{{ClientNo: syncClientNo, AuthKey: syncAuthKey}}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = core.Close() })
+	core := synctest.StartCore(tb, fakecore.Credential{ClientNo: syncClientNo, AuthKey: syncAuthKey})
 	env := map[string]string{
 		"VIVACE_KAFKA_BROKERS": addr, "DATABASE_URL": dsn, "VIVACE_CORE_URL": core.URL(),
 		"VIVACE_CORE_CLIENT_NO": fmt.Sprint(syncClientNo), "VIVACE_CORE_AUTH_KEY": syncAuthKey,

@@ -43,12 +43,8 @@ type syncCounts struct {
 // core, the client and the vivace dev flags that point at both.
 func startCore(t *testing.T, prefix string) (*fakecore.Server, string, []string) {
 	t.Helper()
-	core, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: []fakecore.Credential{
-		{ClientNo: e2eClientNo, AuthKey: e2eAuthKey}, {ClientNo: otherClientNo, AuthKey: "others"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = core.Close() })
+	core := synctest.StartCore(t, fakecore.Credential{ClientNo: e2eClientNo, AuthKey: e2eAuthKey},
+		fakecore.Credential{ClientNo: otherClientNo, AuthKey: "others"})
 	t.Setenv("VIVACE_CORE_CLIENT_NO", strconv.Itoa(otherClientNo))
 	t.Setenv("VIVACE_CORE_AUTH_KEY", "others")
 	t.Setenv(e2eKeyEnv, e2eAuthKey)

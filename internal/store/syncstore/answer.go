@@ -2,7 +2,6 @@ package syncstore
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -57,7 +56,7 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 			res.Failure, res.ErrorCode, res.ErrorMsg = o.Call.Failure, o.Call.Code, o.Call.Message
 			recs, err := updateRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'failed', error_code = nullif($2, 0),
 					error_msg = $3, updated_at = $4
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, murs, mur_ids`,
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, aggregate_id::text, murs, mur_ids`,
 				o.BatchID, o.Call.Code, o.Call.Message, o.At)
 			if err != nil {
 				return err
@@ -81,7 +80,7 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 						error_msg = u.m, updated_at = $5
 					FROM unnest($2::uuid[], $3::int8[], $4::text[]) AS u(id, c, m)
 					WHERE a.aggregate_id = u.id AND a.batch_id = $1 AND a.status = 'pending'
-					RETURNING a.aggregate_id, a.murs, a.mur_ids`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
+					RETURNING a.aggregate_id, a.aggregate_id::text, a.murs, a.mur_ids`, o.BatchID, fIDs, fCodes, fMsgs, o.At)
 				if err != nil {
 					return err
 				}
@@ -102,7 +101,7 @@ func (s *Store) Answer(ctx context.Context, o mursync.Outcome) (mursync.Result, 
 			}
 			recs, err := updateRecords(ctx, tx, `UPDATE sync_aggregates SET status = 'synced', error_code = NULL,
 					error_msg = NULL, updated_at = $2
-				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, murs, mur_ids`, o.BatchID, o.At)
+				WHERE batch_id = $1 AND status = 'pending' RETURNING aggregate_id, aggregate_id::text, murs, mur_ids`, o.BatchID, o.At)
 			if err != nil {
 				return err
 			}
@@ -139,8 +138,8 @@ type record struct {
 	ids  [][16]byte
 }
 
-// updateRecords runs an UPDATE of sync_aggregates that returns the id,
-// MUR count and MURs of each row it changed.
+// updateRecords runs an UPDATE of sync_aggregates that returns the id
+// (as it is and as text), MUR count and MURs of each row it changed.
 func updateRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]record, error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
@@ -150,10 +149,9 @@ func updateRecords(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]r
 	var out []record
 	for rows.Next() {
 		var r record
-		if err := rows.Scan(&r.key, &r.murs, &r.ids); err != nil {
+		if err := rows.Scan(&r.key, &r.id, &r.murs, &r.ids); err != nil {
 			return nil, err
 		}
-		r.id = uuidText(r.key)
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -191,21 +189,6 @@ func (m *marker) mark(ctx context.Context, recs []record, status, errText string
 	}
 	m.marked += tag.RowsAffected()
 	return nil
-}
-
-// uuidText writes a UUID in its text form.
-func uuidText(b [16]byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 // Result reads a batch's stored answer: its status and counts, and the

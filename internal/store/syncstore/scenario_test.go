@@ -61,11 +61,7 @@ func newRig(t *testing.T) *rig {
 	if _, err := db.Pool().Exec(ctx, `DELETE FROM system_settings`); err != nil {
 		t.Fatal(err)
 	}
-	core, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: []fakecore.Credential{{ClientNo: clientNo, AuthKey: authKey}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = core.Close() })
+	core := synctest.StartCore(t, fakecore.Credential{ClientNo: clientNo, AuthKey: authKey})
 	r := &rig{t: t, ctx: ctx, client: "c" + store.NewID()[24:], db: db, st: syncstore.New(db), core: core}
 	r.settings = &settings.Service{Store: settingstore.New(db)}
 	r.link = &corelink.Link{Defaults: corelink.Defaults{URL: core.URL(), ClientNo: clientNo, AuthKey: bulkapi.NewSecret(authKey)},
