@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +38,8 @@ const (
 // embedded broker, the test database and a fake core on a real port,
 // with an operations service publishing to the broker.
 type syncRig struct {
-	db   *store.Store
+	dbName string
+	db     *store.Store
 	core *fakecore.Server
 	ops  *mursync.Ops
 	set  *settings.Service
@@ -80,7 +84,8 @@ func newSyncRig(tb testing.TB, opsLog slog.Level) *syncRig {
 	set := &settings.Service{Store: settingstore.New(db)}
 	ops := &mursync.Ops{Store: syncstore.New(db), Broker: &kafkax.SyncBatches{Client: cl}, Settings: set, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: opsLog})),
 		NewID: store.NewID, Owner: "test", PollEvery: 20 * time.Millisecond}
-	return &syncRig{db: db, core: core, ops: ops, set: set, addr: addr, stop: stop}
+	u, _ := url.Parse(dsn)
+	return &syncRig{dbName: strings.TrimPrefix(u.Path, "/"), db: db, core: core, ops: ops, set: set, addr: addr, stop: stop}
 }
 
 // buildPipeline builds one of the embedded pipelines with env as its
@@ -226,7 +231,10 @@ func testutilCount(t *testing.T, name string) float64 {
 // fake core over HTTP and marks its MURs, at batch size 1,000. MURs come
 // from 10,000 accounts over 3 usage types and one UTC day (about 6.5 MURs
 // per aggregated record); VIVACE_BENCH_SYNC_MURS sets how many (default
-// 200,000). Reported: MURs/s from the cycle's start to the last answer.
+// 200,000). Reported: MURs/s from the cycle's start to the last answer,
+// and the CPU each MUR cost this process (the cycle, the sync stream and
+// the fake core) and the PostgreSQL backends serving the test's database:
+// figures that a shared machine slows down less than the rate.
 func BenchmarkSyncMURs(b *testing.B) {
 	n := 200_000
 	if v := os.Getenv("VIVACE_BENCH_SYNC_MURS"); v != "" {
@@ -249,7 +257,7 @@ func BenchmarkSyncMURs(b *testing.B) {
 				}
 			}
 			var total int
-			var took time.Duration
+			var took, cpu, pgCPU time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				client := "bench" + store.NewID()[24:]
@@ -257,9 +265,11 @@ func BenchmarkSyncMURs(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				start := time.Now()
+				start, cpu0, pg0 := time.Now(), cpuTime(b), backendCPU(r.dbName)
 				sum, err := r.ops.Run(ctx, mursync.Request{Client: client, Trigger: mursync.BySchedule, AnswerWait: time.Hour})
 				took += time.Since(start)
+				cpu += cpuTime(b) - cpu0
+				pgCPU += backendCPU(r.dbName) - pg0
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -269,6 +279,45 @@ func BenchmarkSyncMURs(b *testing.B) {
 				total += n
 			}
 			b.ReportMetric(float64(total)/took.Seconds(), "MURs/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/MUR")
+			if pgCPU > 0 {
+				b.ReportMetric(float64(pgCPU.Microseconds())/float64(total), "pg-cpu-µs/MUR")
+			}
 		})
 	}
+}
+
+// backendCPU sums the CPU time of the PostgreSQL backends connected to
+// database db, read from /proc (0 where it cannot be read: another
+// system, or a server on another machine).
+func backendCPU(db string) time.Duration {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(cmd), "postgres: ") || !strings.Contains(string(cmd), " "+db+" ") {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after the command name (which is in parentheses):
+		// utime and stime are the 12th and 13th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		for _, v := range f[11:13] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }

@@ -1,9 +1,11 @@
 package syncstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -169,15 +171,23 @@ type marker struct {
 // cycle still held (unsynced, no record yet) or that a hand-over marked
 // batched with this record.
 func (m *marker) mark(ctx context.Context, recs []record, status, errText string) error {
-	var murs, aggs [][16]byte
+	type pair struct{ mur, agg [16]byte }
+	var pairs []pair
 	for _, r := range recs {
-		murs = append(murs, r.ids...)
-		for range r.ids {
-			aggs = append(aggs, r.key)
+		for _, id := range r.ids {
+			pairs = append(pairs, pair{id, r.key})
 		}
 	}
-	if len(murs) == 0 {
+	if len(pairs) == 0 {
 		return nil
+	}
+	// In id order, which is about the order the MURs were stored in: the
+	// update then walks the table and its primary key forward instead of
+	// jumping about them.
+	slices.SortFunc(pairs, func(a, b pair) int { return bytes.Compare(a.mur[:], b.mur[:]) })
+	murs, aggs := make([][16]byte, len(pairs)), make([][16]byte, len(pairs))
+	for i, p := range pairs {
+		murs[i], aggs[i] = p.mur, p.agg
 	}
 	tag, err := m.tx.Exec(ctx, `UPDATE murs m SET sync_status = $3, sync_error = nullif($4, ''), aggregate_id = u.agg, sync_batch_id = $5
 		FROM unnest($1::uuid[], $2::uuid[]) AS u(mur, agg)
