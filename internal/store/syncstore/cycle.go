@@ -9,15 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"vivace.dev/vivace/internal/mursync"
+	"vivace.dev/vivace/internal/usage"
 )
 
 // Unsynced reads up to limit of the client's unsynced MURs in order of
 // usage time and id, after the cursor (the murs_unaggregated index).
 func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Cursor, limit int) ([]mursync.MUR, error) {
 	const cols = `SELECT mur_id::text, record_id, account_id, usage_type, usage_time, currency,
-			quantity::text, net_amount::text,
-			coalesce(qualifiers->>'qualifier_1', ''), coalesce(qualifiers->>'qualifier_2', ''),
-			coalesce(qualifiers->>'qualifier_3', ''), coalesce(qualifiers->>'qualifier_4', ''), rated_at
+			quantity::text, net_amount::text, qualifiers::text, rated_at
 		FROM murs WHERE client = $1 AND aggregate_id IS NULL AND sync_status = 'unsynced'`
 	var rows pgx.Rows
 	var err error
@@ -32,11 +31,22 @@ func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Curso
 	}
 	defer rows.Close()
 	out := make([]mursync.MUR, 0, min(limit, 4096))
+	var quals []byte
 	for rows.Next() {
 		var m mursync.MUR
 		if err := rows.Scan(&m.ID, &m.RecordID, &m.AccountID, &m.UsageType, &m.UsageTime, &m.Currency,
-			&m.Quantity, &m.NetAmount, &m.Qualifiers[0], &m.Qualifiers[1], &m.Qualifiers[2], &m.Qualifiers[3], &m.RatedAt); err != nil {
+			&m.Quantity, &m.NetAmount, &quals, &m.RatedAt); err != nil {
 			return nil, err
+		}
+		// Most MURs have no qualifier: their '{}' needs no decoding.
+		if len(quals) > 2 {
+			var q map[string]string
+			if err := json.Unmarshal(quals, &q); err != nil {
+				return nil, fmt.Errorf("MUR %s: qualifiers: %w", m.ID, err)
+			}
+			for i, k := range usage.QualifierFields {
+				m.Qualifiers[i] = q[k]
+			}
 		}
 		out = append(out, m)
 	}

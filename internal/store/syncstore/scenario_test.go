@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,11 +292,19 @@ func TestOneRecordPerMUR(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	r.checkTotals(450)
-	// Each record at the core names its MUR and its own usage time.
-	for _, rec := range r.core.Records(fakecore.Filter{ClientNo: clientNo})[:5] {
-		if rec.Comments == "" || rec.UsageDate == "" || rec.UsageDate[11:] == "00:00:00" && rec.Comments[:4] != "MUR " {
+	// Each record at the core names its MUR, its own usage time and its
+	// qualifiers.
+	roaming := 0
+	for _, rec := range r.core.Records(fakecore.Filter{ClientNo: clientNo}) {
+		if !strings.HasPrefix(rec.Comments, "MUR "+r.client+"-") || len(rec.UsageDate) != 19 {
 			t.Fatalf("record %+v", rec)
 		}
+		if rec.Qualifier1 == "roaming" {
+			roaming++
+		}
+	}
+	if roaming == 0 || roaming == 450 {
+		t.Fatalf("%d of 450 records with qualifier_1, a quarter of the MURs have it", roaming)
 	}
 }
 
