@@ -40,11 +40,11 @@ const (
 type syncRig struct {
 	dbName string
 	db     *store.Store
-	core *fakecore.Server
-	ops  *mursync.Ops
-	set  *settings.Service
-	addr string
-	stop func()
+	core   *fakecore.Server
+	ops    *mursync.Ops
+	set    *settings.Service
+	addr   string
+	stop   func()
 }
 
 func newSyncRig(tb testing.TB, opsLog slog.Level) *syncRig {
