@@ -119,7 +119,9 @@ func newDevSync(st *store.Store, brokers string, log *slog.Logger) (*devSync, er
 	host, _ := os.Hostname()
 	d := &devSync{st: syncstore.New(st), kafka: cl, log: log, lastRead: map[string]time.Time{}}
 	set := &settings.Service{Store: settingstore.New(st)}
-	d.ops = &mursync.Ops{Store: d.st, Broker: &kafkax.SyncBatches{Client: cl}, Settings: set, NewID: store.NewID,
+	// The same topic as the sync pipeline reads (VIVACE_TOPIC_SYNC_BATCHES).
+	topic := os.Getenv("VIVACE_TOPIC_SYNC_BATCHES")
+	d.ops = &mursync.Ops{Store: d.st, Broker: &kafkax.SyncBatches{Client: cl, Topic: topic}, Settings: set, NewID: store.NewID,
 		Owner: fmt.Sprintf("%s:%d", host, os.Getpid()), Logger: log,
 		Observe: func(client string, oldest time.Time) {
 			d.mu.Lock()
