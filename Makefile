@@ -5,16 +5,22 @@ BIN           := bin
 VIVACE        := $(BIN)/vivace
 STATICCHECK   := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
-DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-export DATABASE_URL
+# golangci-lint runs the linters of .golangci.yml (staticcheck among them,
+# the same version as above); the binary's name carries its version, so a
+# change of version installs the new one.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# DATABASE_URL, when set, is passed on as it is: vivace dev and the other
+# commands use its database (default: vivace on 127.0.0.1:5432), the Go
+# tests create their databases on its server (default: 127.0.0.1:5432).
 # The pipelines' YAML tests that read PostgreSQL (lookup tables) run
 # against this database; make pipeline-test creates and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
-.PHONY: help build demo dev test vet staticcheck unit pipeline-test e2e bench deps proto clean
+.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench deps proto clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
 build: ## build bin/vivace
 	$(GO) build -o $(VIVACE) ./cmd/vivace
@@ -31,15 +37,25 @@ deps: ## install the Debian packages some tests use (kcat), where possible
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-vet: ## gofmt check and go vet
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/$(BIN)/.golangci-lint $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/.golangci-lint/golangci-lint $@ && rmdir $(BIN)/.golangci-lint
+
+vet: ## gofmt check, go vet, go.mod tidy, every make target described
 	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod or go.sum is not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+	@bad=$$(grep -E '^[a-z][a-z-]*:' Makefile | grep -v '## '); \
+	  if [ -n "$$bad" ]; then echo "make targets without a ## description (make help lists them):"; echo "$$bad"; exit 1; fi
 
-staticcheck: $(STATICCHECK)
+lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml (errcheck, rowserrcheck, bodyclose, staticcheck, ...)
+	$(GOLANGCI_LINT) run ./...
+
+staticcheck: $(STATICCHECK) ## staticcheck alone (lint runs it too)
 	$(STATICCHECK) ./...
 
-unit: ## go test -race -shuffle=on ./... (real PostgreSQL at DATABASE_URL, embedded broker)
+unit: ## go test -race -shuffle=on ./... (a fresh database per package on DATABASE_URL's server, embedded broker)
 	$(GO) test -race -shuffle=on -timeout 15m ./...
 
 pipeline-test: build ## the pipelines' YAML tests (with their lookup table in PIPELINE_TEST_DATABASE_URL)
@@ -48,7 +64,7 @@ pipeline-test: build ## the pipelines' YAML tests (with their lookup table in PI
 	  --replace pipelines/examples/testdata/msisdn_accounts.csv
 	DATABASE_URL='$(PIPELINE_TEST_DATABASE_URL)' $(VIVACE) test ./pipelines/...
 
-test: deps vet staticcheck unit pipeline-test ## everything CI runs
+test: deps vet lint unit pipeline-test ## everything CI runs: vet, lint, the Go tests, the pipelines' YAML tests
 
 bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures go in docs/benchmarks.md)
 	bash scripts/bench.sh
@@ -56,5 +72,5 @@ bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures g
 proto: ## regenerate the mediation plugin contract's Go code (needs protoc)
 	bash scripts/gen-proto.sh
 
-clean:
+clean: ## remove bin/, .vivace/ and .data/
 	rm -rf $(BIN) .vivace .data

@@ -40,6 +40,8 @@ unset DATABASE_URL
   --log-level warn >"$OUT/dev.log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+# The commands below find vivace dev's local admin token there.
+export VIVACE_DATA_DIR="$OUT/dev"
 for i in $(seq 1 120); do
   curl -fsS "$API/readyz" >/dev/null 2>&1 && break
   kill -0 $pid 2>/dev/null || { tail -n 30 "$OUT/dev.log"; exit 1; }

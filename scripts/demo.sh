@@ -52,6 +52,10 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 
+# The commands below find vivace dev's local admin token there.
+export VIVACE_DATA_DIR="$DATA"
+echo "==> vivace dev is up at $API; its local admin token is in $DATA/token"
+
 echo "==> loading the sample catalog through the feed"
 "$VIVACE" feed publish --brokers "$KAFKA" --api "$API" --wait "$SAMPLE/catalog.jsonl"
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -22,20 +21,7 @@ func commands() []*cli.Command {
 		syncCommand(),
 		configCommand(),
 		fakeCoreCommand(),
-		notYet("token", "create API tokens", "API tokens"),
-	}
-}
-
-// notYet is a command whose feature is not in this version: it says so
-// and exits non-zero rather than pretend.
-func notYet(name, usage, feature string) *cli.Command {
-	return &cli.Command{
-		Name:            name,
-		Usage:           usage + " (not in this version yet)",
-		SkipFlagParsing: true,
-		Action: func(*cli.Context) error {
-			return cli.Exit(fmt.Sprintf("vivace %s: %s is not available in this version of Vivace yet", name, feature), 2)
-		},
+		tokenCommand(),
 	}
 }
 
@@ -52,11 +38,4 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func databaseURL() string {
-	if v := os.Getenv("DATABASE_URL"); v != "" {
-		return v
-	}
-	return ""
 }

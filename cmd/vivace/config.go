@@ -30,9 +30,9 @@ func configCommand() *cli.Command {
 			Name:      "get",
 			Usage:     "print a setting (every setting without KEY) as JSON: key, value, default, who set it and when",
 			ArgsUsage: "[KEY]",
-			Flags:     []cli.Flag{apiFlag()},
+			Flags:     []cli.Flag{apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
-				cl := newAPIClient(c.String("api"))
+				cl := newAPIClient(c)
 				if c.NArg() == 0 {
 					var got struct {
 						Settings []json.RawMessage `json:"settings"`
@@ -59,7 +59,7 @@ func configCommand() *cli.Command {
 			Name:      "set",
 			Usage:     "change a setting: a JSON value (500, true, \"5m\") or, for a duration, the bare text (5m)",
 			ArgsUsage: "KEY VALUE",
-			Flags:     []cli.Flag{apiFlag()},
+			Flags:     []cli.Flag{apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 2 {
 					return cli.Exit("vivace config set: want KEY VALUE", 2)
@@ -73,7 +73,7 @@ func configCommand() *cli.Command {
 				}
 				body, _ := json.Marshal(map[string]json.RawMessage{"value": v})
 				var got json.RawMessage
-				if err := newAPIClient(c.String("api")).do("PUT", "/api/v1/settings/"+url.PathEscape(key), bytes.NewReader(body), &got); err != nil {
+				if err := newAPIClient(c).do("PUT", "/api/v1/settings/"+url.PathEscape(key), bytes.NewReader(body), &got); err != nil {
 					return cli.Exit("vivace config set: "+err.Error(), 1)
 				}
 				fmt.Fprintln(c.App.Writer, string(got))
@@ -83,13 +83,13 @@ func configCommand() *cli.Command {
 			Name:      "reset",
 			Usage:     "put a setting back to its default",
 			ArgsUsage: "KEY",
-			Flags:     []cli.Flag{apiFlag()},
+			Flags:     []cli.Flag{apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
 					return cli.Exit("vivace config reset: name one KEY", 2)
 				}
 				var got json.RawMessage
-				if err := newAPIClient(c.String("api")).do("DELETE", "/api/v1/settings/"+url.PathEscape(c.Args().First()), nil, &got); err != nil {
+				if err := newAPIClient(c).do("DELETE", "/api/v1/settings/"+url.PathEscape(c.Args().First()), nil, &got); err != nil {
 					return cli.Exit("vivace config reset: "+err.Error(), 1)
 				}
 				fmt.Fprintln(c.App.Writer, string(got))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,11 +20,19 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vivace.dev/vivace/internal/api"
+	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/devenv"
+	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/authstore"
+	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -31,26 +40,28 @@ func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
 		Usage: "run everything in one process on embedded defaults",
-		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL; without it,\n" +
-			"the server at 127.0.0.1:5432, or a private cluster under --data-dir started from the local\n" +
+		Description: "Starts an embedded Kafka-compatible broker, connects to PostgreSQL (DATABASE_URL, its\n" +
+			"database created when it does not exist; without it, the --database database on the server\n" +
+			"at 127.0.0.1:5432, or on a private cluster under --data-dir started from the local\n" +
 			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
 			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files, polls the\n" +
 			"bucket source of each client that has one in the --clients settings, and syncs MURs to the\n" +
-			"core billing system every mur_sync.interval (--core-url, else a built-in fake core).",
+			"core billing system every mur_sync.interval (--core-url, else a built-in fake core).\n" +
+			"At start it makes sure of a local admin token (every client) in <data-dir>/token, readable\n" +
+			"by its owner only, which the other commands use when given neither --token nor VIVACE_TOKEN.\n" +
+			"The API listens on 127.0.0.1 unless --http-addr says otherwise (\":8080\": every interface).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "http-addr", Value: ":8080", Usage: "address of the API, console, health and metrics"},
+			&cli.StringFlag{Name: "http-addr", Value: "127.0.0.1:8080", Usage: "address of the API, console, health and metrics (\":8080\" listens on every interface)"},
 			&cli.StringFlag{Name: "kafka-addr", Value: "127.0.0.1:9092", Usage: "address of the embedded broker"},
-			&cli.StringFlag{Name: "data-dir", Value: ".vivace", Usage: "where the broker, the file archive, the inbox and a private database live"},
+			&cli.StringFlag{Name: "data-dir", Value: ".vivace", EnvVars: []string{"VIVACE_DATA_DIR"}, Usage: "where the broker, the file archive, the inbox, the local admin token and a private database live"},
 			&cli.StringFlag{Name: "pipelines", Usage: "directory of pipeline YAML files to run instead of the embedded ones"},
 			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source)"},
-			&cli.StringFlag{Name: "database", Value: "vivace", Usage: "database name to use when DATABASE_URL is not set"},
+			&cli.StringFlag{Name: "database", Value: targetOf(store.DefaultDSN).Name, Usage: "database name to use when DATABASE_URL is not set (created when missing)"},
 			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
 			&cli.StringFlag{Name: "core-url", EnvVars: []string{"VIVACE_CORE_URL"},
 				Usage: "core billing API base URL for MUR sync (default: a built-in fake core on a free port; its URL goes to <data-dir>/" + FakeCoreURLFile + ")"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&cli.StringFlag{Name: "bucket-events-token", EnvVars: []string{"VIVACE_BUCKET_EVENTS_TOKEN"},
-				Usage: "token the senders of S3 event notifications (POST /api/v1/buckets/events) must present; empty: none asked"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -124,13 +135,18 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}
 	defer stopDB()
 	if err := store.Migrate(ctx, dsn, log); err != nil {
-		return err
+		return dbError(dsn, err)
 	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
-		return err
+		return dbError(dsn, err)
 	}
 	defer st.Close()
+	authStore := authstore.New(st)
+	tokens := &auth.Service{Store: authStore, Audit: authStore, Logger: log.With("component", "auth")}
+	if err := localAdminToken(ctx, tokens, dataDir, log); err != nil {
+		return err
+	}
 
 	settings, err := clientcfg.Open(clientsFile)
 	if err != nil {
@@ -145,8 +161,9 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	fileStore, catalogStore := filestore.New(st), catalogstore.New(st)
 	recv := &ingest.Receiver{
-		Registry:   st,
+		Registry:   fileStore,
 		ArchiveDir: filepath.Join(dataDir, "files"),
 		Logger:     log.With("component", "receiver"),
 		Options: func(client string) usage.ReaderOptions {
@@ -175,28 +192,29 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	// Bucket sources live in the client settings, which are re-read when
 	// they change, so the poller runs whenever there is a settings file:
 	// a source added later is picked up without a restart.
-	var buckets *ingest.Buckets
+	var buckets *s3source.Buckets
 	if clientsFile != "" {
-		buckets = &ingest.Buckets{Receiver: recv, Taken: st, Logger: log.With("component", "buckets"),
+		buckets = &s3source.Buckets{Receiver: recv, Taken: fileStore, Logger: log.With("component", "buckets"),
 			Sources: bucketSources(settings, log)}
 	}
 
-	mux := http.NewServeMux()
-	srv := &api.Server{Store: st, Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
-		Ready: streams.ready, BucketEventsToken: c.String("bucket-events-token")}
+	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
+		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
+		Ready: streams.ready, Auth: tokens, Audit: authStore}
 	if buckets != nil {
 		srv.Buckets = buckets
 	}
-	mux.Handle("/", srv.Handler())
-	murSync.mount(mux, st)
-	streams.mount(mux)
+	murSync.mount(srv, st)
+	// The pipelines' own endpoints and the profiles are the process's
+	// internals: admin tokens for every client only.
+	streams.mount(srv)
 	if c.Bool("pprof") {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		for p, h := range map[string]http.HandlerFunc{"/debug/pprof/": pprof.Index, "/debug/pprof/profile": pprof.Profile,
+			"/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace} {
+			srv.Mount(api.Route{Pattern: p, Role: auth.Admin, Clients: api.EveryClient, Handler: h})
+		}
 	}
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- httpSrv.Serve(ln) }()
 	log.Info("api ready", "addr", ln.Addr().String())
@@ -248,6 +266,48 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	return runErr
 }
 
+// localAdminToken makes sure that <dataDir>/token holds a good admin
+// token for every client: the one there when it still is, else a new one
+// (named local-admin). The file is its owner's only.
+func localAdminToken(ctx context.Context, tokens *auth.Service, dataDir string, log *slog.Logger) error {
+	path := filepath.Join(dataDir, localTokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		p, err := tokens.Authenticate(ctx, strings.TrimSpace(string(b)))
+		if err == nil && p.Role == auth.Admin && p.AllClients() {
+			log.Info("local admin token", "file", path, "token", p.TokenID)
+			return os.Chmod(path, 0o600)
+		}
+		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
+			return err
+		}
+	}
+	t, secret, err := tokens.Create(ctx, "vivace dev", auth.NewToken{Name: "local-admin", Role: auth.Admin, Clients: []string{auth.AllClients}})
+	if err != nil {
+		return fmt.Errorf("local admin token: %w", err)
+	}
+	tmp, err := os.CreateTemp(dataDir, ".token-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	log.Info("local admin token created", "file", path, "token", t.ID)
+	return nil
+}
+
 // bucketSources reads the clients' bucket sources from the settings,
 // logging a settings file that no longer parses once per distinct error
 // (the previous settings stay in force meanwhile).
@@ -263,14 +323,25 @@ func bucketSources(settings *clientcfg.Watched, log *slog.Logger) func() map[str
 	}
 }
 
-// devDatabase picks the database: DATABASE_URL as given; otherwise a
-// database named name on the local server, or on a private cluster under
-// dataDir when nothing listens on 127.0.0.1:5432.
+// devDatabase picks the database: DATABASE_URL as given, created when the
+// server says it does not exist; otherwise a database named name on the
+// local server, or on a private cluster under dataDir when nothing
+// listens on 127.0.0.1:5432.
 func devDatabase(ctx context.Context, log *slog.Logger, dataDir, name string, reset bool) (string, func(), error) {
 	if dsn := databaseURL(); dsn != "" {
+		created, err := ensureDatabase(ctx, dsn)
+		if err != nil {
+			return "", nil, err
+		}
+		if created {
+			log.Info("database created", "database", targetOf(dsn).Name, "server", targetOf(dsn).Server)
+		}
 		return dsn, func() {}, nil
 	}
-	admin := store.DefaultDSN
+	admin, err := adminDSN(store.DefaultDSN)
+	if err != nil {
+		return "", nil, err
+	}
 	stop := func() {}
 	if !devenv.Listening(ctx, "127.0.0.1:5432") {
 		log.Info("no PostgreSQL on 127.0.0.1:5432: starting a private cluster", "dir", filepath.Join(dataDir, "postgres"))

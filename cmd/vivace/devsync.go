@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,7 +22,6 @@ import (
 	"vivace.dev/vivace/internal/mursync"
 	"vivace.dev/vivace/internal/settings"
 	"vivace.dev/vivace/internal/store"
-	"vivace.dev/vivace/internal/store/auditstore"
 	"vivace.dev/vivace/internal/store/settingstore"
 	"vivace.dev/vivace/internal/store/syncstore"
 	vbenthos "vivace.dev/vivace/plugins/benthos"
@@ -133,10 +131,13 @@ func newDevSync(st *store.Store, brokers string, log *slog.Logger) (*devSync, er
 	return d, nil
 }
 
-// mount adds the sync and settings routes.
-func (d *devSync) mount(mux *http.ServeMux, st *store.Store) {
-	(&api.Sync{Ops: d.ops, Reader: d.st, Audit: auditstore.New(st), Logger: d.log.With("component", "api")}).Register(mux)
-	(&api.Settings{Service: &settings.Service{Store: settingstore.New(st)}}).Register(mux)
+// mount adds the sync and settings routes to the API's route table.
+func (d *devSync) mount(srv *api.Server, st *store.Store) {
+	routes := (&api.Sync{Server: srv, Ops: d.ops, Reader: d.st}).Routes()
+	routes = append(routes, (&api.Settings{Server: srv, Service: &settings.Service{Store: settingstore.New(st)}}).Routes()...)
+	for _, r := range routes {
+		srv.Mount(r)
+	}
 }
 
 // start runs the scheduler and the backlog metric until stop.

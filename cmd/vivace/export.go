@@ -23,6 +23,7 @@ func exportCommand(what, desc string) *cli.Command {
 				&cli.StringFlag{Name: "format", Value: "jsonl", Usage: "jsonl or csv"},
 				&cli.StringFlag{Name: "file-id", Usage: "only those of this file"},
 				apiFlag(),
+				tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				f := c.String("format")
@@ -33,14 +34,18 @@ func exportCommand(what, desc string) *cli.Command {
 				if id := c.String("file-id"); id != "" {
 					q.Set("file_id", id)
 				}
-				cl := newAPIClient(c.String("api"))
-				resp, err := cl.http.Get(cl.base + "/api/v1/" + what + "?" + q.Encode())
+				cl := newAPIClient(c)
+				req, err := cl.request(http.MethodGet, "/api/v1/"+what+"?"+q.Encode(), nil)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, err), 2)
+				}
+				resp, err := cl.http.Do(req)
 				if err != nil {
 					return cli.Exit(fmt.Sprintf("vivace %s export: %v (is vivace running at %s?)", what, err, cl.base), 1)
 				}
 				defer resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, apiError(resp)), 1)
+					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, cl.apiError(resp)), 1)
 				}
 				if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
 					return cli.Exit(fmt.Sprintf("vivace %s export: %v", what, err), 1)

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/kafkax"
 )
@@ -29,15 +30,19 @@ func feedCommand() *cli.Command {
 			Usage:     "publish core feed events (JSON Lines) to the feed topic",
 			ArgsUsage: "FILE.jsonl",
 			Description: "Publishes one message per line, keyed by entity_id so that an entity's events keep\n" +
-				"their order. With --wait, returns when every event has been applied, ignored (not newer\n" +
-				`than what is stored) or failed, and prints {"events","applied","ignored","failed"}; an event\n` +
-				"waiting for an entity that has not arrived (pending) is waited for.\n" +
-				"Exits non-zero when an event failed; the failures are listed on stderr.",
+				"their order. Each line is read first: one that is not a feed event is reported by file and\n" +
+				"line, and sent all the same, so that the sync records it as failed. A broker that does not\n" +
+				"answer within seconds is an error naming it. With --wait, returns when every event has been\n" +
+				`applied, ignored (not newer than what is stored) or failed, and prints {"events","applied",` + "\n" +
+				`"ignored","failed"} ("warned": events applied with fields Vivace ignores, when there are any);` + "\n" +
+				"an event waiting for an entity that has not arrived (pending) is waited for.\n" +
+				"Exits non-zero when an event failed or a line is not an event; the failures are listed on stderr.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "brokers", Value: "127.0.0.1:9092", EnvVars: []string{"VIVACE_KAFKA_BROKERS"}, Usage: "Kafka seed brokers, comma-separated"},
 				&cli.StringFlag{Name: "topic", Value: kafkax.TopicCoreFeed, Usage: "feed topic"},
 				&cli.BoolFlag{Name: "wait", Usage: "wait until every event is applied or failed and print the counts"},
 				&cli.StringFlag{Name: "api", Value: defaultAPI, EnvVars: []string{"VIVACE_API"}, Usage: "Vivace API base URL (for --wait)"},
+				tokenFlag(), dataDirFlag(),
 				&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "with --wait, give up after this long"},
 			},
 			Action: func(c *cli.Context) error {
@@ -60,12 +65,22 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 	defer f.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.String("brokers"), ",")...),
-		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	brokers := c.String("brokers")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.DialTimeout(5*time.Second), kgo.RecordDeliveryTimeout(2*time.Minute))
 	if err != nil {
-		return err
+		return fmt.Errorf("--brokers %s: %w", brokers, err)
 	}
 	defer cl.Close()
+	// Records are only buffered until a broker answers: without a look
+	// first, an unreachable broker means waiting in silence.
+	pingCtx, cancel := context.WithTimeout(ctx, brokerWait)
+	err = cl.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("no Kafka broker answers at %s within %s: %w (is vivace dev running, and is --brokers right?)", brokers, brokerWait, err)
+	}
 	topic := c.String("topic")
 	// Records are produced as the file is read, so a file of any size
 	// takes only its event ids in memory. A line without an id is known
@@ -74,6 +89,10 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 		mu      sync.Mutex
 		ids     []string
 		sendErr error
+		// where the lines without an event id are in the file, by their
+		// place among the events sent
+		unnamed   = map[int]string{}
+		malformed []string
 	)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
@@ -84,17 +103,22 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 		if len(b) == 0 {
 			continue
 		}
-		var head struct {
-			EventID  string `json:"event_id"`
-			EntityID string `json:"entity_id"`
+		// A line that is not an event is reported here and still sent:
+		// the sync records it as failed, which is what the counts must
+		// show.
+		head, perr := feed.Parse(b)
+		where := fmt.Sprintf("%s:%d", path, line)
+		if perr != nil {
+			malformed = append(malformed, where)
+			fmt.Fprintf(os.Stderr, "%s: %v (sent all the same: the sync records it as failed)\n", where, perr)
 		}
-		// A line that is not an event is still sent: the sync records it
-		// as failed, which is what the counts must show.
-		_ = json.Unmarshal(b, &head)
 		r := &kgo.Record{Topic: topic, Value: append([]byte(nil), b...), Key: []byte(head.EntityID)}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "vivace_line", Value: []byte(strconv.Itoa(line))})
 		i := n
 		n++
+		if head.EventID == "" {
+			unnamed[i] = where
+		}
 		mu.Lock()
 		ids = append(ids, head.EventID)
 		mu.Unlock()
@@ -116,19 +140,33 @@ func publishFeed(ctx context.Context, c *cli.Context) error {
 		return fmt.Errorf("%s: line %d: %w", path, line+1, err)
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("publish to %s: %w", c.String("brokers"), err)
+		return fmt.Errorf("publish to %s: %w", brokers, err)
 	}
 	if sendErr != nil {
-		return fmt.Errorf("publish to %s: %w", c.String("brokers"), sendErr)
+		return fmt.Errorf("publish to %s: %w", brokers, sendErr)
 	}
 	fmt.Fprintf(os.Stderr, "published %d events to %s\n", n, topic)
-	if !c.Bool("wait") {
-		return nil
+	// An event without an id is known by where it landed on the topic;
+	// it is reported by where it is in the file.
+	labels := make(map[string]string, len(unnamed))
+	for i, where := range unnamed {
+		labels[ids[i]] = where
 	}
-	return waitFeed(newAPIClient(c.String("api")), ids, c.Duration("timeout"))
+	if c.Bool("wait") {
+		return waitFeed(newAPIClient(c), ids, labels, c.Duration("timeout"))
+	}
+	if len(malformed) > 0 {
+		return fmt.Errorf("%d lines are not feed events: %s", len(malformed), strings.Join(malformed, ", "))
+	}
+	return nil
 }
 
-func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
+// brokerWait is how long publish waits for a broker to answer.
+const brokerWait = 10 * time.Second
+
+// waitFeed waits for the outcomes of ids and prints the counts; labels
+// name events by where they are in the file rather than by id.
+func waitFeed(cl *apiClient, ids []string, labels map[string]string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var counts struct {
 		Events  int `json:"events"`
@@ -136,6 +174,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		Ignored int `json:"ignored"`
 		Failed  int `json:"failed"`
 		Pending int `json:"pending,omitempty"` // still waiting when --timeout ran out
+		Warned  int `json:"warned,omitempty"`  // settled with warnings: fields Vivace ignores
 	}
 	counts.Events = len(ids)
 	// An id published twice in one file is counted once per line: each
@@ -144,9 +183,12 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	pending, copies := firstCopies(ids)
 	// Settled events are counted and dropped as they settle, and a
 	// failure is reported at once: only the unsettled ids stay in memory.
-	settle := func(id string, o feed.Outcome) {
+	settle := func(id string, o api.FeedOutcome) {
 		n := 1 + copies[id]
-		switch o.Outcome {
+		if len(o.Warnings) > 0 {
+			counts.Warned += n
+		}
+		switch feed.Result(o.Outcome) {
 		case feed.Applied:
 			counts.Applied++
 			counts.Ignored += n - 1
@@ -154,8 +196,12 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 			counts.Ignored += n
 		default:
 			counts.Failed += n
+			name := id
+			if where, ok := labels[id]; ok {
+				name = where
+			}
 			for range n {
-				fmt.Fprintf(os.Stderr, "event %s failed: %s\n", id, o.Message)
+				fmt.Fprintf(os.Stderr, "event %s failed: %s\n", name, o.Message)
 			}
 		}
 	}
@@ -167,7 +213,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		chunk := pending[:min(len(pending), 50000)]
 		body, _ := json.Marshal(map[string][]string{"event_ids": chunk})
 		var got struct {
-			Outcomes map[string]feed.Outcome `json:"outcomes"`
+			Outcomes map[string]api.FeedOutcome `json:"outcomes"`
 		}
 		if err := cl.do("POST", "/api/v1/feed/outcomes", bytes.NewReader(body), &got); err != nil {
 			return err
@@ -176,7 +222,7 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 		// applied, or failed when the wait runs out.
 		kept := pending[:0]
 		for i, id := range pending {
-			if o, ok := got.Outcomes[id]; ok && i < len(chunk) && o.Outcome != feed.Pending {
+			if o, ok := got.Outcomes[id]; ok && i < len(chunk) && feed.Result(o.Outcome) != feed.Pending {
 				settle(id, o)
 				continue
 			}
@@ -193,6 +239,9 @@ func waitFeed(cl *apiClient, ids []string, timeout time.Duration) error {
 	}
 	b, _ := json.Marshal(counts)
 	fmt.Println(string(b))
+	if counts.Warned > 0 {
+		fmt.Fprintf(os.Stderr, "%d events carried fields Vivace ignores (see vivace feed errors list --warnings)\n", counts.Warned)
+	}
 	if counts.Failed > 0 {
 		return fmt.Errorf("%d of %d events failed", counts.Failed, counts.Events)
 	}

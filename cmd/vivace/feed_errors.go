@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/feed"
-	"vivace.dev/vivace/internal/store"
 )
 
 func apiFlag() cli.Flag {
@@ -27,19 +27,27 @@ func feedErrorsCommand() *cli.Command {
 		Usage: "list, reprocess and edit feed events that failed or wait for an entity",
 		Subcommands: []*cli.Command{{
 			Name:      "list",
-			Usage:     "print failed (or, with --pending, pending) events, one JSON object per line",
+			Usage:     "print failed (or, with --pending, pending; with --warnings, warned) events, one JSON object per line",
 			ArgsUsage: " ",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "client", Usage: "only this client's"},
 				&cli.BoolFlag{Name: "pending", Usage: "list pending events (waiting for an entity) instead of failed ones"},
-				&cli.StringFlag{Name: "code", Usage: "only this code (INVALID_EVENT, MISSING_REFERENCE)"},
+				&cli.BoolFlag{Name: "warnings", Usage: "list events of any outcome that carried fields Vivace ignores, with the warnings naming them"},
+				&cli.StringFlag{Name: "code", Usage: "only this code (INVALID_EVENT, MISSING_REFERENCE, REFERENCE_FAILED)"},
 				&cli.IntFlag{Name: "limit", Value: 1000, Usage: "at most this many"},
 				apiFlag(),
+				tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
-				q := url.Values{"outcome": {feed.Failed}, "limit": {fmt.Sprint(c.Int("limit"))}}
-				if c.Bool("pending") {
-					q.Set("outcome", feed.Pending)
+				q := url.Values{"outcome": {string(feed.Failed)}, "limit": {fmt.Sprint(c.Int("limit"))}}
+				switch {
+				case c.Bool("pending") && c.Bool("warnings"):
+					return cli.Exit("vivace feed errors list: --pending or --warnings, not both", 2)
+				case c.Bool("pending"):
+					q.Set("outcome", string(feed.Pending))
+				case c.Bool("warnings"):
+					q.Del("outcome")
+					q.Set("warnings", "true")
 				}
 				for _, k := range []string{"client", "code"} {
 					if v := c.String(k); v != "" {
@@ -47,9 +55,9 @@ func feedErrorsCommand() *cli.Command {
 					}
 				}
 				var got struct {
-					Events []store.FeedEvent `json:"events"`
+					Events []api.FeedEvent `json:"events"`
 				}
-				if err := newAPIClient(c.String("api")).do("GET", "/api/v1/feed/events?"+q.Encode(), nil, &got); err != nil {
+				if err := newAPIClient(c).do("GET", "/api/v1/feed/events?"+q.Encode(), nil, &got); err != nil {
 					return cli.Exit("vivace feed errors list: "+err.Error(), 1)
 				}
 				enc := json.NewEncoder(os.Stdout)
@@ -72,6 +80,7 @@ func feedErrorsCommand() *cli.Command {
 				&cli.BoolFlag{Name: "all", Usage: "every failed and pending event of --client"},
 				&cli.StringFlag{Name: "code", Usage: "with --all: only events with this code"},
 				apiFlag(),
+				tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				req := map[string]any{}
@@ -87,9 +96,9 @@ func feedErrorsCommand() *cli.Command {
 				}
 				body, _ := json.Marshal(req)
 				var got struct {
-					Outcomes []feed.Outcome `json:"outcomes"`
+					Outcomes []api.FeedOutcome `json:"outcomes"`
 				}
-				if err := newAPIClient(c.String("api")).do("POST", "/api/v1/feed/events/reprocess", bytes.NewReader(body), &got); err != nil {
+				if err := newAPIClient(c).do("POST", "/api/v1/feed/events/reprocess", bytes.NewReader(body), &got); err != nil {
 					return cli.Exit("vivace feed errors reprocess: "+err.Error(), 1)
 				}
 				return printOutcomes(got.Outcomes)
@@ -103,6 +112,7 @@ func feedErrorsCommand() *cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "file", Value: "-", Usage: "edited event JSON; - for standard input"},
 				apiFlag(),
+				tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
@@ -121,12 +131,12 @@ func feedErrorsCommand() *cli.Command {
 				if err != nil {
 					return cli.Exit("vivace feed errors edit: "+err.Error(), 1)
 				}
-				var out feed.Outcome
-				if err := newAPIClient(c.String("api")).do("PUT", "/api/v1/feed/events/"+url.PathEscape(c.Args().First()),
+				var out api.FeedOutcome
+				if err := newAPIClient(c).do("PUT", "/api/v1/feed/events/"+url.PathEscape(c.Args().First()),
 					bytes.NewReader(body), &out); err != nil {
 					return cli.Exit("vivace feed errors edit: "+err.Error(), 1)
 				}
-				return printOutcomes([]feed.Outcome{out})
+				return printOutcomes([]api.FeedOutcome{out})
 			},
 		}},
 	}
@@ -134,12 +144,12 @@ func feedErrorsCommand() *cli.Command {
 
 // printOutcomes prints outcomes as JSON lines and fails when one is not
 // applied or ignored.
-func printOutcomes(outs []feed.Outcome) error {
+func printOutcomes(outs []api.FeedOutcome) error {
 	enc := json.NewEncoder(os.Stdout)
 	var bad []string
 	for _, o := range outs {
 		_ = enc.Encode(o)
-		if o.Outcome == feed.Failed || o.Outcome == feed.Pending {
+		if feed.Result(o.Outcome).Repairable() {
 			bad = append(bad, o.EventID)
 		}
 	}
@@ -161,6 +171,7 @@ func feedHistoryCommand() *cli.Command {
 			&cli.StringFlag{Name: "id", Required: true, Usage: "the entity's id"},
 			&cli.StringFlag{Name: "at", Usage: "RFC 3339 time: print only the version in effect then"},
 			apiFlag(),
+			tokenFlag(), dataDirFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			q := url.Values{"client": {c.String("client")}, "entity": {c.String("entity")}, "entity_id": {c.String("id")}}
@@ -168,9 +179,9 @@ func feedHistoryCommand() *cli.Command {
 				q.Set("at", at)
 			}
 			var got struct {
-				Events []store.FeedEvent `json:"events"`
+				Events []api.FeedEvent `json:"events"`
 			}
-			if err := newAPIClient(c.String("api")).do("GET", "/api/v1/feed/history?"+q.Encode(), nil, &got); err != nil {
+			if err := newAPIClient(c).do("GET", "/api/v1/feed/history?"+q.Encode(), nil, &got); err != nil {
 				return cli.Exit("vivace feed history: "+err.Error(), 1)
 			}
 			enc := json.NewEncoder(os.Stdout)

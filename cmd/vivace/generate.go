@@ -37,6 +37,8 @@ func feedGenerateCommand() *cli.Command {
 			&cli.StringFlag{Name: "models", Value: strings.Join(loadgen.Models, ","), Usage: "pricing models the plans cycle through, comma-separated"},
 			&cli.BoolFlag{Name: "no-discounts", Usage: "leave discounts out"},
 			&cli.IntFlag{Name: "trouble-every", Usage: "follow every n-th event with a repeated, stale, newer, malformed, unknown-op or wrongly typed one, in turn, and print the outcomes to expect on standard error (0: none)"},
+			&cli.BoolFlag{Name: "extras", Usage: "add fields Vivace does not use everywhere (envelope extras, names, descriptions, unit prices on stairstep tiers, random fields): the catalog must apply as the one without them"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "with --extras, the random seed of the extra fields"},
 			&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -47,7 +49,8 @@ func feedGenerateCommand() *cli.Command {
 			var tally loadgen.Tally
 			err = loadgen.Catalog(w, loadgen.CatalogOptions{Client: c.String("client"), Accounts: c.Int("accounts"),
 				Plans: c.Int("plans"), Currencies: splitList(c.String("currency")), Models: splitList(c.String("models")),
-				NoDiscounts: c.Bool("no-discounts"), TroubleEvery: c.Int("trouble-every"), Tally: &tally})
+				NoDiscounts: c.Bool("no-discounts"), TroubleEvery: c.Int("trouble-every"), Tally: &tally,
+				Extras: c.Bool("extras"), Seed: c.Uint64("seed")})
 			if cerr := closeFn(); err == nil {
 				err = cerr
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
+
+	"vivace.dev/vivace/internal/files"
 )
 
 const defaultAPI = "http://127.0.0.1:8080"
@@ -31,7 +33,7 @@ type fileStatus struct {
 }
 
 func (f fileStatus) final() bool {
-	return f.Status == "done" || f.Status == "failed" || f.Status == "rejected"
+	return files.Status(f.Status).Final()
 }
 
 // result is the one JSON line printed per file.
@@ -70,6 +72,7 @@ func ingestCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "client", Usage: "client (tenant) the files belong to", Required: true},
 			apiFlag(),
+			tokenFlag(), dataDirFlag(),
 			&cli.BoolFlag{Name: "wait", Usage: "wait until each file is processed and print its final counts"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "with --wait, give up after this long"},
 		},
@@ -77,7 +80,7 @@ func ingestCommand() *cli.Command {
 			if c.NArg() == 0 {
 				return cli.Exit("vivace ingest: name at least one FILE", 2)
 			}
-			cl := newAPIClient(c.String("api"))
+			cl := newAPIClient(c)
 			tty := isatty.IsTerminal(os.Stderr.Fd())
 			failed := 0
 			for _, path := range c.Args().Slice() {
@@ -95,7 +98,7 @@ func ingestCommand() *cli.Command {
 				}
 				line, _ := json.Marshal(st.result())
 				fmt.Println(string(line))
-				if st.Status == "rejected" || st.Status == "failed" {
+				if s := files.Status(st.Status); s == files.Rejected || s == files.Failed {
 					failed++
 				}
 			}
@@ -121,7 +124,7 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 		return fileStatus{}, errors.New("is a directory")
 	}
 	q := url.Values{"client": {client}, "name": {filepath.Base(path)}}
-	req, err := http.NewRequest(http.MethodPost, cl.base+"/api/v1/files?"+q.Encode(), f)
+	req, err := cl.request(http.MethodPost, "/api/v1/files?"+q.Encode(), f)
 	if err != nil {
 		return fileStatus{}, err
 	}
@@ -140,40 +143,35 @@ func upload(cl *apiClient, client, path string) (fileStatus, error) {
 		}
 		return st, nil
 	default:
-		return fileStatus{}, apiError(resp)
+		return fileStatus{}, cl.apiError(resp)
 	}
 }
 
 // follow polls a file until it is final, showing progress on stderr.
 func follow(cl *apiClient, st fileStatus, timeout time.Duration, tty bool) (fileStatus, error) {
 	start := time.Now()
-	lastLine := time.Time{}
+	show := newProgress(os.Stderr, tty, time.Now)
 	for !st.final() {
 		if time.Since(start) > timeout {
+			show.update(st)
+			if tty {
+				fmt.Fprintln(os.Stderr)
+			}
 			return st, fmt.Errorf("not done after %s (status %s)", timeout, st.Status)
 		}
 		time.Sleep(200 * time.Millisecond)
 		var next fileStatus
 		if err := cl.getJSON("/api/v1/files/"+st.FileID, &next); err != nil {
+			if tty {
+				fmt.Fprintln(os.Stderr)
+			}
 			return st, err
 		}
 		st = next
-		done := st.MURs + st.Exceptions + st.Filtered
-		rate := float64(done) / time.Since(start).Seconds()
-		total := "?"
-		if st.Records != nil {
-			total = fmt.Sprint(*st.Records)
-		}
-		switch {
-		case tty:
-			fmt.Fprintf(os.Stderr, "\r%s: %d/%s records, %.0f records/s   ", st.Name, done, total, rate)
-		case time.Since(lastLine) >= 5*time.Second:
-			fmt.Fprintf(os.Stderr, "%s: %s %d/%s records, %.0f records/s\n", st.Name, st.Status, done, total, rate)
-			lastLine = time.Now()
+		if !st.final() {
+			show.update(st)
 		}
 	}
-	if tty {
-		fmt.Fprintln(os.Stderr)
-	}
+	show.finish(st)
 	return st, nil
 }

@@ -8,8 +8,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/rulestore"
 )
 
 // lookupCommand manages the lookup tables the vivace_lookup mediation rule
@@ -41,7 +42,7 @@ func lookupCommand() *cli.Command {
 					return cli.Exit("vivace lookup load: name one CSV file", 2)
 				}
 				path := c.Args().First()
-				res, err := loadLookupFile(c.Context, path, store.LookupLoad{
+				res, err := loadLookupFile(c.Context, path, rules.LookupLoad{
 					Client: c.String("client"), Lookup: c.String("lookup"), Replace: c.Bool("replace")})
 				if err != nil {
 					return cli.Exit("vivace lookup load: "+err.Error(), 1)
@@ -55,7 +56,7 @@ func lookupCommand() *cli.Command {
 			Flags:     []cli.Flag{client(false)},
 			Action: func(c *cli.Context) error {
 				return lookupExit("list", withStore(c.Context, func(st *store.Store) error {
-					list, err := st.ListLookups(c.Context, c.String("client"))
+					list, err := rulestore.New(st).ListLookups(c.Context, c.String("client"))
 					if err != nil {
 						return err
 					}
@@ -78,11 +79,11 @@ func lookupCommand() *cli.Command {
 					return cli.Exit("vivace lookup get: name at least one KEY", 2)
 				}
 				return lookupExit("get", withStore(c.Context, func(st *store.Store) error {
-					keys := make([]store.LookupKey, c.NArg())
+					keys := make([]rules.LookupKey, c.NArg())
 					for i, k := range c.Args().Slice() {
-						keys[i] = store.LookupKey{Client: c.String("client"), Key: k}
+						keys[i] = rules.LookupKey{Client: c.String("client"), Key: k}
 					}
-					got, err := st.LookupValues(c.Context, c.String("lookup"), keys)
+					got, err := rulestore.New(st).LookupValues(c.Context, c.String("lookup"), keys)
 					if err != nil {
 						return err
 					}
@@ -110,8 +111,8 @@ func lookupCommand() *cli.Command {
 	}
 }
 
-func loadLookupFile(ctx context.Context, path string, l store.LookupLoad) (store.LookupLoadResult, error) {
-	var res store.LookupLoadResult
+func loadLookupFile(ctx context.Context, path string, l rules.LookupLoad) (rules.LookupLoadResult, error) {
+	var res rules.LookupLoadResult
 	if err := l.Validate(); err != nil {
 		return res, err
 	}
@@ -120,29 +121,15 @@ func loadLookupFile(ctx context.Context, path string, l store.LookupLoad) (store
 		return res, err
 	}
 	defer f.Close()
-	rows, err := mediation.NewLookupCSV(path, f)
+	rows, err := rules.NewLookupCSV(path, f)
 	if err != nil {
 		return res, err
 	}
 	err = withStore(ctx, func(st *store.Store) error {
-		res, err = st.LoadLookup(ctx, l, rows)
+		res, err = rulestore.New(st).LoadLookup(ctx, l, rows)
 		return err
 	})
 	return res, err
-}
-
-// withStore opens DATABASE_URL for one command and closes it after.
-func withStore(ctx context.Context, fn func(*store.Store) error) error {
-	dsn := databaseURL()
-	if dsn == "" {
-		dsn = store.DefaultDSN
-	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
 }
 
 func lookupExit(cmd string, err error) error {

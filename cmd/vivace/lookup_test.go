@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"vivace.dev/vivace/internal/pgtest"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/rules"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -25,7 +25,7 @@ func TestLookupLoadFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("msisdn,account_id\n493,A3\n\n,A4\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l := store.LookupLoad{Client: "cli", Lookup: "msisdn"}
+	l := rules.LookupLoad{Client: "cli", Lookup: "msisdn"}
 	res, err := loadLookupFile(ctx, good, l)
 	if err != nil || res.Inserted != 2 {
 		t.Fatalf("load: %+v %v", res, err)
@@ -37,7 +37,7 @@ func TestLookupLoadFile(t *testing.T) {
 	if _, err := loadLookupFile(ctx, filepath.Join(dir, "none.csv"), l); err == nil || !strings.Contains(err.Error(), "none.csv") {
 		t.Fatalf("missing file: %v", err)
 	}
-	if _, err := loadLookupFile(ctx, good, store.LookupLoad{Lookup: "msisdn"}); err == nil || !strings.Contains(err.Error(), "client: required") {
+	if _, err := loadLookupFile(ctx, good, rules.LookupLoad{Lookup: "msisdn"}); err == nil || !strings.Contains(err.Error(), "client: required") {
 		t.Fatalf("no client: %v", err)
 	}
 }

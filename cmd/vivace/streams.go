@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"vivace.dev/vivace/internal/api"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/pipelines"
 	vbenthos "vivace.dev/vivace/plugins/benthos"
 )
@@ -156,11 +158,13 @@ func (s *streamSet) ready(context.Context) error {
 	return nil
 }
 
-// mount exposes each stream's own endpoints under /streams/<name>/.
-func (s *streamSet) mount(mux *http.ServeMux) {
+// mount exposes each stream's own endpoints under /streams/<name>/, to
+// admin tokens for every client.
+func (s *streamSet) mount(srv *api.Server) {
 	for _, r := range s.streams {
 		prefix := "/streams/" + r.name
-		mux.Handle(prefix+"/", http.StripPrefix(prefix, r.mux))
+		srv.Mount(api.Route{Pattern: prefix + "/", Role: auth.Admin, Clients: api.EveryClient,
+			Handler: http.StripPrefix(prefix, r.mux)})
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -34,7 +33,7 @@ func syncCommand() *cli.Command {
 				"2 when another cycle for the client was running and did not end within --timeout.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "client", Usage: "the client (tenant); default: every client with MURs to sync"},
-				timeout, apiFlag(),
+				timeout, apiFlag(), tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				body := map[string]any{"client": c.String("client"), "timeout": c.Duration("timeout").String()}
@@ -52,7 +51,7 @@ func syncCommand() *cli.Command {
 				&cli.StringFlag{Name: "client", Usage: "the client (tenant)", Required: true},
 				&cli.StringFlag{Name: "batch", Usage: "the batch whose failed records to send"},
 				&cli.BoolFlag{Name: "failed", Usage: "every failed record of the client"},
-				timeout, apiFlag(),
+				timeout, apiFlag(), tokenFlag(), dataDirFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				if (c.String("batch") == "") == !c.Bool("failed") {
@@ -66,7 +65,7 @@ func syncCommand() *cli.Command {
 			Name:      "jobs",
 			Usage:     "print sync jobs (cycles), newest first, one JSON object per line",
 			ArgsUsage: " ",
-			Flags:     []cli.Flag{&cli.StringFlag{Name: "client", Usage: "only this client's"}, limitFlag(100), apiFlag()},
+			Flags:     []cli.Flag{&cli.StringFlag{Name: "client", Usage: "only this client's"}, limitFlag(100), apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				return syncList(c, "jobs", "/api/v1/sync/jobs", url.Values{"client": {c.String("client")}}, "jobs")
 			},
@@ -76,7 +75,7 @@ func syncCommand() *cli.Command {
 			ArgsUsage: " ",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "client", Usage: "only this client's"},
 				&cli.StringFlag{Name: "status", Usage: "only ready, published, sending, done or failed ones"},
-				&cli.StringFlag{Name: "job", Usage: "only this job's"}, limitFlag(100), apiFlag()},
+				&cli.StringFlag{Name: "job", Usage: "only this job's"}, limitFlag(100), apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				q := url.Values{"client": {c.String("client")}, "status": {c.String("status")}, "job_id": {c.String("job")}}
 				return syncList(c, "batches", "/api/v1/sync/batches", q, "batches")
@@ -86,7 +85,7 @@ func syncCommand() *cli.Command {
 			Usage:     "print failed aggregated records with the core's code and message, one JSON object per line",
 			ArgsUsage: " ",
 			Flags: []cli.Flag{&cli.StringFlag{Name: "client", Usage: "only this client's"},
-				&cli.StringFlag{Name: "batch", Usage: "only this batch's"}, limitFlag(1000), apiFlag()},
+				&cli.StringFlag{Name: "batch", Usage: "only this batch's"}, limitFlag(1000), apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				q := url.Values{"client": {c.String("client")}, "batch_id": {c.String("batch")}}
 				return syncList(c, "failed", "/api/v1/sync/failed", q, "records")
@@ -95,7 +94,7 @@ func syncCommand() *cli.Command {
 			Name:      "totals",
 			Usage:     "print the client's MURs summed per account, usage type and currency: all, and synced",
 			ArgsUsage: " ",
-			Flags:     []cli.Flag{&cli.StringFlag{Name: "client", Usage: "the client (tenant)", Required: true}, apiFlag()},
+			Flags:     []cli.Flag{&cli.StringFlag{Name: "client", Usage: "the client (tenant)", Required: true}, apiFlag(), tokenFlag(), dataDirFlag()},
 			Action: func(c *cli.Context) error {
 				return syncList(c, "totals", "/api/v1/sync/totals", url.Values{"client": {c.String("client")}}, "totals")
 			},
@@ -111,15 +110,12 @@ func limitFlag(def int) cli.Flag {
 // went wrong go to standard error.
 func syncCall(c *cli.Context, what, path string, body map[string]any) error {
 	b, _ := json.Marshal(body)
-	cl := newAPIClient(c.String("api"))
-	req, err := http.NewRequest(http.MethodPost, cl.base+path, bytes.NewReader(b))
+	cl := newAPIClient(c)
+	req, err := cl.request(http.MethodPost, path, bytes.NewReader(b))
 	if err != nil {
 		return cli.Exit("vivace sync "+what+": "+err.Error(), 1)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if u := os.Getenv("USER"); u != "" {
-		req.Header.Set("X-Vivace-Operator", u)
-	}
 	resp, err := cl.http.Do(req)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("vivace sync %s: %v (is vivace running at %s?)", what, err, cl.base), 1)
@@ -140,7 +136,8 @@ func syncCall(c *cli.Context, what, path string, body map[string]any) error {
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(raw, &ans); err != nil || ans.Cycles == nil && ans.Error == "" {
-		return cli.Exit(fmt.Sprintf("vivace sync %s: %s: %s", what, resp.Status, bytes.TrimSpace(raw)), 1)
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		return cli.Exit(fmt.Sprintf("vivace sync %s: %v", what, cl.apiError(resp)), 1)
 	}
 	if ans.Cycles != nil {
 		out, _ := json.Marshal(struct {
@@ -177,7 +174,7 @@ func syncList(c *cli.Context, what, path string, q url.Values, field string) err
 		}
 	}
 	var got map[string][]json.RawMessage
-	if err := newAPIClient(c.String("api")).getJSON(path+"?"+q.Encode(), &got); err != nil {
+	if err := newAPIClient(c).getJSON(path+"?"+q.Encode(), &got); err != nil {
 		return cli.Exit("vivace sync "+what+": "+err.Error(), 1)
 	}
 	for _, item := range got[field] {

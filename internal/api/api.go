@@ -1,12 +1,13 @@
 // Package api serves Vivace's HTTP surface: file submission and status,
-// MUR and exception exports, health, readiness and metrics. The GraphQL
-// console and TMF635 mount on the same mux.
+// MUR and exception exports, health, readiness and metrics. Every route is
+// in one table (routes, and what others Mount: GraphQL, TMF635, the
+// pipelines' endpoints) behind one guard that checks the bearer token, the
+// route's role and its client scope (auth.go).
 package api
 
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -17,21 +18,61 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ingest"
+	"vivace.dev/vivace/internal/ingest/s3source"
+	"vivace.dev/vivace/internal/murs"
 	"vivace.dev/vivace/internal/store"
+)
+
+// What the handlers need from storage; the stores under internal/store
+// implement it.
+type (
+	// Database is checked by the readiness probe.
+	Database interface {
+		Ping(ctx context.Context) error
+	}
+	// Files is what the API reads of the file registry.
+	Files interface {
+		GetFile(ctx context.Context, id string) (files.File, error)
+		ListFiles(ctx context.Context, clients []string, limit int) ([]files.File, error)
+	}
+	// Records is what the API exports of the rating's results.
+	Records interface {
+		ExportMURs(ctx context.Context, f murs.Filter, fn func(murs.MUR) error) error
+		ExportExceptions(ctx context.Context, f exceptions.Filter, fn func(exceptions.Exception) error) error
+	}
+	// FeedEvents is what the API reads of the feed events on record.
+	FeedEvents interface {
+		EventOutcomes(ctx context.Context, ids []string) (map[string]feed.Outcome, error)
+		ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.EventRecord, error)
+		EntityHistory(ctx context.Context, client, entity, id string) ([]feed.EventRecord, error)
+		EventClients(ctx context.Context, ids []string) (map[string]string, error)
+	}
+	// FeedRepair applies failed and pending feed events again (a
+	// feed.Applier).
+	FeedRepair interface {
+		Reprocess(ctx context.Context, ids []string, by string) ([]feed.Outcome, error)
+		Edit(ctx context.Context, id string, edited []byte, by string) (feed.Outcome, error)
+	}
 )
 
 // Server holds what the handlers need.
 type Server struct {
-	Store    *store.Store
+	DB       Database
+	Files    Files
+	Records  Records
+	Feed     FeedEvents
+	Repair   FeedRepair
 	Receiver *ingest.Receiver
 	// Ready reports whether the process is ready to work (pipelines
 	// running); nil means ready once the database answers.
@@ -44,59 +85,62 @@ type Server struct {
 	// S3 event notifications (POST /api/v1/buckets/events), so that it
 	// takes them without waiting for its poll interval.
 	Buckets interface {
-		Notify(bucket, key string) []string
+		NotifyFor(bucket, key string, may func(client string) bool) []string
 	}
-	// BucketEventsToken, when set, must be presented as
-	// "Authorization: Bearer <token>" (or the bare token) by the sender of
-	// bucket event notifications.
-	BucketEventsToken string
+	// Auth checks the token of every request but the probes' and the
+	// metrics'; Audit records the human actions taken through the API.
+	Auth  Authenticator
+	Audit auth.Auditor
+
+	mounted []Route
 }
 
-// Handler returns the routes.
-func (s *Server) Handler() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	if s.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+// routes is the API's route table: each route's least role and how it
+// keeps to the token's clients (auth.go). A new route is a new line here,
+// or a Mount; nothing is served from anywhere else.
+func (s *Server) routes() []Route {
+	v, o := auth.Viewer, auth.Operator
+	rs := []Route{
+		{"GET /healthz", 0, Open, http.HandlerFunc(healthz)},
+		{"GET /readyz", 0, Open, http.HandlerFunc(s.readyz)},
+		{"POST /api/v1/files", o, PerClient, http.HandlerFunc(s.postFile)},
+		{"GET /api/v1/files", v, PerClient, http.HandlerFunc(s.listFiles)},
+		{"GET /api/v1/files/{id}", v, PerClient, http.HandlerFunc(s.getFile)},
+		{"GET /api/v1/murs", v, PerClient, http.HandlerFunc(s.exportMURs)},
+		{"GET /api/v1/exceptions", v, PerClient, http.HandlerFunc(s.exportExceptions)},
+		{"POST /api/v1/feed/outcomes", v, PerClient, http.HandlerFunc(s.feedOutcomes)},
+		{"GET /api/v1/feed/events", v, PerClient, http.HandlerFunc(s.listFeedEvents)},
+		{"POST /api/v1/feed/events/reprocess", o, PerClient, http.HandlerFunc(s.reprocessFeedEvents)},
+		{"PUT /api/v1/feed/events/{id...}", o, PerClient, http.HandlerFunc(s.editFeedEvent)},
+		{"GET /api/v1/feed/history", v, PerClient, http.HandlerFunc(s.feedHistory)},
+		{"POST /api/v1/buckets/events", o, PerClient, http.HandlerFunc(s.bucketEvents)},
 	}
-	mux.HandleFunc("POST /api/v1/files", s.postFile)
-	mux.HandleFunc("GET /api/v1/files", s.listFiles)
-	mux.HandleFunc("GET /api/v1/files/{id}", s.getFile)
-	mux.HandleFunc("GET /api/v1/murs", s.exportMURs)
-	mux.HandleFunc("GET /api/v1/exceptions", s.exportExceptions)
-	mux.HandleFunc("POST /api/v1/feed/outcomes", s.feedOutcomes)
-	mux.HandleFunc("GET /api/v1/feed/events", s.listFeedEvents)
-	mux.HandleFunc("POST /api/v1/feed/events/reprocess", s.reprocessFeedEvents)
-	mux.HandleFunc("PUT /api/v1/feed/events/{id...}", s.editFeedEvent)
-	mux.HandleFunc("GET /api/v1/feed/history", s.feedHistory)
-	mux.HandleFunc("POST /api/v1/buckets/events", s.bucketEvents)
-	return mux
+	if s.Gatherer != nil {
+		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
+	}
+	return rs
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // bucketEvents takes an S3 event notification and has the bucket sources
 // it concerns polled now. The notification is a hint only: what is taken
-// is what the poll finds, so it needs no more trust than a poll does.
+// is what the poll finds. It needs an operator token, and wakes only the
+// sources of the token's clients: an event for another client's source
+// counts as unmatched, as one for no source does.
 func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	if s.Buckets == nil {
 		writeError(w, http.StatusNotFound, "no bucket sources: start with a client settings file that has source.s3 entries")
 		return
-	}
-	if s.BucketEventsToken != "" {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(s.BucketEventsToken)) != 1 {
-			writeError(w, http.StatusUnauthorized, "bucket events need the token set in VIVACE_BUCKET_EVENTS_TOKEN (Authorization: Bearer <token>)")
-			return
-		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "notification body: "+err.Error())
 		return
 	}
-	events, err := ingest.ParseBucketEvents(body)
+	events, err := s3source.ParseBucketEvents(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -104,7 +148,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 	polled := map[string]bool{}
 	unmatched := 0
 	for _, e := range events {
-		clients := s.Buckets.Notify(e.Bucket, e.Key)
+		clients := s.Buckets.NotifyFor(e.Bucket, e.Key, principal(r).MaySee)
 		if len(clients) == 0 {
 			unmatched++
 			s.Logger.Warn("bucket event for no source", "bucket", e.Bucket, "key", e.Key)
@@ -120,7 +164,7 @@ func (s *Server) bucketEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store.Ping(ctx); err != nil {
+	if err := s.DB.Ping(ctx); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "database: "+err.Error())
 		return
 	}
@@ -153,33 +197,36 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 	f, err := s.Receiver.Receive(r.Context(), client, name, "http", body)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusCreated, f)
-	case errors.Is(err, store.ErrDuplicateFile):
-		writeJSON(w, http.StatusConflict, f)
+		writeJSON(w, http.StatusCreated, NewFile(f))
+	case errors.Is(err, files.ErrDuplicate):
+		writeJSON(w, http.StatusConflict, NewFile(f))
 	case errors.Is(err, ingest.ErrRejected):
-		writeJSON(w, http.StatusUnprocessableEntity, f)
+		writeJSON(w, http.StatusUnprocessableEntity, NewFile(f))
 	default:
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("file larger than %d bytes", mbe.Limit))
 			return
 		}
-		s.log().Error("file not received", "client", client, "file", name, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, fmt.Sprintf("receiving file %q of client %q", name, client), err)
 	}
 }
 
 func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
-	f, err := s.Store.GetFile(r.Context(), r.PathValue("id"))
+	f, err := s.Files.GetFile(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no file "+r.PathValue("id"))
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading the file", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	if err := principal(r).SeeOf(fmt.Sprintf("file %q", f.FileID), f.Client); err != nil {
+		deny(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NewFile(f))
 }
 
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
@@ -192,15 +239,16 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	files, err := s.Store.ListFiles(r.Context(), r.URL.Query().Get("client"), limit)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	cs, ok := clientFilter(w, r, r.URL.Query().Get("client"))
+	if !ok {
 		return
 	}
-	if files == nil {
-		files = []store.File{}
+	list, err := s.Files.ListFiles(r.Context(), cs, limit)
+	if err != nil {
+		s.internalError(w, "listing files", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, files)
+	writeJSON(w, http.StatusOK, mapSlice(list, func(f *files.File) File { return NewFile(*f) }))
 }
 
 // MURColumns is the column order of the CSV export.
@@ -210,18 +258,22 @@ var MURColumns = []string{"mur_id", "client", "record_id", "file_id", "line", "p
 
 func (s *Server) exportMURs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.MURFilter{Client: q.Get("client"), FileID: q.Get("file_id"), SyncStatus: q.Get("sync_status")}
+	f := murs.Filter{FileID: q.Get("file_id"), SyncStatus: murs.SyncStatus(q.Get("sync_status"))}
+	var ok bool
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
+		return
+	}
 	ex, ok := newExporter(w, q.Get("format"), MURColumns)
 	if !ok {
 		return
 	}
-	err := s.Store.ExportMURs(r.Context(), f, func(m store.MUR) error {
-		return ex.write(m, func() []string {
+	err := s.Records.ExportMURs(r.Context(), f, func(m murs.MUR) error {
+		return ex.write(NewMUR(&m), func() []string {
 			qual, _ := json.Marshal(m.Qualifiers)
 			return []string{m.MURID, m.Client, m.RecordID, m.FileID, itoa(m.Line), strconv.Itoa(m.Part), m.AccountID,
 				m.UsageType, m.Quantity, m.UsageTime.Format(time.RFC3339Nano), m.Currency, m.GrossAmount,
 				m.DiscountAmount, m.NetAmount, string(m.RateDetail), string(qual), m.RatedAt.Format(time.RFC3339Nano),
-				m.SyncStatus, deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
+				string(m.SyncStatus), deref(m.AggregateID), deref(m.SyncBatchID), deref(m.SyncError)}
 		})
 	})
 	ex.finish(s, err)
@@ -233,16 +285,20 @@ var ExceptionColumns = []string{"exception_id", "client", "record_id", "file_id"
 
 func (s *Server) exportExceptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.ExceptionFilter{Client: q.Get("client"), FileID: q.Get("file_id"), Stage: q.Get("stage"),
-		Code: q.Get("code"), Status: q.Get("status")}
+	f := exceptions.Filter{FileID: q.Get("file_id"), Stage: q.Get("stage"),
+		Code: codes.Code(q.Get("code")), Status: exceptions.Status(q.Get("status"))}
+	var ok bool
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
+		return
+	}
 	ex, ok := newExporter(w, q.Get("format"), ExceptionColumns)
 	if !ok {
 		return
 	}
-	err := s.Store.ExportExceptions(r.Context(), f, func(e store.Exception) error {
-		return ex.write(e, func() []string {
+	err := s.Records.ExportExceptions(r.Context(), f, func(e exceptions.Exception) error {
+		return ex.write(NewException(&e), func() []string {
 			return []string{e.ExceptionID, e.Client, e.RecordID, e.FileID, itoa(e.Line), strconv.Itoa(e.Part), e.Stage,
-				e.Code, e.Field, e.Message, e.Status, strconv.Itoa(e.Attempts), string(e.Record),
+				string(e.Code), e.Field, e.Message, string(e.Status), strconv.Itoa(e.Attempts), string(e.Record),
 				e.CreatedAt.UTC().Format(time.RFC3339Nano), e.UpdatedAt.UTC().Format(time.RFC3339Nano)}
 		})
 	})
@@ -288,14 +344,14 @@ func (ex *exporter) finish(s *Server, err error) {
 		ex.cw.Flush()
 	}
 	if err != nil {
-		s.log().Error("export failed", "err", err)
 		if !ex.wrote {
 			ex.bw.Reset(ex.w)
-			writeError(ex.w, http.StatusInternalServerError, err.Error())
+			s.internalError(ex.w, "exporting", err)
 			return
 		}
 		// Headers are gone: end the stream with a line the client can spot.
-		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: %v\n", err)
+		s.log().Error("export failed midway", "err", err)
+		_, _ = fmt.Fprintf(ex.bw, "\nexport failed: see the server log\n")
 	}
 	_ = ex.bw.Flush()
 }
@@ -328,7 +384,8 @@ func deref(s *string) string {
 
 // feedOutcomes answers what became of feed events:
 // POST /api/v1/feed/outcomes {"event_ids": [...]} → {"outcomes": {id: {...}}}.
-// Events not applied yet are absent.
+// Events not applied yet are absent; an event of a client the token does
+// not cover is refused.
 func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		EventIDs []string `json:"event_ids"`
@@ -341,21 +398,47 @@ func (s *Server) feedOutcomes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "event_ids: at most 100000 per request")
 		return
 	}
-	outs, err := s.Store.EventOutcomes(r.Context(), req.EventIDs)
+	if p := principal(r); !p.AllClients() {
+		owners, err := s.Feed.EventClients(r.Context(), req.EventIDs)
+		if err != nil {
+			s.internalError(w, "reading feed events", err)
+			return
+		}
+		for _, id := range req.EventIDs {
+			if c, ok := owners[id]; ok && !p.MaySee(c) {
+				deny(w, p.SeeOf(fmt.Sprintf("feed event %q", id), c))
+				return
+			}
+		}
+	}
+	outs, err := s.Feed.EventOutcomes(r.Context(), req.EventIDs)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading feed outcomes", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+	answer := make(map[string]FeedOutcome, len(outs))
+	for id, o := range outs {
+		answer[id] = NewFeedOutcome(o)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"outcomes": answer})
 }
 
 // listFeedEvents lists feed events on record:
-// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&limit=
-// → {"events": [...]}, oldest first.
+// GET /api/v1/feed/events?client=&outcome=failed|pending|applied|ignored&code=&entity=&entity_id=&warnings=true&limit=
+// → {"events": [...]}, oldest first; warnings=true: only events with
+// warnings.
 func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.FeedEventFilter{Client: q.Get("client"), Outcome: q.Get("outcome"), Code: q.Get("code"),
+	f := feed.EventFilter{Outcome: feed.Result(q.Get("outcome")), Code: feed.Code(q.Get("code")),
 		Entity: q.Get("entity"), EntityID: q.Get("entity_id")}
+	switch v := q.Get("warnings"); v {
+	case "", "false":
+	case "true":
+		f.Warned = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("warnings: %q is not true or false", v))
+		return
+	}
 	switch f.Outcome {
 	case "", feed.Applied, feed.Ignored, feed.Failed, feed.Pending:
 	default:
@@ -370,30 +453,23 @@ func (s *Server) listFeedEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	events, err := s.Store.ListFeedEvents(r.Context(), f)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	var ok bool
+	if f.Clients, ok = clientFilter(w, r, q.Get("client")); !ok {
 		return
 	}
-	if events == nil {
-		events = []store.FeedEvent{}
+	events, err := s.Feed.ListFeedEvents(r.Context(), f)
+	if err != nil {
+		s.internalError(w, "listing feed events", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events})
-}
-
-// operator names who asked, for the record: the X-Vivace-Operator header
-// (set by the CLI from $USER), else "api". Tokens and roles replace this
-// when the API gets authentication.
-func operator(r *http.Request) string {
-	if o := r.Header.Get("X-Vivace-Operator"); o != "" {
-		return o
-	}
-	return "api"
+	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
 }
 
 // reprocessFeedEvents applies failed or pending events again:
 // POST /api/v1/feed/events/reprocess {"event_ids": [...]} or
 // {"client": C, "outcome": "failed"|"pending", "code": X} → {"outcomes": [...]}.
+// Every event must be of a client the token covers; each one reprocessed
+// is written to the audit log.
 func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		EventIDs []string `json:"event_ids"`
@@ -405,48 +481,76 @@ func (s *Server) reprocessFeedEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	ids := req.EventIDs
-	if len(ids) == 0 {
+	p := principal(r)
+	var events []feed.EventRecord
+	if len(req.EventIDs) > 0 {
+		if len(req.EventIDs) > 100000 {
+			writeError(w, http.StatusBadRequest, "event_ids: at most 100000 per request")
+			return
+		}
+		var err error
+		if events, err = s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{EventIDs: req.EventIDs, Limit: len(req.EventIDs)}); err != nil {
+			s.internalError(w, "reading feed events", err)
+			return
+		}
+		for _, e := range events {
+			if err := p.ChangeOf(fmt.Sprintf("feed event %q", e.EventID), e.Client); err != nil {
+				deny(w, err)
+				return
+			}
+		}
+	} else {
 		if req.Client == "" {
 			writeError(w, http.StatusBadRequest, "name event_ids, or a client (with optional outcome and code) to reprocess by filter")
 			return
 		}
-		outcomes := []string{feed.Failed, feed.Pending}
+		if err := p.Change(req.Client); err != nil {
+			deny(w, err)
+			return
+		}
+		outcomes := []feed.Result{feed.Failed, feed.Pending}
 		if req.Outcome != "" {
-			if req.Outcome != feed.Failed && req.Outcome != feed.Pending {
+			if !feed.Result(req.Outcome).Repairable() {
 				writeError(w, http.StatusBadRequest, "outcome: only failed or pending events are reprocessed")
 				return
 			}
-			outcomes = []string{req.Outcome}
+			outcomes = []feed.Result{feed.Result(req.Outcome)}
 		}
 		for _, o := range outcomes {
-			evs, err := s.Store.ListFeedEvents(r.Context(), store.FeedEventFilter{Client: req.Client, Outcome: o, Code: req.Code, Limit: 100000})
+			evs, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{Client: req.Client, Outcome: o, Code: feed.Code(req.Code), Limit: 100000})
 			if err != nil {
-				writeError(w, http.StatusInternalServerError, err.Error())
+				s.internalError(w, "listing feed events", err)
 				return
 			}
-			for _, e := range evs {
-				ids = append(ids, e.EventID)
-			}
+			events = append(events, evs...)
 		}
 	}
-	outs := []feed.Outcome{}
+	ids := req.EventIDs
+	if len(ids) == 0 {
+		for _, e := range events {
+			ids = append(ids, e.EventID)
+		}
+	}
+	var outs []feed.Outcome
 	if len(ids) > 0 {
 		var err error
-		if outs, err = s.Store.ReprocessEvents(r.Context(), ids, operator(r), catalog.ValidateData); err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, store.ErrNotFound) {
-				status = http.StatusNotFound
+		if outs, err = s.Repair.Reprocess(r.Context(), ids, p.Name); err != nil {
+			if errors.Is(err, feed.ErrNotFound) {
+				writeError(w, http.StatusNotFound, err.Error())
+			} else {
+				s.internalError(w, "reprocessing feed events", err)
 			}
-			writeError(w, status, err.Error())
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"outcomes": outs})
+	s.auditFeed(r, "feed.reprocess", events, outs, nil)
+	writeJSON(w, http.StatusOK, map[string]any{"outcomes": mapSlice(outs, func(o *feed.Outcome) FeedOutcome { return NewFeedOutcome(*o) })})
 }
 
 // editFeedEvent replaces a failed or pending event with the body (a whole
 // event) and reprocesses it: PUT /api/v1/feed/events/{id} → the outcome.
+// The token must cover the event's client, and the edited event's if it
+// names another; the edit is written to the audit log.
 func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
@@ -454,14 +558,89 @@ func (s *Server) editFeedEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	out, err := s.Store.EditEvent(r.Context(), id, body, operator(r), catalog.ValidateData)
+	events, err := s.Feed.ListFeedEvents(r.Context(), feed.EventFilter{EventIDs: []string{id}, Limit: 1})
+	if err != nil {
+		s.internalError(w, "reading the feed event", err)
+		return
+	}
+	if len(events) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("feed event %q: %v", id, feed.ErrNotFound))
+		return
+	}
+	p := principal(r)
+	var edited struct {
+		Client string `json:"client"`
+	}
+	_ = json.Unmarshal(body, &edited) // a body that is no event is refused by Edit with the reason
+	if err := p.ChangeOf(fmt.Sprintf("feed event %q", id), events[0].Client); err != nil {
+		deny(w, err)
+		return
+	}
+	if edited.Client != "" && edited.Client != events[0].Client {
+		if err := p.Change(edited.Client); err != nil {
+			deny(w, err)
+			return
+		}
+	}
+	out, err := s.Repair.Edit(r.Context(), id, body, p.Name)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, feed.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, out)
+		s.auditFeed(r, "feed.edit", events, []feed.Outcome{out}, body)
+		writeJSON(w, http.StatusOK, NewFeedOutcome(out))
+	}
+}
+
+// auditFeed writes one audit row per event acted on: its outcome before
+// and after (and, for an edit, the event before and as edited).
+func (s *Server) auditFeed(r *http.Request, action string, before []feed.EventRecord, after []feed.Outcome, edited json.RawMessage) {
+	if len(after) == 0 {
+		return
+	}
+	now := time.Now().UTC()
+	byID := make(map[string]*feed.EventRecord, len(before))
+	for i := range before {
+		byID[before[i].EventID] = &before[i]
+	}
+	type state struct {
+		Outcome string          `json:"outcome"`
+		Code    string          `json:"code,omitempty"`
+		Message string          `json:"message,omitempty"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	entries := make([]auth.AuditEntry, 0, len(after))
+	for _, o := range after {
+		e := auth.AuditEntry{At: now, Actor: principal(r).Name, Action: action, Target: "feed_event:" + o.EventID}
+		a := state{Outcome: string(o.Outcome), Code: string(o.Code), Message: o.Message}
+		if edited != nil && json.Valid(edited) {
+			a.Payload = edited
+		}
+		e.After, _ = json.Marshal(a)
+		if b := byID[o.EventID]; b != nil {
+			e.Client = b.Client
+			st := state{Outcome: string(b.Outcome), Code: string(b.Code), Message: b.Message}
+			if edited != nil {
+				st.Payload = b.Payload
+			}
+			e.Before, _ = json.Marshal(st)
+		}
+		entries = append(entries, e)
+	}
+	s.audit(r, entries...)
+}
+
+// audit writes entries to the audit log. The action is done by then, so
+// a failure is logged as an error rather than answered.
+func (s *Server) audit(r *http.Request, entries ...auth.AuditEntry) {
+	if s.Audit == nil {
+		s.log().Error("no audit log: actions not recorded", "actor", principal(r).Name, "entries", len(entries))
+		return
+	}
+	if err := s.Audit.Audit(context.WithoutCancel(r.Context()), entries...); err != nil {
+		s.log().Error("audit log not written", "actor", principal(r).Name, "entries", len(entries), "err", err)
 	}
 }
 
@@ -477,9 +656,13 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "client, entity and entity_id are required")
 		return
 	}
-	events, err := s.Store.EntityHistory(r.Context(), client, entity, id)
+	if err := principal(r).See(client); err != nil {
+		deny(w, err)
+		return
+	}
+	events, err := s.Feed.EntityHistory(r.Context(), client, entity, id)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, "reading the entity's history", err)
 		return
 	}
 	if at := q.Get("at"); at != "" {
@@ -488,10 +671,10 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "at: not an RFC 3339 time: "+at)
 			return
 		}
-		var in []store.FeedEvent
+		var in []feed.EventRecord
 		for _, e := range events {
 			if e.OccurredAt != nil && !e.OccurredAt.After(t) {
-				in = []store.FeedEvent{e}
+				in = []feed.EventRecord{e}
 			}
 		}
 		events = in
@@ -500,5 +683,5 @@ func (s *Server) feedHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no applied %s %q of client %q%s", entity, id, client, map[bool]string{true: " at " + q.Get("at")}[q.Get("at") != ""]))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	writeJSON(w, http.StatusOK, map[string]any{"events": mapSlice(events, NewFeedEvent)})
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/settings"
 )
 
@@ -13,34 +13,41 @@ import (
 // key with the value in effect, GET /api/v1/settings/{key} shows one,
 // PUT /api/v1/settings/{key} {"value": V} changes it and DELETE puts it
 // back to its default. Changes are checked strictly (an unknown key is
-// 404, a value of the wrong type or out of range 400) and audited.
+// 404, a value of the wrong type or out of range 400) and audited with
+// the token's name. System settings are no one client's: every route
+// needs an admin token for every client.
 type Settings struct {
+	// Server is the API the routes are mounted on (its error handling).
+	Server  *Server
 	Service *settings.Service
 }
 
-// Register adds the routes to mux.
-func (s *Settings) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/settings", s.list)
-	mux.HandleFunc("GET /api/v1/settings/{key}", s.get)
-	mux.HandleFunc("PUT /api/v1/settings/{key}", s.put)
-	mux.HandleFunc("DELETE /api/v1/settings/{key}", s.reset)
+// Routes are the settings' routes, for Server.Mount.
+func (s *Settings) Routes() []Route {
+	a := auth.Admin
+	return []Route{
+		{"GET /api/v1/settings", a, EveryClient, http.HandlerFunc(s.list)},
+		{"GET /api/v1/settings/{key}", a, EveryClient, http.HandlerFunc(s.get)},
+		{"PUT /api/v1/settings/{key}", a, EveryClient, http.HandlerFunc(s.put)},
+		{"DELETE /api/v1/settings/{key}", a, EveryClient, http.HandlerFunc(s.reset)},
+	}
 }
 
-func settingError(w http.ResponseWriter, err error) {
+func (s *Settings) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, settings.ErrUnknownKey):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, settings.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.Server.internalError(w, "system settings", err)
 	}
 }
 
 func (s *Settings) list(w http.ResponseWriter, r *http.Request) {
 	all, err := s.Service.List(r.Context())
 	if err != nil {
-		settingError(w, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"settings": all})
@@ -49,7 +56,7 @@ func (s *Settings) list(w http.ResponseWriter, r *http.Request) {
 func (s *Settings) get(w http.ResponseWriter, r *http.Request) {
 	set, err := s.Service.Get(r.Context(), r.PathValue("key"))
 	if err != nil {
-		settingError(w, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, set)
@@ -67,18 +74,18 @@ func (s *Settings) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `request body: want {"value": ...}`)
 		return
 	}
-	set, err := s.Service.Set(r.Context(), r.PathValue("key"), string(req.Value), audit.Operator(operator(r)))
+	set, err := s.Service.Set(r.Context(), r.PathValue("key"), string(req.Value), principal(r).Name)
 	if err != nil {
-		settingError(w, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, set)
 }
 
 func (s *Settings) reset(w http.ResponseWriter, r *http.Request) {
-	set, err := s.Service.Reset(r.Context(), r.PathValue("key"), audit.Operator(operator(r)))
+	set, err := s.Service.Reset(r.Context(), r.PathValue("key"), principal(r).Name)
 	if err != nil {
-		settingError(w, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, set)

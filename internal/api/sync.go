@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/mursync"
 )
@@ -19,31 +18,37 @@ import (
 // Sync serves MUR sync: a cycle now (POST /api/v1/sync/run), failed
 // records sent again (POST /api/v1/sync/retry), and what the sync did:
 // jobs, batches, a batch with its records, failed records, and the MUR
-// totals per account and usage type.
+// totals per account and usage type. Every route keeps to the token's
+// clients.
 type Sync struct {
+	// Server is the API the routes are mounted on: its audit log and
+	// error handling.
+	Server *Server
 	// Ops runs cycles; nil when this process does not run the sync (the
 	// run and retry routes then answer 503).
 	Ops    *mursync.Ops
 	Reader mursync.Reader
-	// Audit records who asked for cycles and resends.
-	Audit  Recorder
-	Logger *slog.Logger
 }
 
-// Recorder records audit entries.
-type Recorder interface {
-	Record(ctx context.Context, e audit.Entry) error
-}
+// The actions the sync's routes record in the audit log.
+const (
+	ActionSyncRun   = "sync.run"   // a cycle asked for by hand
+	ActionSyncRetry = "sync.retry" // failed records sent again
+)
 
-// Register adds the routes to mux.
-func (s *Sync) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/sync/run", s.run)
-	mux.HandleFunc("POST /api/v1/sync/retry", s.retry)
-	mux.HandleFunc("GET /api/v1/sync/jobs", s.jobs)
-	mux.HandleFunc("GET /api/v1/sync/batches", s.batches)
-	mux.HandleFunc("GET /api/v1/sync/batches/{id}", s.batch)
-	mux.HandleFunc("GET /api/v1/sync/failed", s.failed)
-	mux.HandleFunc("GET /api/v1/sync/totals", s.totals)
+// Routes are the sync's routes, for Server.Mount: running cycles and
+// resending need an operator token, reading a viewer one.
+func (s *Sync) Routes() []Route {
+	v, o := auth.Viewer, auth.Operator
+	return []Route{
+		{"POST /api/v1/sync/run", o, PerClient, http.HandlerFunc(s.run)},
+		{"POST /api/v1/sync/retry", o, PerClient, http.HandlerFunc(s.retry)},
+		{"GET /api/v1/sync/jobs", v, PerClient, http.HandlerFunc(s.jobs)},
+		{"GET /api/v1/sync/batches", v, PerClient, http.HandlerFunc(s.batches)},
+		{"GET /api/v1/sync/batches/{id}", v, PerClient, http.HandlerFunc(s.batch)},
+		{"GET /api/v1/sync/failed", v, PerClient, http.HandlerFunc(s.failed)},
+		{"GET /api/v1/sync/totals", v, PerClient, http.HandlerFunc(s.totals)},
+	}
 }
 
 // DefaultSyncWait is how long POST /api/v1/sync/run and retry wait for
@@ -157,11 +162,33 @@ func (s *Sync) run(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	p := principal(r)
 	var clients []string
-	if req.Client != "" {
+	switch {
+	case req.Client != "":
+		if err := p.Change(req.Client); err != nil {
+			deny(w, err)
+			return
+		}
 		clients = []string{req.Client}
+	case !p.AllClients():
+		// The token's clients that have something to sync.
+		work, err := s.Ops.Store.Clients(r.Context())
+		if err != nil {
+			s.Server.internalError(w, "finding the clients to sync", err)
+			return
+		}
+		for _, c := range work {
+			if p.MaySee(c) {
+				clients = append(clients, c)
+			}
+		}
+		if len(clients) == 0 {
+			writeJSON(w, http.StatusOK, syncRun{Cycles: []syncCycle{}})
+			return
+		}
 	}
-	s.answer(w, r, wait, audit.Entry{Action: audit.SyncRun, Target: audit.Target("client", orAll(req.Client)), Client: req.Client},
+	s.answer(w, r, wait, auth.AuditEntry{Action: ActionSyncRun, Target: "client:" + orAll(req.Client), Client: req.Client},
 		func(ctx context.Context, by string) ([]mursync.Summary, error) {
 			return s.Ops.RunAll(ctx, mursync.Request{Trigger: mursync.ByHand, By: by, Wait: true, AnswerWait: wait}, clients)
 		})
@@ -200,7 +227,11 @@ func (s *Sync) retry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	target := audit.Target("client", req.Client)
+	if err := principal(r).Change(req.Client); err != nil {
+		deny(w, err)
+		return
+	}
+	target := "client:" + req.Client
 	if req.BatchID != "" {
 		b, err := s.Reader.Batch(r.Context(), req.BatchID)
 		switch {
@@ -208,12 +239,12 @@ func (s *Sync) retry(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "client "+req.Client+" has no sync batch "+req.BatchID)
 			return
 		case err != nil:
-			writeError(w, http.StatusBadRequest, err.Error())
+			writeError(w, http.StatusBadRequest, "batch_id: "+req.BatchID+" is not a batch id")
 			return
 		}
-		target = audit.Target("sync_batch", req.BatchID)
+		target = "sync_batch:" + req.BatchID
 	}
-	s.answer(w, r, wait, audit.Entry{Action: audit.SyncRetry, Target: target, Client: req.Client},
+	s.answer(w, r, wait, auth.AuditEntry{Action: ActionSyncRetry, Target: target, Client: req.Client},
 		func(ctx context.Context, by string) ([]mursync.Summary, error) {
 			sum, err := s.Ops.Run(ctx, mursync.Request{Client: req.Client, Trigger: mursync.ByRetry, By: by, Wait: true,
 				AnswerWait: wait, Retry: mursync.Selection{Client: req.Client, BatchID: req.BatchID}})
@@ -256,25 +287,16 @@ func (s *Sync) start(w http.ResponseWriter, r *http.Request, req any, check func
 
 // answer runs the cycles on behalf of whoever asked, records that in the
 // audit log and writes their counts.
-func (s *Sync) answer(w http.ResponseWriter, r *http.Request, wait time.Duration, e audit.Entry,
+func (s *Sync) answer(w http.ResponseWriter, r *http.Request, wait time.Duration, e auth.AuditEntry,
 	cycles func(ctx context.Context, by string) ([]mursync.Summary, error)) {
-	e.Actor = audit.Operator(operator(r))
+	e.At, e.Actor = time.Now().UTC(), principal(r).Name
 	ctx, cancel := context.WithTimeout(r.Context(), wait+time.Minute)
 	defer cancel()
 	sums, err := cycles(ctx, e.Actor)
 	ans, status := runAnswer(sums, err)
-	e.After = audit.JSON(ans)
-	s.record(r.Context(), e)
+	e.After, _ = json.Marshal(ans)
+	s.Server.audit(r, e)
 	writeJSON(w, status, ans)
-}
-
-func (s *Sync) record(ctx context.Context, e audit.Entry) {
-	if s.Audit == nil {
-		return
-	}
-	if err := s.Audit.Record(context.WithoutCancel(ctx), e); err != nil && s.Logger != nil {
-		s.Logger.Error("audit entry not recorded", "action", e.Action, "target", e.Target, "err", err)
-	}
 }
 
 func queryLimit(r *http.Request, def, max int) (int, error) {
@@ -313,9 +335,13 @@ func (s *Sync) jobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jobs, err := s.Reader.Jobs(r.Context(), mursync.JobFilter{Client: r.URL.Query().Get("client"), Limit: limit})
+	clients, ok := clientFilter(w, r, r.URL.Query().Get("client"))
+	if !ok {
+		return
+	}
+	jobs, err := s.Reader.Jobs(r.Context(), mursync.JobFilter{Clients: clients, Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.Server.internalError(w, "listing sync jobs", err)
 		return
 	}
 	out := make([]syncJob, len(jobs))
@@ -397,9 +423,17 @@ func (s *Sync) batches(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "status must be ready, published, sending, done or failed")
 		return
 	}
-	bs, err := s.Reader.Batches(r.Context(), mursync.BatchFilter{Client: q.Get("client"), Status: st, JobID: q.Get("job_id"), Limit: limit})
+	clients, ok := clientFilter(w, r, q.Get("client"))
+	if !ok {
+		return
+	}
+	if j := q.Get("job_id"); j != "" && !isUUID(j) {
+		writeError(w, http.StatusBadRequest, "job_id: "+j+" is not a job id")
+		return
+	}
+	bs, err := s.Reader.Batches(r.Context(), mursync.BatchFilter{Clients: clients, Status: st, JobID: q.Get("job_id"), Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.Server.internalError(w, "listing sync batches", err)
 		return
 	}
 	out := make([]syncBatch, len(bs))
@@ -413,18 +447,26 @@ func (s *Sync) batches(w http.ResponseWriter, r *http.Request) {
 // carries.
 func (s *Sync) batch(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !isUUID(id) {
+		writeError(w, http.StatusNotFound, "no sync batch "+id)
+		return
+	}
 	b, err := s.Reader.Batch(r.Context(), id)
 	if errors.Is(err, mursync.ErrUnknownBatch) {
 		writeError(w, http.StatusNotFound, "no sync batch "+id)
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.Server.internalError(w, "reading a sync batch", err)
+		return
+	}
+	if err := principal(r).SeeOf("sync batch "+id, b.Client); err != nil {
+		deny(w, err)
 		return
 	}
 	recs, err := s.Reader.Records(r.Context(), mursync.RecordFilter{BatchID: id, Limit: 100000})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.Server.internalError(w, "reading a sync batch's records", err)
 		return
 	}
 	out := toSyncBatch(b)
@@ -442,10 +484,18 @@ func (s *Sync) failed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	recs, err := s.Reader.Records(r.Context(), mursync.RecordFilter{Client: q.Get("client"), BatchID: q.Get("batch_id"),
+	clients, ok := clientFilter(w, r, q.Get("client"))
+	if !ok {
+		return
+	}
+	if b := q.Get("batch_id"); b != "" && !isUUID(b) {
+		writeError(w, http.StatusBadRequest, "batch_id: "+b+" is not a batch id")
+		return
+	}
+	recs, err := s.Reader.Records(r.Context(), mursync.RecordFilter{Clients: clients, BatchID: q.Get("batch_id"),
 		Status: mursync.Refused, Limit: limit})
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		s.Server.internalError(w, "listing failed sync records", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"records": toSyncRecords(recs)})
@@ -461,11 +511,32 @@ func (s *Sync) totals(w http.ResponseWriter, r *http.Request) {
 	}
 	ts, err := s.Reader.Totals(r.Context(), client)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.Server.internalError(w, "summing MURs", err)
 		return
 	}
 	if ts == nil {
 		ts = []mursync.Total{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"totals": ts})
+}
+
+// isUUID reports whether s is a UUID in its text form (ids of jobs and
+// batches), so that anything else is refused before it reaches the
+// database.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }

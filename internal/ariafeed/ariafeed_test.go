@@ -16,6 +16,7 @@ import (
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -135,9 +136,10 @@ func TestDataFeedThroughVivace(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st := pgtest.Store(t)
+	db := pgtest.Store(t)
+	st := catalogstore.New(db)
 	client := "aria-" + store.NewID()[24:]
-	mapper := &ariafeed.Mapper{Client: client, State: store.AriaFeedState{S: st}}
+	mapper := &ariafeed.Mapper{Client: client, State: catalogstore.NewAriaFeedState(db)}
 	stream := &ariafeed.Stream{URL: ts.URL + "/feed", MaxBackoff: 50 * time.Millisecond,
 		Tokens: &ariafeed.Tokens{URL: ts.URL + "/oauth/token", ClientID: "vivace", ClientSecret: "s3cret"}}
 	var events []feed.Event
@@ -173,11 +175,11 @@ func TestDataFeedThroughVivace(t *testing.T) {
 	for i := range events {
 		fails[i] = events[i].Validate(catalog.ValidateData)
 	}
-	out, err := st.ApplyEvents(ctx, events, fails)
+	out, err := feed.NewApplier(st, catalog.ValidateData).Apply(ctx, events, fails)
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := map[string]int{}
+	count := map[feed.Result]int{}
 	for _, o := range out {
 		count[o.Outcome]++
 	}
@@ -215,7 +217,7 @@ func TestDataFeedThroughVivace(t *testing.T) {
 	if err != nil || len(hist) != 2 || !strings.Contains(string(hist[0].Payload), `"account_id": "A-1"`) {
 		t.Fatalf("the plan instance's history: %+v %v", hist, err)
 	}
-	failed, _ := st.ListFeedEvents(ctx, store.FeedEventFilter{Client: client, Outcome: feed.Failed})
+	failed, _ := st.ListFeedEvents(ctx, feed.EventFilter{Client: client, Outcome: feed.Failed})
 	if len(failed) != 1 || !strings.Contains(failed[0].Message, "feed event e9") || !strings.Contains(failed[0].Message, "entity line") {
 		t.Fatalf("failed events: %+v", failed)
 	}

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/jsonx"
 )
 
 // Header is the first data line of a feed event: which entity it is
@@ -144,7 +146,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	}
 	var h Header
 	if err := json.Unmarshal(hline, &h); err != nil {
-		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %v", err)}
+		return feed.Event{}, &badMessage{err: fmt.Errorf("header line: %w", jsonx.Describe(err, "an object with ref, tstamp and tick"))}
 	}
 	entity, known := lomEntities[h.Ref.Type]
 	if h.Ref.Type == "" {
@@ -165,7 +167,7 @@ func (m *Mapper) mapMessage(ctx context.Context, msg Message) (feed.Event, error
 	var fields map[string]json.RawMessage // splitData made sure there is an entity line
 	if err := json.Unmarshal(eline, &fields); err != nil {
 		return feed.Event{}, &badMessage{header: &h, entity: entity, id: pickID(h.Ref.Type, ids, nil),
-			err: fmt.Errorf("entity line: %v", err)}
+			err: fmt.Errorf("entity line: %w", jsonx.Describe(err, "an object"))}
 	}
 	id := pickID(h.Ref.Type, ids, fields)
 	if id == "" {
@@ -298,83 +300,102 @@ func parseTime(s string) (*time.Time, error) {
 	return nil, fmt.Errorf("%q is not a date or an RFC 3339 timestamp", s)
 }
 
-func timeField(fields map[string]json.RawMessage, key string) (*string, error) {
-	t, err := parseTime(scalar(fields[key]))
+// timeField reads a date or timestamp field, in UTC to the second; empty
+// or null is nil.
+func timeField(fields map[string]json.RawMessage, key string) (*time.Time, error) {
+	return timeValue(key, scalar(fields[key]))
+}
+
+func timeValue(field, s string) (*time.Time, error) {
+	t, err := parseTime(s)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", key, err)
+		return nil, fmt.Errorf("%s: %v", field, err)
 	}
 	if t == nil {
 		return nil, nil
 	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s, nil
+	u := t.UTC().Truncate(time.Second)
+	return &u, nil
 }
 
-// convert maps a full LOM entity onto the data of Vivace's entity.
+// decimal reads an amount or quantity; empty is nil.
+func decimal(field, s string) (*catalog.Decimal, error) {
+	if s == "" {
+		return nil, nil
+	}
+	d, err := catalog.NewDecimal(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %q is not a decimal: %v", field, s, err)
+	}
+	return &d, nil
+}
+
+// convert maps a full LOM entity onto the data of Vivace's entity, built
+// as the catalog's own type and written as the catalog reads it.
 func (m *Mapper) convert(ctx context.Context, lomType string, f map[string]json.RawMessage) (json.RawMessage, error) {
+	var v any
+	var err error
 	switch lomType {
 	case "Account":
-		return json.Marshal(m.account(f))
+		v = m.account(f)
 	case "Usage_Type":
 		desc := scalar(f["usage_type_desc"])
 		if desc == "" {
 			desc = scalar(f["usage_type_name"])
 		}
-		return json.Marshal(map[string]string{"unit": refID(f["usage_unit_type"], "code", "usage_unit_type_cd", "name"), "description": desc})
+		v = catalog.UsageType{Unit: refID(f["usage_unit_type"], "code", "usage_unit_type_cd", "name"), Description: desc}
 	case "Plan":
-		rates, err := planRates(f)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(map[string]any{"rates": rates})
+		v, err = planRates(f)
 	case "Plan_Instance":
-		return m.planInstance(ctx, f)
+		v, err = m.planInstance(ctx, f)
 	case "Discount_Rule":
-		return m.discount(ctx, f)
+		v, err = m.discount(ctx, f)
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrSkipped, lomType)
 	}
-	return nil, fmt.Errorf("%w: %s", ErrSkipped, lomType)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
 }
 
 // account maps Account. Status numbers follow the core system: above
 // zero active, -1 suspended, anything else (inactive, cancelled,
 // terminated) closed.
-func (m *Mapper) account(f map[string]json.RawMessage) map[string]string {
-	out := map[string]string{
-		"currency": strings.ToUpper(refID(f["currency"], "code", "currency_cd")),
-	}
+func (m *Mapper) account(f map[string]json.RawMessage) catalog.Account {
+	a := catalog.Account{Currency: strings.ToUpper(refID(f["currency"], "code", "currency_cd"))}
 	status := refID(f["status"], "status_no", "enum")
 	switch n, err := strconv.Atoi(status); {
 	case err != nil:
-		out["status"] = strings.ToLower(status) // passed on; the sync names it if invalid
+		a.Status = catalog.Status(strings.ToLower(status)) // passed on; the catalog names it if invalid
 	case n > 0:
-		out["status"] = "active"
+		a.Status = catalog.StatusActive
 	case n == -1:
-		out["status"] = "suspended"
+		a.Status = catalog.StatusSuspended
 	default:
-		out["status"] = "closed"
+		a.Status = catalog.StatusClosed
 	}
-	name := scalar(f["company_name"])
-	if name == "" {
-		name = strings.TrimSpace(scalar(f["first_name"]) + " " + scalar(f["last_name"]))
+	a.Name = scalar(f["company_name"])
+	if a.Name == "" {
+		a.Name = strings.TrimSpace(scalar(f["first_name"]) + " " + scalar(f["last_name"]))
 	}
-	if name == "" {
-		name = scalar(f["userid"])
+	if a.Name == "" {
+		a.Name = scalar(f["userid"])
 	}
-	if name != "" {
-		out["name"] = name
-	}
-	return out
+	return a
 }
 
 // rateSchedule and rateTier are the parts of a Plan's rate schedules the
-// mapper reads.
+// mapper reads; everything else a schedule carries is ignored. Values
+// are read as text whether the core system writes them as strings or
+// numbers.
 type rateSchedule struct {
-	CurrencyCD    string          `json:"currency_cd"`
-	UsageTypeCD   string          `json:"usage_type_cd"`
-	PricingRule   string          `json:"pricing_rule"`
+	CurrencyCD    json.RawMessage `json:"currency_cd"`
+	UsageTypeCD   json.RawMessage `json:"usage_type_cd"`
+	PricingRule   json.RawMessage `json:"pricing_rule"`
 	PackageSize   json.RawMessage `json:"package_size"`
-	EffectiveFrom string          `json:"effective_from"`
-	EffectiveTo   string          `json:"effective_to"`
+	EffectiveFrom json.RawMessage `json:"effective_from"`
+	EffectiveTo   json.RawMessage `json:"effective_to"`
 	Tiers         []struct {
 		ToUnit      json.RawMessage `json:"to_unit"`
 		RatePerUnit json.RawMessage `json:"rate_per_unit"`
@@ -386,68 +407,90 @@ type rateSchedule struct {
 // graduated (per_unit when it has one open-ended tier and no fee), Volume
 // Discount is volume, Flat Rate Per Tier is stairstep (each tier's rate
 // is the tier's price), Package is package.
-func planRates(f map[string]json.RawMessage) ([]map[string]any, error) {
+func planRates(f map[string]json.RawMessage) (catalog.Plan, error) {
 	var schedules []rateSchedule
 	if raw, ok := f["rate_schedules"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &schedules); err != nil {
-			return nil, fmt.Errorf("rate_schedules: %v", err)
+			return catalog.Plan{}, fmt.Errorf("rate_schedules: %w", jsonx.Describe(err, "a list of rate schedule objects"))
 		}
 	}
-	rates := make([]map[string]any, 0, len(schedules))
+	p := catalog.Plan{Rates: make([]catalog.RateSchedule, 0, len(schedules))}
 	for i, s := range schedules {
-		r := map[string]any{"usage_type": s.UsageTypeCD, "currency": strings.ToUpper(s.CurrencyCD)}
-		for key, v := range map[string]string{"effective_from": s.EffectiveFrom, "effective_to": s.EffectiveTo} {
-			t, err := parseTime(v)
-			if err != nil {
-				return nil, fmt.Errorf("rate_schedules[%d].%s: %v", i, key, err)
-			}
-			if t != nil {
-				r[key] = t.UTC().Format(time.RFC3339)
-			}
+		r, err := rateScheduleOf(fmt.Sprintf("rate_schedules[%d]", i), s)
+		if err != nil {
+			return catalog.Plan{}, err
 		}
-		if len(s.Tiers) == 0 {
-			return nil, fmt.Errorf("rate_schedules[%d].rate_tiers: none", i)
-		}
-		first := s.Tiers[0]
-		switch strings.ToLower(strings.TrimSpace(s.PricingRule)) {
-		case "standard", "":
-			if len(s.Tiers) == 1 && scalar(first.ToUnit) == "" && scalar(first.FlatFee) == "" {
-				r["model"], r["unit_price"] = "per_unit", scalar(first.RatePerUnit)
-				break
-			}
-			r["model"], r["tiers"] = "graduated", tiers(s, false)
-		case "volume discount":
-			r["model"], r["tiers"] = "volume", tiers(s, false)
-		case "flat rate per tier":
-			r["model"], r["tiers"] = "stairstep", tiers(s, true)
-		case "package":
-			r["model"], r["unit_price"], r["package_size"] = "package", scalar(first.RatePerUnit), scalar(s.PackageSize)
-		default:
-			return nil, fmt.Errorf("rate_schedules[%d].pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", i, s.PricingRule)
-		}
-		rates = append(rates, r)
+		p.Rates = append(p.Rates, r)
 	}
-	return rates, nil
+	return p, nil
 }
 
-func tiers(s rateSchedule, flat bool) []map[string]any {
-	out := make([]map[string]any, len(s.Tiers))
+func rateScheduleOf(at string, s rateSchedule) (catalog.RateSchedule, error) {
+	r := catalog.RateSchedule{UsageType: scalar(s.UsageTypeCD), Currency: strings.ToUpper(scalar(s.CurrencyCD))}
+	var err error
+	if r.EffectiveFrom, err = timeValue(at+".effective_from", scalar(s.EffectiveFrom)); err != nil {
+		return r, err
+	}
+	if r.EffectiveTo, err = timeValue(at+".effective_to", scalar(s.EffectiveTo)); err != nil {
+		return r, err
+	}
+	if len(s.Tiers) == 0 {
+		return r, fmt.Errorf("%s.rate_tiers: none", at)
+	}
+	first := s.Tiers[0]
+	switch strings.ToLower(scalar(s.PricingRule)) {
+	case "standard", "":
+		if len(s.Tiers) == 1 && scalar(first.ToUnit) == "" && scalar(first.FlatFee) == "" {
+			r.Model = catalog.PerUnit
+			r.UnitPrice, err = decimal(at+".rate_tiers[0].rate_per_unit", scalar(first.RatePerUnit))
+			return r, err
+		}
+		r.Model = catalog.Graduated
+		r.Tiers, err = tiers(at, s, false)
+	case "volume discount":
+		r.Model = catalog.Volume
+		r.Tiers, err = tiers(at, s, false)
+	case "flat rate per tier":
+		r.Model = catalog.Stairstep
+		r.Tiers, err = tiers(at, s, true)
+	case "package":
+		r.Model = catalog.Package
+		if r.UnitPrice, err = decimal(at+".rate_tiers[0].rate_per_unit", scalar(first.RatePerUnit)); err != nil {
+			return r, err
+		}
+		r.PackageSize, err = decimal(at+".package_size", scalar(s.PackageSize))
+	default:
+		return r, fmt.Errorf("%s.pricing_rule: %q is not Standard, Volume Discount, Flat Rate Per Tier or Package", at, scalar(s.PricingRule))
+	}
+	return r, err
+}
+
+// tiers maps a schedule's rate tiers; with flat, each tier's rate is the
+// tier's price (a flat fee).
+func tiers(at string, s rateSchedule, flat bool) ([]catalog.Tier, error) {
+	out := make([]catalog.Tier, len(s.Tiers))
 	for i, t := range s.Tiers {
-		tier := map[string]any{"up_to": nil}
-		if v := scalar(t.ToUnit); v != "" {
-			tier["up_to"] = v
+		field := fmt.Sprintf("%s.rate_tiers[%d]", at, i)
+		var tier catalog.Tier
+		var err error
+		if tier.UpTo, err = decimal(field+".to_unit", scalar(t.ToUnit)); err != nil {
+			return nil, err
+		}
+		rate, err := decimal(field+".rate_per_unit", scalar(t.RatePerUnit))
+		if err != nil {
+			return nil, err
 		}
 		if flat {
-			tier["flat_fee"] = scalar(t.RatePerUnit)
+			tier.FlatFee = rate
 		} else {
-			tier["unit_price"] = scalar(t.RatePerUnit)
-			if v := scalar(t.FlatFee); v != "" {
-				tier["flat_fee"] = v
+			tier.UnitPrice = rate
+			if tier.FlatFee, err = decimal(field+".flat_fee", scalar(t.FlatFee)); err != nil {
+				return nil, err
 			}
 		}
 		out[i] = tier
 	}
-	return out
+	return out, nil
 }
 
 // accountID names the account a plan instance or discount belongs to: its
@@ -475,73 +518,68 @@ func planID(f map[string]json.RawMessage) string {
 	return refID(f["plan_no"], "client_plan_id", "plan_no")
 }
 
-func (m *Mapper) planInstance(ctx context.Context, f map[string]json.RawMessage) (json.RawMessage, error) {
-	acct, err := m.accountID(ctx, f)
-	if err != nil {
-		return nil, err
+func (m *Mapper) planInstance(ctx context.Context, f map[string]json.RawMessage) (catalog.Subscription, error) {
+	var s catalog.Subscription
+	var err error
+	if s.AccountID, err = m.accountID(ctx, f); err != nil {
+		return s, err
 	}
-	out := map[string]any{"account_id": acct, "plan_id": planID(f)}
-	from, err := timeField(f, "activation_date")
-	if err != nil {
-		return nil, err
+	s.PlanID = planID(f)
+	if s.EffectiveFrom, err = timeField(f, "activation_date"); err != nil {
+		return s, err
 	}
-	to, err := timeField(f, "termination_date")
-	if err != nil {
-		return nil, err
-	}
-	if from != nil {
-		out["effective_from"] = *from
-	}
-	if to != nil {
-		out["effective_to"] = *to
-	}
-	return json.Marshal(out)
+	s.EffectiveTo, err = timeField(f, "termination_date")
+	return s, err
 }
 
 // discount maps Discount_Rule: discount_type P (percent), F (a flat amount
 // per unit) or U (free units), amount, and the account or plan it applies
 // to.
-func (m *Mapper) discount(ctx context.Context, f map[string]json.RawMessage) (json.RawMessage, error) {
-	out := map[string]any{"value": scalar(f["amount"])}
+func (m *Mapper) discount(ctx context.Context, f map[string]json.RawMessage) (catalog.Discount, error) {
+	var d catalog.Discount
 	switch strings.ToUpper(scalar(f["discount_type"])) {
 	case "P":
-		out["kind"] = "percent"
+		d.Kind = catalog.Percent
 	case "F":
-		out["kind"] = "amount_per_unit"
+		d.Kind = catalog.AmountPerUnit
 	case "U":
-		out["kind"] = "free_units"
+		d.Kind = catalog.FreeUnits
 	default:
-		return nil, fmt.Errorf("discount_type: %q is not P, F or U", scalar(f["discount_type"]))
+		return d, fmt.Errorf("discount_type: %q is not P, F or U", scalar(f["discount_type"]))
+	}
+	var err error
+	if d.Value, err = decimal("amount", scalar(f["amount"])); err != nil {
+		return d, err
 	}
 	acct, err := m.accountID(ctx, f)
 	if err != nil {
-		return nil, err
+		return d, err
 	}
 	if acct != "" {
-		out["account_id"] = acct
-	} else if p := planID(f); p != "" {
-		out["plan_id"] = p
+		d.AccountID = acct
+	} else {
+		d.PlanID = planID(f)
 	}
 	if p := scalar(f["priority"]); p != "" {
 		if n, err := strconv.Atoi(p); err == nil {
-			out["priority"] = n
+			d.Priority = n
 		}
 	}
-	var types []string
 	if raw, ok := f["usage_type_cds"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &types); err != nil {
-			return nil, fmt.Errorf("usage_type_cds: %v", err)
+		var codes []json.RawMessage
+		if err := json.Unmarshal(raw, &codes); err != nil {
+			return d, fmt.Errorf("usage_type_cds: %w", jsonx.Describe(err, "a list of usage type codes"))
 		}
-		out["usage_types"] = types
-	}
-	for key, field := range map[string]string{"effective_from": "start_date", "effective_to": "end_date"} {
-		t, err := timeField(f, field)
-		if err != nil {
-			return nil, err
-		}
-		if t != nil {
-			out[key] = *t
+		d.UsageTypes = make([]string, len(codes))
+		for i, c := range codes {
+			if d.UsageTypes[i] = scalar(c); d.UsageTypes[i] == "" {
+				return d, fmt.Errorf("usage_type_cds[%d]: %s is not a usage type code", i, c)
+			}
 		}
 	}
-	return json.Marshal(out)
+	if d.EffectiveFrom, err = timeField(f, "start_date"); err != nil {
+		return d, err
+	}
+	d.EffectiveTo, err = timeField(f, "end_date")
+	return d, err
 }

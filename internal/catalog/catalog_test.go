@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,6 @@ func TestDecodeNamesTheField(t *testing.T) {
 		{EntityAccount, `{"currency":"usd","status":"active"}`, `currency: "usd" must be written in upper case (USD)`},
 		{EntityAccount, `{"currency":"ABC","status":"active"}`, `currency: "ABC" is not an active ISO 4217 currency code`},
 		{EntityAccount, `{"currency":"USD","status":"gone"}`, `status: "gone" is not one of active, suspended, closed`},
-		{EntityAccount, `{"currency":"USD","status":"active","nmae":"x"}`, `unknown field "nmae"`},
 		{EntityAccount, `{"currency":"USD","status":7}`, `status: a JSON number is not allowed here (want a string)`},
 		{EntityAccount, `[1]`, `data: must be a JSON object`},
 		{EntityAccount, `{"currency":"USD","status":"active"} {}`, `data: more than one JSON value`},
@@ -31,7 +31,15 @@ func TestDecodeNamesTheField(t *testing.T) {
 		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"volume","tiers":[{"up_to":"10","unit_price":"1"}]}]}`,
 			`rates[0].tiers[0].up_to: must be null on the last tier, which has no upper bound`},
 		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"stairstep","tiers":[{"up_to":null,"unit_price":"2"}]}]}`,
-			`rates[0].tiers[0].unit_price: not used by the stairstep model`},
+			`rates[0].tiers[0].flat_fee: required`},
+		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"per_unit","unit_price":"1"}],"name":"Gold","extra":{"rates":"x"}} `,
+			``}, // the extras are ignored; valid
+		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"per_unit","unit_price":"1","note":[1]}],"rates_v2":7} {}`,
+			`data: more than one JSON value`},
+		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"per_unit","unit_price":"1,5","tag":{"value":"x"}}]}`,
+			`rates[0].unit_price: invalid decimal "1,5"`},
+		{EntityDiscount, `{"plan_id":"P","kind":"percent","value":"5","priority":"2","label":{"value":"n/a"}}`,
+			`priority: a JSON string is not allowed here (want an integer)`},
 		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"package","unit_price":"1","package_size":"0"}]}`,
 			`rates[0].package_size: must be greater than 0`},
 		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"per_unit","unit_price":"1","effective_from":"2026-03-01"}]}`,
@@ -47,7 +55,7 @@ func TestDecodeNamesTheField(t *testing.T) {
 		{EntityDiscount, `{"plan_id":"P","kind":"bogof","value":"5"}`, `kind: "bogof" is not one of free_units, percent, amount_per_unit`},
 	} {
 		_, err := Decode(c.entity, "ID-1", []byte(c.data))
-		if err == nil || !strings.Contains(err.Error(), c.want) {
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s %s:\n got %v\nwant …%s…", c.entity, c.data, err, c.want)
 		}
 	}
@@ -59,11 +67,57 @@ func TestDecodeNamesTheField(t *testing.T) {
 // TestDecodeReportsEveryProblem: one event with several faults lists
 // them all, not just the first.
 func TestDecodeReportsEveryProblem(t *testing.T) {
-	_, err := Decode(EntityPlan, "P", []byte(`{"rates":[{"currency":"usd","model":"graduated","unit_price":"1","tiers":[]}]}`))
-	for _, want := range []string{"rates[0].usage_type: required", `rates[0].currency: "usd"`, "rates[0].unit_price: not used by the graduated model",
+	_, err := Decode(EntityPlan, "P", []byte(`{"rates":[{"currency":"usd","model":"graduated","unit_price":"1","tiers":[],"package_size":-1}]}`))
+	for _, want := range []string{"rates[0].usage_type: required", `rates[0].currency: "usd"`,
 		"rates[0].tiers: at least one tier"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+// TestCheckIgnoresWhatVivaceDoesNotUse: fields Vivace does not use, at
+// every level, and fields a model does not use are warnings naming the
+// field, never refusals, and the data kept is what Vivace uses.
+func TestCheckIgnoresWhatVivaceDoesNotUse(t *testing.T) {
+	for _, c := range []struct {
+		entity, data string
+		warnings     []string
+		kept         string // "" when nothing is left out
+	}{
+		{EntityAccount, `{"currency":"USD","status":"active","nmae":"x"}`,
+			[]string{"nmae: not used by Vivace; ignored"}, `{"currency":"USD","status":"active"}`},
+		{EntityAccount, `{"currency":"USD","status":"active","name":"Acme"}`, nil, ""},
+		{EntityUsageType, `{"unit":"minute","name":"Voice","description":"calls","unit_no":7}`,
+			[]string{"unit_no: not used by Vivace; ignored"}, `{"description":"calls","unit":"minute"}`},
+		{EntityPlan, `{"name":"Gold","description":"best","rates":[{"usage_type":"V","currency":"USD","model":"stairstep",` +
+			`"schedule_no":3,"tiers":[{"up_to":"10","unit_price":"0.5","flat_fee":"5","from_unit":1},{"up_to":null,"unit_price":0,"flat_fee":"9"}]}]}`,
+			[]string{"rates[0].schedule_no: not used by Vivace; ignored", "rates[0].tiers[0].from_unit: not used by Vivace; ignored",
+				"rates[0].tiers[0].unit_price: not used by the stairstep model (it charges the flat_fee of each tier entered); ignored"},
+			`{"rates":[{"currency":"USD","model":"stairstep","tiers":[{"flat_fee":"5","up_to":"10"},{"flat_fee":"9","unit_price":0,"up_to":null}],"usage_type":"V"}]}`},
+		{EntityPlan, `{"rates":[{"usage_type":"V","currency":"USD","model":"per_unit","unit_price":"1","package_size":"10",` +
+			`"tiers":[{"up_to":null,"unit_price":"1"}]},{"usage_type":"D","currency":"USD","model":"volume","unit_price":"2","tiers":[{"up_to":null,"unit_price":"1"}]}]}`,
+			[]string{"rates[0].package_size: only used by the package model; ignored", "rates[0].tiers: not used by the per_unit model; ignored",
+				"rates[1].unit_price: not used by the volume model (prices are per tier); ignored"},
+			`{"rates":[{"currency":"USD","model":"per_unit","unit_price":"1","usage_type":"V"},{"currency":"USD","model":"volume","tiers":[{"unit_price":"1","up_to":null}],"usage_type":"D"}]}`},
+		{EntitySubscription, `{"account_id":"A","plan_id":"P","status":"active","Plan_Instance_No":9}`,
+			[]string{"Plan_Instance_No: not used by Vivace; ignored", "status: not used by Vivace; ignored"}, `{"account_id":"A","plan_id":"P"}`},
+		{EntityDiscount, `{"plan_id":"P","kind":"percent","value":"5","name":"Spring","client_rule_id":"R1"}`,
+			[]string{"client_rule_id: not used by Vivace; ignored"}, `{"kind":"percent","plan_id":"P","value":"5"}`},
+	} {
+		_, warnings, kept, err := Check(c.entity, "ID-1", []byte(c.data))
+		if err != nil || strings.Join(warnings, "|") != strings.Join(c.warnings, "|") || string(kept) != c.kept {
+			t.Errorf("%s %s:\n got %q %s %v\nwant %q %s", c.entity, c.data, warnings, kept, err, c.warnings, c.kept)
+		}
+		if c.kept == "" {
+			continue
+		}
+		// What is kept is all Vivace reads: checked again, it is the same
+		// entity and nothing more is ignored.
+		e1, _ := Decode(c.entity, "ID-1", []byte(c.data))
+		e2, w2, k2, err := Check(c.entity, "ID-1", kept)
+		if err != nil || len(w2) != 0 || k2 != nil || fmt.Sprintf("%+v", e1) != fmt.Sprintf("%+v", e2) {
+			t.Errorf("%s kept %s: %+v (warnings %q, kept %s, %v), want %+v", c.entity, kept, e2, w2, k2, err, e1)
 		}
 	}
 }
@@ -79,7 +133,7 @@ func at(s string) time.Time {
 func tp(s string) *time.Time { v := at(s); return &v }
 
 // TestSnapshotLookups: which subscription, rate schedule and discounts
-// are in effect at a time, as DESIGN.md's rating rules define them.
+// are in effect at a time, as docs/rating.md's rules define them.
 func TestSnapshotLookups(t *testing.T) {
 	sub := func(id, plan, from, to string) Subscription {
 		s := Subscription{ID: id, AccountID: "A", PlanID: plan, EffectiveFrom: tp(from)}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"vivace.dev/vivace/internal/money"
@@ -31,102 +33,233 @@ type Entity interface {
 }
 
 // Decode reads an upsert's data for entity, sets the id from the event's
-// entity_id and validates the result. Unknown fields are refused, so a
-// misspelt field cannot silently lose a price. The entity is returned as
-// a *Account, *UsageType, *Plan, *Subscription or *Discount.
+// entity_id and validates the result. What Vivace does not use is
+// ignored (see Check). The entity is returned as a *Account, *UsageType,
+// *Plan, *Subscription or *Discount.
 func Decode(entity, id string, data []byte) (Entity, error) {
+	e, _, _, err := Check(entity, id, data)
+	return e, err
+}
+
+// Check is Decode that also says what it ignores: fields Vivace does not
+// use, at any level of the data (an unknown one, a plan's name), and
+// fields the entity's model does not use (a unit_price on a stairstep
+// tier). Each warning names its field, except for the names and
+// descriptions that only say what something is. kept is the data
+// without what was ignored, or nil when that is all of it. The data is
+// refused only when something needed is missing, of the wrong type or
+// invalid.
+func Check(entity, id string, data []byte) (e Entity, warnings []string, kept []byte, err error) {
+	var v interface {
+		Entity
+		setID(string)
+	}
 	switch entity {
 	case EntityAccount:
-		v, err := DecodeAccount(id, data)
-		return &v, err
+		v = new(Account)
 	case EntityUsageType:
-		v, err := DecodeUsageType(id, data)
-		return &v, err
+		v = new(UsageType)
 	case EntityPlan:
-		v, err := DecodePlan(id, data)
-		return &v, err
+		v = new(Plan)
 	case EntitySubscription:
-		v, err := DecodeSubscription(id, data)
-		return &v, err
+		v = new(Subscription)
 	case EntityDiscount:
-		v, err := DecodeDiscount(id, data)
-		return &v, err
+		v = new(Discount)
+	default:
+		return nil, nil, nil, fmt.Errorf("%w %q", ErrUnknownEntity, entity)
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownEntity, entity)
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return v, nil, nil, errors.New("data: must be a JSON object")
+	}
+	s := schemas[entity]
+	// The usual data, without fields Vivace does not use, is read in one
+	// strict pass; other data is pruned first, so that what is refused
+	// is named in what Vivace reads.
+	src := data
+	err = decodeOne(data, v, true)
+	// encoding/json says that a field is unknown only in its message.
+	if err != nil && strings.HasPrefix(err.Error(), "json: unknown field ") {
+		if warnings, kept, err = prune(data, s, nil); err != nil {
+			return v, nil, nil, err
+		}
+		reflect.ValueOf(v).Elem().SetZero()
+		src, err = kept, decodeOne(kept, v, true)
+	}
+	if err != nil {
+		return v, nil, nil, explain(src, s, err)
+	}
+	v.setID(id)
+	var drop []unused
+	if pl, ok := v.(*Plan); ok {
+		drop = pl.clearUnused()
+	}
+	if err := v.Validate(); err != nil {
+		return v, nil, nil, err
+	}
+	if len(drop) > 0 {
+		more, k, err := prune(src, s, drop)
+		if err != nil {
+			return v, nil, nil, err
+		}
+		warnings, kept = append(warnings, more...), k
+	}
+	return v, warnings, kept, nil
 }
 
 // ValidateData checks an upsert's data for entity without knowing its
-// entity_id (which the event envelope checks). It fits the feed's data
-// validator.
-func ValidateData(entity string, data json.RawMessage) error {
-	_, err := Decode(entity, "(entity_id)", data)
-	return err
+// entity_id (which the event envelope checks), and returns what Check
+// ignores. It fits the feed's data validator.
+func ValidateData(entity string, data json.RawMessage) ([]string, json.RawMessage, error) {
+	_, warnings, kept, err := Check(entity, "(entity_id)", data)
+	return warnings, kept, err
 }
+
+func (a *Account) setID(id string)      { a.ID = id }
+func (u *UsageType) setID(id string)    { u.Code = id }
+func (p *Plan) setID(id string)         { p.ID = id }
+func (s *Subscription) setID(id string) { s.ID = id }
+func (d *Discount) setID(id string)     { d.ID = id }
 
 // DecodeAccount decodes and validates an account's data.
 func DecodeAccount(id string, data []byte) (Account, error) {
-	var a Account
-	if err := decodeStrict(data, &a); err != nil {
-		return a, err
-	}
-	a.ID = id
-	return a, a.Validate()
+	e, err := Decode(EntityAccount, id, data)
+	return *e.(*Account), err
 }
 
 // DecodeUsageType decodes and validates a usage type's data.
 func DecodeUsageType(id string, data []byte) (UsageType, error) {
-	var u UsageType
-	if err := decodeStrict(data, &u); err != nil {
-		return u, err
-	}
-	u.Code = id
-	return u, u.Validate()
+	e, err := Decode(EntityUsageType, id, data)
+	return *e.(*UsageType), err
 }
 
 // DecodePlan decodes and validates a plan's data.
 func DecodePlan(id string, data []byte) (Plan, error) {
-	var p Plan
-	if err := decodeStrict(data, &p); err != nil {
-		return p, err
-	}
-	p.ID = id
-	return p, p.Validate()
+	e, err := Decode(EntityPlan, id, data)
+	return *e.(*Plan), err
 }
 
 // DecodeSubscription decodes and validates a subscription's data.
 func DecodeSubscription(id string, data []byte) (Subscription, error) {
-	var s Subscription
-	if err := decodeStrict(data, &s); err != nil {
-		return s, err
-	}
-	s.ID = id
-	return s, s.Validate()
+	e, err := Decode(EntitySubscription, id, data)
+	return *e.(*Subscription), err
 }
 
 // DecodeDiscount decodes and validates a discount's data.
 func DecodeDiscount(id string, data []byte) (Discount, error) {
-	var d Discount
-	if err := decodeStrict(data, &d); err != nil {
-		return d, err
-	}
-	d.ID = id
-	return d, d.Validate()
+	e, err := Decode(EntityDiscount, id, data)
+	return *e.(*Discount), err
 }
 
-func decodeStrict(data []byte, v any) error {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || data[0] != '{' {
-		return errors.New("data: must be a JSON object")
-	}
+// errMore refuses data with a second JSON value after the first.
+var errMore = errors.New("data: more than one JSON value")
+
+// decodeOne decodes the one JSON value of data into v; strict refuses
+// fields v does not have.
+func decodeOne(data []byte, v any, strict bool) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return explain(data, err)
+		return err
 	}
 	if dec.More() {
-		return errors.New("data: more than one JSON value")
+		return errMore
 	}
 	return nil
+}
+
+// schema is the JSON fields of an entity's data and of the objects in it,
+// by lower-cased name (encoding/json matches names regardless of case);
+// nil for a value that is not one of the catalog's objects.
+type schema map[string]schema
+
+var schemas = map[string]schema{
+	EntityAccount:      schemaOf(reflect.TypeFor[Account]()),
+	EntityUsageType:    schemaOf(reflect.TypeFor[UsageType]()),
+	EntityPlan:         schemaOf(reflect.TypeFor[Plan]()),
+	EntitySubscription: schemaOf(reflect.TypeFor[Subscription]()),
+	EntityDiscount:     schemaOf(reflect.TypeFor[Discount]()),
+}
+
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// schemaOf reads a type's JSON fields from its struct tags.
+func schemaOf(t reflect.Type) schema {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshaler) {
+		return nil // a value: a decimal, a time, a string
+	}
+	s := schema{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		s[strings.ToLower(name)] = schemaOf(f.Type)
+	}
+	return s
+}
+
+// descriptive fields say what something is; Vivace accepts them anywhere
+// without a word, and keeps them where its model has them.
+var descriptive = map[string]bool{"name": true, "description": true}
+
+// prune removes from data the fields the schema does not have and those
+// in drop, and returns a warning for each (descriptive fields aside) and
+// what is left.
+func prune(data []byte, s schema, drop []unused) ([]string, []byte, error) {
+	var tree any
+	if err := decodeOne(data, &tree, false); err != nil {
+		if errors.Is(err, errMore) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("data: %w", err)
+	}
+	dropped := make(map[string]bool, len(drop))
+	for _, d := range drop {
+		dropped[d.field] = true
+	}
+	var warnings []string
+	var walk func(v any, s schema, path string)
+	walk = func(v any, s schema, path string) {
+		switch x := v.(type) {
+		case map[string]any:
+			for _, k := range sortedKeys(x) {
+				p := fieldPath(path, k)
+				child, known := s[strings.ToLower(k)]
+				switch {
+				case !known:
+					delete(x, k)
+					if !descriptive[strings.ToLower(k)] {
+						warnings = append(warnings, p+": not used by Vivace; ignored")
+					}
+				case dropped[p]:
+					delete(x, k)
+				case child != nil:
+					walk(x[k], child, p)
+				}
+			}
+		case []any:
+			for i, e := range x {
+				walk(e, s, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(tree, s, "")
+	for _, d := range drop {
+		warnings = append(warnings, d.field+": "+d.why+"; ignored")
+	}
+	kept, err := json.Marshal(tree)
+	return warnings, kept, err
 }
 
 // Fields holding decimals and times, wherever they appear.
@@ -138,7 +271,7 @@ var (
 // explain turns a decoding error into one naming the field at fault when
 // a walk over the document finds a bad decimal or time; the standard
 // decoder does not say where a value's own parser failed.
-func explain(data []byte, err error) error {
+func explain(data []byte, s schema, err error) error {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) && ute.Field != "" {
 		return &FieldError{Field: ute.Field, Message: fmt.Sprintf("a JSON %s is not allowed here (want %s)", ute.Value, jsonKind(ute.Type.String()))}
@@ -149,7 +282,7 @@ func explain(data []byte, err error) error {
 	if dec.Decode(&v) != nil {
 		return err
 	}
-	if fe := findBad(v, ""); fe != nil {
+	if fe := findBad(v, s, ""); fe != nil {
 		return fe
 	}
 	return err
@@ -167,18 +300,33 @@ func jsonKind(goType string) string {
 	return goType
 }
 
-func findBad(v any, path string) *FieldError {
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// fieldPath is the path of field k of the object at path.
+func fieldPath(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+// findBad looks for a bad decimal or time among the fields s has.
+func findBad(v any, s schema, path string) *FieldError {
 	switch x := v.(type) {
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			p := k
-			if path != "" {
-				p = path + "." + k
+		for _, k := range sortedKeys(x) {
+			p := fieldPath(path, k)
+			child, known := s[strings.ToLower(k)]
+			if !known {
+				continue
 			}
 			val := x[k]
 			switch {
@@ -207,13 +355,13 @@ func findBad(v any, path string) *FieldError {
 				}
 				continue
 			}
-			if fe := findBad(val, p); fe != nil {
+			if fe := findBad(val, child, p); fe != nil {
 				return fe
 			}
 		}
 	case []any:
 		for i, e := range x {
-			if fe := findBad(e, fmt.Sprintf("%s[%d]", path, i)); fe != nil {
+			if fe := findBad(e, s, fmt.Sprintf("%s[%d]", path, i)); fe != nil {
 				return fe
 			}
 		}
@@ -274,4 +422,14 @@ func (b *Builder) Snapshot(client string) *Snapshot {
 	s := NewSnapshot(client, b.accounts, b.usageTypes, b.plans, b.subscriptions, b.discounts)
 	s.problems = append(append([]error(nil), b.problems...), s.problems...)
 	return s
+}
+
+// Row is a catalog entity as stored: the data of the event that last
+// wrote it, not yet decoded.
+type Row struct {
+	Entity   string
+	EntityID string
+	Version  int64
+	Deleted  bool
+	Data     json.RawMessage
 }

@@ -35,7 +35,7 @@ func (s Status) Valid() bool {
 // Model is a rate schedule's pricing model.
 type Model string
 
-// Pricing models (DESIGN.md "Rating rules"). In the core system's terms,
+// Pricing models (docs/rating.md). In the core system's terms,
 // graduated is Standard, volume is Volume Discount and stairstep is Flat
 // Rate Per Tier.
 const (
@@ -317,21 +317,12 @@ func (r *RateSchedule) validate(p *problems) {
 		p.add("model", "%q is not one of per_unit, graduated, volume, stairstep, package", r.Model)
 		return
 	}
-	if r.Model != Package && r.PackageSize != nil {
-		p.add("package_size", "only used by the package model")
-	}
 	if !r.Model.Tiered() {
 		p.decimal("unit_price", r.UnitPrice, true, false)
 		if r.Model == Package {
 			p.decimal("package_size", r.PackageSize, true, true)
 		}
-		if len(r.Tiers) > 0 {
-			p.add("tiers", "not used by the %s model", r.Model)
-		}
 		return
-	}
-	if r.UnitPrice != nil && !r.UnitPrice.IsZero() {
-		p.add("unit_price", "not used by the %s model (prices are per tier)", r.Model)
 	}
 	if len(r.Tiers) == 0 {
 		p.add("tiers", "at least one tier is required for the %s model", r.Model)
@@ -360,15 +351,63 @@ func (r *RateSchedule) validate(p *problems) {
 			prev = t.UpTo
 		}
 		if r.Model == Stairstep {
-			if t.UnitPrice != nil && !t.UnitPrice.IsZero() {
-				p.add(f+"unit_price", "not used by the stairstep model (it charges the flat_fee of each tier entered)")
-			}
 			p.decimal(f+"flat_fee", t.FlatFee, true, false)
 		} else {
 			p.decimal(f+"unit_price", t.UnitPrice, true, false)
 			p.decimal(f+"flat_fee", t.FlatFee, false, false)
 		}
 	}
+}
+
+// unused is a field set in an entity's data that its model does not use.
+type unused struct{ field, why string }
+
+// clearUnused clears, and lists, the prices and sizes the schedule's
+// model does not use: a package_size outside the package model, tiers on
+// a model without tiers, a schedule's unit_price on a tiered model and a
+// tier's unit_price on the stairstep model (zero ones stay: they say
+// nothing). The core system writes some of them as a matter of course,
+// so they are ignored rather than refused. prefix is the schedule's path.
+func (r *RateSchedule) clearUnused(prefix string) []unused {
+	if !r.Model.Valid() {
+		return nil // refused by validate
+	}
+	var out []unused
+	if r.Model != Package && r.PackageSize != nil {
+		out = append(out, unused{prefix + "package_size", "only used by the package model"})
+		r.PackageSize = nil
+	}
+	if !r.Model.Tiered() {
+		if len(r.Tiers) > 0 {
+			out = append(out, unused{prefix + "tiers", fmt.Sprintf("not used by the %s model", r.Model)})
+		}
+		r.Tiers = nil
+		return out
+	}
+	if r.UnitPrice != nil && !r.UnitPrice.IsZero() {
+		out = append(out, unused{prefix + "unit_price", fmt.Sprintf("not used by the %s model (prices are per tier)", r.Model)})
+		r.UnitPrice = nil
+	}
+	if r.Model == Stairstep {
+		for i := range r.Tiers {
+			if t := &r.Tiers[i]; t.UnitPrice != nil && !t.UnitPrice.IsZero() {
+				out = append(out, unused{fmt.Sprintf("%stiers[%d].unit_price", prefix, i),
+					"not used by the stairstep model (it charges the flat_fee of each tier entered)"})
+				t.UnitPrice = nil
+			}
+		}
+	}
+	return out
+}
+
+// clearUnused clears, and lists, what the plan's schedules' models do not
+// use.
+func (pl *Plan) clearUnused() []unused {
+	var out []unused
+	for i := range pl.Rates {
+		out = append(out, pl.Rates[i].clearUnused(fmt.Sprintf("rates[%d].", i))...)
+	}
+	return out
 }
 
 // Validate checks the subscription.

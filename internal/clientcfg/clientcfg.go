@@ -99,8 +99,15 @@ type File struct {
 
 // Parse reads settings from YAML, naming the file in errors.
 func Parse(name string, b []byte) (*File, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if errs := checkKeys(name, &doc); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	var f File
-	if err := yaml.Unmarshal(b, &f); err != nil {
+	if err := doc.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var errs []error

@@ -1,6 +1,7 @@
 package clientcfg
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +80,50 @@ clients:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestMisspeltKeys: a key that is no setting, at any level, is an error
+// naming the file, the line and the key, never a silent default.
+func TestMisspeltKeys(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"defaults:\n  validaton:\n    max_age: 1h\n",
+			"clients.yaml: line 2: defaults.validaton: not a setting; did you mean validation? (known here: columns, core, delimiter, format, plugin, source, validation)"},
+		{"clients:\n  acme:\n    format: csv\n    validation:\n      max_futur: 5m\n",
+			"clients.yaml: line 5: clients.acme.validation.max_futur: not a setting; did you mean max_future?"},
+		{"client:\n  acme: {}\n",
+			"clients.yaml: line 1: client: not a setting; did you mean clients? (known here: clients, defaults)"},
+		{"clients:\n  acme:\n    plugin:\n      path: p\n      sha: " + sum + "\n",
+			"clients.yaml: line 5: clients.acme.plugin.sha: not a setting"},
+		{"clients:\n  acme:\n    colour: blue\n",
+			"clients.yaml: line 3: clients.acme.colour: not a setting (known here:"},
+	} {
+		_, err := Parse("clients.yaml", []byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q:\n got %v\nwant %s", c.yaml, err, c.want)
+		}
+	}
+	// Free-form blocks stay free: column names, a plugin's config.
+	f, err := Parse("clients.yaml", []byte("clients:\n  acme:\n    columns: {Anything: record_id}\n    plugin:\n      path: p\n      sha256: "+sum+"\n      config: {any_key: {deep: 1}}\n"))
+	if err != nil || f.ReaderOptions("acme").Columns["Anything"] != "record_id" {
+		t.Fatalf("free-form blocks: %v", err)
+	}
+	for _, empty := range []string{"", "# nothing yet\n"} {
+		if _, err := Parse("clients.yaml", []byte(empty)); err != nil {
+			t.Errorf("an empty settings file %q: %v", empty, err)
+		}
+	}
+}
+
+// TestOpenRefusesMisspeltKey: the settings file vivace dev and the
+// pipelines open is refused at start, naming the file and line.
+func TestOpenRefusesMisspeltKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clients.yaml")
+	if err := os.WriteFile(path, []byte("clients:\n  acme:\n    validaton:\n      max_age: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), path+": line 3: clients.acme.validaton: not a setting") {
+		t.Fatalf("Open: %v", err)
 	}
 }

@@ -2,20 +2,31 @@ package codes
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"testing"
 )
 
-// TestOrderIsDESIGNs: the codes and their checking order are part of the
-// external contract (DESIGN.md, "Rating rules").
-func TestOrderIsDESIGNs(t *testing.T) {
-	design := []Code{"MALFORMED_RECORD", "MEDIATION_FAILED", "PLUGIN_ERROR", "MISSING_FIELD", "BAD_QUANTITY",
-		"BAD_TIMESTAMP", "DUPLICATE_RECORD", "UNKNOWN_ACCOUNT", "ACCOUNT_CLOSED", "UNKNOWN_USAGE_TYPE",
-		"NO_SUBSCRIPTION", "NO_RATE"}
-	if !slices.Equal(Ordered, design) {
-		t.Fatalf("Ordered = %v\nDESIGN  = %v", Ordered, design)
+// TestOrderIsDocumented: the codes and their checking order are what users
+// rely on; docs/exceptions.md lists them, and this keeps the two equal.
+func TestOrderIsDocumented(t *testing.T) {
+	page, err := os.ReadFile("../../docs/exceptions.md")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, c := range design {
+	// The rows of the checking-order table: | 1 | `MALFORMED_RECORD` | …
+	var documented []Code
+	for _, m := range regexp.MustCompile("(?m)^\\| (\\d+) \\| `([A-Z_]+)` \\|").FindAllSubmatch(page, -1) {
+		if want := fmt.Sprint(len(documented) + 1); string(m[1]) != want {
+			t.Fatalf("docs/exceptions.md: row %s of the checking order, want %s", m[1], want)
+		}
+		documented = append(documented, Code(m[2]))
+	}
+	if !slices.Equal(Ordered, documented) {
+		t.Fatalf("Ordered    = %v\ndocumented = %v (docs/exceptions.md)", Ordered, documented)
+	}
+	for i, c := range documented {
 		if !Known(c) || Rank(c) != i {
 			t.Errorf("%s: known %v, rank %d; want rank %d", c, Known(c), Rank(c), i)
 		}

@@ -21,8 +21,16 @@ func TestParseAndValidate(t *testing.T) {
 	if e.Version != 3 || e.Entity != EntitySubscription || e.OccurredAt.Month() != 3 {
 		t.Fatalf("parsed %+v", e)
 	}
+	// A misspelt field is kept as an extra one, and the field it should
+	// have been is missing.
+	typo, err := Parse([]byte(strings.Replace(good, `"op"`, `"opp"`, 1)))
+	if err != nil || string(typo.Extra["opp"]) != `"upsert"` {
+		t.Fatalf("misspelt op: %+v %v", typo, err)
+	}
+	if err := typo.Validate(nil); err == nil || !strings.Contains(err.Error(), "op: required") {
+		t.Fatalf("misspelt op validated: %v", err)
+	}
 	for in, want := range map[string]string{
-		strings.Replace(good, `"op"`, `"opp"`, 1): `unknown field "opp"`,
 		good + ` {}`: "more than one JSON value",
 		`[1]`:        "not a feed event",
 		strings.Replace(good, `"version":3`, `"version":"3"`, 1): "not a feed event",
@@ -59,9 +67,9 @@ func TestValidateListsEveryProblem(t *testing.T) {
 // producer's own error first.
 func TestValidateChecksDataOnlyWhenTheEnvelopeIsSound(t *testing.T) {
 	calls := 0
-	check := func(entity string, data json.RawMessage) error {
+	check := func(entity string, data json.RawMessage) ([]string, json.RawMessage, error) {
 		calls++
-		return fmt.Errorf("%s: plan_id: unknown", entity)
+		return nil, nil, fmt.Errorf("%s: plan_id: unknown", entity)
 	}
 	e, _ := Parse([]byte(good))
 	if err := e.Validate(check); err == nil || err.Error() != "data: subscription: plan_id: unknown" || calls != 1 {
@@ -98,5 +106,44 @@ func TestReferences(t *testing.T) {
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s %s %s: references %v, want %s", c.op, c.entity, c.data, got, c.want)
 		}
+	}
+}
+
+// TestEnvelopeExtrasAreKept: fields the envelope does not know are kept
+// as received and written back; the known ones read as usual, in any
+// case encoding/json accepts.
+func TestEnvelopeExtrasAreKept(t *testing.T) {
+	in := strings.Replace(good, `{"event_id"`, `{"source":"core-7","trace_id":{"span":[1,2]},"Client":"c","event_id"`, 1)
+	in = strings.Replace(in, `"client":"c",`, ``, 1)
+	e, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Client != "c" || e.Version != 3 || len(e.Extra) != 2 || string(e.Extra["trace_id"]) != `{"span":[1,2]}` {
+		t.Fatalf("parsed %+v", e)
+	}
+	if err := e.Validate(nil); err != nil {
+		t.Fatalf("an event with extra fields: %v", err)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Extra["source"]) != `"core-7"` || string(back.Extra["trace_id"]) != `{"span":[1,2]}` || back.EventID != "e1" {
+		t.Fatalf("written %s, read back %+v", b, back)
+	}
+	// Without extras an event is written exactly as before.
+	plain, _ := Parse([]byte(good))
+	b, _ = json.Marshal(plain)
+	if want := `{"event_id":"e1","client":"c","entity":"subscription","entity_id":"S1","version":3,"occurred_at":"2026-03-01T00:00:00Z","op":"upsert","data":{"account_id":"A1","plan_id":"P1"}}`; string(b) != want {
+		t.Fatalf("written %s\nwant    %s", b, want)
+	}
+	// A field of the wrong type is still an error.
+	if _, err := Parse([]byte(strings.Replace(in, `"version":3`, `"version":"3"`, 1))); err == nil {
+		t.Fatal("a string version was read")
 	}
 }

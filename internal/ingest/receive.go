@@ -1,6 +1,7 @@
 // Package ingest receives usage files — from the inbox directory, an HTTP
-// upload or a bucket — keeps the original, refuses duplicates and files
-// that are not usage at all, and registers the rest for the ingest stage.
+// upload or a bucket (s3source) — keeps the original, refuses duplicates
+// and files that are not usage at all, and registers the rest for the
+// ingest stage.
 package ingest
 
 import (
@@ -16,13 +17,18 @@ import (
 	"regexp"
 	"strings"
 
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/usage"
 )
 
-// Registry is the part of the store the receiver needs.
+// Registry is the part of the file registry the receiver needs;
+// internal/store/filestore implements it.
 type Registry interface {
-	RegisterFile(ctx context.Context, f store.File) (store.File, error)
+	// RegisterFile records a received file. A file whose content the
+	// client sent before is registered as rejected and returned with
+	// files.ErrDuplicate.
+	RegisterFile(ctx context.Context, f files.File) (files.File, error)
 }
 
 // Receiver stores incoming files under ArchiveDir and registers them.
@@ -53,25 +59,25 @@ func ValidClient(client string) error {
 // Receive copies body into the archive while hashing it, checks that it is
 // a readable usage file and registers it. A duplicate or unusable file is
 // registered as rejected and returned with an error wrapping ErrRejected
-// (and store.ErrDuplicateFile for duplicates).
-func (r *Receiver) Receive(ctx context.Context, client, name, source string, body io.Reader) (store.File, error) {
+// (and files.ErrDuplicate for duplicates).
+func (r *Receiver) Receive(ctx context.Context, client, name, source string, body io.Reader) (files.File, error) {
 	if err := ValidClient(client); err != nil {
-		return store.File{}, err
+		return files.File{}, err
 	}
 	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
 	if name == "" || name == "." || name == "/" {
-		return store.File{}, errors.New("file name is empty")
+		return files.File{}, errors.New("file name is empty")
 	}
-	id := store.NewID()
+	id := ids.New()
 	dir := filepath.Join(r.ArchiveDir, client)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return store.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, fmt.Errorf("archive: %w", err)
 	}
 	final := filepath.Join(dir, id+"__"+name)
 	tmp := final + ".part"
 	out, err := os.Create(tmp)
 	if err != nil {
-		return store.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, fmt.Errorf("archive: %w", err)
 	}
 	h := sha256.New()
 	size, err := io.Copy(io.MultiWriter(out, h), body)
@@ -83,13 +89,13 @@ func (r *Receiver) Receive(ctx context.Context, client, name, source string, bod
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return store.File{}, fmt.Errorf("receive %s: %w", name, err)
+		return files.File{}, fmt.Errorf("receive %s: %w", name, err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		_ = os.Remove(tmp)
-		return store.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, fmt.Errorf("archive: %w", err)
 	}
-	f := store.File{
+	f := files.File{
 		FileID: id, Client: client, Name: name, Source: source, Location: final,
 		SizeBytes: size, SHA256: hex.EncodeToString(h.Sum(nil)),
 	}
@@ -100,24 +106,24 @@ func (r *Receiver) Receive(ctx context.Context, client, name, source string, bod
 	format, cerr := Check(final, name, opts)
 	f.Format = string(format)
 	if cerr != nil {
-		f.Status, f.Reason, f.Format = store.FileRejected, cerr.Error(), "unknown"
+		f.Status, f.Reason, f.Format = files.Rejected, cerr.Error(), "unknown"
 		got, err := r.Registry.RegisterFile(ctx, f)
 		if err != nil {
-			return store.File{}, err
+			return files.File{}, err
 		}
 		_ = os.Remove(final)
 		r.log().Warn("file rejected", "client", client, "file", name, "file_id", got.FileID, "reason", got.Reason)
 		return got, fmt.Errorf("%w: %s", ErrRejected, cerr.Error())
 	}
 	got, err := r.Registry.RegisterFile(ctx, f)
-	if errors.Is(err, store.ErrDuplicateFile) {
+	if errors.Is(err, files.ErrDuplicate) {
 		_ = os.Remove(final)
 		r.log().Warn("duplicate file refused", "client", client, "file", name, "file_id", got.FileID, "reason", got.Reason)
 		return got, fmt.Errorf("%w: %w: %s", ErrRejected, err, got.Reason)
 	}
 	if err != nil {
 		_ = os.Remove(final)
-		return store.File{}, err
+		return files.File{}, err
 	}
 	r.log().Info("file received", "client", client, "file", name, "file_id", got.FileID, "bytes", size, "source", source)
 	return got, nil

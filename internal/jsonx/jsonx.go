@@ -1,6 +1,7 @@
 // Package jsonx writes JSON text by hand where encoding/json's reflection
 // costs too much on a per-record path, producing exactly the bytes
-// encoding/json would.
+// encoding/json would, and says what is wrong with JSON that does not
+// decode in the JSON's own terms (Describe).
 package jsonx
 
 import "unicode/utf8"

@@ -2,8 +2,10 @@ package jsonx
 
 import (
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func check(t *testing.T, s string) {
@@ -34,4 +36,30 @@ func TestAppendStringIsEncodingJSONs(t *testing.T) {
 func FuzzAppendString(f *testing.F) {
 	f.Add("a\"b<c>\u2028\xff")
 	f.Fuzz(func(t *testing.T, s string) { check(t, s) })
+}
+
+func TestDescribe(t *testing.T) {
+	type doc struct {
+		Version int64     `json:"version"`
+		At      time.Time `json:"at"`
+		Tags    []string  `json:"tags"`
+	}
+	for in, want := range map[string]string{
+		`[1]`:                    "a JSON array where a document was expected",
+		`{"version":"3"}`:        "version: a JSON string where a whole number was expected",
+		`{"tags":"x"}`:           "tags: a JSON string where a list was expected",
+		`{"version":`:            "the JSON ends before a document is complete (a line cut short?)",
+		`{"version":x}`:          "not JSON at byte 12: invalid character 'x' looking for beginning of value",
+		`{"at":"2026-03-01"}`:    `"2026-03-01" is not an RFC 3339 timestamp (e.g. 2026-03-01T00:00:00Z)`,
+		`{"version":1} trailing`: "not JSON at byte 15: invalid character 't' after top-level value",
+	} {
+		var d doc
+		err := json.Unmarshal([]byte(in), &d)
+		if got := Describe(err, "a document"); got == nil || got.Error() != want {
+			t.Errorf("%s: %v, want %s", in, got, want)
+		}
+	}
+	if other := errors.New("other"); Describe(other, "x") != other {
+		t.Error("an error it does not know is changed")
+	}
 }

@@ -18,7 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// Default topic names (DESIGN.md); every pipeline can name others.
+// Default topic names (docs/architecture.md, "Topics"); every pipeline can
+// name others.
 const (
 	TopicUsageRaw        = "usage.raw"
 	TopicUsageMediated   = "usage.mediated"

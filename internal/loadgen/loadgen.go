@@ -57,6 +57,13 @@ type CatalogOptions struct {
 	// sync should make of the whole file.
 	TroubleEvery int
 	Tally        *Tally
+	// Extras adds fields Vivace does not use everywhere, as other systems
+	// send them: envelope fields (a source, a trace id), names and
+	// descriptions, unit prices on stairstep tiers, and random fields with
+	// random values at every level of the data. Such a catalog must apply
+	// exactly as the one without them. Seed picks the random ones.
+	Extras bool
+	Seed   uint64
 }
 
 // Tally counts the events of a generated file by the outcome the sync
@@ -116,6 +123,10 @@ func Catalog(w io.Writer, o CatalogOptions) error {
 	}
 	*o.Tally = Tally{}
 	n, trouble := 0, 0
+	var x *extras
+	if o.Extras {
+		x = &extras{rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x5851f42d4c957f2d))}
+	}
 	emit := func(entity, id string, data any) error {
 		n++
 		b, err := json.Marshal(data)
@@ -125,6 +136,12 @@ func Catalog(w io.Writer, o CatalogOptions) error {
 		e := feed.Event{
 			EventID: fmt.Sprintf("%s-gen-%08d", o.Client, n), Client: o.Client, Entity: entity, EntityID: id,
 			Version: 1, OccurredAt: o.From, Op: feed.OpUpsert, Data: b,
+		}
+		if x != nil {
+			if e.Data, err = x.data(entity, b); err != nil {
+				return err
+			}
+			e.Extra = x.envelope(n)
 		}
 		o.Tally.Events++
 		o.Tally.Applied++
@@ -336,4 +353,92 @@ func Usage(w io.Writer, o UsageOptions) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// extras adds to generated events the fields other systems send and
+// Vivace does not use.
+type extras struct{ rng *rand.Rand }
+
+// envelope returns the extra envelope fields of the n-th event.
+func (x *extras) envelope(n int) map[string]json.RawMessage {
+	m := map[string]json.RawMessage{
+		"source":   json.RawMessage(`"core-billing"`),
+		"trace_id": json.RawMessage(fmt.Sprintf(`"%016x"`, x.rng.Uint64())),
+	}
+	x.random(m, n)
+	return m
+}
+
+// data returns an entity's data with extra fields at every level.
+func (x *extras) data(entity string, b []byte) (json.RawMessage, error) {
+	var d map[string]any
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	x.object(d)
+	switch entity {
+	case feed.EntityPlan:
+		d["name"], d["description"] = "Plan "+strconv.Itoa(x.rng.IntN(1000)), "a generated plan"
+		for _, r := range d["rates"].([]any) {
+			rate := r.(map[string]any)
+			x.object(rate)
+			rate["description"] = "rate for " + rate["usage_type"].(string)
+			tiers, _ := rate["tiers"].([]any)
+			for _, t := range tiers {
+				tier := t.(map[string]any)
+				x.object(tier)
+				tier["from_unit"] = x.rng.IntN(100)
+				if rate["model"] == "stairstep" {
+					// The core system's own tiers carry a rate next to the fee.
+					tier["unit_price"] = strconv.Itoa(1+x.rng.IntN(99)) + ".25"
+				}
+			}
+		}
+	case feed.EntityUsageType:
+		d["name"] = "usage type " + strconv.Itoa(x.rng.IntN(1000))
+	case feed.EntityDiscount, feed.EntitySubscription:
+		d["description"] = "generated"
+	}
+	return json.Marshal(d)
+}
+
+// object adds one to three random fields with random values to m.
+func (x *extras) object(m map[string]any) {
+	for range 1 + x.rng.IntN(3) {
+		m[fmt.Sprintf("ext_%s_%d", extraWords[x.rng.IntN(len(extraWords))], x.rng.IntN(1000))] = x.value(2)
+	}
+}
+
+// random adds random fields to an envelope.
+func (x *extras) random(m map[string]json.RawMessage, n int) {
+	for range x.rng.IntN(3) {
+		b, _ := json.Marshal(x.value(2))
+		m[fmt.Sprintf("ext_%s_%d", extraWords[x.rng.IntN(len(extraWords))], n)] = b
+	}
+}
+
+var extraWords = []string{"legacy_id", "region", "colour", "audit", "tags", "revision", "origin", "flags"}
+
+// value is a random JSON value, nesting at most depth deep.
+func (x *extras) value(depth int) any {
+	k := x.rng.IntN(7)
+	if depth == 0 {
+		k %= 5
+	}
+	switch k {
+	case 0:
+		return "v" + strconv.Itoa(x.rng.IntN(1e6))
+	case 1:
+		return x.rng.IntN(1e6)
+	case 2:
+		return float64(x.rng.IntN(1e4)) / 8
+	case 3:
+		return x.rng.IntN(2) == 0
+	case 4:
+		return nil
+	case 5:
+		return []any{x.value(depth - 1), x.value(depth - 1)}
+	default:
+		return map[string]any{"value": x.value(depth - 1), "unit_price": "n/a"}
+	}
 }

@@ -193,7 +193,7 @@ func ParseInto(d *apd.Decimal, s string) error {
 	} else {
 		var buf [maxLen]byte
 		n := copy(buf[:], intDigits)
-		n += copy(buf[n:], fracDigits)
+		copy(buf[n:], fracDigits)
 		if _, ok := d.Coeff.SetString(string(buf[:keep]), 10); !ok {
 			return parseErr(s, "not a decimal number")
 		}

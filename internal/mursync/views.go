@@ -44,23 +44,26 @@ type RecordView struct {
 	UpdatedAt time.Time    `json:"updated_at"`
 }
 
-// JobFilter selects jobs, newest first; Limit 0 means 100.
+// JobFilter selects jobs, newest first; Clients nil means every client,
+// Limit 0 means 100.
 type JobFilter struct {
-	Client string
-	Limit  int
+	Clients []string
+	Limit   int
 }
 
-// BatchFilter selects batches, newest first; Limit 0 means 100.
+// BatchFilter selects batches, newest first; Clients nil means every
+// client, Limit 0 means 100.
 type BatchFilter struct {
-	Client string
-	Status BatchStatus
-	JobID  string
-	Limit  int
+	Clients []string
+	Status  BatchStatus
+	JobID   string
+	Limit   int
 }
 
-// RecordFilter selects aggregated records; Limit 0 means 1000.
+// RecordFilter selects aggregated records; Clients nil means every
+// client, Limit 0 means 1000.
 type RecordFilter struct {
-	Client  string
+	Clients []string
 	BatchID string
 	Status  RecordStatus
 	Limit   int

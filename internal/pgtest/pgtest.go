@@ -21,6 +21,10 @@ import (
 	"vivace.dev/vivace/internal/store"
 )
 
+// adminDSN is the database pgtest connects to without DATABASE_URL, to
+// create and drop the test databases: the local server's postgres one.
+const adminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
 var (
 	once    sync.Once
 	dsn     string
@@ -57,7 +61,7 @@ func DSN(tb testing.TB) string {
 	once.Do(func() {
 		baseDSN = os.Getenv("DATABASE_URL")
 		if baseDSN == "" {
-			baseDSN = store.DefaultDSN
+			baseDSN = adminDSN
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/catalog"
-	"vivace.dev/vivace/internal/store"
 )
 
 // Catalogs caches one catalog snapshot per client.
@@ -30,7 +29,7 @@ import (
 // indexes from the decoded rows it keeps. Readers of the old snapshot are
 // never disturbed: snapshots are immutable and swapped whole.
 type Catalogs struct {
-	Store  *store.Store
+	Store  CatalogSource
 	Logger *slog.Logger
 	// PollInterval is how often Watch compares the cached versions with
 	// the database's, besides notifications; default 1s.

@@ -12,6 +12,7 @@ import (
 	"vivace.dev/vivace/internal/loadgen"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
+	"vivace.dev/vivace/internal/store/catalogstore"
 )
 
 // BenchmarkCatalogRefresh measures how long a committed catalog change
@@ -29,7 +30,7 @@ func BenchmarkCatalogRefresh(b *testing.B) {
 	for start := 0; start < len(evs); start += 5000 {
 		applyAll(b, st, evs[start:min(start+5000, len(evs))])
 	}
-	cats := &ratestage.Catalogs{Store: st}
+	cats := &ratestage.Catalogs{Store: catalogstore.New(st)}
 	if _, err := cats.Get(ctx, client); err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func BenchmarkCatalogRefresh(b *testing.B) {
 				}
 				applyAll(b, st, batch)
 				committed := time.Now()
-				want, err := st.CatalogVersion(ctx, client)
+				want, err := catalogstore.New(st).CatalogVersion(ctx, client)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -16,17 +16,24 @@ import (
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
 )
 
 // generated parses a generated catalog for client.
 func generated(tb testing.TB, client string, accounts, plans int) []feed.Event {
+	return generatedWith(tb, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: plans})
+}
+
+// generatedWith parses the catalog loadgen writes for o.
+func generatedWith(tb testing.TB, o loadgen.CatalogOptions) []feed.Event {
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := loadgen.Catalog(&buf, loadgen.CatalogOptions{Client: client, Accounts: accounts, Plans: plans}); err != nil {
+	if err := loadgen.Catalog(&buf, o); err != nil {
 		tb.Fatal(err)
 	}
 	var evs []feed.Event
 	sc := bufio.NewScanner(&buf)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		e, err := feed.Parse(sc.Bytes())
 		if err != nil {
@@ -39,7 +46,7 @@ func generated(tb testing.TB, client string, accounts, plans int) []feed.Event {
 
 func applyAll(tb testing.TB, st *store.Store, evs []feed.Event) {
 	tb.Helper()
-	out, err := st.ApplyEvents(context.Background(), evs, make([]error, len(evs)))
+	out, err := feed.NewApplier(catalogstore.New(st), nil).Apply(context.Background(), evs, make([]error, len(evs)))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,7 +103,7 @@ func TestCatalogRefreshMatchesFullLoad(t *testing.T) {
 	client := unique("refresh")
 	evs := generated(t, client, 30, 4)
 	applyAll(t, st, evs)
-	cached := &ratestage.Catalogs{Store: st}
+	cached := &ratestage.Catalogs{Store: catalogstore.New(st)}
 	if _, err := cached.Get(ctx, client); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +141,7 @@ func TestCatalogRefreshMatchesFullLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := (&ratestage.Catalogs{Store: st}).Get(ctx, client)
+		want, err := (&ratestage.Catalogs{Store: catalogstore.New(st)}).Get(ctx, client)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +164,7 @@ func TestWatchRefreshesInBackground(t *testing.T) {
 	st := pgtest.Store(t)
 	client := unique("watch")
 	applyAll(t, st, generated(t, client, 5, 4))
-	cats := &ratestage.Catalogs{Store: st, PollInterval: time.Hour} // notifications only
+	cats := &ratestage.Catalogs{Store: catalogstore.New(st), PollInterval: time.Hour} // notifications only
 	if _, err := cats.Get(ctx, client); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +177,7 @@ func TestWatchRefreshesInBackground(t *testing.T) {
 	<-ready
 	applyAll(t, st, []feed.Event{{EventID: client + "-late", Client: client, Entity: "account", EntityID: "LATE",
 		Version: 1, OccurredAt: time.Now(), Op: feed.OpUpsert, Data: json.RawMessage(`{"currency":"USD","status":"active"}`)}})
-	want, err := st.CatalogVersion(ctx, client)
+	want, err := catalogstore.New(st).CatalogVersion(ctx, client)
 	if err != nil {
 		t.Fatal(err)
 	}

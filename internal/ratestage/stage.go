@@ -17,9 +17,11 @@ import (
 
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/money"
+	"vivace.dev/vivace/internal/murs"
 	"vivace.dev/vivace/internal/rating"
-	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -43,19 +45,19 @@ type Summary struct {
 // Stage rates batches. It is safe for concurrent use; batches that share
 // accounts queue on the counters' row locks.
 type Stage struct {
-	Store    *store.Store
+	Store    Store
 	Catalogs *Catalogs
 	Logger   *slog.Logger
 	// Now stamps rated_at; nil means time.Now.
 	Now func() time.Time
 }
 
-// New returns a stage over st.
-func New(st *store.Store, log *slog.Logger) *Stage {
+// New returns a stage that rates through st against the catalogs in cat.
+func New(st Store, cat CatalogSource, log *slog.Logger) *Stage {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Stage{Store: st, Catalogs: &Catalogs{Store: st, Logger: log}, Logger: log}
+	return &Stage{Store: st, Catalogs: &Catalogs{Store: cat, Logger: log}, Logger: log}
 }
 
 // Rate rates a batch in one transaction. Records are rated in batch
@@ -81,7 +83,7 @@ func (s *Stage) Rate(ctx context.Context, items []Item) (Summary, error) {
 		snaps[c] = snap
 	}
 	var sum Summary
-	err := s.Store.Rate(ctx, func(tx *store.RateTx) error {
+	err := s.Store.Rate(ctx, func(tx Tx) error {
 		var err error
 		sum, err = s.rateTx(ctx, tx, items, snaps)
 		return err
@@ -96,24 +98,24 @@ type plan struct {
 	qty  apd.Decimal
 }
 
-func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, error) {
+func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, error) {
 	var sum Summary
 	plans := make([]plan, len(items))
 
 	// Duplicates: against stored MURs, and within the batch.
-	keys := make([]store.RecordKey, 0, len(items))
+	keys := make([]RecordKey, 0, len(items))
 	for i := range items {
 		r := &items[i].Record
-		keys = append(keys, store.RecordKey{Client: r.Client, RecordID: r.RecordID})
+		keys = append(keys, RecordKey{Client: r.Client, RecordID: r.RecordID})
 	}
 	existing, err := tx.ExistingMURs(ctx, keys)
 	if err != nil {
 		return sum, fmt.Errorf("look up rated records: %w", err)
 	}
-	inBatch := make(map[store.RecordKey]store.SourceKey, len(items))
+	inBatch := make(map[RecordKey]SourceKey, len(items))
 	for i := range items {
 		r := &items[i].Record
-		src := store.SourceKey{Client: r.Client, FileID: r.FileID, Line: r.Line, Part: r.Part}
+		src := SourceKey{Client: r.Client, FileID: r.FileID, Line: r.Line, Part: r.Part}
 		k := keys[i]
 		prev, ok := existing[k]
 		if !ok {
@@ -140,18 +142,18 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 	// Lock and load the counters and allowances the batch can touch, in
 	// key order.
 	ledgers := map[string]*rating.MemLedger{}
-	var counterKeys []store.CounterKey
-	var allowanceKeys []store.AllowanceKey
-	seenC := map[store.CounterKey]bool{}
-	seenA := map[store.AllowanceKey]bool{}
+	var counterKeys []CounterKey
+	var allowanceKeys []AllowanceKey
+	seenC := map[CounterKey]bool{}
+	seenA := map[AllowanceKey]bool{}
 	var buf []*catalog.Discount
 	for i := range items {
 		if plans[i].skip || plans[i].dup != nil {
 			continue
 		}
 		r := &items[i].Record
-		month := int32(rating.MonthOf(r.UsageTime))
-		ck := store.CounterKey{Client: r.Client, AccountID: r.AccountID, UsageType: r.UsageType, Month: month}
+		month := rating.MonthOf(r.UsageTime)
+		ck := CounterKey{Client: r.Client, AccountID: r.AccountID, UsageType: r.UsageType, Month: month}
 		if !seenC[ck] {
 			seenC[ck] = true
 			counterKeys = append(counterKeys, ck)
@@ -163,7 +165,7 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 				if d.Kind != catalog.FreeUnits {
 					continue
 				}
-				ak := store.AllowanceKey{Client: r.Client, AccountID: r.AccountID, DiscountID: d.ID, Month: month}
+				ak := AllowanceKey{Client: r.Client, AccountID: r.AccountID, DiscountID: d.ID, Month: month}
 				if !seenA[ak] {
 					seenA[ak] = true
 					allowanceKeys = append(allowanceKeys, ak)
@@ -192,13 +194,13 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 		if err := money.ParseInto(&d, v); err != nil {
 			return sum, fmt.Errorf("counter %v: %w", k, err)
 		}
-		ledger(k.Client).LoadUsage(rating.UsageKey{AccountID: k.AccountID, UsageType: k.UsageType, Month: rating.Month(k.Month)}, &d)
+		ledger(k.Client).LoadUsage(rating.UsageKey{AccountID: k.AccountID, UsageType: k.UsageType, Month: k.Month}, &d)
 	}
 	for k, v := range allowances {
 		if err := money.ParseInto(&d, v); err != nil {
 			return sum, fmt.Errorf("allowance %v: %w", k, err)
 		}
-		ledger(k.Client).LoadAllowance(rating.AllowanceKey{AccountID: k.AccountID, DiscountID: k.DiscountID, Month: rating.Month(k.Month)}, &d)
+		ledger(k.Client).LoadAllowance(rating.AllowanceKey{AccountID: k.AccountID, DiscountID: k.DiscountID, Month: k.Month}, &d)
 	}
 
 	// Rate in order.
@@ -208,10 +210,10 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 	}
 	ratedAt := now().UTC()
 	var (
-		eng  rating.Engine
-		res  rating.Result
-		murs []store.MUR
-		exs  []store.Exception
+		eng rating.Engine
+		res rating.Result
+		ms  []murs.MUR
+		exs []exceptions.Exception
 		// The batch's rate details share one buffer.
 		details = make([]byte, 0, 400*len(items))
 	)
@@ -238,8 +240,8 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 		}
 		start := len(details)
 		details = res.AppendDetailJSON(details)
-		murs = append(murs, store.MUR{
-			MURID:          store.NewID(),
+		ms = append(ms, murs.MUR{
+			MURID:          ids.New(),
 			Client:         r.Client,
 			RecordID:       r.RecordID,
 			FileID:         r.FileID,
@@ -262,16 +264,16 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 	}
 
 	// Write back what rating changed.
-	newCounters := map[store.CounterKey]string{}
-	newAllowances := map[store.AllowanceKey]string{}
+	newCounters := map[CounterKey]string{}
+	newAllowances := map[AllowanceKey]string{}
 	for client, l := range ledgers {
 		for _, k := range l.TouchedUsage() {
 			v, _ := l.Usage(k)
-			newCounters[store.CounterKey{Client: client, AccountID: k.AccountID, UsageType: k.UsageType, Month: int32(k.Month)}] = v.Text('f')
+			newCounters[CounterKey{Client: client, AccountID: k.AccountID, UsageType: k.UsageType, Month: k.Month}] = v.Text('f')
 		}
 		for _, k := range l.TouchedAllowances() {
 			v, _ := l.AllowanceUsed(k)
-			newAllowances[store.AllowanceKey{Client: client, AccountID: k.AccountID, DiscountID: k.DiscountID, Month: int32(k.Month)}] = v.Text('f')
+			newAllowances[AllowanceKey{Client: client, AccountID: k.AccountID, DiscountID: k.DiscountID, Month: k.Month}] = v.Text('f')
 		}
 	}
 	if err := tx.SaveCounters(ctx, newCounters); err != nil {
@@ -280,23 +282,23 @@ func (s *Stage) rateTx(ctx context.Context, tx *store.RateTx, items []Item, snap
 	if err := tx.SaveAllowances(ctx, newAllowances); err != nil {
 		return sum, fmt.Errorf("save allowances: %w", err)
 	}
-	if err := tx.InsertMURs(ctx, murs); err != nil {
-		return sum, err // already names what failed; ErrConcurrentRecord makes Store.Rate retry
+	if err := tx.InsertMURs(ctx, ms); err != nil {
+		return sum, err // already names what failed; a record stored meanwhile makes Store.Rate retry
 	}
 	if err := tx.InsertExceptions(ctx, exs); err != nil {
 		return sum, fmt.Errorf("insert exceptions: %w", err)
 	}
-	sum.MURs, sum.Exceptions = len(murs), len(exs)
+	sum.MURs, sum.Exceptions = len(ms), len(exs)
 	return sum, nil
 }
 
-func exception(it *Item, ce *codes.Error) store.Exception {
+func exception(it *Item, ce *codes.Error) exceptions.Exception {
 	r := &it.Record
 	body := it.Body
 	if len(body) == 0 {
 		body, _ = json.Marshal(r)
 	}
-	return store.Exception{
+	return exceptions.Exception{
 		Client:   r.Client,
 		FileID:   r.FileID,
 		Line:     r.Line,
@@ -304,7 +306,7 @@ func exception(it *Item, ce *codes.Error) store.Exception {
 		Parts:    r.Parts,
 		RecordID: r.RecordID,
 		Stage:    StageName,
-		Code:     string(ce.Code),
+		Code:     ce.Code,
 		Field:    ce.Field,
 		Message:  ce.Message,
 		Record:   body,

@@ -31,7 +31,7 @@ func BenchmarkRateStage(b *testing.B) {
 	client := unique("bench")
 	applyAll(b, st, generated(b, client, accounts, 10))
 	file := newFile(b, st, client)
-	stage := ratestage.New(st, nil)
+	stage := newStage(st)
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	types := []string{"VOICE", "DATA", "SMS", "API"}
 	var line int64

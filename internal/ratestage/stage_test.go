@@ -7,14 +7,26 @@ import (
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/ids"
+	"vivace.dev/vivace/internal/murs"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/usage"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newStage returns a stage over the stores of st.
+func newStage(st *store.Store) *ratestage.Stage {
+	return ratestage.New(usagestore.New(st), catalogstore.New(st), nil)
+}
 
 var seq int
 
@@ -52,7 +64,7 @@ func seed(t *testing.T, st *store.Store, client string) {
 func newFile(t testing.TB, st *store.Store, client string) string {
 	t.Helper()
 	seq++
-	f, err := st.RegisterFile(context.Background(), store.File{FileID: store.NewID(), Client: client, Name: "u.csv",
+	f, err := filestore.New(st).RegisterFile(context.Background(), files.File{FileID: ids.New(), Client: client, Name: "u.csv",
 		Source: "http", Format: "csv", SHA256: fmt.Sprintf("sha-%d", seq)})
 	if err != nil {
 		t.Fatal(err)
@@ -73,10 +85,10 @@ func rec(client, file string, line int64, id, acct, ut, qty, at string) ratestag
 
 type murRow struct{ gross, net, detail string }
 
-func murs(t *testing.T, st *store.Store, client string) map[string]murRow {
+func murRows(t *testing.T, st *store.Store, client string) map[string]murRow {
 	t.Helper()
 	out := map[string]murRow{}
-	err := st.ExportMURs(context.Background(), store.MURFilter{Client: client}, func(m store.MUR) error {
+	err := usagestore.New(st).ExportMURs(context.Background(), murs.Filter{Client: client}, func(m murs.MUR) error {
 		out[m.RecordID] = murRow{m.GrossAmount, m.NetAmount, string(m.RateDetail)}
 		return nil
 	})
@@ -89,8 +101,8 @@ func murs(t *testing.T, st *store.Store, client string) map[string]murRow {
 func exceptionCodes(t *testing.T, st *store.Store, client string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := st.ExportExceptions(context.Background(), store.ExceptionFilter{Client: client}, func(x store.Exception) error {
-		out[x.RecordID] = x.Code
+	err := usagestore.New(st).ExportExceptions(context.Background(), exceptions.Filter{Client: client}, func(x exceptions.Exception) error {
+		out[x.RecordID] = string(x.Code)
 		return nil
 	})
 	if err != nil {
@@ -105,7 +117,7 @@ func TestRateBatch(t *testing.T) {
 	client := unique("acme")
 	seed(t, st, client)
 	file := newFile(t, st, client)
-	stage := ratestage.New(st, nil)
+	stage := newStage(st)
 
 	batch := []ratestage.Item{
 		rec(client, file, 2, "r1", "A1", "VOICE", "10", "2026-03-01T10:00:00Z"),
@@ -127,7 +139,7 @@ func TestRateBatch(t *testing.T) {
 	if sum.MURs != 4 || sum.Exceptions != 7 || sum.Replayed != 0 {
 		t.Fatalf("summary = %+v, want 4 MURs, 7 exceptions", sum)
 	}
-	got := murs(t, st, client)
+	got := murRows(t, st, client)
 	want := map[string]string{"r1": "0.50", "r2": "8.00", "r3": "3.50", "r10": "0.15"}
 	for id, net := range want {
 		if got[id].net != net {
@@ -166,10 +178,10 @@ func TestRateBatch(t *testing.T) {
 	if sum.MURs != 0 || sum.Replayed != 4 {
 		t.Fatalf("replay summary = %+v, want no new MURs and 4 replayed", sum)
 	}
-	if n := len(murs(t, st, client)); n != 4 {
+	if n := len(murRows(t, st, client)); n != 4 {
 		t.Fatalf("after replay: %d MURs, want 4", n)
 	}
-	f, err := st.GetFile(ctx, file)
+	f, err := filestore.New(st).GetFile(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +194,7 @@ func TestRateBatch(t *testing.T) {
 	if _, err := stage.Rate(ctx, []ratestage.Item{rec(client, file2, 2, "r11", "A1", "DATA", "2", "2026-03-03T00:00:00Z")}); err != nil {
 		t.Fatal(err)
 	}
-	if got := murs(t, st, client)["r11"].net; got != "1.00" {
+	if got := murRows(t, st, client)["r11"].net; got != "1.00" {
 		t.Fatalf("r11 net = %s, want 1.00 (2 units in tier 2)", got)
 	}
 }
@@ -193,20 +205,20 @@ func TestCatalogChangeSeenByNextBatch(t *testing.T) {
 	client := unique("beta")
 	seed(t, st, client)
 	file := newFile(t, st, client)
-	stage := ratestage.New(st, nil)
+	stage := newStage(st)
 	if _, err := stage.Rate(ctx, []ratestage.Item{rec(client, file, 2, "x1", "A1", "VOICE", "10", "2026-03-01T10:00:00Z")}); err != nil {
 		t.Fatal(err)
 	}
 	ev := feed.Event{EventID: "price-change-" + client, Client: client, Entity: "plan", EntityID: "P1", Version: 2,
 		OccurredAt: time.Now(), Op: feed.OpUpsert,
 		Data: json.RawMessage(`{"rates":[{"usage_type":"VOICE","currency":"USD","model":"per_unit","unit_price":"0.07"}]}`)}
-	if _, err := st.ApplyEvents(ctx, []feed.Event{ev}, []error{nil}); err != nil {
+	if _, err := feed.NewApplier(catalogstore.New(st), nil).Apply(ctx, []feed.Event{ev}, []error{nil}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stage.Rate(ctx, []ratestage.Item{rec(client, file, 3, "x2", "A1", "VOICE", "10", "2026-03-01T10:00:00Z")}); err != nil {
 		t.Fatal(err)
 	}
-	got := murs(t, st, client)
+	got := murRows(t, st, client)
 	if got["x1"].net != "0.50" || got["x2"].net != "0.70" {
 		t.Fatalf("nets = %s, %s; want 0.50 then 0.70 after the price change", got["x1"].net, got["x2"].net)
 	}
@@ -217,7 +229,7 @@ func TestConcurrentBatchesShareCounters(t *testing.T) {
 	st := pgtest.Store(t)
 	client := unique("gamma")
 	seed(t, st, client)
-	stage := ratestage.New(st, nil)
+	stage := newStage(st)
 	// Ten batches of DATA for one account rated concurrently: whatever
 	// the order, the month's 20 units cost 10×1.00 + 10×0.50.
 	errs := make(chan error, 10)
@@ -237,9 +249,11 @@ func TestConcurrentBatchesShareCounters(t *testing.T) {
 		}
 	}
 	var total float64
-	for _, m := range murs(t, st, client) {
+	for _, m := range murRows(t, st, client) {
 		var v float64
-		fmt.Sscan(m.net, &v)
+		if _, err := fmt.Sscan(m.net, &v); err != nil {
+			t.Fatalf("net amount %q: %v", m.net, err)
+		}
 		total += v
 	}
 	if total != 15 {

@@ -2,7 +2,7 @@
 // picks the subscription and rate schedule in effect, applies the pricing
 // model to the record's place in the account's cumulative monthly usage,
 // applies the matching discounts and rounds the result to the currency's
-// minor unit (DESIGN.md "Rating rules"). It is pure domain code: the
+// minor unit (docs/rating.md, "The rules in short"). It is pure domain code: the
 // cumulative state lives behind the Ledger interface, and it knows nothing
 // of Kafka, Benthos or SQL.
 package rating

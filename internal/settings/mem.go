@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 )
 
 // MemStore keeps settings in memory, with the audit entries of their
@@ -14,7 +14,7 @@ import (
 type MemStore struct {
 	mu      sync.Mutex
 	values  map[string]Stored
-	entries []audit.Entry
+	entries []auth.AuditEntry
 }
 
 var _ Store = (*MemStore)(nil)
@@ -31,7 +31,7 @@ func (m *MemStore) Load(context.Context) ([]Stored, error) {
 }
 
 // Put sets (or, for nil, removes) a value and records the entry.
-func (m *MemStore) Put(_ context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) audit.Entry) error {
+func (m *MemStore) Put(_ context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) auth.AuditEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.values == nil {
@@ -69,8 +69,8 @@ func (m *MemStore) Forget(key string) {
 }
 
 // Entries returns the audit entries recorded, oldest first.
-func (m *MemStore) Entries() []audit.Entry {
+func (m *MemStore) Entries() []auth.AuditEntry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]audit.Entry(nil), m.entries...)
+	return append([]auth.AuditEntry(nil), m.entries...)
 }

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 )
 
 // Type is the JSON shape of a setting's value.
@@ -228,6 +228,12 @@ func clip(s string) string {
 	return s
 }
 
+// The actions a change records in the audit log.
+const (
+	ActionSet   = "setting.set"   // a setting given a value
+	ActionReset = "setting.reset" // a setting back to its default
+)
+
 // Stored is a value someone set.
 type Stored struct {
 	Key       string
@@ -256,7 +262,7 @@ type Store interface {
 	// as set by actor and, in the same transaction, records the entry
 	// entry(before) returns, before being the value stored until then
 	// (nil when there was none).
-	Put(ctx context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) audit.Entry) error
+	Put(ctx context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) auth.AuditEntry) error
 }
 
 // Service reads and changes settings.
@@ -304,7 +310,8 @@ func (s *Service) Get(ctx context.Context, key string) (Setting, error) {
 	return Setting{}, fmt.Errorf("%w %q", ErrUnknownKey, key)
 }
 
-// Set gives key the value text (as Parse reads it) on behalf of actor.
+// Set gives key the value text (as Parse reads it) on behalf of actor
+// (who made the change, for the audit log: a token's name).
 func (s *Service) Set(ctx context.Context, key, text, actor string) (Setting, error) {
 	v, err := Parse(key, text)
 	if err != nil {
@@ -326,15 +333,15 @@ func (s *Service) put(ctx context.Context, key string, v json.RawMessage, actor 
 	if strings.TrimSpace(actor) == "" {
 		return Setting{}, errors.New("system settings: who makes the change is required")
 	}
-	action, after := audit.SettingSet, v
+	action, after := ActionSet, v
 	if v == nil {
-		action, after = audit.SettingReset, d.Default
+		action, after = ActionReset, d.Default
 	}
-	err := s.Store.Put(ctx, key, v, actor, func(before json.RawMessage) audit.Entry {
+	err := s.Store.Put(ctx, key, v, actor, func(before json.RawMessage) auth.AuditEntry {
 		if before == nil {
 			before = d.Default
 		}
-		return audit.Entry{Actor: actor, Action: action, Target: audit.Target("setting", key), Before: before, After: after}
+		return auth.AuditEntry{Actor: actor, Action: action, Target: "setting:" + key, Before: before, After: after}
 	})
 	if err != nil {
 		return Setting{}, fmt.Errorf("system setting %s: %w", key, err)

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"vivace.dev/vivace/internal/audit"
 )
 
 func TestParse(t *testing.T) {
@@ -80,24 +78,24 @@ func TestService(t *testing.T) {
 	ctx := context.Background()
 	st := &MemStore{}
 	s := &Service{Store: st}
-	set, err := s.Set(ctx, MURSyncBatchSize, "250", "operator:ana")
+	set, err := s.Set(ctx, MURSyncBatchSize, "250", "ana")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(set.Value) != "250" || set.IsDefault || set.UpdatedBy != "operator:ana" || set.UpdatedAt == nil {
+	if string(set.Value) != "250" || set.IsDefault || set.UpdatedBy != "ana" || set.UpdatedAt == nil {
 		t.Fatalf("after set: %+v", set)
 	}
-	if _, err := s.Set(ctx, MURSyncBatchSize, "abc", "operator:ana"); !errors.Is(err, ErrInvalid) {
+	if _, err := s.Set(ctx, MURSyncBatchSize, "abc", "ana"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad value: %v", err)
 	}
-	if _, err := s.Set(ctx, "nope", "1", "operator:ana"); !errors.Is(err, ErrUnknownKey) {
+	if _, err := s.Set(ctx, "nope", "1", "ana"); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("unknown key: %v", err)
 	}
 	m, err := s.MURSync(ctx)
 	if err != nil || m.BatchSize != 250 || !m.Aggregate {
 		t.Fatalf("MURSync = %+v, %v", m, err)
 	}
-	if set, err = s.Reset(ctx, MURSyncBatchSize, "operator:bo"); err != nil || !set.IsDefault || string(set.Value) != "1000" {
+	if set, err = s.Reset(ctx, MURSyncBatchSize, "bo"); err != nil || !set.IsDefault || string(set.Value) != "1000" {
 		t.Fatalf("after reset: %+v, %v", set, err)
 	}
 	entries := st.Entries()
@@ -105,10 +103,10 @@ func TestService(t *testing.T) {
 		t.Fatalf("audit entries: %+v", entries)
 	}
 	e0, e1 := entries[0], entries[1]
-	if e0.Action != audit.SettingSet || string(e0.Before) != "1000" || string(e0.After) != "250" || e0.Target != "setting:mur_sync.batch_size" {
+	if e0.Action != ActionSet || string(e0.Before) != "1000" || string(e0.After) != "250" || e0.Target != "setting:mur_sync.batch_size" {
 		t.Errorf("set entry %+v", e0)
 	}
-	if e1.Action != audit.SettingReset || string(e1.Before) != "250" || string(e1.After) != "1000" || e1.Actor != "operator:bo" {
+	if e1.Action != ActionReset || string(e1.Before) != "250" || string(e1.After) != "1000" || e1.Actor != "bo" {
 		t.Errorf("reset entry %+v", e1)
 	}
 	if _, err := s.Set(ctx, MURSyncInterval, "1m", ""); err == nil {

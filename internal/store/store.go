@@ -1,30 +1,25 @@
-// Package store is Vivace's PostgreSQL layer: the schema migrations and
-// every SQL statement the stages run. Nothing outside this package writes
-// SQL.
+// Package store is the base of Vivace's PostgreSQL layer: the connection
+// pool (Open, Shared), the schema migrations (Migrate and migrations/*.sql,
+// one numbering for every subject), transactions and their retries, the
+// classification of the server's errors, new ids and the COPY text
+// format. The SQL of each subject lives in a package of its own built on
+// this one: filestore (the file registry), usagestore (rating, MURs,
+// exceptions), catalogstore (the feed and the catalog), rulestore (correlation
+// groups and lookup tables).
+// Nothing outside internal/store writes SQL.
 package store
 
 import (
 	"context"
-	"database/sql"
-	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 // DefaultDSN is the database used when DATABASE_URL is not set.
-const DefaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-//go:embed migrations/*.sql
-var migrations embed.FS
+const DefaultDSN = "postgres://postgres@127.0.0.1:5432/vivace?sslmode=disable"
 
 // Store wraps a connection pool.
 type Store struct {
@@ -52,8 +47,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return &Store{pool: pool, dsn: dsn}, nil
 }
 
-// Pool exposes the underlying pool for packages that run their own
-// transactions through this package's functions.
+// Pool is the connection pool, for the subject packages' statements.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Close releases the pool.
@@ -108,47 +102,4 @@ func Shared(ctx context.Context, dsn string) (*Store, func(), error) {
 			}
 		})
 	}, nil
-}
-
-// Migrate applies every pending migration to the database at dsn. It is
-// safe to run from several processes at once: a session advisory lock
-// serialises them.
-func Migrate(ctx context.Context, dsn string, logger *slog.Logger) error {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return fmt.Errorf("database url: %w", err)
-	}
-	db := stdlib.OpenDB(*cfg)
-	defer db.Close()
-	return migrateDB(ctx, db, logger)
-}
-
-func migrateDB(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub,
-		goose.WithSessionLocker(locker), goose.WithTableName("vivace_schema_migrations"))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		var perr *goose.PartialError
-		if errors.As(err, &perr) && perr.Failed != nil {
-			return fmt.Errorf("migration %s failed: %w", perr.Failed.Source.Path, perr.Err)
-		}
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if logger != nil {
-		for _, r := range results {
-			logger.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
-		}
-	}
-	return nil
 }

@@ -20,8 +20,8 @@ type Rules struct {
 	MaxQuantity string `json:"max_quantity" yaml:"max_quantity"`
 }
 
-// DefaultRules are DESIGN.md's defaults: at most 90 days old and 15
-// minutes in the future.
+// DefaultRules are the documented defaults (docs/formats.md): at most 90
+// days old and 15 minutes in the future.
 func DefaultRules() Rules {
 	return Rules{MaxAge: 90 * 24 * time.Hour, MaxFuture: 15 * time.Minute}
 }
@@ -31,8 +31,8 @@ func DefaultRules() Rules {
 const maxDigits = 30
 
 // Normalize checks a raw record and returns it in normal form. A failure
-// is a *codes.Error with the first code that applies, in DESIGN.md's
-// order: MISSING_FIELD, BAD_QUANTITY, BAD_TIMESTAMP.
+// is a *codes.Error with the first code that applies, in the documented
+// order (docs/exceptions.md): MISSING_FIELD, BAD_QUANTITY, BAD_TIMESTAMP.
 func Normalize(raw Raw, rules Rules, now time.Time) (Record, error) {
 	var missing []string
 	for _, f := range RequiredFields {

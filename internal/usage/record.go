@@ -6,7 +6,7 @@ package usage
 
 import "time"
 
-// Normal-form field names (DESIGN.md "Input usage files").
+// Normal-form field names (docs/formats.md, "Fields").
 const (
 	FieldRecordID  = "record_id"
 	FieldAccountID = "account_id"

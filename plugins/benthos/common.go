@@ -1,21 +1,29 @@
-// Package benthos holds Vivace's Benthos components: thin adapters that
-// parse their config, call the domain packages under internal/ and turn
-// results into messages. Importing the package registers them all.
 package benthos
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/rulestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 )
 
-// Metadata keys our components read and write.
+// Metadata keys our components read and write; doc.go says what each
+// means, who sets it and who reads it.
 const (
 	metaClient  = "vivace_client"
 	metaFileID  = "vivace_file_id"
@@ -26,6 +34,21 @@ const (
 	metaField   = "vivace_field"
 	metaMessage = "vivace_message"
 )
+
+// databaseWait bounds how long a component waits for a database it cannot
+// reach before it fails the records that need it; 0, the default, is no
+// bound: a running pipeline waits out an outage rather than turn every
+// record into an exception.
+var databaseWait atomic.Int64
+
+// SetDatabaseWait bounds the wait for an unreachable database (0: none).
+// `vivace test` sets a bound, so that a YAML test whose database is down
+// fails with the reason instead of waiting for ever.
+func SetDatabaseWait(d time.Duration) { databaseWait.Store(int64(d)) }
+
+// databaseWaitBound is the bound SetDatabaseWait set (0: none), for the
+// components built after it.
+func databaseWaitBound() time.Duration { return time.Duration(databaseWait.Load()) }
 
 // fieldDSN is the database connection field shared by our components.
 func fieldDSN() *service.ConfigField {
@@ -92,7 +115,7 @@ func (c *storeConn) countFiles(m *service.Metrics) {
 }
 
 // fileDone records one finished file.
-func (c *storeConn) fileDone(f store.FinishedFile) {
+func (c *storeConn) fileDone(f files.Finished) {
 	if c.filesDone != nil {
 		c.filesDone.Incr(1)
 		c.fileTook.Timing(f.Took.Nanoseconds())
@@ -102,8 +125,13 @@ func (c *storeConn) fileDone(f store.FinishedFile) {
 // observing returns ctx under which the store reports the files a
 // transaction finishes.
 func (c *storeConn) observing(ctx context.Context) context.Context {
-	return store.WithFileObserver(ctx, c.fileDone)
+	return files.WithObserver(ctx, c.fileDone)
 }
+
+// The subject stores over the component's pool (after connect).
+func (c *storeConn) files() *filestore.Store      { return filestore.New(c.st) }
+func (c *storeConn) usage() *usagestore.Store     { return usagestore.New(c.st) }
+func (c *storeConn) catalog() *catalogstore.Store { return catalogstore.New(c.st) }
 
 // dbOutputConf reads the fields every database output has: dsn,
 // max_in_flight and, for outputs whose spec has it, batching.
@@ -159,4 +187,61 @@ func clip(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// ruleStore is the mediation rules' hold on the database: it connects to
+// the process-wide pool for dsn on first use and implements the rules'
+// ports (rules.CorrelationStore, rules.LookupReader) with
+// internal/store/rulestore, so that a rule waits out a database that is
+// not there yet as it waits out one that went away.
+type ruleStore struct {
+	mu   sync.Mutex // guards conn and rs: pipeline threads share a processor
+	conn storeConn
+	rs   *rulestore.Store
+}
+
+func (r *ruleStore) get(ctx context.Context) (*rulestore.Store, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rs != nil {
+		return r.rs, nil
+	}
+	if err := r.conn.connect(ctx); err != nil {
+		return nil, err
+	}
+	r.rs = rulestore.New(r.conn.st)
+	return r.rs, nil
+}
+
+func (r *ruleStore) CorrelateParts(ctx context.Context, rule string, parts []rules.CorrelationPart, window time.Duration,
+	now time.Time, decide rules.Decider) (rules.CorrelateResult, error) {
+	rs, err := r.get(ctx)
+	if err != nil {
+		return rules.CorrelateResult{}, err
+	}
+	return rs.CorrelateParts(ctx, rule, parts, window, now, decide)
+}
+
+func (r *ruleStore) SweepCorrelation(ctx context.Context, rule string, now time.Time, resendAfter time.Duration,
+	limit int, decide rules.Decider) (rules.SweepResult, error) {
+	rs, err := r.get(ctx)
+	if err != nil {
+		return rules.SweepResult{}, err
+	}
+	return rs.SweepCorrelation(ctx, rule, now, resendAfter, limit, decide)
+}
+
+func (r *ruleStore) LookupValues(ctx context.Context, lookup string, keys []rules.LookupKey) (map[rules.LookupKey]map[string]string, error) {
+	rs, err := r.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lookup %s: %w", lookup, err) // the adapter's own errors name it
+	}
+	return rs.LookupValues(ctx, lookup, keys)
+}
+
+func (r *ruleStore) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conn.close()
+	r.rs = nil
 }

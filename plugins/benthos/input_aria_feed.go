@@ -11,7 +11,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/ariafeed"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/catalogstore"
 )
 
 func ariaFeedInputSpec() *service.ConfigSpec {
@@ -128,12 +128,12 @@ func (in *ariaFeedInput) Connect(ctx context.Context) error {
 	if err := in.connect(ctx); err != nil {
 		return err
 	}
-	last, err := in.st.AriaFeedCursor(ctx, in.feedKey())
+	last, err := catalogstore.NewAriaFeedState(in.st).Cursor(ctx, in.feedKey())
 	if err != nil {
 		return err
 	}
 	in.cursor = &ackCursor{done: map[int64]string{}}
-	mapper := &ariafeed.Mapper{Client: in.client, State: store.AriaFeedState{S: in.st}}
+	mapper := &ariafeed.Mapper{Client: in.client, State: catalogstore.NewAriaFeedState(in.st)}
 	stream := &ariafeed.Stream{URL: in.url, From: in.from, MaxBackoff: in.backoff, IdleTimeout: in.idle,
 		HTTP:   &http.Client{},
 		Tokens: &ariafeed.Tokens{URL: in.tokenURL, ClientID: in.clientID, ClientSecret: in.secret, HTTP: &http.Client{Timeout: 30 * time.Second}}}
@@ -206,7 +206,7 @@ func (in *ariaFeedInput) persist(ctx context.Context) {
 	var saved string
 	save := func(ctx context.Context) {
 		if id := in.cursor.position(); id != "" && id != saved {
-			if err := in.st.SaveAriaFeedCursor(ctx, in.feedKey(), id); err != nil {
+			if err := catalogstore.NewAriaFeedState(in.st).SaveCursor(ctx, in.feedKey(), id); err != nil {
 				in.log.Errorf("store the data feed position: %v", err)
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -109,7 +110,7 @@ type filesInput struct {
 
 // reading is one file being read.
 type reading struct {
-	file    store.File
+	file    files.File
 	f       *os.File
 	rd      *usage.Reader
 	enc     *usage.RawEncoder // CSV: the file's columns, ready to write
@@ -185,7 +186,7 @@ func (in *filesInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 
 // next claims a file and opens it; nil when none is waiting.
 func (in *filesInput) next(ctx context.Context) (*reading, error) {
-	f, err := in.st.ClaimFile(ctx, in.owner, in.lease)
+	f, err := in.files().ClaimFile(ctx, in.owner, in.lease)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -235,7 +236,7 @@ func (in *filesInput) renew(ctx context.Context, id string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := in.st.RenewLease(ctx, id, in.owner, in.lease); err != nil && ctx.Err() == nil {
+			if err := in.files().RenewLease(ctx, id, in.owner, in.lease); err != nil && ctx.Err() == nil {
 				in.log.Warnf("lease on file %s not renewed: %v", id, err)
 			}
 		}
@@ -325,11 +326,11 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	defer in.closeReading(r)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		var f store.File
-		if f, err = in.st.FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
-			if err == nil && f.Status == store.FileDone && f.FinishedAt != nil {
+		var f files.File
+		if f, err = in.files().FileRead(ctx, r.file.FileID, r.emitted); err == nil || errors.Is(err, store.ErrNotFound) {
+			if err == nil && f.Status == files.Done && f.FinishedAt != nil {
 				// Every record had ended before the count was stored.
-				in.fileDone(store.FinishedFile{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
+				in.fileDone(files.Finished{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
 			}
 			break
 		}
@@ -357,9 +358,9 @@ func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
 	in.failFile(ctx, r.file, fmt.Sprintf("reading stopped after %d records at %v", r.emitted, err))
 }
 
-func (in *filesInput) failFile(ctx context.Context, f store.File, reason string) {
+func (in *filesInput) failFile(ctx context.Context, f files.File, reason string) {
 	in.log.Errorf("file %s (%s) failed: %s", f.Name, f.FileID, reason)
-	if err := in.st.FailFile(ctx, f.FileID, reason); err != nil {
+	if err := in.files().FailFile(ctx, f.FileID, reason); err != nil {
 		in.log.Errorf("file %s: cannot record the failure: %v", f.FileID, err)
 	}
 }
@@ -384,7 +385,7 @@ func (in *filesInput) Close(ctx context.Context) error {
 	for id, r := range open {
 		in.closeReading(r)
 		if in.st != nil && !r.eof {
-			_ = in.st.ReleaseLease(ctx, id, in.owner)
+			_ = in.files().ReleaseLease(ctx, id, in.owner)
 		}
 	}
 	in.close()

@@ -13,6 +13,7 @@ import (
 
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -20,7 +21,7 @@ import (
 // keyed by account, with a malformed line failed in place.
 func TestFilesInputMessages(t *testing.T) {
 	st := pgtest.Store(t)
-	recv := &ingest.Receiver{Registry: st, ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	recv := &ingest.Receiver{Registry: filestore.New(st), ArchiveDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
 	csv := "record_id,account_id,usage_type,quantity,usage_time,note\n" +
 		"r1,A1,CALL,1.5,2026-03-01T12:00:00Z,\"<b>&\"\"x\"\"\"\n" +
 		"r2,A2,SMS,2\n" +

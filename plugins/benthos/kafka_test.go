@@ -54,7 +54,9 @@ func consume(t *testing.T, yaml string, fn func(service.MessageBatch) error) (st
 	if err := b.AddBatchConsumerFunc(func(_ context.Context, batch service.MessageBatch) error { return fn(batch) }); err != nil {
 		t.Fatal(err)
 	}
-	b.SetLoggerYAML("level: warn")
+	if err := b.SetLoggerYAML("level: warn"); err != nil {
+		t.Fatal(err)
+	}
 	s, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +182,9 @@ func TestKafkaCommitsOnlyAcked(t *testing.T) {
 		acked += len(batch)
 		return nil
 	})
-	b.SetLoggerYAML("level: none")
+	if err := b.SetLoggerYAML("level: none"); err != nil {
+		t.Fatal(err)
+	}
 	s, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +309,9 @@ func BenchmarkKafkaRoundTrip(b *testing.B) {
 		}
 		return nil
 	})
-	sb.SetLoggerYAML("level: none")
+	if err := sb.SetLoggerYAML("level: none"); err != nil {
+		b.Fatal(err)
+	}
 	s, err := sb.Build()
 	if err != nil {
 		b.Fatal(err)
@@ -388,7 +394,9 @@ func TestKafkaConsumerLag(t *testing.T) {
 		}
 		return nil
 	})
-	b.SetLoggerYAML("level: warn")
+	if err := b.SetLoggerYAML("level: warn"); err != nil {
+		t.Fatal(err)
+	}
 	s, err := b.Build()
 	if err != nil {
 		t.Fatal(err)

@@ -21,14 +21,25 @@ func catalogOutputSpec() *service.ConfigSpec {
 		Description(`
 Each batch is applied in one transaction, in message order, and acknowledged only after it
 commits. An event applies only when its version is newer than the stored one — deletes are
-soft and versioned too — so redelivered, repeated and late events change nothing. An event
-that cannot be applied (not JSON, a missing field, an unknown entity or op, invalid data) is
-recorded as failed with its reason; it never stops the stream. An event that names an entity
-the catalog does not hold yet (a subscription whose plan is still on its way) is pending: it is
-tried again whenever entities arrive, and fails with `+"`MISSING_REFERENCE`"+` after
-`+"`dependency_wait`"+`. Every event's outcome (`+"`applied`, `ignored`, `pending`, `failed`"+`) is
-kept with the event, which is what `+"`vivace feed publish --wait`"+` reports and what
-`+"`vivace feed errors list|reprocess|edit`"+` works on.`).
+soft and versioned too — so redelivered, repeated and late events change nothing.
+
+Fields Vivace does not use, at any level of an event (the envelope, the data, a rate schedule,
+a tier, a discount), are kept with the event as received and ignored; so are fields the
+entity's model does not use (a `+"`unit_price`"+` on a `+"`stairstep`"+` tier). The outcome
+carries a warning naming each (names and descriptions aside), counted in
+`+"`vivace_feed_warnings`"+`. An event that cannot be applied because something needed is
+missing, of the wrong type or invalid (not JSON, a missing field, an unknown entity or op, a
+currency that is not ISO 4217, tiers out of order) is recorded as failed with its reason,
+`+"`INVALID_EVENT`"+`; it never stops the stream.
+
+An event that names an entity the catalog does not hold yet (a subscription whose plan is still
+on its way) is pending: it is tried again whenever entities arrive, and fails with
+`+"`MISSING_REFERENCE`"+` after `+"`dependency_wait`"+`. One that names an entity whose own event
+failed fails at once with `+"`REFERENCE_FAILED`"+`, naming that event and its reason, and applies
+as soon as that entity is repaired. Every event's outcome
+(`+"`applied`, `ignored`, `pending`, `failed`"+`) is kept with the event, which is what
+`+"`vivace feed publish --wait`"+` reports and what `+"`vivace feed errors list|reprocess|edit`"+`
+works on.`).
 		Field(fieldDSN()).
 		Field(service.NewDurationField("dependency_wait").
 			Description("How long an event that names an entity not in the catalog yet (a subscription before its plan) stays pending, tried again as entities arrive, before it fails with `MISSING_REFERENCE`.").
@@ -55,10 +66,11 @@ func init() {
 			}
 			m := mgr.Metrics()
 			o := &catalogOutput{storeConn: db, log: mgr.Logger(),
-				applied: m.NewCounter("vivace_feed_events_applied"),
-				ignored: m.NewCounter("vivace_feed_events_ignored"),
-				pending: m.NewCounter("vivace_feed_events_pending"),
-				failed:  m.NewCounter("vivace_feed_events_failed")}
+				applied:  m.NewCounter("vivace_feed_events_applied"),
+				ignored:  m.NewCounter("vivace_feed_events_ignored"),
+				pending:  m.NewCounter("vivace_feed_events_pending"),
+				failed:   m.NewCounter("vivace_feed_events_failed"),
+				warnings: m.NewCounter("vivace_feed_warnings")}
 			if o.wait, err = conf.FieldDuration("dependency_wait"); err != nil {
 				return nil, pol, 0, err
 			}
@@ -73,6 +85,7 @@ type catalogOutput struct {
 	storeConn
 	log                               *service.Logger
 	applied, ignored, pending, failed *service.MetricCounter
+	warnings                          *service.MetricCounter // fields ignored, one per warning
 	wait, every                       time.Duration
 
 	mu   sync.Mutex
@@ -107,7 +120,7 @@ func (o *catalogOutput) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		o.retryPending(ctx)
-		n, err := o.st.ExpirePending(ctx, o.wait)
+		n, err := o.applier().ExpirePending(ctx, o.wait)
 		if err != nil && ctx.Err() == nil {
 			o.log.Errorf("expire pending feed events: %v", err)
 		}
@@ -119,7 +132,7 @@ func (o *catalogOutput) sweep(ctx context.Context) {
 }
 
 func (o *catalogOutput) retryPending(ctx context.Context) {
-	n, err := o.st.RetryPending(ctx)
+	n, err := o.applier().RetryPending(ctx)
 	if err != nil && ctx.Err() == nil {
 		o.log.Errorf("retry pending feed events: %v", err)
 	}
@@ -137,10 +150,8 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 		if err != nil {
 			return err
 		}
+		// The applier checks what could be read.
 		e, err := feed.Parse(b)
-		if err == nil {
-			err = e.Validate(validateEventData)
-		}
 		if e.EventID == "" {
 			// Without an id the outcome cannot be looked up; key it by
 			// where it sat in the topic so it is still on record.
@@ -155,11 +166,14 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 		events = append(events, e)
 		fails = append(fails, err)
 	}
-	outs, err := o.st.ApplyEvents(ctx, events, fails)
+	outs, err := o.applier().Apply(ctx, events, fails)
 	if err != nil {
 		return err
 	}
 	for _, out := range outs {
+		if len(out.Warnings) > 0 {
+			o.warnings.Incr(int64(len(out.Warnings)))
+		}
 		switch out.Outcome {
 		case feed.Applied:
 			o.applied.Incr(1)
@@ -173,6 +187,11 @@ func (o *catalogOutput) WriteBatch(ctx context.Context, batch service.MessageBat
 		}
 	}
 	return nil
+}
+
+// applier applies events to the catalog in the component's database.
+func (o *catalogOutput) applier() *feed.Applier {
+	return feed.NewApplier(o.catalog(), validateEventData)
 }
 
 func unidentifiedEventID(msg *service.Message, i int) string {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/exceptions"
 )
 
 func exceptionsOutputSpec() *service.ConfigSpec {
@@ -56,7 +56,7 @@ type exceptionsOutput struct {
 func (o *exceptionsOutput) Connect(ctx context.Context) error { return o.connect(ctx) }
 
 func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
-	exs := make([]store.Exception, 0, len(batch))
+	exs := make([]exceptions.Exception, 0, len(batch))
 	for i, msg := range batch {
 		b, err := msg.AsBytes()
 		if err != nil {
@@ -75,7 +75,7 @@ func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.Message
 		}
 		exs = append(exs, m.exception())
 	}
-	_, err := o.st.InsertExceptions(o.observing(ctx), exs)
+	_, err := o.usage().InsertExceptions(o.observing(ctx), exs)
 	return err
 }
 

@@ -234,7 +234,7 @@ func (o *kafkaOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 		if berr == nil {
 			berr = service.NewBatchError(batch, fmt.Errorf("kafka: %w", err))
 		}
-		berr.Failed(i, err)
+		_ = berr.Failed(i, err) // it returns berr itself, for chaining
 	}
 	if berr != nil {
 		return berr

@@ -78,7 +78,7 @@ func (o *rateOutput) Connect(ctx context.Context) error {
 		return err
 	}
 	if o.stage == nil {
-		o.stage = ratestage.New(o.st, nil)
+		o.stage = ratestage.New(o.usage(), o.catalog(), nil)
 		// Catalog changes are loaded as they commit, off the batches' path.
 		bg, cancel := context.WithCancel(context.Background())
 		o.stopWatch, o.watchDone = cancel, make(chan struct{})

@@ -9,7 +9,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 )
 
 func convertSpec() *service.ConfigSpec {
@@ -30,8 +30,8 @@ record that is already failed or filtered passes untouched.`).
 		Field(service.NewStringField("field").Description("The field to convert.").Default("quantity")).
 		Field(service.NewStringField("from").Description("The unit the client sends.")).
 		Field(service.NewStringField("to").Description("The unit the catalog prices in.")).
-		Field(service.NewStringEnumField("round", mediation.RoundNone, mediation.RoundUp, mediation.RoundDown, mediation.RoundHalfUp).
-			Description("How the result is rounded to `scale` places.").Default(mediation.RoundNone)).
+		Field(service.NewStringEnumField("round", rules.RoundNone, rules.RoundUp, rules.RoundDown, rules.RoundHalfUp).
+			Description("How the result is rounded to `scale` places.").Default(rules.RoundNone)).
 		Field(service.NewIntField("scale").Description("Decimal places kept when rounding.").Default(0)).
 		Field(service.NewBloblangField("when").Description("Convert only records for which this query is true.").Optional()).
 		Field(service.NewStringField("stage").Description("Stage recorded on failures.").Default("mediate")).
@@ -73,7 +73,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			if p.conv, err = mediation.NewConverter(from, to, round, scale); err != nil {
+			if p.conv, err = rules.NewConverter(from, to, round, scale); err != nil {
 				return nil, err
 			}
 			return p, nil
@@ -82,7 +82,7 @@ func init() {
 
 type convertProc struct {
 	field, stage string
-	conv         *mediation.Converter
+	conv         *rules.Converter
 	when         *bloblang.Executor
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"vivace.dev/vivace/internal/audit"
 	"vivace.dev/vivace/internal/fakecore"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/mursync"
@@ -123,7 +122,7 @@ func TestSyncStream(t *testing.T) {
 	ctx := context.Background()
 	r := newSyncRig(t, slog.LevelWarn)
 	client := "s" + store.NewID()[24:]
-	if _, err := r.set.Set(ctx, settings.MURSyncBatchSize, "20", audit.Operator("test")); err != nil {
+	if _, err := r.set.Set(ctx, settings.MURSyncBatchSize, "20", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := synctest.Seed(ctx, r.db.Pool(), synctest.Spec{Client: client, MURs: 4000, Seed: 1}); err != nil {
@@ -252,7 +251,7 @@ func BenchmarkSyncMURs(b *testing.B) {
 			r := newSyncRig(b, slog.LevelDebug)
 			for k, v := range map[string]string{settings.MURSyncBatchSize: "1000", settings.MURSyncAggregate: fmt.Sprint(agg),
 				settings.MURSyncRateLimit: "0"} {
-				if _, err := r.set.Set(ctx, k, v, audit.Operator("bench")); err != nil {
+				if _, err := r.set.Set(ctx, k, v, "bench"); err != nil {
 					b.Fatal(err)
 				}
 			}

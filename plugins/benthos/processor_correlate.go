@@ -2,22 +2,19 @@ package benthos
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
-	"strconv"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/mediation"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
-	"vivace.dev/vivace/internal/usage"
 )
 
 // metaTick marks the timer messages vivace_correlate answers with the
@@ -66,9 +63,9 @@ method `+"`decimal_sum()`"+` (exact, never floating point).`).
 		Field(service.NewBloblangField("complete").Description("A query over the group (`this.records`): true when the group is complete.")).
 		Field(service.NewBloblangField("merge").Description("A mapping from the group (`this.records`) to the merged record's fields.")).
 		Field(service.NewDurationField("window").Description("How long a group may stay open after its first record arrived.")).
-		Field(service.NewStringEnumField("on_timeout", mediation.TimeoutEmit, mediation.TimeoutFail).
+		Field(service.NewStringEnumField("on_timeout", rules.TimeoutEmit, rules.TimeoutFail).
 			Description("What a group still incomplete at the end of its window becomes: `emit` the merged record marked `correlation: incomplete`, or `fail` every record with `MEDIATION_FAILED`.").
-			Default(mediation.TimeoutEmit)).
+			Default(rules.TimeoutEmit)).
 		Field(service.NewDurationField("resend_after").
 			Description("How long after an emission a group whose records have no recorded outcome yet is emitted again. Longer than the time a record takes to be rated.").
 			Default("10m")).
@@ -120,47 +117,21 @@ func init() {
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
 			return newCorrelateProc(conf, mgr)
 		})
-	err := bloblang.RegisterMethodV2("decimal_sum",
-		bloblang.NewPluginSpec().
-			Category("Vivace").
-			Description("Adds an array of decimal strings (or integers) exactly and returns the sum as a decimal string. Empty strings count as nothing. Unlike `sum()`, it never goes through floating point, so quantities keep every digit."),
-		func(*bloblang.ParsedParams) (bloblang.Method, error) {
-			return func(v any) (any, error) {
-				arr, ok := v.([]any)
-				if !ok {
-					return nil, fmt.Errorf("decimal_sum: expected an array, got %T", v)
-				}
-				vals := make([]string, len(arr))
-				for i, x := range arr {
-					s, err := exactString(x)
-					if err != nil {
-						return nil, fmt.Errorf("decimal_sum: item %d: %w", i, err)
-					}
-					vals[i] = s
-				}
-				return mediation.SumDecimals(vals)
-			}, nil
-		})
-	if err != nil {
-		panic(err)
-	}
 }
 
+// correlateProc turns messages into the records a rules.Correlator holds
+// and the groups it emits back into messages; the rule's behaviour
+// (retries, sweeps, what a group becomes) is the Correlator's.
 type correlateProc struct {
-	storeConn
-	name                    string
-	stage                   string
-	when, key               *bloblang.Executor
-	complete, merge         *bloblang.Executor
-	corr                    mediation.Correlation
-	resendAfter, sweepEvery time.Duration
-	keyField                string // the field the key names, when it is a plain this.fields.X
-	forwardTicks            bool
-	now                     func() time.Time
-	log                     *service.Logger
-
-	mu        sync.Mutex // guards lastSweep and the store connection: pipeline threads share the processor
-	lastSweep time.Time
+	name         string
+	stage        string
+	when, key    *bloblang.Executor
+	corr         rules.Correlation
+	c            *rules.Correlator
+	db           *ruleStore
+	forwardTicks bool
+	now          func() time.Time
+	log          *service.Logger
 
 	held, emitted, timedOut, resent, cleaned *service.MetricCounter
 }
@@ -170,6 +141,8 @@ var keyPath = regexp.MustCompile(`^\s*this\.fields\.([A-Za-z_][A-Za-z0-9_]*)\s*$
 
 func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*correlateProc, error) {
 	p := &correlateProc{now: time.Now, log: mgr.Logger()}
+	cfg := rules.CorrelatorConfig{Refused: store.ServerError, Warnf: p.log.Warnf, MaxWait: databaseWaitBound(),
+		Now: func() time.Time { return p.now() }}
 	var err error
 	if p.name, err = conf.FieldString("name"); err != nil {
 		return nil, err
@@ -183,43 +156,44 @@ func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*corr
 	if p.stage, p.when, err = ruleConf(conf); err != nil {
 		return nil, err
 	}
+	var complete, merge *bloblang.Executor
 	for _, f := range []struct {
 		name string
 		to   **bloblang.Executor
-	}{{"key", &p.key}, {"complete", &p.complete}, {"merge", &p.merge}} {
+	}{{"key", &p.key}, {"complete", &complete}, {"merge", &merge}} {
 		if *f.to, err = conf.FieldBloblang(f.name); err != nil {
 			return nil, err
 		}
 	}
+	cfg.Complete, cfg.Merge = complete.Query, merge.Query
 	keySrc, _ := conf.FieldString("key")
 	if m := keyPath.FindStringSubmatch(keySrc); m != nil {
-		p.keyField = m[1]
+		cfg.KeyName = m[1]
 	}
-	if p.corr.Window, err = conf.FieldDuration("window"); err != nil {
+	if cfg.Window, err = conf.FieldDuration("window"); err != nil {
 		return nil, err
 	}
-	if p.corr.OnTimeout, err = conf.FieldString("on_timeout"); err != nil {
+	if cfg.OnTimeout, err = conf.FieldString("on_timeout"); err != nil {
 		return nil, err
 	}
-	p.corr.KeyName = p.keyField
-	if err := p.corr.Validate(); err != nil {
+	if cfg.ResendAfter, err = conf.FieldDuration("resend_after"); err != nil {
 		return nil, err
 	}
-	if p.resendAfter, err = conf.FieldDuration("resend_after"); err != nil {
-		return nil, err
-	}
-	if p.resendAfter <= 0 {
-		return nil, errors.New("resend_after: must be positive")
-	}
-	if p.sweepEvery, err = conf.FieldDuration("sweep_interval"); err != nil {
+	if cfg.SweepEvery, err = conf.FieldDuration("sweep_interval"); err != nil {
 		return nil, err
 	}
 	if p.forwardTicks, err = conf.FieldBool("forward_ticks"); err != nil {
 		return nil, err
 	}
-	if p.dsn, err = conf.FieldString("dsn"); err != nil {
+	p.db = &ruleStore{}
+	if p.db.conn.dsn, err = conf.FieldString("dsn"); err != nil {
 		return nil, err
 	}
+	cfg.Rule, cfg.Store = p.name, p.db
+	if p.c, err = rules.NewCorrelator(cfg); err != nil {
+		return nil, err
+	}
+	p.corr = cfg.Correlation
 	m := mgr.Metrics()
 	p.held = m.NewCounter("vivace_correlate_held", "rule")
 	p.emitted = m.NewCounter("vivace_correlate_emitted", "rule", "outcome")
@@ -229,13 +203,9 @@ func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*corr
 	return p, nil
 }
 
-// correlationAttempts is how often a batch's database work that
-// PostgreSQL refused is tried before its records fail.
-const correlationAttempts = 3
-
 func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	out := make(service.MessageBatch, 0, len(batch))
-	var parts []store.CorrelationPart
+	var parts []rules.CorrelationPart
 	var partMsgs []*service.Message
 	tick := false
 	for _, msg := range batch {
@@ -253,15 +223,8 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 		}
 		parts, partMsgs = append(parts, part), append(partMsgs, msg)
 	}
-	now := p.now()
-	read := groupsRead{}
 	if len(parts) > 0 {
-		var res store.CorrelateResult
-		err := p.retry(ctx, func(st *store.Store) error {
-			var err error
-			res, err = st.CorrelateParts(ctx, p.name, parts, p.corr.Window, now, p.decide(now, read))
-			return err
-		})
+		res, err := p.c.Add(ctx, parts)
 		if err != nil {
 			for _, msg := range partMsgs {
 				fail(msg, p.stage, codes.Errorf(codes.MediationFailed, "", "correlation state: %v", err))
@@ -269,14 +232,24 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 			}
 		} else {
 			p.held.Incr(int64(res.Held), p.name)
-			for _, g := range res.Emitted {
-				out = append(out, p.emit(g, read)...)
+			for _, e := range res.Emitted {
+				out = append(out, p.messages(e)...)
 			}
 		}
 	}
-	if p.sweepDue(tick, now) {
-		out = append(out, p.sweep(ctx, now)...)
+	sw, err := p.c.Sweep(ctx, tick)
+	if err != nil {
+		p.log.Warnf("vivace_correlate %s: %v", p.name, err)
 	}
+	for _, e := range sw.TimedOut {
+		p.timedOut.Incr(1, p.name)
+		out = append(out, p.messages(e)...)
+	}
+	for _, e := range sw.Resent {
+		p.resent.Incr(1, p.name)
+		out = append(out, p.messages(e)...)
+	}
+	p.cleaned.Incr(int64(sw.Cleaned), p.name)
 	if len(out) == 0 {
 		return nil, nil
 	}
@@ -287,8 +260,8 @@ func (p *correlateProc) ProcessBatch(ctx context.Context, batch service.MessageB
 // already failed or filtered and those when does not select, and fails
 // those it cannot read or whose key is missing. ok is false when the
 // record is not held (it goes on as it is).
-func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool) {
-	var part store.CorrelationPart
+func (p *correlateProc) take(msg *service.Message) (rules.CorrelationPart, bool) {
+	var part rules.CorrelationPart
 	if msg.GetError() != nil {
 		return part, false
 	}
@@ -303,15 +276,12 @@ func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool)
 		}
 	}
 	v, err := msg.AsStructured()
-	var src usage.Source
-	if err == nil {
-		src, err = rawSource(v)
-	}
+	src, err := rawRecord(v, err)
 	if err != nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+		fail(msg, p.stage, err)
 		return part, false
 	}
-	key, err := p.keyOf(v)
+	key, err := p.corr.KeyFrom(p.key.Query(v))
 	if err != nil {
 		fail(msg, p.stage, err)
 		return part, false
@@ -321,6 +291,30 @@ func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool)
 		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
 		return part, false
 	}
+	return rules.CorrelationPart{Client: src.Client, FileID: src.FileID, Line: src.Line, Part: src.Part,
+		Key: key, Record: b, Meta: metaStrings(msg)}, true
+}
+
+// messages turns an emitted group into messages: each record with the
+// metadata it arrived with, failed or filtered as the rule says.
+func (p *correlateProc) messages(e rules.Emitted) service.MessageBatch {
+	p.emitted.Incr(1, p.name, string(e.Group.Outcome))
+	out := make(service.MessageBatch, len(e.Records))
+	for i, r := range e.Records {
+		msg := service.NewMessage(r.Body)
+		for _, k := range slices.Sorted(maps.Keys(r.Meta)) {
+			msg.MetaSetMut(k, r.Meta[k])
+		}
+		if r.Err != nil {
+			fail(msg, p.stage, r.Err)
+		}
+		out[i] = msg
+	}
+	return out
+}
+
+// metaStrings is a message's metadata as text.
+func metaStrings(msg *service.Message) map[string]string {
 	meta := map[string]string{}
 	_ = msg.MetaWalkMut(func(k string, v any) error {
 		if s, ok := v.(string); ok {
@@ -330,378 +324,10 @@ func (p *correlateProc) take(msg *service.Message) (store.CorrelationPart, bool)
 		}
 		return nil
 	})
-	return store.CorrelationPart{Client: src.Client, FileID: src.FileID, Line: src.Line, Part: src.Part,
-		Key: key, Record: b, Meta: meta}, true
-}
-
-// rawSource checks that a parsed message is a raw usage record (client,
-// file_id, line, fields of strings) and returns its source.
-func rawSource(v any) (usage.Source, error) {
-	var src usage.Source
-	root, ok := v.(map[string]any)
-	if !ok {
-		return src, fmt.Errorf("a %T, not an object", v)
-	}
-	src.Client, _ = root["client"].(string)
-	src.FileID, _ = root["file_id"].(string)
-	if src.Client == "" || src.FileID == "" {
-		return src, errors.New("no client or file_id")
-	}
-	if !isUUID(src.FileID) {
-		// The registry's file ids are UUIDs; one that is not would fail
-		// the whole batch's transaction, not just this record.
-		return src, fmt.Errorf("file_id %q is not a file id of the registry", clip(src.FileID, 64))
-	}
-	var err error
-	if src.Line, err = intOf(root["line"]); err != nil {
-		return src, fmt.Errorf("line: %w", err)
-	}
-	part, err := intOf(root["part"])
-	if err != nil {
-		return src, fmt.Errorf("part: %w", err)
-	}
-	src.Part = int(part)
-	fields, ok := root["fields"].(map[string]any)
-	if !ok {
-		return src, errors.New("no fields")
-	}
-	for k, x := range fields {
-		if _, ok := x.(string); !ok {
-			return src, fmt.Errorf("field %s is a %T, not a string", k, x)
-		}
-	}
-	return src, nil
-}
-
-// isUUID reports whether s is a UUID in its canonical text form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return false
-			}
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// intOf reads a JSON integer as Benthos parsed it; a missing one is 0.
-func intOf(v any) (int64, error) {
-	switch x := v.(type) {
-	case nil:
-		return 0, nil
-	case json.Number:
-		return x.Int64()
-	case int64:
-		return x, nil
-	case int:
-		return int64(x), nil
-	case float64:
-		if x == float64(int64(x)) {
-			return int64(x), nil
-		}
-	}
-	return 0, fmt.Errorf("%v is not an integer", v)
-}
-
-func (p *correlateProc) keyOf(rec any) (string, error) {
-	name := p.keyField
-	if name == "" {
-		name = "correlation key"
-	}
-	v, err := p.key.Query(rec)
-	if err != nil {
-		return "", codes.Errorf(codes.MediationFailed, p.keyField, "%s: cannot read the correlation key: %v", name, err)
-	}
-	key, err := exactString(v)
-	if err == nil && key == "" {
-		err = errors.New("missing or empty")
-	}
-	if err != nil {
-		return "", codes.Errorf(codes.MediationFailed, p.keyField, "%s: the correlation key is %v", name, err)
-	}
-	return key, nil
-}
-
-// retry runs the database work of a batch, connecting first, a few times
-// with a growing pause.
-// retry runs fn until it succeeds. An error PostgreSQL answered means the
-// transaction did not commit, so after correlationAttempts of them the
-// records can fail safely. Any other error (the connection dropped, the
-// server is down) leaves it unknown whether the transaction committed:
-// failing the records then could give a record held in a group an
-// exception too, so retry keeps trying, with a growing pause, until the
-// work is done (a replay of committed work changes nothing) or ctx ends.
-func (p *correlateProc) retry(ctx context.Context, fn func(*store.Store) error) error {
-	wait := 200 * time.Millisecond
-	refused := 0
-	var lastLog time.Time
-	for {
-		st, err := p.store(ctx)
-		if err == nil {
-			if err = fn(st); err == nil {
-				return nil
-			}
-		}
-		if store.ServerError(err) {
-			if refused++; refused >= correlationAttempts {
-				return err
-			}
-		}
-		if time.Since(lastLog) >= 5*time.Second {
-			p.log.Warnf("vivace_correlate %s: %v; trying again", p.name, err)
-			lastLog = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
-}
-
-func (p *correlateProc) sweepDue(tick bool, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.lastSweep.IsZero() && !tick { // the first data batch: count from here
-		p.lastSweep = now
-		return false
-	}
-	if !tick && now.Sub(p.lastSweep) < p.sweepEvery {
-		return false
-	}
-	p.lastSweep = now
-	return true
-}
-
-// sweepLimit bounds the groups of each kind one sweep emits.
-const sweepLimit = 500
-
-// sweep emits the groups that timed out and those emitted before whose
-// outcome is not recorded yet; failures are logged and tried on the next
-// tick.
-func (p *correlateProc) sweep(ctx context.Context, now time.Time) service.MessageBatch {
-	st, err := p.store(ctx)
-	if err != nil {
-		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
-		return nil
-	}
-	read := groupsRead{}
-	res, err := st.SweepCorrelation(ctx, p.name, now, p.resendAfter, sweepLimit, p.decide(now, read))
-	if err != nil {
-		p.log.Warnf("vivace_correlate %s: sweep: %v", p.name, err)
-		return nil
-	}
-	var out service.MessageBatch
-	for _, g := range res.TimedOut {
-		p.timedOut.Incr(1, p.name)
-		out = append(out, p.emit(g, read)...)
-	}
-	for _, g := range res.Resent {
-		p.resent.Incr(1, p.name)
-		out = append(out, p.emit(g, read)...)
-	}
-	p.cleaned.Incr(int64(res.Cleaned), p.name)
-	return out
-}
-
-// decide answers the outcome of a group now: complete, timed out or open.
-// A complete check that cannot be evaluated fails the group.
-func (p *correlateProc) decide(now time.Time, read groupsRead) store.CorrelationDecider {
-	return func(g *store.CorrelationGroup) (string, error) {
-		complete, err := p.isComplete(read.get(g).value)
-		if err != nil {
-			return mediation.OutcomeFailed, nil
-		}
-		return p.corr.Decide(complete, g.Deadline, now), nil
-	}
-}
-
-func (p *correlateProc) isComplete(group map[string]any) (bool, error) {
-	v, err := p.complete.Query(group)
-	if err != nil {
-		return false, err
-	}
-	b, ok := v.(bool)
-	if !ok {
-		return false, fmt.Errorf("returned %T, not a boolean", v)
-	}
-	return b, nil
-}
-
-// groupsRead keeps the groups of one batch as read back, by id, so that
-// deciding and emitting a group parse its records once.
-type groupsRead map[int64]groupRead
-
-type groupRead struct {
-	parts   int
-	members []usage.Raw
-	value   map[string]any
-}
-
-func (r groupsRead) get(g *store.CorrelationGroup) groupRead {
-	if gr, ok := r[g.GroupID]; ok && gr.parts == len(g.Parts) {
-		return gr
-	}
-	ms := members(g)
-	gr := groupRead{parts: len(g.Parts), members: ms, value: groupValue(g.Key, ms)}
-	r[g.GroupID] = gr
-	return gr
-}
-
-// members reads a group's held records back, in arrival order.
-func members(g *store.CorrelationGroup) []usage.Raw {
-	ms := make([]usage.Raw, len(g.Parts))
-	for i, part := range g.Parts {
-		_ = json.Unmarshal(part.Record, &ms[i]) // stored only after it was read once
-		ms[i].Client, ms[i].FileID = part.Client, part.FileID
-		ms[i].Line, ms[i].Part = part.Line, part.Part
-	}
-	return ms
-}
-
-// groupValue is what complete and merge see: the key and the raw records
-// in arrival order.
-func groupValue(key string, ms []usage.Raw) map[string]any {
-	recs := make([]any, len(ms))
-	for i, m := range ms {
-		fields := make(map[string]any, len(m.Fields))
-		for k, v := range m.Fields {
-			fields[k] = v
-		}
-		r := map[string]any{"client": m.Client, "file_id": m.FileID, "line": m.Line, "fields": fields}
-		if m.Part != 0 || m.Parts != 0 {
-			r["part"], r["parts"] = int64(m.Part), int64(m.Parts)
-		}
-		recs[i] = r
-	}
-	return map[string]any{"key": key, "records": recs}
-}
-
-// emit turns an emitted group into messages: the merged record and the
-// filtered others, or every record failed.
-func (p *correlateProc) emit(g store.CorrelationGroup, read groupsRead) service.MessageBatch {
-	p.emitted.Incr(1, p.name, g.Outcome)
-	r := read.get(&g)
-	mg := mediation.Group{Key: g.Key, OpenedAt: g.OpenedAt, Members: r.members}
-	gv := r.value
-	var merged map[string]string
-	var ruleErr error
-	switch g.Outcome {
-	case mediation.OutcomeComplete, mediation.OutcomeIncomplete:
-		if merged, ruleErr = p.mergeGroup(gv); ruleErr != nil {
-			ruleErr = fmt.Errorf("merge: %w", ruleErr)
-		}
-	default:
-		if _, err := p.isComplete(gv); err != nil {
-			ruleErr = fmt.Errorf("complete: %w", err)
-		}
-	}
-	e := p.corr.Emit(mg, g.Outcome, merged, ruleErr)
-	out := make(service.MessageBatch, 0, len(g.Parts))
-	for i, part := range g.Parts {
-		var msg *service.Message
-		switch {
-		case i == 0 && e.Merged != nil:
-			b, err := json.Marshal(e.Merged)
-			if err != nil {
-				b = part.Record
-			}
-			msg = service.NewMessage(b)
-		default:
-			msg = service.NewMessage(part.Record)
-		}
-		keys := make([]string, 0, len(part.Meta))
-		for k := range part.Meta {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			msg.MetaSetMut(k, part.Meta[k])
-		}
-		if ce := e.Filtered[i]; ce != nil {
-			fail(msg, p.stage, ce)
-		} else if ce := e.Failed[i]; ce != nil {
-			fail(msg, p.stage, ce)
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
-// mergeGroup runs the merge mapping and insists on flat, exact fields.
-func (p *correlateProc) mergeGroup(group map[string]any) (map[string]string, error) {
-	v, err := p.merge.Query(group)
-	if err != nil {
-		return nil, err
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("returned %T, not an object of fields", v)
-	}
-	fields := make(map[string]string, len(obj))
-	for k, x := range obj {
-		if x == nil {
-			continue
-		}
-		s, err := exactString(x)
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", k, err)
-		}
-		fields[k] = s
-	}
-	return fields, nil
-}
-
-// exactString is a Bloblang value as a field's string: strings, integers
-// and booleans only; a float would lose digits of a quantity.
-func exactString(v any) (string, error) {
-	switch x := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return x, nil
-	case bool:
-		return strconv.FormatBool(x), nil
-	case int:
-		return strconv.Itoa(x), nil
-	case int64:
-		return strconv.FormatInt(x, 10), nil
-	case int32:
-		return strconv.FormatInt(int64(x), 10), nil
-	case uint64:
-		return strconv.FormatUint(x, 10), nil
-	case json.Number:
-		return x.String(), nil
-	case float64:
-		return "", fmt.Errorf("%v is a floating-point number; keep quantities as strings and add them with decimal_sum()", x)
-	default:
-		return "", fmt.Errorf("a %T, not a string", v)
-	}
-}
-
-// store connects on first use.
-func (p *correlateProc) store(ctx context.Context) (*store.Store, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.connect(ctx); err != nil {
-		return nil, err
-	}
-	return p.st, nil
+	return meta
 }
 
 func (p *correlateProc) Close(context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.close()
+	p.db.close()
 	return nil
 }

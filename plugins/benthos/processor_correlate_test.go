@@ -17,8 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/rulestore"
+	"vivace.dev/vivace/internal/store/usagestore"
 )
 
 // correlateYAML is the telco rule of the docs: start, intermediate and
@@ -177,13 +183,13 @@ func TestCorrelateCompletesAcrossBatchesAndCountsAddUp(t *testing.T) {
 	// each. The filtered ones take the exceptions route; the merged record
 	// stands in for what the rate stage writes (here: an exception).
 	st := pgtest.Store(t)
-	f := store.File{FileID: c.file, Client: c.client, Name: "cdr.csv", Source: "http", Location: "/a/cdr.csv",
+	f := files.File{FileID: c.file, Client: c.client, Name: "cdr.csv", Source: "http", Location: "/a/cdr.csv",
 		Format: "csv", SizeBytes: 1, SHA256: c.file}
-	if _, err := st.RegisterFile(ctx, f); err != nil {
+	if _, err := filestore.New(st).RegisterFile(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		got, err := st.ClaimFile(ctx, "test", time.Minute)
+		got, err := filestore.New(st).ClaimFile(ctx, "test", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,10 +197,10 @@ func TestCorrelateCompletesAcrossBatchesAndCountsAddUp(t *testing.T) {
 			break
 		}
 	}
-	if _, err := st.FileRead(ctx, c.file, 3); err != nil {
+	if _, err := filestore.New(st).FileRead(ctx, c.file, 3); err != nil {
 		t.Fatal(err)
 	}
-	var exs []store.Exception
+	var exs []exceptions.Exception
 	exc := &exceptionProc{stage: "mediate", code: string(codes.MediationFailed)}
 	for _, msg := range batch {
 		if msg.GetError() == nil {
@@ -211,11 +217,11 @@ func TestCorrelateCompletesAcrossBatchesAndCountsAddUp(t *testing.T) {
 		}
 		exs = append(exs, em.exception())
 	}
-	if _, err := st.InsertExceptions(ctx, exs); err != nil {
+	if _, err := usagestore.New(st).InsertExceptions(ctx, exs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.GetFile(ctx, c.file)
-	if err != nil || got.Status != store.FileDone || got.Records == nil || *got.Records != 3 ||
+	got, err := filestore.New(st).GetFile(ctx, c.file)
+	if err != nil || got.Status != files.Done || got.Records == nil || *got.Records != 3 ||
 		got.Exceptions != 1 || got.Filtered != 2 || got.MURs != 0 {
 		t.Fatalf("file after correlation: %+v %v", got, err)
 	}
@@ -240,7 +246,7 @@ func TestCorrelateReplayChangesNothing(t *testing.T) {
 	if out := c.run(p, c.cdr(2, "START", "c1", "60"), c.cdr(4, "STOP", "c1", "1")); len(out) != 0 {
 		t.Fatalf("replay after emission gave output: %+v", read(t, out))
 	}
-	gs, err := pgtest.Store(t).CorrelationGroups(context.Background(), c.rule, c.client)
+	gs, err := rulestore.New(pgtest.Store(t)).CorrelationGroups(context.Background(), c.rule, c.client)
 	if err != nil || len(gs) != 1 || gs[0].Emissions != 1 {
 		t.Fatalf("groups: %+v %v", gs, err)
 	}
@@ -333,23 +339,23 @@ func TestCorrelateResendsUntilOutcomeRecorded(t *testing.T) {
 	}
 	// This time the output is written: the outcomes are recorded.
 	st := pgtest.Store(t)
-	var exs []store.Exception
+	var exs []exceptions.Exception
 	for _, o := range read(t, again) {
 		code, msg := o.code, o.msg
 		if code == "" {
 			code, msg = string(codes.UnknownAccount), "unknown account"
 		}
-		exs = append(exs, store.Exception{Client: c.client, FileID: c.file, Line: o.line, Stage: "mediate",
-			Code: code, Message: msg, Record: json.RawMessage(`{}`)})
+		exs = append(exs, exceptions.Exception{Client: c.client, FileID: c.file, Line: o.line, Stage: "mediate",
+			Code: codes.Code(code), Message: msg, Record: json.RawMessage(`{}`)})
 	}
-	if _, err := st.InsertExceptions(ctx, exs); err != nil {
+	if _, err := usagestore.New(st).InsertExceptions(ctx, exs); err != nil {
 		t.Fatal(err)
 	}
 	c.now = c.now.Add(11 * time.Minute)
 	if out := c.run(p, tick()); len(out) != 0 {
 		t.Fatalf("resent after the outcome was recorded: %+v", read(t, out))
 	}
-	if gs, err := st.CorrelationGroups(ctx, c.rule, c.client); err != nil || len(gs) != 0 {
+	if gs, err := rulestore.New(st).CorrelationGroups(ctx, c.rule, c.client); err != nil || len(gs) != 0 {
 		t.Fatalf("groups left after clean-up: %+v %v", gs, err)
 	}
 }
@@ -459,7 +465,9 @@ func TestCorrelateStreamTicks(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sb.SetLoggerYAML("level: warn")
+	if err := sb.SetLoggerYAML("level: warn"); err != nil {
+		t.Fatal(err)
+	}
 	s, err := sb.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -625,7 +633,7 @@ func TestCorrelateWaitsForTheDatabase(t *testing.T) {
 	go func() { done <- c.run(p, c.cdr(2, "START", "c-1", "600"), c.cdr(3, "STOP", "c-1", "30")) }()
 	// More tries than a refused transaction gets before its records fail.
 	deadline := time.Now().Add(60 * time.Second)
-	for flaky.tries() <= correlationAttempts+1 {
+	for flaky.tries() <= rules.CorrelationAttempts+1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d connection attempts in 60 s", flaky.tries())
 		}

@@ -7,7 +7,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -27,7 +27,7 @@ The error is cleared, so the message can be written on like any other.`).
 		Field(service.NewStringField("default_code").
 			Description("Code for failures that carry none.").
 			Default(string(codes.MediationFailed)).
-			LintRule(`root = if !["MALFORMED_RECORD","MEDIATION_FAILED","PLUGIN_ERROR","MISSING_FIELD","BAD_QUANTITY","BAD_TIMESTAMP","DUPLICATE_RECORD","UNKNOWN_ACCOUNT","ACCOUNT_CLOSED","UNKNOWN_USAGE_TYPE","NO_SUBSCRIPTION","NO_RATE"].contains(this) { ["default_code must be one of the exception codes of DESIGN.md"] }`)).
+			LintRule(`root = if !["MALFORMED_RECORD","MEDIATION_FAILED","PLUGIN_ERROR","MISSING_FIELD","BAD_QUANTITY","BAD_TIMESTAMP","DUPLICATE_RECORD","UNKNOWN_ACCOUNT","ACCOUNT_CLOSED","UNKNOWN_USAGE_TYPE","NO_SUBSCRIPTION","NO_RATE"].contains(this) { ["default_code must be one of the exception codes of docs/exceptions.md"] }`)).
 		Example("Route failures to the exceptions topic", "", `
 output:
   switch:
@@ -79,12 +79,12 @@ func (p *exceptionProc) Process(_ context.Context, msg *service.Message) (servic
 	if err != nil {
 		return nil, err
 	}
-	ex := store.Exception{Stage: p.stage, Code: p.code, Message: ferr.Error()}
+	ex := exceptions.Exception{Stage: p.stage, Code: codes.Code(p.code), Message: ferr.Error()}
 	if v, ok := msg.MetaGetMut(metaStage); ok {
 		ex.Stage = v.(string)
 	}
 	if v, ok := msg.MetaGetMut(metaCode); ok {
-		ex.Code = v.(string)
+		ex.Code = codes.Code(v.(string))
 	}
 	if v, ok := msg.MetaGetMut(metaField); ok {
 		ex.Field = v.(string)
@@ -139,12 +139,12 @@ type exceptionMsg struct {
 	Record   json.RawMessage `json:"record"`
 }
 
-func exceptionMessage(e store.Exception) exceptionMsg {
+func exceptionMessage(e exceptions.Exception) exceptionMsg {
 	return exceptionMsg{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Parts: e.Parts, RecordID: e.RecordID,
-		Stage: e.Stage, Code: e.Code, Field: e.Field, Message: e.Message, Record: e.Record}
+		Stage: e.Stage, Code: string(e.Code), Field: e.Field, Message: e.Message, Record: e.Record}
 }
 
-func (m exceptionMsg) exception() store.Exception {
-	return store.Exception{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, Parts: m.Parts, RecordID: m.RecordID,
-		Stage: m.Stage, Code: m.Code, Field: m.Field, Message: m.Message, Record: m.Record}
+func (m exceptionMsg) exception() exceptions.Exception {
+	return exceptions.Exception{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, Parts: m.Parts, RecordID: m.RecordID,
+		Stage: m.Stage, Code: codes.Code(m.Code), Field: m.Field, Message: m.Message, Record: m.Record}
 }

@@ -12,9 +12,10 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"vivace.dev/vivace/internal/mediation"
 	"vivace.dev/vivace/internal/pgtest"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/rulestore"
 )
 
 // testClock is a clock tests move by hand.
@@ -56,11 +57,11 @@ func rawFields(t *testing.T, m *service.Message) map[string]string {
 func loadLookup(t *testing.T, client, lookup, body string) {
 	t.Helper()
 	st := pgtest.Store(t)
-	rows, err := mediation.NewLookupCSV(lookup+".csv", strings.NewReader(body))
+	rows, err := rules.NewLookupCSV(lookup+".csv", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.LoadLookup(context.Background(), store.LookupLoad{Client: client, Lookup: lookup, Replace: true}, rows); err != nil {
+	if _, err := rulestore.New(st).LoadLookup(context.Background(), rules.LookupLoad{Client: client, Lookup: lookup, Replace: true}, rows); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -78,7 +79,7 @@ func newTestLookup(t *testing.T, yaml string, clock *testClock) *lookupProc {
 	if clock != nil {
 		ttl, _ := conf.FieldDuration("cache_ttl")
 		miss, _ := conf.FieldDuration("miss_ttl")
-		p.cache = mediation.NewLookupCache[store.LookupKey](ttl, miss, 1000, clock.now)
+		p.rule.Cache = rules.NewLookupCache[rules.LookupKey](ttl, miss, 1000, clock.now)
 	}
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
@@ -142,7 +143,7 @@ when: 'this.fields.usage_type != "SKIP"'
 	if f := rawFields(t, out[7]); out[7].GetError() != nil || f["account_id"] != "A-600" || f["qualifier_1"] != "" {
 		t.Fatalf("text key, empty value: %v %v", f, out[7].GetError())
 	}
-	if n := p.queries.Load(); n != 1 {
+	if n := p.rule.Queries(); n != 1 {
 		t.Fatalf("%d queries for one batch", n)
 	}
 
@@ -231,7 +232,7 @@ miss_ttl: 10s
 	}
 	queries := func(want int64) {
 		t.Helper()
-		if n := p.queries.Load(); n != want {
+		if n := p.rule.Queries(); n != want {
 			t.Fatalf("%d queries, want %d", n, want)
 		}
 	}
@@ -279,7 +280,7 @@ func TestLookupOneQueryPerBatch(t *testing.T) {
 		msgs = append(msgs, recordMsg(t, c, int64(i+2), map[string]string{"msisdn": []string{"4917001", "4917002"}[i%4/2]}))
 	}
 	out := runBatch(t, p, msgs...)
-	if n := p.queries.Load(); n != 1 {
+	if n := p.rule.Queries(); n != 1 {
 		t.Fatalf("%d queries for one batch", n)
 	}
 	for i, m := range out {
@@ -294,7 +295,7 @@ func TestLookupOneQueryPerBatch(t *testing.T) {
 	}
 	// With the cache off, every batch reads again.
 	runBatch(t, p, recordMsg(t, c1, 2, map[string]string{"msisdn": "4917001"}))
-	if n := p.queries.Load(); n != 2 {
+	if n := p.rule.Queries(); n != 2 {
 		t.Fatalf("%d queries after a second batch without cache", n)
 	}
 }
@@ -310,11 +311,11 @@ func BenchmarkLookup(b *testing.B) {
 		fmt.Fprintf(&csv, "49%09d,A%d,EU\n", i, i%5000)
 	}
 	st := pgtest.Store(b)
-	rows, err := mediation.NewLookupCSV("bench.csv", strings.NewReader(csv.String()))
+	rows, err := rules.NewLookupCSV("bench.csv", strings.NewReader(csv.String()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.LoadLookup(context.Background(), store.LookupLoad{Client: client, Lookup: "bench"}, rows); err != nil {
+	if _, err := rulestore.New(st).LoadLookup(context.Background(), rules.LookupLoad{Client: client, Lookup: "bench"}, rows); err != nil {
 		b.Fatal(err)
 	}
 	bodies := make([][]byte, 1000)
@@ -352,12 +353,13 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
-// A stream that stops while the database cannot be reached fails the
-// records whose keys were not cached, with the reason; those answered from
-// the cache go on.
-func TestLookupDatabaseDown(t *testing.T) {
-	conf, err := lookupSpec().ParseYAML("dsn: postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1\n"+
-		"lookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
+// unreachableDSN names a server nothing listens on.
+const unreachableDSN = "postgres://postgres@127.0.0.1:1/vivace?connect_timeout=1"
+
+// lookupOn is a msisdn lookup on the database at dsn, closed at test end.
+func lookupOn(t *testing.T, dsn string) *lookupProc {
+	t.Helper()
+	conf, err := lookupSpec().ParseYAML("dsn: "+dsn+"\nlookup: msisdn_accounts\nkey: this.fields.msisdn\nset: { account_id: account_id }\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,8 +367,16 @@ func TestLookupDatabaseDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
-	p.cache.Put(store.LookupKey{Client: "c", Key: "4917001"}, map[string]string{"account_id": "A100"})
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// A stream that stops while the database cannot be reached fails the
+// records whose keys were not cached, with the reason; those answered from
+// the cache go on.
+func TestLookupDatabaseDown(t *testing.T) {
+	p := lookupOn(t, unreachableDSN)
+	p.rule.Cache.Put(rules.LookupKey{Client: "c", Key: "4917001"}, map[string]string{"account_id": "A100"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	got, err := p.ProcessBatch(ctx, service.MessageBatch{
@@ -397,4 +407,24 @@ func TestLookupImpossibleKey(t *testing.T) {
 	if f := rawFields(t, out[2]); out[2].GetError() != nil || f["account_id"] != "A200" {
 		t.Fatalf("good key in the same batch: %v %v", f, out[2].GetError())
 	}
+}
+
+// TestLookupDatabaseAnswersNo: a database the server says does not exist
+// is not waited for: the batch's records fail at once, naming the
+// database, even with no bound on the wait for an unreachable one.
+func TestLookupDatabaseAnswersNo(t *testing.T) {
+	SetDatabaseWait(0)
+	p := lookupOn(t, strings.Replace(pgtest.DSN(t), "/vivace_test_", "/no_such_database_", 1))
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", `database "no_such_database_`)
+}
+
+// TestLookupDatabaseWaitBound: with a bound on the wait (as under vivace
+// test), an unreachable database fails the records with the reason.
+func TestLookupDatabaseWaitBound(t *testing.T) {
+	SetDatabaseWait(time.Millisecond)
+	defer SetDatabaseWait(0)
+	p := lookupOn(t, unreachableDSN)
+	out := runBatch(t, p, recordMsg(t, "c", 2, map[string]string{"msisdn": "4917001"}))
+	checkFailed(t, out[0], "MEDIATION_FAILED", "", "(no answer for 1ms)")
 }

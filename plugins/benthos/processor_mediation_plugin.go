@@ -52,6 +52,9 @@ plugin process on the client's next batch without restarting the pipeline.
 docs/plugins.md describes the plugin contract and how to deploy a plugin.`).
 		Field(fieldClientsFile("Path of the client settings file (YAML) with the clients' `plugin:` blocks. Empty: no plugins, every record passes through.")).
 		Field(service.NewStringField("stage").Description("Stage name written on failed records.").Default("mediate")).
+		Field(service.NewStringField("socket_dir").
+			Description("Where the plugins' Unix sockets go: the processor makes a private directory of its own in it, one per plugin process inside that, removes a process's directory when the process is stopped or killed (after a hang or a crash) and its own on close. Empty: the system temporary directory. Keep the path short: a socket's path has room for about a hundred bytes.").
+			Default("").Advanced()).
 		Example("Mediate stage", "Client plugins first, then the normal-form checks.", `
 pipeline:
   processors:
@@ -69,11 +72,15 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
+			socketDir, err := conf.FieldString("socket_dir")
+			if err != nil {
+				return nil, err
+			}
 			cfg, err := clientSettings(conf)
 			if err != nil {
 				return nil, err
 			}
-			return newMediationPluginProc(cfg, stage, mgr), nil
+			return newMediationPluginProc(cfg, stage, mgr, host.WithSocketDir(socketDir)), nil
 		})
 }
 
@@ -89,13 +96,14 @@ type mediationPluginProc struct {
 	last *clientcfg.File // the settings the running plugins were checked against
 }
 
-func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.Resources) *mediationPluginProc {
+func newMediationPluginProc(cfg *clientcfg.Watched, stage string, mgr *service.Resources, opts ...host.Option) *mediationPluginProc {
 	log := mgr.Logger()
 	m := mgr.Metrics()
+	opts = append([]host.Option{host.WithLogger(hclog.New(&hclog.LoggerOptions{
+		Name: "mediation-plugin", Level: hclog.Debug, Output: &logWriter{log: log}, DisableTime: true}))}, opts...)
 	return &mediationPluginProc{
 		cfg: cfg, stage: stage, log: log,
-		host: host.New(host.WithLogger(hclog.New(&hclog.LoggerOptions{
-			Name: "mediation-plugin", Level: hclog.Debug, Output: &logWriter{log: log}, DisableTime: true}))),
+		host:     host.New(opts...),
 		mediated: m.NewCounter("vivace_mediation_plugin_records"),
 		split:    m.NewCounter("vivace_mediation_plugin_split_records"),
 		filtered: m.NewCounter("vivace_mediation_plugin_filtered"),

@@ -12,6 +12,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -215,7 +216,7 @@ func (p *splitProc) apply(root map[string]any, fields map[string]string) ([]map[
 				delete(f, k)
 				continue
 			}
-			s, err := exactString(v)
+			s, err := rules.ExactString(v)
 			if err != nil {
 				return nil, codes.Errorf(codes.MediationFailed, k, "%s, part %s, mapping: field %s: %v", p.rule, sp.name, k, err)
 			}
@@ -270,7 +271,7 @@ func splitSource(root map[string]any) (usage.Source, map[string]string, error) {
 	raw, _ := root["fields"].(map[string]any)
 	fields := make(map[string]string, len(raw))
 	for k, v := range raw {
-		s, err := exactString(v)
+		s, err := rules.ExactString(v)
 		if err != nil {
 			return src, nil, fmt.Errorf("field %s: %v", k, err)
 		}

@@ -20,11 +20,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/devenv"
+	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/loadgen"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -146,7 +148,7 @@ func BenchmarkIngestStageAlone(b *testing.B) {
 	n := benchRecords(b)
 	ctx := context.Background()
 	dsn := pgtest.DSN(b)
-	st := pgtest.Store(b)
+	st := filestore.New(pgtest.Store(b))
 	addr := benchBroker(b)
 	adm := kadmClient(b, addr)
 	recv := &ingest.Receiver{Registry: st, ArchiveDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}
@@ -175,7 +177,7 @@ func BenchmarkIngestStageAlone(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if got.Status == store.FileFailed {
+			if got.Status == files.Failed {
 				b.Fatalf("file failed: %s", got.Reason)
 			}
 			if got.Records != nil {
@@ -203,7 +205,7 @@ func BenchmarkIngestStageAlone(b *testing.B) {
 
 // registerUsage generates a usage file of n records on disk and receives
 // it as an upload is received.
-func registerUsage(b *testing.B, recv *ingest.Receiver, n int) store.File {
+func registerUsage(b *testing.B, recv *ingest.Receiver, n int) files.File {
 	path := filepath.Join(b.TempDir(), "usage.csv")
 	out, err := os.Create(path)
 	if err != nil {

@@ -62,7 +62,7 @@ func TestBucketSource(t *testing.T) {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		resp, err := http.Get(d.API + "/api/v1/files?client=s3demo")
+		resp, err := d.get(t.Context(), "/api/v1/files?client=s3demo")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -209,8 +208,7 @@ func waitFile(ctx context.Context, t *testing.T, d *devProcess, id string) fileR
 // does not answer.
 func fileStatus(ctx context.Context, d *devProcess, id string) fileResult {
 	var f fileResult
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.API+"/api/v1/files/"+id, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := d.get(ctx, "/api/v1/files/"+id)
 	if err != nil {
 		return f
 	}

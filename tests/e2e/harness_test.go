@@ -154,6 +154,22 @@ func (d *devProcess) stop() {
 	}
 }
 
+// get sends a GET to the API with the local admin token vivace dev wrote
+// under its data directory.
+func (d *devProcess) get(ctx context.Context, path string) (*http.Response, error) {
+	d.t.Helper()
+	token, err := os.ReadFile(filepath.Join(d.DataDir, "token"))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.API+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	return http.DefaultClient.Do(req)
+}
+
 // kill ends the process at once, as a crash would.
 func (d *devProcess) kill() {
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
@@ -165,7 +181,8 @@ func (d *devProcess) kill() {
 func (d *devProcess) run(ctx context.Context, args ...string) (string, string, int) {
 	d.t.Helper()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka, "DATABASE_URL="+pgtest.DSN(d.t))
+	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka, "DATABASE_URL="+pgtest.DSN(d.t),
+		"VIVACE_DATA_DIR="+d.DataDir)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

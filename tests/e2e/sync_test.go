@@ -280,7 +280,7 @@ func TestSyncKilledBetweenCallAndMark(t *testing.T) {
 	// The cycle waits for the answer; the process that asked ends with
 	// vivace dev.
 	asker := exec.CommandContext(ctx, binary, "sync", "run", "--client", client, "--timeout", "2m")
-	asker.Env = append(os.Environ(), "VIVACE_API="+d.API)
+	asker.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_DATA_DIR="+d.DataDir)
 	if err := asker.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package reference is a second, deliberately plain implementation of the
-// rating rules of DESIGN.md, for tests to check the engine against. It
+// rating rules of docs/rating.md, for tests to check the engine against. It
 // prices with exact rationals (math/big), walks every tier, sorts the
 // discounts afresh for every record and rounds half-up at the end. It is
 // slow and allocates freely; it must never be used to bill.

@@ -1,17 +1,19 @@
-// Package auditstore keeps the audit log (audit.Entry) in PostgreSQL's
-// audit_log table. Adapters that change something on a person's behalf
-// call Insert inside their own transaction, so that the change and its
-// entry commit together.
+// Package auditstore reads the audit log (audit_log) and writes entries
+// within the transaction of the change they describe, so that a change
+// and its entry commit together. (authstore writes the entries of the
+// token actions on their own.)
 package auditstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/store"
 )
 
@@ -23,25 +25,20 @@ type Store struct {
 // New returns the audit log on db.
 func New(db *store.Store) *Store { return &Store{db: db} }
 
-var _ audit.Log = (*Store)(nil)
-
-// Insert records e within tx. An entry without an id or time gets a new
-// id and the time of the insert itself, not of the transaction's start,
-// so that changes serialised by a lock sort in the order they were made.
-func Insert(ctx context.Context, tx pgx.Tx, e audit.Entry) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	if e.ID == "" {
-		e.ID = store.NewID()
+// Insert records e within tx. An entry without a time gets the time of
+// the insert itself, not of the transaction's start, so that changes
+// serialised by a lock sort in the order they were made.
+func Insert(ctx context.Context, tx pgx.Tx, e auth.AuditEntry) error {
+	if strings.TrimSpace(e.Actor) == "" || e.Action == "" || e.Target == "" {
+		return errors.New("audit entry: actor, action and target are required")
 	}
 	var at *time.Time
 	if !e.At.IsZero() {
 		at = &e.At
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_log (audit_id, at, actor, action, target, client, before, after)
-		VALUES ($1, coalesce($2, clock_timestamp()), $3, $4, $5, nullif($6, ''), $7::jsonb, $8::jsonb)`,
-		e.ID, at, e.Actor, e.Action, e.Target, e.Client, nullJSON(e.Before), nullJSON(e.After))
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, action, target, client, before, after)
+		VALUES (coalesce($1, clock_timestamp()), $2, $3, $4, nullif($5, ''), $6::jsonb, $7::jsonb)`,
+		at, e.Actor, e.Action, e.Target, e.Client, nullJSON(e.Before), nullJSON(e.After))
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -56,14 +53,19 @@ func nullJSON(b []byte) *string {
 	return &s
 }
 
-// Record inserts one entry in a transaction of its own, for actions
-// that change nothing else in the database.
-func (s *Store) Record(ctx context.Context, e audit.Entry) error {
-	return pgx.BeginFunc(ctx, s.db.Pool(), func(tx pgx.Tx) error { return Insert(ctx, tx, e) })
+// Filter selects entries; zero fields select everything.
+type Filter struct {
+	Client string
+	Target string
+	Action string
+	Actor  string
+	Since  time.Time
+	// Limit bounds the number of entries, newest first; 0 means 100.
+	Limit int
 }
 
 // List returns the entries f selects, newest first.
-func (s *Store) List(ctx context.Context, f audit.Filter) ([]audit.Entry, error) {
+func (s *Store) List(ctx context.Context, f Filter) ([]auth.AuditEntry, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -72,7 +74,7 @@ func (s *Store) List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	if !f.Since.IsZero() {
 		since = &f.Since
 	}
-	rows, err := s.db.Pool().Query(ctx, `SELECT audit_id::text, at, actor, action, target, coalesce(client, ''),
+	rows, err := s.db.Pool().Query(ctx, `SELECT at, actor, action, target, coalesce(client, ''),
 			coalesce(before::text, ''), coalesce(after::text, '')
 		FROM audit_log
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR target = $2) AND ($3 = '' OR action = $3)
@@ -81,10 +83,10 @@ func (s *Store) List(ctx context.Context, f audit.Filter) ([]audit.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Entry, error) {
-		var e audit.Entry
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.AuditEntry, error) {
+		var e auth.AuditEntry
 		var before, after string
-		err := r.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Client, &before, &after)
+		err := r.Scan(&e.At, &e.Actor, &e.Action, &e.Target, &e.Client, &before, &after)
 		e.At = e.At.UTC()
 		if before != "" {
 			e.Before = []byte(before)

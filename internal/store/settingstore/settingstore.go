@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/audit"
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/settings"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/auditstore"
@@ -45,7 +45,7 @@ func (s *Store) Load(ctx context.Context) ([]settings.Stored, error) {
 // Put stores (or, for a nil value, removes) key's value and records the
 // audit entry in the same transaction. Changes of one key are serialised,
 // so each entry's before is the value the change replaced.
-func (s *Store) Put(ctx context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) audit.Entry) error {
+func (s *Store) Put(ctx context.Context, key string, value json.RawMessage, actor string, entry func(before json.RawMessage) auth.AuditEntry) error {
 	return pgx.BeginFunc(ctx, s.db.Pool(), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('vivace.setting:' || $1, 0))`, key); err != nil {
 			return err

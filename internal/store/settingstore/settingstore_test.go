@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"vivace.dev/vivace/internal/audit"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/settings"
 	"vivace.dev/vivace/internal/store"
@@ -37,17 +36,17 @@ func TestSettingsAudited(t *testing.T) {
 	if m, err := svc.MURSync(ctx); err != nil || m != settings.DefaultMURSync() {
 		t.Fatalf("empty table: %+v, %v", m, err)
 	}
-	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "200", audit.Operator("ana")); err != nil {
+	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "200", "ana"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Set(ctx, settings.MURSyncAggregate, "false", audit.Operator("ana")); err != nil {
+	if _, err := svc.Set(ctx, settings.MURSyncAggregate, "false", "ana"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "300", audit.Operator("bo")); err != nil {
+	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "300", "bo"); err != nil {
 		t.Fatal(err)
 	}
 	// A refused value changes nothing and records nothing.
-	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "true", audit.Operator("bo")); err == nil {
+	if _, err := svc.Set(ctx, settings.MURSyncBatchSize, "true", "bo"); err == nil {
 		t.Fatal("a boolean batch size was accepted")
 	}
 	m, err := svc.MURSync(ctx)
@@ -55,14 +54,14 @@ func TestSettingsAudited(t *testing.T) {
 		t.Fatalf("MURSync = %+v, %v", m, err)
 	}
 	got, err := svc.Get(ctx, settings.MURSyncBatchSize)
-	if err != nil || got.UpdatedBy != "operator:bo" || got.IsDefault || got.UpdatedAt == nil {
+	if err != nil || got.UpdatedBy != "bo" || got.IsDefault || got.UpdatedAt == nil {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
-	if _, err := svc.Reset(ctx, settings.MURSyncAggregate, audit.Operator("cy")); err != nil {
+	if _, err := svc.Reset(ctx, settings.MURSyncAggregate, "cy"); err != nil {
 		t.Fatal(err)
 	}
 
-	entries, err := log.List(ctx, audit.Filter{Target: "setting:" + settings.MURSyncBatchSize})
+	entries, err := log.List(ctx, auditstore.Filter{Target: "setting:" + settings.MURSyncBatchSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,13 +69,13 @@ func TestSettingsAudited(t *testing.T) {
 		t.Fatalf("batch size entries: %+v", entries)
 	}
 	// Newest first.
-	if entries[0].Actor != "operator:bo" || string(entries[0].Before) != "200" || string(entries[0].After) != "300" {
+	if entries[0].Actor != "bo" || string(entries[0].Before) != "200" || string(entries[0].After) != "300" {
 		t.Errorf("second change: %+v", entries[0])
 	}
-	if entries[1].Actor != "operator:ana" || string(entries[1].Before) != "1000" || string(entries[1].After) != "200" {
+	if entries[1].Actor != "ana" || string(entries[1].Before) != "1000" || string(entries[1].After) != "200" {
 		t.Errorf("first change: %+v", entries[1])
 	}
-	resets, err := log.List(ctx, audit.Filter{Action: audit.SettingReset})
+	resets, err := log.List(ctx, auditstore.Filter{Action: settings.ActionReset})
 	if err != nil || len(resets) != 1 || string(resets[0].Before) != "false" || string(resets[0].After) != "true" {
 		t.Fatalf("reset entries: %+v, %v", resets, err)
 	}
@@ -93,13 +92,13 @@ func TestConcurrentChangesChain(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := svc.Set(ctx, settings.MURSyncMaxAttempts, json.Number(string(rune('0'+i))).String(), audit.Operator("x")); err != nil {
+			if _, err := svc.Set(ctx, settings.MURSyncMaxAttempts, json.Number(string(rune('0'+i))).String(), "x"); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	entries, err := auditstore.New(db).List(ctx, audit.Filter{Target: "setting:" + settings.MURSyncMaxAttempts})
+	entries, err := auditstore.New(db).List(ctx, auditstore.Filter{Target: "setting:" + settings.MURSyncMaxAttempts})
 	if err != nil || len(entries) != 8 {
 		t.Fatalf("%d entries, %v", len(entries), err)
 	}

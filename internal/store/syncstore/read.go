@@ -21,7 +21,7 @@ func limit(n, def int) int {
 // Jobs lists jobs, newest first.
 func (s *Store) Jobs(ctx context.Context, f mursync.JobFilter) ([]mursync.Job, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM sync_jobs
-		WHERE ($1 = '' OR client = $1) ORDER BY started_at DESC, job_id DESC LIMIT $2`, f.Client, limit(f.Limit, 100))
+		WHERE ($1::text[] IS NULL OR client = ANY($1)) ORDER BY started_at DESC, job_id DESC LIMIT $2`, f.Clients, limit(f.Limit, 100))
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +50,8 @@ func scanBatch(r pgx.Row) (mursync.BatchView, error) {
 // Batches lists batches, newest first.
 func (s *Store) Batches(ctx context.Context, f mursync.BatchFilter) ([]mursync.BatchView, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM sync_batches
-		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR status = $2) AND ($3 = '' OR job_id = nullif($3, '')::uuid)
-		ORDER BY created_at DESC, batch_id DESC LIMIT $4`, f.Client, string(f.Status), f.JobID, limit(f.Limit, 100))
+		WHERE ($1::text[] IS NULL OR client = ANY($1)) AND ($2 = '' OR status = $2) AND ($3 = '' OR job_id = nullif($3, '')::uuid)
+		ORDER BY created_at DESC, batch_id DESC LIMIT $4`, f.Clients, string(f.Status), f.JobID, limit(f.Limit, 100))
 	if err != nil {
 		return nil, err
 	}
@@ -74,9 +74,9 @@ func (s *Store) Records(ctx context.Context, f mursync.RecordFilter) ([]mursync.
 			usage_day::timestamp, usage_date, units::text, amount::text, murs, status, batch_id::text,
 			coalesce(error_code, 0), coalesce(error_msg, ''), updated_at
 		FROM sync_aggregates
-		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR batch_id = nullif($2, '')::uuid) AND ($3 = '' OR status = $3)
+		WHERE ($1::text[] IS NULL OR client = ANY($1)) AND ($2 = '' OR batch_id = nullif($2, '')::uuid) AND ($3 = '' OR status = $3)
 		ORDER BY CASE WHEN $2 = '' THEN updated_at END DESC, account_id, usage_type, usage_day, aggregate_id
-		LIMIT $4`, f.Client, f.BatchID, string(f.Status), limit(f.Limit, 1000))
+		LIMIT $4`, f.Clients, f.BatchID, string(f.Status), limit(f.Limit, 1000))
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/audit"
 	"vivace.dev/vivace/internal/bulkapi"
 	"vivace.dev/vivace/internal/corelink"
 	"vivace.dev/vivace/internal/fakecore"
@@ -81,7 +80,7 @@ func (r *rig) newOps(st mursync.OpsStore, owner string) *mursync.Ops {
 
 func (r *rig) set(key, value string) {
 	r.t.Helper()
-	if _, err := r.settings.Set(r.ctx, key, value, audit.Operator("test")); err != nil {
+	if _, err := r.settings.Set(r.ctx, key, value, "test"); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -100,7 +99,7 @@ func (r *rig) run(trigger mursync.Trigger, sel mursync.Selection) (mursync.Summa
 	if wait == 0 {
 		wait = 30 * time.Second
 	}
-	return r.ops.Run(r.ctx, mursync.Request{Client: r.client, Trigger: trigger, By: audit.Operator("test"),
+	return r.ops.Run(r.ctx, mursync.Request{Client: r.client, Trigger: trigger, By: "test",
 		AnswerWait: wait, Retry: sel})
 }
 
@@ -250,16 +249,16 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("counts %v", c)
 	}
 	r.checkTotals(3000)
-	jobs, err := r.st.Jobs(r.ctx, mursync.JobFilter{Client: r.client})
+	jobs, err := r.st.Jobs(r.ctx, mursync.JobFilter{Clients: []string{r.client}})
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs %+v, %v", jobs, err)
 	}
 	j := jobs[0]
 	if j.Status != mursync.JobDone || j.FinishedAt == nil || j.Synced != sum.Synced || j.MURs != 3000 || j.Trigger != mursync.ByHand ||
-		j.RequestedBy != "operator:test" || j.Owner != "test:1" {
+		j.RequestedBy != "test" || j.Owner != "test:1" {
 		t.Fatalf("job %+v", j)
 	}
-	batches, err := r.st.Batches(r.ctx, mursync.BatchFilter{Client: r.client, Limit: 1000})
+	batches, err := r.st.Batches(r.ctx, mursync.BatchFilter{Clients: []string{r.client}, Limit: 1000})
 	if err != nil || len(batches) != sum.Batches {
 		t.Fatalf("%d batches, %v", len(batches), err)
 	}
@@ -324,7 +323,7 @@ func TestPerRecordRejections(t *testing.T) {
 	if sum.Failed == 0 || sum.Synced+sum.Failed != sum.Aggregates {
 		t.Fatalf("summary %+v", sum)
 	}
-	failed, err := r.st.Records(r.ctx, mursync.RecordFilter{Client: r.client, Status: mursync.Refused})
+	failed, err := r.st.Records(r.ctx, mursync.RecordFilter{Clients: []string{r.client}, Status: mursync.Refused})
 	if err != nil || len(failed) != sum.Failed {
 		t.Fatalf("%d failed records, %v", len(failed), err)
 	}
@@ -437,7 +436,7 @@ func TestWholeCallRefused(t *testing.T) {
 	r.checkTotals(0)
 	failedBatch := sum.JobID
 	_ = failedBatch
-	batches, err := r.st.Batches(r.ctx, mursync.BatchFilter{Client: r.client, Status: mursync.Failed})
+	batches, err := r.st.Batches(r.ctx, mursync.BatchFilter{Clients: []string{r.client}, Status: mursync.Failed})
 	if err != nil || len(batches) != 1 || batches[0].Code != 1004 || batches[0].Failure != mursync.FailRefused {
 		t.Fatalf("failed batches %+v, %v", batches, err)
 	}
@@ -635,7 +634,7 @@ func TestTwoReplicas(t *testing.T) {
 	if busy != 1 || ran != 1 {
 		t.Fatalf("%d cycles ran, %d were busy", ran, busy)
 	}
-	jobs, _ := r.st.Jobs(r.ctx, mursync.JobFilter{Client: r.client})
+	jobs, _ := r.st.Jobs(r.ctx, mursync.JobFilter{Clients: []string{r.client}})
 	if len(jobs) != 1 {
 		t.Fatalf("%d jobs recorded", len(jobs))
 	}
@@ -677,7 +676,7 @@ func TestInterruptedJob(t *testing.T) {
 	if _, err := r.run(mursync.BySchedule, mursync.Selection{}); err != nil {
 		t.Fatal(err)
 	}
-	jobs, _ := r.st.Jobs(r.ctx, mursync.JobFilter{Client: r.client})
+	jobs, _ := r.st.Jobs(r.ctx, mursync.JobFilter{Clients: []string{r.client}})
 	if len(jobs) != 2 || jobs[1].ID != id || jobs[1].Status != mursync.JobFailed || jobs[1].Error == "" || jobs[0].Status != mursync.JobDone {
 		t.Fatalf("jobs %+v", jobs)
 	}

@@ -13,7 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -124,6 +127,14 @@ func WithRetryDelay(d time.Duration) Option { return func(h *Host) { h.retryDela
 // at once with PLUGIN_ERROR instead of hashing the binary again.
 func WithRefusalHold(d time.Duration) Option { return func(h *Host) { h.refusalHold = d } }
 
+// WithSocketDir is where the host keeps the Unix sockets its plugins
+// listen on: it makes a directory of its own in dir (default: the system
+// temporary directory), one directory in that per plugin process, removes
+// a process's directory when the process is stopped or killed, and its
+// own on Close. go-plugin would leave a killed plugin's socket in the
+// system temporary directory.
+func WithSocketDir(dir string) Option { return func(h *Host) { h.socketBase = dir } }
+
 // Host runs the plugins of many clients, one process per client, shared
 // by every goroutine that calls Mediate.
 type Host struct {
@@ -131,10 +142,15 @@ type Host struct {
 	startTimeout time.Duration
 	retryDelay   time.Duration
 	refusalHold  time.Duration
+	socketBase   string
 
 	mu      sync.Mutex
 	plugins map[string]*instance
 	closed  bool
+
+	dirOnce   sync.Once
+	socketDir string // the host's own directory, made on the first start
+	dirErr    error
 }
 
 // New returns a Host with no plugin running; each starts on its client's
@@ -271,7 +287,8 @@ func (h *Host) Clients() []string {
 	return out
 }
 
-// Close ends every plugin. Mediate fails with ErrClosed afterwards.
+// Close ends every plugin and removes the host's socket directory.
+// Mediate fails with ErrClosed afterwards.
 func (h *Host) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -281,6 +298,63 @@ func (h *Host) Close() {
 	for _, inst := range plugins {
 		inst.stop()
 	}
+	h.dirOnce.Do(func() {}) // no directory is made after Close
+	if h.socketDir != "" {
+		if err := os.RemoveAll(h.socketDir); err != nil {
+			h.log.Warn("cannot remove the plugins' socket directory", "dir", h.socketDir, "error", err)
+		}
+	}
+}
+
+// SocketDir is the host's own directory for its plugins' sockets; empty
+// until a plugin was started.
+func (h *Host) SocketDir() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.socketDir
+}
+
+// processDir makes the socket directory of one plugin process, inside
+// the host's own directory (made on first use). The names are short: a
+// Unix socket's path has room for about a hundred bytes.
+func (h *Host) processDir() (string, error) {
+	h.dirOnce.Do(func() {
+		dir, err := os.MkdirTemp(h.socketBase, "vivace-")
+		if err == nil && len(dir)+len("/p0123456789/plugin0123456789") > maxSocketPath {
+			_ = os.Remove(dir)
+			err = fmt.Errorf("%s is too long a path for the plugins' Unix sockets (at most %d bytes with their names); choose a shorter socket directory", dir, maxSocketPath)
+		}
+		h.mu.Lock()
+		h.socketDir, h.dirErr = dir, err
+		h.mu.Unlock()
+	})
+	h.mu.Lock()
+	base, err := h.socketDir, h.dirErr
+	h.mu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("socket directory: %w", err)
+	}
+	if base == "" {
+		return "", ErrClosed
+	}
+	return os.MkdirTemp(base, "p")
+}
+
+// maxSocketPath is the longest path a Unix socket can have on the
+// systems Vivace runs on (sun_path is 108 bytes on Linux, 104 on BSDs and
+// macOS, with the terminating zero).
+const maxSocketPath = 103
+
+// pluginEnv is the environment a plugin process starts with: the host's,
+// with the socket directory go-plugin's server listens in set to dir.
+func pluginEnv(dir string) []string {
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, plugin.EnvUnixSocketDir+"=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, plugin.EnvUnixSocketDir+"="+dir)
 }
 
 // instance returns the client's plugin for spec, replacing a running one
@@ -315,6 +389,7 @@ type instance struct {
 	mu        sync.Mutex
 	client    *plugin.Client
 	cmd       *exec.Cmd
+	dir       string // the process's socket directory
 	med       mediation.Caller
 	info      mediation.Info
 	gen       int // counts processes; a failed call restarts only its own
@@ -380,7 +455,7 @@ func (in *instance) get() (mediation.Caller, int, error) {
 	if in.med != nil {
 		in.host.log.Warn("plugin process ended, starting it again", "client", in.spec.Client, "path", in.spec.Path)
 		in.client.Kill()
-		in.med, in.client, in.cmd = nil, nil, nil
+		in.ended()
 	}
 	if in.refused != nil && time.Since(in.refusedAt) < in.host.refusalHold {
 		return nil, 0, in.refused
@@ -403,11 +478,25 @@ var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 // asks it to describe itself and hands it its settings. in.mu is held.
 func (in *instance) start() error {
 	sum, _ := hex.DecodeString(in.spec.SHA256)
+	dir, err := in.host.processDir()
+	if err != nil {
+		return fmt.Errorf("cannot start the plugin: %w", err)
+	}
+	in.dir = dir
+	started := false
+	defer func() {
+		if !started {
+			in.removeDir()
+		}
+	}()
 	cmd := exec.Command(in.spec.Path)
+	cmd.Env = pluginEnv(dir)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  mediation.Handshake,
 		VersionedPlugins: mediation.VersionedPlugins(),
 		Cmd:              cmd,
+		SkipHostEnv:      true, // cmd.Env has it, with the socket directory
+
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -423,7 +512,7 @@ func (in *instance) start() error {
 		client.Kill()
 		switch {
 		case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-			return &refusal{fmt.Errorf("binary not started: %w: its SHA-256 is not %s", ErrChecksum, in.spec.SHA256)}
+			return &refusal{checksumError(in.spec)}
 		case strings.Contains(err.Error(), "incompatible API version"):
 			v := "unknown"
 			if m := pluginVersionRE.FindStringSubmatch(err.Error()); m != nil {
@@ -464,6 +553,7 @@ func (in *instance) start() error {
 		return fmt.Errorf("the plugin could not be configured: %s", grpcMessage(err))
 	}
 	in.client, in.cmd, in.med, in.info = client, cmd, med, info
+	started = true
 	in.host.log.Info("plugin started", "client", in.spec.Client, "path", in.spec.Path,
 		"name", info.Name, "version", info.Version, "protocol", client.NegotiatedVersion())
 	return nil
@@ -489,7 +579,7 @@ func (in *instance) kill(gen int, why string) {
 		_ = in.cmd.Process.Kill()
 	}
 	in.client.Kill()
-	in.med, in.client, in.cmd = nil, nil, nil
+	in.ended()
 }
 
 // stop ends the process for good, asking it to exit first.
@@ -500,7 +590,46 @@ func (in *instance) stop() {
 	if in.client != nil {
 		in.client.Kill()
 	}
+	in.ended()
+}
+
+// ended forgets the process that was stopped or killed and removes its
+// socket directory, with the socket a killed process leaves. in.mu is
+// held.
+func (in *instance) ended() {
 	in.med, in.client, in.cmd = nil, nil, nil
+	in.removeDir()
+}
+
+func (in *instance) removeDir() {
+	if in.dir == "" {
+		return
+	}
+	if err := os.RemoveAll(in.dir); err != nil {
+		in.host.log.Warn("cannot remove a plugin's socket directory", "client", in.spec.Client, "dir", in.dir, "error", err)
+	}
+	in.dir = ""
+}
+
+// checksumError says that the binary's SHA-256 is not the configured one,
+// and what it is, so that an operator can compare it with the binary they
+// meant to install, or correct the settings.
+func checksumError(spec Spec) error {
+	var actual string
+	if f, err := os.Open(spec.Path); err != nil {
+		actual = "unreadable: " + err.Error()
+	} else {
+		hash := sha256.New()
+		_, err := io.Copy(hash, f)
+		_ = f.Close()
+		if err != nil {
+			actual = "unreadable: " + err.Error()
+		} else {
+			actual = hex.EncodeToString(hash.Sum(nil))
+		}
+	}
+	return fmt.Errorf("binary not started: %w: the settings say sha256 %s, the binary %s has %s",
+		ErrChecksum, strings.ToLower(spec.SHA256), filepath.Base(spec.Path), actual)
 }
 
 // check turns a plugin's results into outcomes, failing each record whose

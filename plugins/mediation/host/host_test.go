@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,9 +76,27 @@ func spec(t testing.TB, name, client string, config any) host.Spec {
 }
 
 func newHost(t testing.TB) *host.Host {
-	h := host.New(host.WithRetryDelay(10 * time.Millisecond))
+	h := host.New(host.WithRetryDelay(10*time.Millisecond), host.WithSocketDir(socketBase(t)))
 	t.Cleanup(h.Close)
 	return h
+}
+
+// socketBase is a directory for a host's sockets, removed when the test
+// ends. It is not t.TempDir: that path holds the test's name, and a Unix
+// socket's path has room for about a hundred bytes.
+func socketBase(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(dir); err != nil { // empty: the host removed its own
+			t.Errorf("socket directory: %v", err)
+			_ = os.RemoveAll(dir)
+		}
+	})
+	return dir
 }
 
 // record is an input whose fields already are in normal form, for the
@@ -250,7 +270,8 @@ func TestBadChecksumIsRefusedBeforeStart(t *testing.T) {
 	s := spec(t, "misbehave", "acme", map[string]any{"mode": "echo"})
 	s.SHA256 = strings.Repeat("0", 64)
 	recs := []mediation.RawRecord{record(2)}
-	wantPluginErrors(t, s, recs, mediate(t, h, s, recs...), "checksum does not match", "failed after 1 attempt(s)")
+	wantPluginErrors(t, s, recs, mediate(t, h, s, recs...), "checksum does not match", "failed after 1 attempt(s)",
+		"the settings say sha256 "+s.SHA256, "the binary misbehave has "+binaries["misbehave"].sum)
 	if _, err := os.Stat(starts); !os.IsNotExist(err) {
 		t.Errorf("the binary ran: %v", err)
 	}
@@ -409,4 +430,109 @@ func TestClosedHost(t *testing.T) {
 	if _, err := h.Mediate(context.Background(), spec(t, "telco", "acme", map[string]any{}), []mediation.RawRecord{record(2)}); err != host.ErrClosed {
 		t.Fatalf("err = %v, want ErrClosed", err)
 	}
+}
+
+// sockets lists the Unix sockets under dir.
+func sockets(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSocket != 0 {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestNoSocketsLeftBehind: a plugin killed after it hung, or one that
+// crashed, leaves its Unix socket behind; the host keeps its plugins'
+// sockets in a directory of its own, removes a process's when it ends and
+// its own on Close, so none is left.
+func TestNoSocketsLeftBehind(t *testing.T) {
+	base := socketBase(t)
+	h := host.New(host.WithRetryDelay(10*time.Millisecond), host.WithSocketDir(base))
+	defer h.Close()
+
+	// A running plugin listens in the host's directory.
+	echo := spec(t, "misbehave", "echo", map[string]any{"mode": "echo"})
+	if out := mediate(t, h, echo, record(2)); out[0].Err != nil {
+		t.Fatalf("echo: %+v", out[0])
+	}
+	if got := sockets(t, base); len(got) != 1 || !strings.HasPrefix(got[0], h.SocketDir()+string(filepath.Separator)) {
+		t.Fatalf("sockets of one running plugin: %v (host directory %s)", got, h.SocketDir())
+	}
+	// Two hung processes killed, two crashed ones restarted and failed.
+	hang := spec(t, "misbehave", "hang", map[string]any{"mode": "hang"})
+	hang.Timeout, hang.Retries = 200*time.Millisecond, 1
+	wantPluginErrors(t, hang, []mediation.RawRecord{record(3)}, mediate(t, h, hang, record(3)), "no answer within 200ms")
+	crash := spec(t, "misbehave", "crash", map[string]any{"mode": "crash"})
+	crash.Retries = 1
+	wantPluginErrors(t, crash, []mediation.RawRecord{record(4)}, mediate(t, h, crash, record(4)), "process ended")
+	// The crashed process's socket goes when the host notices on the next
+	// batch, which starts another process.
+	crash = spec(t, "misbehave", "crash", map[string]any{"mode": "echo"})
+	if out := mediate(t, h, crash, record(5)); out[0].Err != nil {
+		t.Fatalf("after the crashes: %+v", out[0])
+	}
+	if got := sockets(t, base); len(got) != 2 {
+		t.Fatalf("sockets with two plugins running, after hangs and crashes: %v", got)
+	}
+	h.Stop("echo")
+	if got := sockets(t, base); len(got) != 1 {
+		t.Fatalf("sockets after one plugin was stopped: %v", got)
+	}
+	dir := h.SocketDir()
+	h.Close()
+	if got := sockets(t, base); len(got) != 0 {
+		t.Fatalf("sockets after Close: %v", got)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the host's socket directory %s is still there: %v", dir, err)
+	}
+}
+
+// Without WithSocketDir the host makes a private directory in the system
+// temporary directory and removes it on Close.
+func TestDefaultSocketDirIsPrivateAndRemoved(t *testing.T) {
+	h := host.New()
+	defer h.Close()
+	if out := mediate(t, h, spec(t, "misbehave", "acme", map[string]any{"mode": "echo"}), record(2)); out[0].Err != nil {
+		t.Fatalf("echo: %+v", out[0])
+	}
+	dir := h.SocketDir()
+	fi, err := os.Stat(dir)
+	if err != nil || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory %s: %v %v", dir, fi, err)
+	}
+	if got := sockets(t, dir); len(got) != 1 {
+		t.Fatalf("sockets: %v", got)
+	}
+	h.Close()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s is still there after Close: %v", dir, err)
+	}
+}
+
+// A socket directory whose path leaves no room for the sockets' names is
+// refused with a message saying so, not with go-plugin's puzzling one.
+func TestLongSocketDirIsRefused(t *testing.T) {
+	base := filepath.Join(t.TempDir(), strings.Repeat("d", 80))
+	if err := os.Mkdir(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h := host.New(host.WithSocketDir(base))
+	defer h.Close()
+	s := spec(t, "misbehave", "acme", map[string]any{"mode": "echo"})
+	recs := []mediation.RawRecord{record(2)}
+	wantPluginErrors(t, s, recs, mediate(t, h, s, recs...), "too long a path for the plugins' Unix sockets")
 }

@@ -1,0 +1,208 @@
+package usagestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/filestore"
+)
+
+// InsertExceptions stores exceptions and moves their files' counts in one
+// transaction. A source position (client, file, line, part) is stored
+// once: replays of the same record change nothing, and a record that fails
+// again after a reprocess updates its existing row. It returns how many
+// new exceptions were counted.
+func (s *Store) InsertExceptions(ctx context.Context, exs []exceptions.Exception) (int, error) {
+	if len(exs) == 0 {
+		return 0, nil
+	}
+	var n int
+	var done []files.Finished
+	err := s.db.Tx(ctx, func(tx pgx.Tx) error {
+		deltas := filestore.Deltas{}
+		var err error
+		n, err = insertExceptions(ctx, tx, exs, deltas)
+		if err != nil {
+			return err
+		}
+		done, err = filestore.ApplyDeltas(ctx, tx, deltas)
+		return err
+	})
+	if err == nil {
+		files.Observe(ctx, done)
+	}
+	return n, err
+}
+
+func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception, deltas filestore.Deltas) (int, error) {
+	// One row per source position: a batch can hold the same record twice
+	// (a stage replayed after a crash writes its exceptions again), and
+	// one INSERT ... ON CONFLICT DO UPDATE may not touch a row twice. The
+	// last copy stands.
+	type position struct {
+		client, file string
+		line         int64
+		part         int
+	}
+	last := make(map[position]int, len(exs))
+	for i, e := range exs {
+		last[position{e.Client, e.FileID, e.Line, e.Part}] = i
+	}
+	var filtered []exceptions.Exception
+	kept := exs[:0:0]
+	var splits []filestore.SplitLine
+	for i, e := range exs {
+		if last[position{e.Client, e.FileID, e.Line, e.Part}] != i {
+			continue
+		}
+		if e.Parts > 1 {
+			splits = append(splits, filestore.SplitLine{FileID: e.FileID, Line: e.Line, Parts: e.Parts})
+		}
+		if e.Filtered() { // dropped on purpose: not an exception
+			filtered = append(filtered, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	if err := filestore.RegisterSplits(ctx, tx, splits, deltas); err != nil {
+		return 0, err
+	}
+	if err := insertFiltered(ctx, tx, filtered, deltas); err != nil {
+		return 0, err
+	}
+	exs = kept
+	if len(exs) == 0 {
+		return 0, nil
+	}
+	var (
+		ids, clients, fileIDs, recIDs, stages, codes, fields, msgs []string
+		lines                                                      []int64
+		parts                                                      []int32
+		records                                                    [][]byte
+	)
+	for _, e := range exs {
+		id := e.ExceptionID
+		if id == "" {
+			id = store.NewID()
+		}
+		rec := []byte(e.Record)
+		if len(rec) == 0 || !json.Valid(rec) {
+			// Keep whatever arrived, readable, rather than lose it.
+			rec, _ = json.Marshal(map[string]string{"raw": string(e.Record)})
+		}
+		ids = append(ids, id)
+		clients = append(clients, e.Client)
+		fileIDs = append(fileIDs, e.FileID)
+		lines = append(lines, e.Line)
+		parts = append(parts, int32(e.Part))
+		recIDs = append(recIDs, e.RecordID)
+		stages = append(stages, e.Stage)
+		codes = append(codes, string(e.Code))
+		fields = append(fields, e.Field)
+		msgs = append(msgs, e.Message)
+		records = append(records, rec)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO exceptions AS x
+			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record
+		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::jsonb[])
+			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		ORDER BY client, file_id, line, part
+		ON CONFLICT (client, file_id, line, part) DO UPDATE SET
+			stage = excluded.stage, code = excluded.code, field = excluded.field, message = excluded.message,
+			record = excluded.record, record_id = excluded.record_id, status = 'open',
+			attempts = x.attempts + 1, updated_at = now()
+		WHERE x.status = 'reprocessing'
+		RETURNING file_id::text, (xmax = 0) AS inserted`,
+		ids, clients, fileIDs, lines, parts, recIDs, stages, codes, fields, msgs, records)
+	if err != nil {
+		return 0, fmt.Errorf("insert exceptions: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var fileID string
+		var inserted bool
+		if err := rows.Scan(&fileID, &inserted); err != nil {
+			return 0, err
+		}
+		if inserted {
+			n++
+			deltas.File(fileID).Exceptions++
+		}
+	}
+	return n, rows.Err()
+}
+
+// insertFiltered stores records dropped on purpose, once per source
+// position, and counts them as their files' filtered records.
+func insertFiltered(ctx context.Context, tx pgx.Tx, recs []exceptions.Exception, deltas filestore.Deltas) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := len(recs)
+	clients, fileIDs, recIDs, stages, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	lines, parts, records := make([]int64, n), make([]int32, n), make([][]byte, n)
+	for i, e := range recs {
+		clients[i], fileIDs[i], recIDs[i], stages[i], reasons[i] = e.Client, e.FileID, e.RecordID, e.Stage, e.Message
+		lines[i], parts[i] = e.Line, int32(e.Part)
+		records[i] = []byte(e.Record)
+		if len(records[i]) == 0 || !json.Valid(records[i]) {
+			records[i], _ = json.Marshal(map[string]string{"raw": string(e.Record)})
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO filtered_records (client, file_id, line, part, record_id, stage, reason, record)
+		SELECT client, file_id, line, part, nullif(record_id, ''), stage, reason, record
+		FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+			AS t(client, file_id, line, part, record_id, stage, reason, record)
+		ORDER BY client, file_id, line, part
+		ON CONFLICT DO NOTHING
+		RETURNING file_id::text`, clients, fileIDs, lines, parts, recIDs, stages, reasons, records)
+	if err != nil {
+		return fmt.Errorf("insert filtered records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return err
+		}
+		deltas.File(f).Filtered++
+	}
+	return rows.Err()
+}
+
+// ExportExceptions calls fn for each exception matching the filter in
+// source order (file, line, part), streaming rows rather than loading
+// them all.
+func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn func(exceptions.Exception) error) error {
+	rows, err := s.db.Pool().Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
+			stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at
+		FROM exceptions
+		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
+			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
+			AND (coalesce(cardinality($6::text[]), 0) = 0 OR client = ANY($6))
+		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e exceptions.Exception
+		if err := rows.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
+			&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt); err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
