@@ -17,7 +17,7 @@ func TestOptionalStreamsSayWhatTheyRequire(t *testing.T) {
 	if !slices.Equal(got["aria_feed"], []string{"VIVACE_ARIA_FEED_URL"}) {
 		t.Fatalf("aria_feed requires %q", got["aria_feed"])
 	}
-	for _, name := range []string{"ingest", "mediate", "rate", "catalog", "exceptions"} {
+	for _, name := range []string{"ingest", "mediate", "rate", "catalog", "exceptions", "sync"} {
 		if r, ok := got[name]; !ok || len(r) != 0 {
 			t.Fatalf("stream %s: present %v, requires %q; the core streams always run", name, ok, r)
 		}

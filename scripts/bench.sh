@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make bench: the Go benchmarks of the hot paths, then an end-to-end load run
 # (a generated catalog through the feed, a generated usage file through
-# ingest -> mediate -> rate -> MURs) on a fresh vivace dev. Results go to
-# .data/bench/; copy the figures into docs/benchmarks.md with the machine's size.
+# ingest -> mediate -> rate -> MURs, then every MUR aggregated and synced to
+# the built-in fake core) on a fresh vivace dev. Results go to .data/bench/;
+# copy the figures into docs/benchmarks.md with the machine's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,11 @@ for i in $(seq 1 120); do
   sleep 0.5
 done
 
+# No scheduled sync cycle during the load: the MUR sync is measured on its
+# own below.
+"$VIVACE" config set --api "$API" mur_sync.interval 24h >/dev/null
+"$VIVACE" config set --api "$API" mur_sync.batch_size "${BENCH_SYNC_BATCH:-1000}" >/dev/null
+
 echo "==> catalog through the feed"
 start=$(date +%s.%N)
 "$VIVACE" feed publish --brokers "$KAFKA" --api "$API" --wait "$OUT/catalog.jsonl"
@@ -84,6 +90,18 @@ awk '
 rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
 awk -v n="$RECORDS" -v a="$start" -v b="$end" -v rss="$rss" \
   'BEGIN{printf "end to end: %d records in %.1f s = %.0f records/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}' | tee "$OUT/e2e.txt"
+
+if [ "${BENCH_SKIP_SYNC:-}" != 1 ]; then
+  echo "==> MUR sync: every MUR aggregated and synced to the built-in fake core, batch size ${BENCH_SYNC_BATCH:-1000}"
+  start=$(date +%s.%N)
+  "$VIVACE" sync run --client bench --api "$API" --timeout 60m | tee "$OUT/sync.json"
+  end=$(date +%s.%N)
+  murs=$(sed -n 's/.*"murs":\([0-9]*\).*/\1/p' "$OUT/sync.json")
+  records=$(sed -n 's/.*"aggregates":\([0-9]*\).*/\1/p' "$OUT/sync.json")
+  rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
+  awk -v n="$murs" -v r="$records" -v a="$start" -v b="$end" -v rss="$rss" \
+    'BEGIN{printf "sync: %d MURs (%d aggregated records) in %.1f s = %.0f MURs/s; peak RSS of vivace dev %d MiB\n", n, r, b-a, n/(b-a), rss/1024}' | tee "$OUT/sync.txt"
+fi
 
 if [ "${BENCH_FLOOD_ACCOUNTS:-0}" -gt 0 ]; then
   echo "==> feed flood: $BENCH_FLOOD_ACCOUNTS accounts, every 10th event followed by a troublesome one"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: start vivace dev on a fresh data directory and database, load
 # the sample catalog through the feed, ingest the sample usage file, print
-# the counts, the MURs and the exceptions, then stop.
+# the counts, the MURs and the exceptions, sync the MURs to the built-in
+# fake core billing system and print its totals next to the MURs', then
+# stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,3 +82,31 @@ echo "==> MURs (vivace murs export --client demo --format csv)"
 echo "==> exceptions (vivace exceptions export --client demo --format csv)"
 "$VIVACE" exceptions export --client demo --api "$API" --format csv | cut -d, -f3,5,7,8 | column -s, -t 2>/dev/null || \
   "$VIVACE" exceptions export --client demo --api "$API" --format csv
+
+echo "==> syncing the MURs to the core billing system (vivace sync run --client demo)"
+"$VIVACE" sync run --client demo --api "$API" --timeout 2m
+
+# The built-in fake core's totals per account and usage type must equal
+# the MURs', to the minor unit, or the demo fails.
+core=$(cat "$DATA/fake-core.url")
+echo "==> totals per account and usage type: the MURs (vivace sync totals) | the fake core ($core/fake/totals)"
+# account usage_type murs units amount synced_murs
+murs_totals=$("$VIVACE" sync totals --client demo --api "$API" |
+  sed -n 's/.*"account_id":"\([^"]*\)","usage_type":"\([^"]*\)",.*"murs":\([0-9]*\),"units":"\([^"]*\)","amount":"\([^"]*\)","synced_murs":\([0-9]*\).*/\1|\2 \3 \4 \5 \6/p' | LC_ALL=C sort)
+# account usage_type records units amount
+core_totals=$(curl -fsS "$core/fake/totals" | tr -d ' \n' | sed 's/},{/}\n{/g' |
+  sed -n 's/.*"account":"\([^"]*\)","usage_type":"\([^"]*\)","records":\([0-9]*\),"units":"\([^"]*\)","amount":"\([^"]*\)".*/\1|\2 \3 \4 \5/p' | LC_ALL=C sort)
+LC_ALL=C join -a1 -a2 -e - -o 0,1.2,1.3,1.4,1.5,2.2,2.3,2.4 <(echo "$murs_totals") <(echo "$core_totals") | awk '
+  # Decimals compared as written without trailing zeros: exact, no floats.
+  function norm(x) { if (x ~ /\./) { sub(/0+$/, "", x); sub(/\.$/, "", x) } return x }
+  BEGIN { print "account usage_type murs units amount synced | records units amount same" }
+  { split($1, k, "|"); same = (norm($3) == norm($7) && norm($4) == norm($8)) ? "yes" : "NO"; if (same == "NO") bad = 1
+    print k[1], k[2], $2, $3, $4, $5, "|", $6, $7, $8, same }
+  END { exit bad }' >"$DATA.totals" && ok=1 || ok=0
+column -t "$DATA.totals" 2>/dev/null || cat "$DATA.totals"
+if [ "$ok" != 1 ]; then
+  echo "the fake core's totals differ from the MURs'" >&2
+  exit 1
+fi
+synced=$(awk '{s += $5} END {print s + 0}' <<<"$murs_totals")
+echo "$synced of $murs MURs synced; the core's totals equal the MURs' per account and usage type"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -20,22 +19,10 @@ func commands() []*cli.Command {
 		exportCommand("exceptions", "exceptions (records that did not become MURs)"),
 		feedCommand(),
 		lookupCommand(),
-		notYet("sync", "run MUR sync cycles to the core billing system", "MUR sync"),
+		syncCommand(),
+		configCommand(),
 		fakeCoreCommand(),
 		tokenCommand(),
-	}
-}
-
-// notYet is a command whose feature is not in this version: it says so
-// and exits non-zero rather than pretend.
-func notYet(name, usage, feature string) *cli.Command {
-	return &cli.Command{
-		Name:            name,
-		Usage:           usage + " (not in this version yet)",
-		SkipFlagParsing: true,
-		Action: func(*cli.Context) error {
-			return cli.Exit(fmt.Sprintf("vivace %s: %s is not available in this version of Vivace yet", name, feature), 2)
-		},
 	}
 }
 

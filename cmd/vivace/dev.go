@@ -44,8 +44,9 @@ func devCommand() *cli.Command {
 			"database created when it does not exist; without it, the --database database on the server\n" +
 			"at 127.0.0.1:5432, or on a private cluster under --data-dir started from the local\n" +
 			"PostgreSQL binaries), applies the schema, runs every pipeline, serves the API, health and\n" +
-			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files and polls the\n" +
-			"bucket source of each client that has one in the --clients settings.\n" +
+			"metrics on --http-addr, watches <data-dir>/inbox/<client>/ for usage files, polls the\n" +
+			"bucket source of each client that has one in the --clients settings, and syncs MURs to the\n" +
+			"core billing system every mur_sync.interval (--core-url, else a built-in fake core).\n" +
 			"At start it makes sure of a local admin token (every client) in <data-dir>/token, readable\n" +
 			"by its owner only, which the other commands use when given neither --token nor VIVACE_TOKEN.\n" +
 			"The API listens on 127.0.0.1 unless --http-addr says otherwise (\":8080\": every interface).",
@@ -57,7 +58,8 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source)"},
 			&cli.StringFlag{Name: "database", Value: targetOf(store.DefaultDSN).Name, Usage: "database name to use when DATABASE_URL is not set (created when missing)"},
 			&cli.BoolFlag{Name: "reset", Usage: "start from empty: drop the --database database and the data directory first (not allowed with DATABASE_URL)"},
-			&cli.StringFlag{Name: "core-url", Usage: "core billing API base URL (MUR sync; not used by this version yet)"},
+			&cli.StringFlag{Name: "core-url", EnvVars: []string{"VIVACE_CORE_URL"},
+				Usage: "core billing API base URL for MUR sync (default: a built-in fake core on a free port; its URL goes to <data-dir>/" + FakeCoreURLFile + ")"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
@@ -150,6 +152,15 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	core, err := startDevCore(c.String("core-url"), dataDir, settings, log.With("component", "fake-core"))
+	if err != nil {
+		return err
+	}
+	defer core.close()
+	murSync, err := newDevSync(st, broker.Addr(), log.With("component", "sync"))
+	if err != nil {
+		return err
+	}
 	fileStore, catalogStore := filestore.New(st), catalogstore.New(st)
 	recv := &ingest.Receiver{
 		Registry:   fileStore,
@@ -172,7 +183,9 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		"VIVACE_KAFKA_BROKERS":  broker.Addr(),
 		"VIVACE_CLIENTS_FILE":   clientsFile,
 		"VIVACE_DATA_DIR":       dataDir,
-		"VIVACE_CORE_URL":       c.String("core-url"),
+		"VIVACE_CORE_URL":       core.URL,
+		"VIVACE_CORE_CLIENT_NO": core.ClientNo,
+		"VIVACE_CORE_AUTH_KEY":  core.AuthKey,
 		"VIVACE_HTTP_ADDR":      ln.Addr().String(),
 		"VIVACE_KAFKA_ADDR":     broker.Addr(),
 		"VIVACE_PIPELINES_FROM": c.String("pipelines"),
@@ -197,6 +210,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if buckets != nil {
 		srv.Buckets = buckets
 	}
+	murSync.mount(srv, st)
 	// The pipelines' own endpoints and the profiles are the process's
 	// internals: admin tokens for every client only.
 	streams.mount(srv)
@@ -233,6 +247,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	}
 
 	streamErr := streams.start(ctx)
+	murSync.start(ctx)
 	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
 
 	var runErr error
@@ -252,6 +267,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx)
+	murSync.stop()
 	streams.stop(shutCtx)
 	return runErr
 }

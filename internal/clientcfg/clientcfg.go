@@ -42,6 +42,8 @@ type Client struct {
 	// Vivace's fields, so its files need not name any of them (a client
 	// with a plugin needs not say so).
 	FieldsFromMediation *bool `yaml:"fields_from_mediation"`
+	// Core is where the client's MURs are synced to; nil: the defaults.
+	Core *Core `yaml:"core"`
 }
 
 // UsageTime is a client's timestamp format (docs/ingestion.md,
@@ -180,6 +182,7 @@ func Parse(name string, b []byte) (*File, error) {
 		}
 	}
 	errs = append(errs, f.checkSources(name)...)
+	errs = append(errs, f.checkCores(name)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ clients:
 func TestMisspeltKeys(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
 		{"defaults:\n  validaton:\n    max_age: 1h\n",
-			"clients.yaml: line 2: defaults.validaton: not a setting; did you mean validation? (known here: columns, delimiter, fields_from_mediation, format, plugin, source, usage_time, validation)"},
+			"clients.yaml: line 2: defaults.validaton: not a setting; did you mean validation? (known here: columns, core, delimiter, fields_from_mediation, format, plugin, source, usage_time, validation)"},
 		{"clients:\n  acme:\n    usage_time:\n      formt: epoch_seconds\n",
 			"clients.yaml: line 4: clients.acme.usage_time.formt: not a setting; did you mean format? (known here: format, zone)"},
 		{"clients:\n  acme:\n    format: csv\n    validation:\n      max_futur: 5m\n",

@@ -20,12 +20,14 @@ var adapters = []string{
 	"internal/api",             // the HTTP API (net/http)
 	"internal/ariafeed",        // the core system's Data Feed client (net/http)
 	"internal/bulkapi",         // the core system's bulk usage call (net/http)
+	"internal/corelink",        // MUR sync's link to the core: mursync.Core over bulkapi
 	"internal/devenv",          // what vivace dev embeds: kfake, a private PostgreSQL
 	"internal/fakecore",        // the stand-in core billing system (an HTTP server)
 	"internal/ingest/s3source", // S3-compatible bucket sources (minio)
 	"internal/kafkax",          // Kafka client settings (franz-go)
 	"internal/pgtest",          // tests: a database per package (pgx)
 	"internal/store/...",       // PostgreSQL: the base and every subject store (pgx)
+	"internal/synctest",        // tests: MURs in the database, the fake core's totals (pgx)
 }
 
 // forbidden are the imports (a path, or a path and everything under it)

@@ -28,7 +28,6 @@ import (
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/usage"
-	"vivace.dev/vivace/pipelines"
 )
 
 // The ingestion stages alone: each runs as the real stream built from its
@@ -71,31 +70,7 @@ func benchBroker(b *testing.B) string {
 // variables.
 func pipelineStream(b testing.TB, name string, env map[string]string) *service.Stream {
 	b.Helper()
-	defs, err := pipelines.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, d := range defs {
-		if d.Name != name {
-			continue
-		}
-		sb := service.NewStreamBuilder()
-		sb.SetEnvVarLookupFunc(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-		if err := sb.SetYAML(d.YAML); err != nil {
-			b.Fatal(err)
-		}
-		if err := sb.SetMetricsYAML(fmt.Sprintf("vivace_prometheus:\n  stream: %q\n", name)); err != nil {
-			b.Fatal(err)
-		}
-		sb.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-		s, err := sb.Build()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}
-	b.Fatalf("no pipeline %s", name)
-	return nil
+	return buildPipeline(b, name, env, slog.LevelWarn)
 }
 
 // runStream runs s until stop is called; stop waits for it to end.
