@@ -211,6 +211,11 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		srv.Buckets = buckets
 	}
 	murSync.mount(srv, st)
+	closeConsole, err := mountConsole(srv, st, murSync, broker.Addr(), authStore, srv.Gatherer, log.With("component", "graphql"))
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
 	// The pipelines' own endpoints and the profiles are the process's
 	// internals: admin tokens for every client only.
 	streams.mount(srv)

@@ -28,10 +28,12 @@ import (
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/auditstore"
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/store/usagestore"
+	uiapi "vivace.dev/vivace/ui-api"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -126,8 +128,15 @@ func newWorld(t *testing.T) *world {
 	w.srv = &Server{DB: st, Files: fs, Records: usagestore.New(st), Feed: cs, Repair: feed.NewApplier(cs, catalog.ValidateData),
 		Receiver: &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: logger},
 		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger}
-	// As vivace dev mounts the pipelines' endpoints.
+	// As vivace dev mounts the pipelines' endpoints, GraphQL and the
+	// console.
 	w.srv.Mount(Route{"GET /streams/test/ping", auth.Admin, EveryClient, http.HandlerFunc(healthz)})
+	gql := &uiapi.API{Exceptions: usagestore.New(st), Files: fs, MURs: usagestore.New(st), Feed: cs,
+		Repair: feed.NewApplier(cs, catalog.ValidateData), AuditLog: auditstore.New(st), Audit: w.audit, Logger: logger}
+	if err := gql.Init(); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.MountConsole(gql.Handler(), uiapi.Console())
 	w.http = httptest.NewServer(w.srv.Handler())
 	t.Cleanup(w.http.Close)
 
@@ -319,6 +328,48 @@ var crossClient = map[string]func(w *world){
 			w.t.Errorf("beta's file was cancelled: %+v", beta)
 		}
 	},
+	"POST /graphql": func(w *world) {
+		q := func(token, query string) (data json.RawMessage, codes []string) {
+			body, _ := json.Marshal(map[string]string{"query": query})
+			code, b := w.do(token, "POST", "/graphql", string(body))
+			var r struct {
+				Data   json.RawMessage
+				Errors []struct{ Extensions struct{ Code string } }
+			}
+			if err := json.Unmarshal(b, &r); code != http.StatusOK || err != nil {
+				w.t.Fatalf("graphql %s: %d %s", query, code, b)
+			}
+			for _, e := range r.Errors {
+				codes = append(codes, e.Extensions.Code)
+			}
+			return r.Data, codes
+		}
+		refused := func(what string, data json.RawMessage, codes []string) {
+			if string(data) != "null" || !slices.Equal(codes, []string{"FORBIDDEN"}) {
+				w.t.Errorf("%s: %s %v, want no data and FORBIDDEN", what, data, codes)
+			}
+		}
+		for _, list := range []string{`exceptions { edges { node { client } } }`, `files { client }`, `murs { edges { node { client } } }`,
+			`feedEvents { client }`, `auditLog { client }`} {
+			data, codes := q("acme-viewer", "{ "+list+" }")
+			if got := clientsIn(w.t, data); len(codes) != 0 || !slices.Equal(got, []string{w.acme}) {
+				w.t.Errorf("acme's %s: clients %v, errors %v", list, got, codes)
+			}
+			name, _, _ := strings.Cut(list, " ")
+			data, codes = q("acme-viewer", `{ `+name+`(filter: {client: "`+w.beta+`"}) { __typename } }`)
+			refused("beta's "+name, data, codes)
+		}
+		if data, codes := q("acme-viewer", `{ file(id: "`+w.betaFile+`") { client } }`); string(data) != `{"file":null}` || len(codes) != 0 {
+			w.t.Errorf("beta's file for acme: %s %v", data, codes)
+		}
+		data, codes := q("acme-operator", `mutation { reprocessFeedEvents(ids: ["`+w.betaEvent+`"]) { id } }`)
+		refused("reprocess beta's event", data, codes)
+		data, codes = q("acme-viewer", `mutation { reprocessFeedEvents(ids: ["`+w.acmeEvent+`"]) { id } }`)
+		refused("reprocess by a viewer", data, codes)
+		if data, codes := q("admin", `{ feedEvents(filter: {client: "`+w.beta+`", outcome: "failed"}) { attempts } }`); !bytes.Contains(data, []byte(`"attempts":1`)) {
+			w.t.Errorf("beta's event after refused reprocesses: %s %v", data, codes)
+		}
+	},
 	"GET /api/v1/murs":       exportCase("murs"),
 	"GET /api/v1/exceptions": exportCase("exceptions"),
 	"POST /api/v1/feed/outcomes": func(w *world) {
@@ -467,7 +518,7 @@ func TestEveryRoute(t *testing.T) {
 		t.Run(rt.Pattern, func(t *testing.T) {
 			w.t = t
 			method, path, _ := strings.Cut(rt.Pattern, " ")
-			path = strings.NewReplacer("{id...}", "some/id", "{id}", "some-id").Replace(path)
+			path = strings.NewReplacer("{id...}", "some/id", "{id}", "some-id", "{$}", "").Replace(path)
 			if rt.Clients == Open {
 				open = append(open, rt.Pattern)
 				if code, _ := w.do("", method, path, ""); code == http.StatusUnauthorized || code == http.StatusForbidden {
@@ -504,7 +555,7 @@ func TestEveryRoute(t *testing.T) {
 		})
 	}
 	slices.Sort(open)
-	if strings.Join(open, ",") != "GET /healthz,GET /readyz" { // no Gatherer here, so no /metrics
+	if strings.Join(open, ",") != "GET /console/,GET /healthz,GET /readyz,GET /{$}" { // no Gatherer here, so no /metrics
 		t.Errorf("open routes: %v", open)
 	}
 	// Paths no route serves need a token too.

@@ -183,23 +183,15 @@ func insertFiltered(ctx context.Context, tx pgx.Tx, recs []exceptions.Exception,
 // source order (file, line, part), streaming rows rather than loading
 // them all.
 func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn func(exceptions.Exception) error) error {
-	rows, err := s.db.Pool().Query(ctx, `SELECT exception_id, client, file_id, line, part, coalesce(record_id, ''),
-			stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at
-		FROM exceptions
-		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
-			AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
-			AND (coalesce(cardinality($6::text[]), 0) = 0 OR client = ANY($6))
-			AND ($7 = '' OR record->>'account_id' = $7)
-			AND ($8::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $9)
-		ORDER BY file_id, line, part`, f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients, f.AccountID, f.From, f.To)
+	rows, err := s.db.Pool().Query(ctx, `SELECT `+exceptionColumns+` FROM exceptions WHERE `+exceptionWhere+`
+		ORDER BY file_id, line, part`, exceptionArgs(f)...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var e exceptions.Exception
-		if err := rows.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
-			&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		e, err := scanException(rows)
+		if err != nil {
 			return err
 		}
 		if err := fn(e); err != nil {
