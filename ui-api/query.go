@@ -229,7 +229,7 @@ func (r *resolver) Exceptions(ctx context.Context, args struct {
 	if after != "" && !ids.Valid(after) {
 		return nil, badInput("after: %q is not a cursor of this list", after)
 	}
-	list, err := r.a.Exceptions.ListExceptions(ctx, f, exceptions.Page{After: after, Limit: n + 1})
+	list, err := r.a.Exceptions.ListExceptions(ctx, f, exceptions.Window{After: after, Limit: n + 1})
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func Schema() string { return schemaText }
 type (
 	// Exceptions reads exceptions (usagestore).
 	Exceptions interface {
-		ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Page) ([]exceptions.Exception, error)
+		ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Window) ([]exceptions.Exception, error)
 		TallyExceptions(ctx context.Context, f exceptions.Filter) ([]exceptions.Tally, error)
 		GetException(ctx context.Context, id string) (exceptions.Exception, error)
 	}

@@ -2,12 +2,12 @@ package exceptions
 
 import "vivace.dev/vivace/internal/codes"
 
-// Page is a window of a list of exceptions, newest first: at most Limit
+// Window is a window of a list of exceptions, newest first: at most Limit
 // exceptions recorded before the one with id After ("" for the first
 // page). Exception ids sort by when they were made, so the order is the
 // order in which the exceptions were recorded and a page cannot shift
 // when new ones arrive.
-type Page struct {
+type Window struct {
 	After string
 	Limit int
 }

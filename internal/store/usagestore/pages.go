@@ -41,7 +41,7 @@ func scanException(r pgx.Row) (exceptions.Exception, error) {
 // ListExceptions returns a page of the exceptions f selects, newest first
 // (by exception id, which sorts by time). A cursor that is not an id
 // starts nowhere: it is refused rather than read as the first page.
-func (s *Store) ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Page) ([]exceptions.Exception, error) {
+func (s *Store) ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Window) ([]exceptions.Exception, error) {
 	if p.After != "" && !ids.Valid(p.After) {
 		return nil, fmt.Errorf("cursor %q: not a place in this list", p.After)
 	}
