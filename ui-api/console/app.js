@@ -63,6 +63,8 @@ async function login(token) {
   $("#who").textContent = `${state.me.name} · ${state.me.role} · ${state.me.allClients ? "all clients" : state.me.clients.join(", ")}`;
   document.body.classList.toggle("viewer", !state.me.canEdit);
   if (!state.me.canEdit) $$(".edit").forEach((e) => e.remove());
+  if (document.activeElement) document.activeElement.blur();
+  $("#token").value = "";
   $("#login").hidden = true;
   $("#nav").hidden = false;
   $("#logout").hidden = false;
@@ -133,11 +135,15 @@ const EXC_FIELDS = "id client recordId fileId line part stage code field message
 
 async function loadExceptions(fresh) {
   const x = state.exc;
-  if (fresh) Object.assign(x, { filter: excFilter(), after: null, rows: [], selected: new Set() });
+  const seq = (x.seq = (x.seq || 0) + 1);
+  const filter = fresh ? excFilter() : x.filter, after = fresh ? null : x.after;
   const d = await gql(`query($f: ExceptionFilter, $after: String) { exceptions(filter: $f, first: 50, after: $after) {
-      totalCount edges { node { ${EXC_FIELDS} } } pageInfo { endCursor hasNextPage } countsByCode { code count } } }`, { f: x.filter, after: x.after });
+      totalCount edges { node { ${EXC_FIELDS} } } pageInfo { endCursor hasNextPage } countsByCode { code count } } }`, { f: filter, after });
+  if (seq !== x.seq) return; // a newer list was asked for meanwhile
   const c = d.exceptions;
-  x.rows.push(...c.edges.map((e) => e.node));
+  if (fresh) Object.assign(x, { filter, rows: [], selected: new Set() });
+  const have = new Set(x.rows.map((r) => r.id));
+  x.rows.push(...c.edges.map((e) => e.node).filter((n) => !have.has(n.id)));
   x.after = c.pageInfo.endCursor;
   $("#exc-more").hidden = !c.pageInfo.hasNextPage;
   $("#exc-counts").replaceChildren(el("span", { text: `${c.totalCount} exceptions` }),
@@ -147,7 +153,7 @@ async function loadExceptions(fresh) {
 }
 
 function excRow(e) {
-  const tr = el("tr", { tabindex: 0, "data-id": e.id, class: state.exc.current === e.id ? "cur" : "", on: { click: (ev) => { if (ev.target.type !== "checkbox") openException(e.id); }, keydown: (ev) => { if (ev.key === "Enter") openException(e.id); } } });
+  const tr = el("tr", { tabindex: 0, "data-id": e.id, "data-record": e.recordId, class: state.exc.current === e.id ? "cur" : "", on: { click: (ev) => { if (ev.target.type !== "checkbox") openException(e.id); }, keydown: (ev) => { if (ev.key === "Enter") openException(e.id); } } });
   if (canEdit()) {
     const cb = el("input", { type: "checkbox", "aria-label": "select " + e.id, on: { change: () => (cb.checked ? state.exc.selected.add(e.id) : state.exc.selected.delete(e.id)) } });
     cb.checked = state.exc.selected.has(e.id);

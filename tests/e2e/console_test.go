@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts Debian's chromium headless with a fresh profile, or
+// skips where it is not installed (scripts/install-deps.sh --browser
+// installs it).
+func browser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (scripts/install-deps.sh --browser installs it)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return bctx
+}
+
+// screenshots is where the console test saves its screenshots:
+// VIVACE_SCREENSHOTS (docs/images when the docs are updated), else a
+// temporary directory.
+func screenshots(t *testing.T) string {
+	if dir := os.Getenv("VIVACE_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+func shot(dir, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		buf, err := chromedp.CaptureScreenshot()(ctx, t)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
+	})
+}
+
+// into runs a and keeps its value in dst.
+func into[T any](a chromedp.Action[T], dst *T) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		v, err := a(ctx, t)
+		*dst = v
+		return err
+	})
+}
+
+// login opens the console and logs in with token.
+func login(api, token string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(api+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), token),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("nav")),
+	)
+}
+
+// gqlAs sends a GraphQL request from the page, with the token the page
+// logged in with, and keeps the answer's JSON in out.
+func gqlAs(query string, out *string) chromedp.Action[chromedp.Void] {
+	js := fmt.Sprintf(`fetch("/graphql", {method: "POST", headers: {"Content-Type": "application/json",
+		Authorization: "Bearer " + sessionStorage.getItem("vivace-token")}, body: JSON.stringify({query: %q})}).then(r => r.text())`, query)
+	return into(chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise), out)
+}
+
+// until waits for a JavaScript condition to hold.
+func until(cond string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(time.Minute))(ctx, t)
+		return err
+	})
+}
+
+// run runs the steps one by one, each within a minute, and names the one
+// that fails.
+func run(t *testing.T, b context.Context, what string, d *devProcess, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(b); err != nil { // the browser starts here, without a step's timeout
+		t.Fatalf("%s: starting the browser: %v", what, err)
+	}
+	for i, s := range steps {
+		ctx, cancel := context.WithTimeout(b, time.Minute)
+		_, err := chromedp.Run(ctx, s)
+		cancel()
+		if err != nil {
+			ctx, cancel := context.WithTimeout(b, 10*time.Second)
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#flash").textContent + " | " + document.body.innerText.slice(0, 2000)`))
+			cancel()
+			t.Fatalf("%s: step %d: %v\nthe page: %s\n%s", what, i+1, err, page, d.log.String())
+		}
+	}
+}
+
+// TestConsole drives the console in headless Chromium over the sample
+// data set: log in, the monitoring screen with the file's counts, the
+// exceptions filtered by code with their counts, the record editor with
+// the validation error; a viewer sees no edit controls and the API
+// refuses its mutations anyway.
+func TestConsole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d := startDev(t, "")
+	demo := filepath.Join(repoRoot(t), "tests/testdata/demo")
+	if out, errOut, code := d.run(ctx, "feed", "publish", "--wait", filepath.Join(demo, "catalog.jsonl")); code != 0 {
+		t.Fatalf("feed publish: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code := d.run(ctx, "ingest", "--client", "demo", "--wait", filepath.Join(demo, "usage.csv"))
+	if code != 0 {
+		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
+	}
+	file := decodeLines[fileResult](t, out)[0]
+	admin, err := os.ReadFile(filepath.Join(d.DataDir, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = d.run(ctx, "token", "create", "--name", "console-viewer", "--client", "demo", "--role", "viewer")
+	if code != 0 {
+		t.Fatalf("token create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	viewer := lines[len(lines)-1]
+	dir := screenshots(t)
+
+	b := browser(t, ctx)
+	var filesText, countsText, editorError, record string
+	run(t, b, "console as admin", d,
+		chromedp.Navigate(d.API+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		shot(dir, "console-login"),
+		login(d.API, strings.TrimSpace(string(admin))),
+		chromedp.WaitVisible(chromedp.CSS(`#files tbody tr[data-file="`+file.FileID+`"]`)),
+		into(chromedp.Text(chromedp.CSS("#files tbody")), &filesText),
+		shot(dir, "console-monitor"),
+		// Exceptions, by key: 2, then filter by code.
+		chromedp.KeyEvent("2"),
+		chromedp.WaitVisible(chromedp.ID("exc-filter")),
+		chromedp.WaitVisible(chromedp.CSS(`#exc-counts button[data-code="BAD_QUANTITY"]`)),
+		chromedp.Click(chromedp.CSS(`#exc-counts button[data-code="BAD_QUANTITY"]`)),
+		until(`document.querySelectorAll("#exc-table tbody tr").length === 2 && document.querySelector("#exc-counts").textContent.startsWith("2 ")`),
+		into(chromedp.Text(chromedp.ID("exc-counts")), &countsText),
+		shot(dir, "console-exceptions"),
+		chromedp.Click(chromedp.CSS(`#exc-table tbody tr[data-record="r-0005"]`)),
+		chromedp.WaitVisible(chromedp.ID("editor")),
+		into(chromedp.Text(chromedp.ID("ed-error")), &editorError),
+		into(chromedp.Value(chromedp.ID("ed-record")), &record),
+		shot(dir, "console-editor"),
+		chromedp.KeyEvent("3"),
+		chromedp.WaitVisible(chromedp.ID("feed")),
+		shot(dir, "console-catalog"),
+		chromedp.KeyEvent("4"),
+		chromedp.WaitVisible(chromedp.ID("batches")),
+		shot(dir, "console-sync"),
+	)
+	if !strings.Contains(filesText, "usage.csv") || !strings.Contains(filesText, "done") {
+		t.Errorf("monitoring's files: %q", filesText)
+	}
+	if !strings.HasPrefix(countsText, "2 exceptions") {
+		t.Errorf("counts: %q", countsText)
+	}
+	if !strings.Contains(editorError, "BAD_QUANTITY") || !strings.Contains(record, `"abc"`) {
+		t.Errorf("editor: error %q, record %s", editorError, record)
+	}
+
+	// A viewer: no edit controls anywhere, and the API refuses its
+	// mutation when it is sent all the same.
+	v := browser(t, ctx)
+	var editControls, rowsShown int
+	var answer string
+	run(t, v, "console as viewer", d,
+		login(d.API, viewer),
+		chromedp.Click(chromedp.CSS(`#nav button[data-view="exceptions"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#exc-counts button[data-code="BAD_QUANTITY"]`)),
+		chromedp.Click(chromedp.CSS(`#exc-table tbody tr:first-child`)),
+		chromedp.WaitVisible(chromedp.ID("editor")),
+		into(chromedp.Evaluate[int](`document.querySelectorAll(".edit, #ed-save, #ed-reprocess, #ed-discard, #exc-table input[type=checkbox]").length`), &editControls),
+		into(chromedp.Evaluate[int](`document.querySelectorAll("#exc-table tbody tr").length`), &rowsShown),
+		shot(dir, "console-viewer"),
+		gqlAs(`mutation { reprocessFeedEvents(client: "demo") { id } }`, &answer),
+	)
+	if rowsShown != 12 { // the sample file's exceptions (tests/testdata/demo/README.md)
+		t.Errorf("the viewer's list shows %d rows, want 12", rowsShown)
+	}
+	if editControls != 0 {
+		t.Errorf("the viewer sees %d edit controls", editControls)
+	}
+	var r struct {
+		Data   json.RawMessage
+		Errors []struct{ Extensions struct{ Code string } }
+	}
+	if err := json.Unmarshal([]byte(answer), &r); err != nil || string(r.Data) != "null" || len(r.Errors) != 1 || r.Errors[0].Extensions.Code != "FORBIDDEN" {
+		t.Errorf("a viewer's mutation: %s", answer)
+	}
+}
