@@ -86,7 +86,9 @@ func BenchmarkExceptionsList(b *testing.B) {
 	var deep string
 	{
 		r := a.schema.Exec(withCost(one), `{ exceptions(filter: {status: "open"}, first: 500) { pageInfo { endCursor } } }`, "", nil)
-		var out struct{ Exceptions struct{ PageInfo struct{ EndCursor string } } }
+		var out struct {
+			Exceptions struct{ PageInfo struct{ EndCursor string } }
+		}
 		if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil {
 			b.Fatalf("%v", r.Errors)
 		}
