@@ -35,8 +35,8 @@ type Store interface {
 	// reprocessing, attempts + 1, one audit entry each by actor) and
 	// returns them with their work, in id order.
 	ClaimOpen(ctx context.Context, ids []string, actor string) ([]Listed, error)
-	// Reopen puts reprocessing exceptions back to open (their record
-	// could not be sent), auditing why.
+	// Reopen puts reprocessing exceptions back to open with the attempt
+	// taken back (their record could not be sent), auditing why.
 	Reopen(ctx context.Context, ids []string, actor, why string) error
 	// Discard marks the open exceptions among ids discarded with reason
 	// (one audit entry each) and returns the ids it marked.

@@ -271,7 +271,8 @@ func (s *Store) ClaimOpen(ctx context.Context, ids []string, actor string) ([]ex
 	return out, err
 }
 
-// Reopen puts reprocessing exceptions back to open.
+// Reopen puts reprocessing exceptions back to open, taking back the
+// attempt their claim counted (their record was not sent).
 func (s *Store) Reopen(ctx context.Context, ids []string, actor, why string) error {
 	if len(ids) == 0 {
 		return nil
@@ -281,13 +282,14 @@ func (s *Store) Reopen(ctx context.Context, ids []string, actor, why string) err
 			return err
 		}
 		_, err := tx.Exec(ctx, `WITH u AS (
-				UPDATE exceptions x SET status = 'open', updated_at = now()
+				UPDATE exceptions x SET status = 'open', attempts = x.attempts - 1, updated_at = now()
 				FROM unnest($1::uuid[]) AS k(id)
 				WHERE x.exception_id = k.id AND x.status = 'reprocessing'
-				RETURNING x.exception_id, x.client)
+				RETURNING x.exception_id, x.client, x.attempts)
 			INSERT INTO audit_log (actor, action, target, client, before, after)
 			SELECT $2, 'exception.reopen', 'exception:' || u.exception_id, u.client,
-				jsonb_build_object('status', 'reprocessing'), jsonb_build_object('status', 'open', 'why', $3::text)
+				jsonb_build_object('status', 'reprocessing', 'attempts', u.attempts + 1),
+				jsonb_build_object('status', 'open', 'attempts', u.attempts, 'why', $3::text)
 			FROM u`, ids, actor, why)
 		if err != nil {
 			return fmt.Errorf("reopen exceptions: %w", err)
