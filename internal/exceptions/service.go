@@ -136,8 +136,8 @@ func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Detail,
 	if err != nil {
 		return Detail{}, err
 	}
-	if !p.MaySee(e.Client) {
-		return Detail{}, ErrNotFound
+	if err := p.SeeOf(fmt.Sprintf("exception %q", id), e.Client); err != nil {
+		return Detail{}, err
 	}
 	h, err := s.Store.History(ctx, id)
 	if err != nil {
@@ -199,10 +199,7 @@ func (s *Service) Edit(ctx context.Context, p auth.Principal, id string, edited 
 	if err != nil {
 		return Detail{}, err
 	}
-	if !p.MaySee(e.Client) {
-		return Detail{}, ErrNotFound
-	}
-	if err := p.Change(e.Client); err != nil {
+	if err := p.ChangeOf(fmt.Sprintf("exception %q", id), e.Client); err != nil {
 		return Detail{}, err
 	}
 	if err := MayWork(e.Status); err != nil {
@@ -224,8 +221,8 @@ func (s *Service) Edit(ctx context.Context, p auth.Principal, id string, edited 
 	return Detail{Exception: e, Work: w, History: h}, err
 }
 
-// checkIDs refuses ids of clients the principal may not change; ids that
-// do not exist (or that it may not see) are reported missing.
+// checkIDs refuses ids of clients the principal may not change (without
+// saying whose they are); ids that do not exist are reported missing.
 func (s *Service) checkIDs(ctx context.Context, p auth.Principal, ids []string) (found []string, missing map[string]string, err error) {
 	clients, err := s.Store.Clients(ctx, ids)
 	if err != nil {
@@ -239,11 +236,11 @@ func (s *Service) checkIDs(ctx context.Context, p auth.Principal, ids []string) 
 		}
 		seen[id] = true
 		c, ok := clients[id]
-		if !ok || !p.MaySee(c) {
+		if !ok {
 			missing[id] = "no such exception"
 			continue
 		}
-		if err := p.Change(c); err != nil {
+		if err := p.ChangeOf(fmt.Sprintf("exception %q", id), c); err != nil {
 			return nil, nil, err
 		}
 		found = append(found, id)
@@ -440,14 +437,14 @@ func (s *Service) Job(ctx context.Context, p auth.Principal, id string) (Job, er
 		return j, err
 	}
 	if j.Clients == nil {
-		if p.Every() != nil {
-			return Job{}, ErrNotFound
+		if err := p.Every(); err != nil {
+			return Job{}, err
 		}
 		return j, nil
 	}
 	for _, c := range j.Clients {
-		if !p.MaySee(c) {
-			return Job{}, ErrNotFound
+		if err := p.SeeOf(fmt.Sprintf("job %q", id), c); err != nil {
+			return Job{}, err
 		}
 	}
 	return j, nil

@@ -127,7 +127,7 @@ func TestWorkExceptions(t *testing.T) {
 	other := auth.NewPrincipal("t3", "otto", auth.Admin, []string{"someone-else"})
 
 	// Seen only by tokens of the client.
-	if _, err := w.svc.Get(ctx, other, bad); !errors.Is(err, exceptions.ErrNotFound) {
+	if _, err := w.svc.Get(ctx, other, bad); !errors.Is(err, auth.ErrForbidden) {
 		t.Fatalf("another client's token got the exception: %v", err)
 	}
 	page, err := w.svc.List(ctx, other, exceptions.Query{})
@@ -270,7 +270,7 @@ func TestWorkExceptions(t *testing.T) {
 	if err != nil || j.Status != exceptions.JobDone || j.Done != 2 || j.Total != 2 {
 		t.Fatalf("job: %+v %v", j, err)
 	}
-	if _, err := w.svc.Job(ctx, other, job.ID); !errors.Is(err, exceptions.ErrNotFound) {
+	if _, err := w.svc.Job(ctx, other, job.ID); !errors.Is(err, auth.ErrForbidden) {
 		t.Fatalf("another client's token saw the job: %v", err)
 	}
 	d, err = w.svc.Get(ctx, viewer, broken)
