@@ -61,9 +61,9 @@ func exceptionsCommand() *cli.Command {
 			apiFlag(), tokenFlag(), dataDirFlag()),
 		Action: func(c *cli.Context) error { return workExceptions(c, "reprocess") },
 	}, &cli.Command{
-		Name:      "discard",
-		Usage:     "mark open exceptions discarded, not to be billed, with a reason",
-		ArgsUsage: "[EXCEPTION_ID...]",
+		Name:        "discard",
+		Usage:       "mark open exceptions discarded, not to be billed, with a reason",
+		ArgsUsage:   "[EXCEPTION_ID...]",
 		Description: "Selects as reprocess does; --reason is required and kept with each exception.",
 		Flags: append(workFilters(),
 			&cli.StringFlag{Name: "reason", Usage: "why they are discarded", Required: true},
