@@ -41,9 +41,10 @@ type Store interface {
 	// Discard marks the open exceptions among ids discarded with reason
 	// (one audit entry each) and returns the ids it marked.
 	Discard(ctx context.Context, ids []string, actor, reason string) ([]string, error)
-	// SelectIDs returns up to limit ids of open exceptions f selects,
-	// in id order, after the id after.
-	SelectIDs(ctx context.Context, f Filter, after string, limit int) ([]string, error)
+	// SelectIDs returns up to limit ids of open exceptions f selects
+	// after the cursor after (empty: from the start), and the cursor
+	// that follows them.
+	SelectIDs(ctx context.Context, f Filter, after string, limit int) (ids []string, next string, err error)
 	// The bulk actions' jobs.
 	CreateJob(ctx context.Context, j Job) error
 	UpdateJob(ctx context.Context, j Job) error
@@ -330,9 +331,9 @@ func (s *Service) run(ctx context.Context, j Job) Job {
 	}
 	after := ""
 	for {
-		ids, err := s.Store.SelectIDs(ctx, j.Select.Filter, after, chunk)
+		ids, next, err := s.Store.SelectIDs(ctx, j.Select.Filter, after, chunk)
 		if err == nil && len(ids) > 0 {
-			after = ids[len(ids)-1]
+			after = next
 			var out Outcome
 			out, err = s.apply(ctx, j.Actor, ids, j.Action, j.Reason)
 			j.Total += int64(len(ids))

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -136,27 +138,50 @@ func where(f exceptions.Filter, args []any) ([]string, []any) {
 	if f.AccountID != "" {
 		add("x.record->>'account_id' = ?", f.AccountID)
 	}
+	// The time range is also a range of exception ids (time ordered, made
+	// by the process that stored the exception), which the list's indexes
+	// end with: a page of a range long past reads that range only. The id
+	// bounds leave clockSkew for the clocks of that process and of the
+	// database; created_at decides.
 	if f.From != nil {
 		add("x.created_at >= ?", *f.From)
+		add("x.exception_id >= ?::uuid", ids.At(f.From.Add(-clockSkew)))
 	}
 	if f.To != nil {
 		add("x.created_at < ?", *f.To)
+		add("x.exception_id < ?::uuid", ids.At(f.To.Add(clockSkew)))
 	}
 	return conds, args
 }
+
+// clockSkew is how far apart the clocks that made an exception's id and
+// its created_at may be.
+const clockSkew = 10 * time.Minute
 
 // validFilter refuses a file id that is not one (it would fail the
 // statement); such a filter selects nothing.
 func validFilter(f exceptions.Filter) bool { return f.FileID == "" || ids.Valid(f.FileID) }
 
-// Exceptions returns a page, newest first (exception ids are time
-// ordered), keyed by exception id.
+// Exceptions returns a page: newest first (exception ids are time
+// ordered) keyed by exception id, or for one file in line order keyed by
+// line and part (a cursor "L<line>.<part>"). A list over several clients
+// is one index scan per client merged, not a sort of all their rows.
 func (s *Store) Exceptions(ctx context.Context, q exceptions.Query) (exceptions.Page, error) {
 	var page exceptions.Page
 	if !validFilter(q.Filter) {
 		return page, nil
 	}
-	conds, args := where(q.Filter, nil)
+	byLine := q.Filter.FileID != ""
+	f := q.Filter
+	clients := f.Clients
+	if f.Client != "" || len(clients) == 1 {
+		if f.Client == "" {
+			f.Client = clients[0]
+		}
+		clients = nil
+	}
+	f.Clients = nil
+	conds, args := where(f, nil)
 	if len(q.IDs) > 0 {
 		var valid []string
 		for _, id := range q.IDs {
@@ -168,18 +193,42 @@ func (s *Store) Exceptions(ctx context.Context, q exceptions.Query) (exceptions.
 		conds = append(conds, "x.exception_id = ANY($"+strconv.Itoa(len(args))+"::uuid[])")
 	}
 	if q.After != "" {
-		if !ids.Valid(q.After) {
+		cond, vals, ok := afterCursor(q.After, byLine, len(args))
+		if !ok {
 			return page, &exceptions.Refused{Field: "after", Reason: fmt.Sprintf("after: %q is not a cursor of this list", q.After)}
 		}
-		args = append(args, q.After)
-		conds = append(conds, "x.exception_id < $"+strconv.Itoa(len(args))+"::uuid")
+		args = append(args, vals...)
+		conds = append(conds, cond)
 	}
-	sql := `SELECT ` + columns + ` FROM exceptions x`
-	if len(conds) > 0 {
-		sql += ` WHERE ` + strings.Join(conds, " AND ")
+	order := ` ORDER BY x.exception_id DESC`
+	if byLine {
+		order = ` ORDER BY x.line, x.part`
 	}
 	args = append(args, q.Limit+1)
-	sql += ` ORDER BY x.exception_id DESC LIMIT $` + strconv.Itoa(len(args))
+	limit := ` LIMIT $` + strconv.Itoa(len(args))
+	one := func(extra string) string {
+		c := conds
+		if extra != "" {
+			c = append(slices.Clip(c), extra)
+		}
+		sql := `SELECT ` + columns + ` FROM exceptions x`
+		if len(c) > 0 {
+			sql += ` WHERE ` + strings.Join(c, " AND ")
+		}
+		return sql + order + limit
+	}
+	var sql string
+	if len(clients) > 1 {
+		// Each client's page from its own index, merged.
+		parts := make([]string, len(clients))
+		for i, c := range clients {
+			args = append(args, c)
+			parts[i] = "(" + one("x.client = $"+strconv.Itoa(len(args))) + ")"
+		}
+		sql = `SELECT * FROM (` + strings.Join(parts, " UNION ALL ") + `) x` + strings.ReplaceAll(order, "x.", "") + limit
+	} else {
+		sql = one("")
+	}
 	rows, err := s.db.Pool().Query(ctx, sql, args...)
 	if err != nil {
 		return page, fmt.Errorf("list exceptions: %w", err)
@@ -190,10 +239,32 @@ func (s *Store) Exceptions(ctx context.Context, q exceptions.Query) (exceptions.
 	}
 	if len(items) > q.Limit {
 		items = items[:q.Limit]
-		page.Next = items[len(items)-1].ExceptionID
+		last := items[len(items)-1]
+		page.Next = last.ExceptionID
+		if byLine {
+			page.Next = fmt.Sprintf("L%d.%d", last.Line, last.Part)
+		}
 	}
 	page.Items = items
 	return page, nil
+}
+
+// afterCursor is the condition of a page after cursor: an exception id
+// (newest first) or, for one file, "L<line>.<part>".
+func afterCursor(cursor string, byLine bool, n int) (string, []any, bool) {
+	if !byLine {
+		if !ids.Valid(cursor) {
+			return "", nil, false
+		}
+		return "x.exception_id < $" + strconv.Itoa(n+1) + "::uuid", []any{cursor}, true
+	}
+	l, p, ok := strings.Cut(strings.TrimPrefix(cursor, "L"), ".")
+	line, err1 := strconv.ParseInt(l, 10, 64)
+	part, err2 := strconv.Atoi(p)
+	if !ok || !strings.HasPrefix(cursor, "L") || err1 != nil || err2 != nil {
+		return "", nil, false
+	}
+	return fmt.Sprintf("(x.line, x.part) > ($%d::bigint, $%d::int)", n+1, n+2), []any{line, part}, true
 }
 
 // CountExceptions counts by code and stage.
@@ -325,24 +396,58 @@ func (s *Store) Discard(ctx context.Context, ids []string, actor, reason string)
 	return out, err
 }
 
-// SelectIDs returns ids of open exceptions f selects, in id order.
-func (s *Store) SelectIDs(ctx context.Context, f exceptions.Filter, after string, limit int) ([]string, error) {
+// SelectIDs returns ids of open exceptions f selects, in id order (for
+// one file, in line order), after the cursor after, and the cursor of
+// the next call.
+func (s *Store) SelectIDs(ctx context.Context, f exceptions.Filter, after string, limit int) ([]string, string, error) {
 	if !validFilter(f) {
-		return nil, nil
+		return nil, "", nil
 	}
 	f.Status = exceptions.Open
+	if f.Client == "" && len(f.Clients) == 1 {
+		f.Client, f.Clients = f.Clients[0], nil
+	}
+	byLine := f.FileID != ""
 	conds, args := where(f, nil)
+	order := ` ORDER BY x.exception_id`
+	if byLine {
+		order = ` ORDER BY x.line, x.part`
+	}
 	if after != "" {
-		args = append(args, after)
-		conds = append(conds, "x.exception_id > $"+strconv.Itoa(len(args))+"::uuid")
+		if byLine {
+			cond, vals, ok := afterCursor(after, true, len(args))
+			if !ok {
+				return nil, "", fmt.Errorf("select exceptions: cursor %q", after)
+			}
+			conds, args = append(conds, cond), append(args, vals...)
+		} else {
+			args = append(args, after)
+			conds = append(conds, "x.exception_id > $"+strconv.Itoa(len(args))+"::uuid")
+		}
 	}
 	args = append(args, limit)
-	rows, err := s.db.Pool().Query(ctx, `SELECT x.exception_id::text FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY x.exception_id LIMIT $`+strconv.Itoa(len(args)), args...)
+	rows, err := s.db.Pool().Query(ctx, `SELECT x.exception_id::text, x.line, x.part FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
+		order+` LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
-		return nil, fmt.Errorf("select exceptions: %w", err)
+		return nil, "", fmt.Errorf("select exceptions: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	defer rows.Close()
+	var out []string
+	next := ""
+	for rows.Next() {
+		var id string
+		var line int64
+		var part int
+		if err := rows.Scan(&id, &line, &part); err != nil {
+			return nil, "", err
+		}
+		out = append(out, id)
+		next = id
+		if byLine {
+			next = fmt.Sprintf("L%d.%d", line, part)
+		}
+	}
+	return out, next, rows.Err()
 }
 
 // Clients returns the client of each existing exception of ids.

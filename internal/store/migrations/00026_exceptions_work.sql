@@ -33,12 +33,17 @@ ALTER TABLE exceptions DROP CONSTRAINT exceptions_source;
 CREATE INDEX exceptions_open_record ON exceptions (record_id, client)
     WHERE status IN ('open', 'reprocessing') AND record_id IS NOT NULL;
 
--- The list, newest first (exception ids are time-ordered UUIDs), by
--- client and status, and by client, code and status.
+-- The list, newest first (exception ids are time-ordered UUIDs, so the
+-- primary key orders every client's): a client's, by status, by code and
+-- by account (the account_id of the record as it failed), each read
+-- backwards from the cursor, so a page costs the same at any depth. One
+-- file's exceptions are listed in line order from exceptions_position.
 DROP INDEX exceptions_client_status;
 DROP INDEX exceptions_code;
-CREATE INDEX exceptions_client_list ON exceptions (client, status, exception_id);
-CREATE INDEX exceptions_code_list ON exceptions (client, code, status, exception_id);
+CREATE INDEX exceptions_client_list ON exceptions (client, exception_id);
+CREATE INDEX exceptions_status_list ON exceptions (client, status, exception_id);
+CREATE INDEX exceptions_code_list ON exceptions (client, code, exception_id);
+CREATE INDEX exceptions_account_list ON exceptions (client, (record->>'account_id'), exception_id);
 
 -- Bulk actions (reprocess or discard by filter) run as jobs whose
 -- progress can be polled.
@@ -65,7 +70,9 @@ CREATE INDEX exception_jobs_started ON exception_jobs (started_at DESC);
 
 -- +goose Down
 DROP TABLE exception_jobs;
+DROP INDEX exceptions_account_list;
 DROP INDEX exceptions_code_list;
+DROP INDEX exceptions_status_list;
 DROP INDEX exceptions_client_list;
 CREATE INDEX exceptions_code ON exceptions (client, code) WHERE status = 'open';
 CREATE INDEX exceptions_client_status ON exceptions (client, status, created_at);
