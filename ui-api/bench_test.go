@@ -76,7 +76,7 @@ func BenchmarkExceptionsList(b *testing.B) {
 		}
 	}
 	b.Logf("%d exceptions stored in %s", n, time.Since(start).Round(time.Second))
-	a := newAPI(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := newAPI(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := a.Init(); err != nil {
 		b.Fatal(err)
 	}

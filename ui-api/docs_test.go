@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docExamples returns the GraphQL examples of docs/api.md's "GraphQL"
@@ -42,6 +43,11 @@ func TestDocExamples(t *testing.T) {
 		vars := map[string]any{}
 		if strings.Contains(q, "$id") {
 			vars["id"] = w.excs[w.acme]
+		}
+		if strings.Contains(q, "$record") {
+			// The example's record, at a time inside the client's window.
+			vars["record"] = map[string]any{"record_id": w.acme + "-x0", "account_id": "A100", "usage_type": "VOICE", "quantity": "5",
+				"usage_time": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)}
 		}
 		if strings.Contains(q, "$after") {
 			vars["after"] = w.excs[w.acme]

@@ -21,12 +21,25 @@ import (
 type publicError struct {
 	code string
 	msg  string
+	// field and exception, for an edited record that fails the stage's
+	// checks: the field and the exception code it fails with.
+	field, exception string
 }
 
 func (e *publicError) Error() string { return e.msg }
 
-// Extensions gives the error its stable code in the answer.
-func (e *publicError) Extensions() map[string]any { return map[string]any{"code": e.code} }
+// Extensions gives the error its stable code in the answer, and for a
+// record that fails its checks the field and exception code.
+func (e *publicError) Extensions() map[string]any {
+	x := map[string]any{"code": e.code}
+	if e.field != "" {
+		x["field"] = e.field
+	}
+	if e.exception != "" {
+		x["exceptionCode"] = e.exception
+	}
+	return x
+}
 
 // The codes of publicError.
 const (

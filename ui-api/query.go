@@ -3,7 +3,7 @@ package uiapi
 import (
 	"context"
 	"errors"
-	"slices"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -11,8 +11,6 @@ import (
 	graphql "github.com/graph-gophers/graphql-go"
 
 	"vivace.dev/vivace/internal/auth"
-	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/murs"
@@ -37,14 +35,6 @@ func (r *resolver) Me(ctx context.Context) *Me {
 	}
 	return &Me{Name: p.Name, TokenID: p.TokenID, Role: p.Role.String(), Clients: cs, AllClients: p.AllClients(),
 		CanEdit: p.HasRole(auth.Operator) == nil}
-}
-
-// ExceptionFilter is the schema's ExceptionFilter input.
-type ExceptionFilter struct {
-	Client, Stage, Code, Status *string
-	FileID                      *graphql.ID
-	AccountID                   *string
-	From, To                    *graphql.Time
 }
 
 func str(p *string) string {
@@ -92,214 +82,15 @@ func names[S ~string](list []S) string {
 	return strings.Join(out, ", ")
 }
 
-// exceptionFilter checks the filter's fields and keeps it to the token's
-// clients: a client named that the token does not cover is refused.
-func exceptionFilter(ctx context.Context, in *ExceptionFilter) (exceptions.Filter, error) {
-	var f exceptions.Filter
-	var client string
-	if in != nil {
-		client = str(in.Client)
-		f = exceptions.Filter{FileID: idStr(in.FileID), AccountID: str(in.AccountID), Stage: str(in.Stage),
-			Code: codes.Code(str(in.Code)), Status: exceptions.Status(str(in.Status))}
-		var err error
-		if f.From, f.To, err = timeRange(in.From, in.To); err != nil {
-			return f, err
-		}
-	}
-	switch {
-	case f.Status != "" && !f.Status.Valid():
-		return f, badInput("status: %q is not an exception status (%s)", f.Status, names(exceptions.Statuses))
-	case f.Stage != "" && !slices.Contains(exceptions.Stages, f.Stage):
-		return f, badInput("stage: %q is not a stage (%s)", f.Stage, strings.Join(exceptions.Stages, ", "))
-	case f.Code != "" && !codes.Known(f.Code):
-		return f, badInput("code: %q is not an exception code (%s)", f.Code, names(codes.Ordered))
-	}
-	if err := fileIDArg(f.FileID); err != nil {
-		return f, err
-	}
-	cs, err := principal(ctx).Filter(client)
-	f.Clients = cs
-	return f, err
-}
-
-// ExceptionConnection is a page of exceptions; its counts are read only
-// when asked for.
-type ExceptionConnection struct {
-	Edges    []*ExceptionEdge
-	PageInfo *PageInfo
-
-	a      *API
-	filter exceptions.Filter
-	once   sync.Once
-	tally  []exceptions.Tally
-	err    error
-}
-
-// ExceptionEdge is one exception of a page.
-type ExceptionEdge struct {
-	Cursor string
-	Node   *Exception
-}
-
 // PageInfo says where a page ends.
 type PageInfo struct {
 	EndCursor   *string
 	HasNextPage bool
 }
 
-func (c *ExceptionConnection) counts(ctx context.Context) ([]exceptions.Tally, error) {
-	c.once.Do(func() { c.tally, c.err = c.a.Exceptions.TallyExceptions(ctx, c.filter) })
-	return c.tally, c.err
-}
-
-func (c *ExceptionConnection) TotalCount(ctx context.Context) (int32, error) {
-	t, err := c.counts(ctx)
-	var n int64
-	for _, x := range t {
-		n += x.Count
-	}
-	return int32(n), err
-}
-
-// CodeCount is how many exceptions of a list have a code.
-type CodeCount struct {
-	Code  string
-	Count int32
-}
-
-// StageCount is how many exceptions of a list failed at a stage.
-type StageCount struct {
-	Stage string
-	Count int32
-}
-
-func (c *ExceptionConnection) CountsByCode(ctx context.Context) ([]*CodeCount, error) {
-	t, err := c.counts(ctx)
-	by := map[string]int64{}
-	for _, x := range t {
-		by[string(x.Code)] += x.Count
-	}
-	out := []*CodeCount{}
-	for _, k := range sortedKeys(by) {
-		out = append(out, &CodeCount{k, int32(by[k])})
-	}
-	return out, err
-}
-
-func (c *ExceptionConnection) CountsByStage(ctx context.Context) ([]*StageCount, error) {
-	t, err := c.counts(ctx)
-	by := map[string]int64{}
-	for _, x := range t {
-		by[x.Stage] += x.Count
-	}
-	out := []*StageCount{}
-	for _, k := range sortedKeys(by) {
-		out = append(out, &StageCount{k, int32(by[k])})
-	}
-	return out, err
-}
-
-func sortedKeys(m map[string]int64) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
 type pageArgs struct {
 	First *int32
 	After *string
-}
-
-func (r *resolver) Exceptions(ctx context.Context, args struct {
-	Filter *ExceptionFilter
-	pageArgs
-}) (*ExceptionConnection, error) {
-	n, err := first(ctx, args.First, 50)
-	if err != nil {
-		return nil, err
-	}
-	f, err := exceptionFilter(ctx, args.Filter)
-	if err != nil {
-		return nil, err
-	}
-	after := str(args.After)
-	if after != "" && !ids.Valid(after) {
-		return nil, badInput("after: %q is not a cursor of this list", after)
-	}
-	list, err := r.a.Exceptions.ListExceptions(ctx, f, exceptions.Window{After: after, Limit: n + 1})
-	if err != nil {
-		return nil, err
-	}
-	c := &ExceptionConnection{a: r.a, filter: f, Edges: []*ExceptionEdge{}, PageInfo: &PageInfo{HasNextPage: len(list) > n}}
-	for i := range list[:min(n, len(list))] {
-		e := newException(r.a, list[i])
-		c.Edges = append(c.Edges, &ExceptionEdge{Cursor: e.ExceptionID, Node: e})
-	}
-	if len(c.Edges) > 0 {
-		end := c.Edges[len(c.Edges)-1].Cursor
-		c.PageInfo.EndCursor = &end
-	}
-	return c, nil
-}
-
-func (r *resolver) Exception(ctx context.Context, args struct{ ID graphql.ID }) (*Exception, error) {
-	e, err := r.a.Exceptions.GetException(ctx, string(args.ID))
-	if errors.Is(err, store.ErrNotFound) || err == nil && !principal(ctx).MaySee(e.Client) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	return newException(r.a, e), nil
-}
-
-// Exception is an exception as the schema shows it.
-type Exception struct {
-	ex exceptions.Exception
-	a  *API
-
-	ExceptionID, Client, RecordID, Stage, Code, Field, Message, Status string
-	Line, Part, Attempts                                               int32
-	Record                                                             JSON
-	CreatedAt, UpdatedAt                                               graphql.Time
-}
-
-func newException(a *API, e exceptions.Exception) *Exception {
-	return &Exception{ex: e, a: a, ExceptionID: e.ExceptionID, Client: e.Client, RecordID: e.RecordID, Stage: e.Stage,
-		Code: string(e.Code), Field: e.Field, Message: e.Message, Status: string(e.Status), Line: int32(e.Line),
-		Part: int32(e.Part), Attempts: int32(e.Attempts), Record: jsonOf(e.Record),
-		CreatedAt: graphql.Time{Time: e.CreatedAt}, UpdatedAt: graphql.Time{Time: e.UpdatedAt}}
-}
-
-func (e *Exception) ID() graphql.ID     { return graphql.ID(e.ex.ExceptionID) }
-func (e *Exception) FileID() graphql.ID { return graphql.ID(e.ex.FileID) }
-
-func (e *Exception) File(ctx context.Context) (*File, error) {
-	f, err := e.a.Files.GetFile(ctx, e.ex.FileID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return newFile(f), nil
-}
-
-func (e *Exception) History(ctx context.Context) ([]*AuditEntry, error) {
-	if err := charge(ctx, 100); err != nil {
-		return nil, err
-	}
-	list, err := e.a.AuditLog.List(ctx, auditFilterOf("exception:"+e.ex.ExceptionID, e.ex.Client))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*AuditEntry, 0, len(list))
-	for i := len(list) - 1; i >= 0; i-- { // oldest first
-		out = append(out, newAuditEntry(list[i]))
-	}
-	return out, nil
 }
 
 // FileFilter is the schema's FileFilter input.
@@ -372,9 +163,14 @@ func (r *resolver) File(ctx context.Context, args struct{ ID graphql.ID }) (*Fil
 		return nil, nil
 	}
 	f, err := r.a.Files.GetFile(ctx, string(args.ID))
-	if errors.Is(err, store.ErrNotFound) || err == nil && !principal(ctx).MaySee(f.Client) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
+		return nil, err
+	}
+	// Another client's file is refused without saying whose, as GET
+	// /api/v1/files/{id} refuses it.
+	if err := principal(ctx).SeeOf(fmt.Sprintf("file %q", f.FileID), f.Client); err != nil {
 		return nil, err
 	}
 	return newFile(f), nil

@@ -154,12 +154,17 @@ func TestOneException(t *testing.T) {
 	if e := out.Exception; e == nil || e.ID != w.excs[w.acme] || e.File.ID != w.files[w.acme] || e.File.Client != w.acme || e.History == nil {
 		t.Errorf("acme's exception: %+v", out.Exception)
 	}
-	for _, id := range []string{w.excs[w.beta], "0193a2b4-c5d6-7e8f-9012-3456789abcde", "not-an-id"} {
+	for _, id := range []string{"0193a2b4-c5d6-7e8f-9012-3456789abcde", "not-an-id"} {
 		out.Exception = nil
 		w.ok("acme-viewer", q, map[string]any{"id": id}, &out)
 		if out.Exception != nil {
 			t.Errorf("exception %s for acme: %+v", id, out.Exception)
 		}
+	}
+	_, r := w.query("acme-viewer", q, map[string]any{"id": w.excs[w.beta]})
+	w.refused("beta's exception", r)
+	if strings.Contains(r.Errors[0].Message, w.beta) {
+		t.Errorf("the refusal names beta: %s", r.Errors[0].Message)
 	}
 }
 
@@ -174,12 +179,14 @@ func TestFilesAndMURs(t *testing.T) {
 		}
 		File *struct{ ID string }
 	}
-	w.ok("acme-viewer", `query($id: ID!) { files { id client status records } file(id: $id) { id } }`, map[string]any{"id": w.files[w.beta]}, &fs)
-	if len(fs.Files) != 1 || fs.Files[0].ID != w.files[w.acme] || fs.Files[0].Records != nil || fs.File != nil {
+	w.ok("acme-viewer", `query($id: ID!) { files { id client status records } file(id: $id) { id } }`, map[string]any{"id": w.files[w.acme]}, &fs)
+	if len(fs.Files) != 1 || fs.Files[0].ID != w.files[w.acme] || fs.Files[0].Records != nil || fs.File == nil {
 		t.Errorf("acme's files: %+v", fs)
 	}
 	_, r := w.query("acme-viewer", `{ files(filter: {client: "`+w.beta+`"}) { id } }`, nil)
 	w.refused("beta's files", r)
+	_, r = w.query("acme-viewer", `{ file(id: "`+w.files[w.beta]+`") { id } }`, nil)
+	w.refused("beta's file", r)
 
 	var ms struct {
 		MURs struct {
@@ -326,7 +333,7 @@ func TestInternalErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed.Close()
-	g := newAPI(closed, w.gql.Logger)
+	g := newAPI(closed, nil, w.gql.Logger)
 	if err := g.Init(); err != nil {
 		t.Fatal(err)
 	}

@@ -38,3 +38,5 @@ func jsonPtr(b []byte) *JSON {
 	j := jsonOf(b)
 	return &j
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vivace.dev/vivace/internal/auth"
-	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/files"
 	"vivace.dev/vivace/internal/murs"
@@ -40,12 +39,6 @@ func Schema() string { return schemaText }
 // What the resolvers read and change; the stores under internal/store and
 // the domain services implement it.
 type (
-	// Exceptions reads exceptions (usagestore).
-	Exceptions interface {
-		ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Window) ([]exceptions.Exception, error)
-		TallyExceptions(ctx context.Context, f exceptions.Filter) ([]exceptions.Tally, error)
-		GetException(ctx context.Context, id string) (exceptions.Exception, error)
-	}
 	// Files reads the file registry (filestore).
 	Files interface {
 		GetFile(ctx context.Context, id string) (files.File, error)
@@ -93,7 +86,7 @@ type GroupLag struct {
 // of the schema with an error that says it is not served by this process
 // (SyncRunner, Lag, Repair, Settings), or are required (the readers).
 type API struct {
-	Exceptions Exceptions
+	Work       ExceptionWork
 	Files      Files
 	MURs       MURs
 	Feed       FeedEvents

@@ -30,7 +30,7 @@ var consumerGroups = []string{"vivace-mediate", "vivace-rate", "vivace-exception
 // mountConsole adds GraphQL (/graphql) and the console (/) to the API's
 // route table, on the same stores as the REST routes. It returns what to
 // close at the end.
-func mountConsole(srv *api.Server, st *store.Store, sync *devSync, brokers string, audit auth.Auditor,
+func mountConsole(srv *api.Server, st *store.Store, work uiapi.ExceptionWork, sync *devSync, brokers string, audit auth.Auditor,
 	gatherer prometheus.Gatherer, log *slog.Logger) (func(), error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ClientID("vivace-console"))
 	if err != nil {
@@ -38,7 +38,7 @@ func mountConsole(srv *api.Server, st *store.Store, sync *devSync, brokers strin
 	}
 	adm := kadm.NewClient(cl)
 	us, cs := usagestore.New(st), catalogstore.New(st)
-	g := &uiapi.API{Exceptions: us, Files: filestore.New(st), MURs: us, Feed: cs,
+	g := &uiapi.API{Work: work, Files: filestore.New(st), MURs: us, Feed: cs,
 		Repair: feed.NewApplier(cs, catalog.ValidateData), Sync: sync.st, SyncRunner: sync.ops, Backlogs: sync.st,
 		Settings: &settings.Service{Store: settingstore.New(st)}, AuditLog: auditstore.New(st), Audit: audit,
 		Gatherer: gatherer, Logger: log,

@@ -93,6 +93,15 @@ func gqlAs(query string, out *string) chromedp.Action[chromedp.Void] {
 	return into(chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise), out)
 }
 
+// setQuantity edits the record in the editor: its quantity becomes q.
+func setQuantity(q string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const t = document.getElementById("ed-record");
+			const r = JSON.parse(t.value); r.quantity = %q; t.value = JSON.stringify(r, null, 2); })()`, q))(ctx, t)
+		return err
+	})
+}
+
 // until waits for a JavaScript condition to hold.
 func until(cond string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -152,7 +161,7 @@ func TestConsole(t *testing.T) {
 	dir := screenshots(t)
 
 	b := browser(t, ctx)
-	var filesText, countsText, editorError, record string
+	var filesText, countsText, editorError, record, refusedText, murList string
 	run(t, b, "console as admin", d,
 		chromedp.Navigate(d.API+"/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -174,6 +183,24 @@ func TestConsole(t *testing.T) {
 		into(chromedp.Text(chromedp.ID("ed-error")), &editorError),
 		into(chromedp.Value(chromedp.ID("ed-record")), &record),
 		shot(dir, "console-editor"),
+		// An edit that still fails is refused with the reason.
+		setQuantity("five"),
+		chromedp.Click(chromedp.ID("ed-save")),
+		until(`document.querySelector("#ed-result").textContent.includes("BAD_QUANTITY")`),
+		into(chromedp.Text(chromedp.ID("ed-result")), &refusedText),
+		shot(dir, "console-editor-refused"),
+		setQuantity("5"),
+		chromedp.Click(chromedp.ID("ed-save")),
+		until(`document.querySelector("#ed-result").textContent.startsWith("saved")`),
+		chromedp.Click(chromedp.ID("ed-reprocess")),
+		until(`document.querySelector("#flash").textContent.startsWith("1 sent back")`),
+		// It becomes a MUR: the exception is resolved, the file's counts move.
+		until(`[...document.querySelectorAll("#ed-meta dd")].some(d => d.textContent === "resolved (rated)")`),
+		shot(dir, "console-editor-resolved"),
+		chromedp.KeyEvent("1"),
+		until(`(() => { const r = document.querySelector('#files tbody tr[data-file="`+file.FileID+`"]'); return r && r.querySelector(".files-murs").textContent === "8" && r.querySelector(".files-exceptions").textContent === "11"; })()`),
+		shot(dir, "console-monitor-after"),
+		gqlAs(`{ murs(filter: {client: "demo"}, first: 100) { edges { node { recordId quantity } } } }`, &murList),
 		chromedp.KeyEvent("3"),
 		chromedp.WaitVisible(chromedp.ID("feed")),
 		shot(dir, "console-catalog"),
@@ -190,6 +217,12 @@ func TestConsole(t *testing.T) {
 	if !strings.Contains(editorError, "BAD_QUANTITY") || !strings.Contains(record, `"abc"`) {
 		t.Errorf("editor: error %q, record %s", editorError, record)
 	}
+	if !strings.Contains(refusedText, "quantity") {
+		t.Errorf("a refused edit: %q", refusedText)
+	}
+	if !strings.Contains(murList, `{"recordId":"r-0005","quantity":"5"}`) {
+		t.Errorf("r-0005 as a MUR: %s", murList)
+	}
 
 	// A viewer: no edit controls anywhere, and the API refuses its
 	// mutation when it is sent all the same.
@@ -205,10 +238,10 @@ func TestConsole(t *testing.T) {
 		into(chromedp.Evaluate[int](`document.querySelectorAll(".edit, #ed-save, #ed-reprocess, #ed-discard, #exc-table input[type=checkbox]").length`), &editControls),
 		into(chromedp.Evaluate[int](`document.querySelectorAll("#exc-table tbody tr").length`), &rowsShown),
 		shot(dir, "console-viewer"),
-		gqlAs(`mutation { reprocessFeedEvents(client: "demo") { id } }`, &answer),
+		gqlAs(`mutation { reprocessExceptions(filter: {client: "demo", code: "BAD_QUANTITY"}) { accepted } }`, &answer),
 	)
-	if rowsShown != 12 { // the sample file's exceptions (tests/testdata/demo/README.md)
-		t.Errorf("the viewer's list shows %d rows, want 12", rowsShown)
+	if rowsShown != 11 { // the sample file's exceptions (tests/testdata/demo/README.md)
+		t.Errorf("the viewer's list shows %d rows, want 11 (12 less the one reprocessed)", rowsShown)
 	}
 	if editControls != 0 {
 		t.Errorf("the viewer sees %d edit controls", editControls)

@@ -132,6 +132,7 @@ function excFilter() {
 }
 
 const EXC_FIELDS = "id client recordId fileId line part stage code field message status attempts record createdAt";
+const EXC_DETAIL = EXC_FIELDS + " arrived edited editedBy editedAt fields resolution reason supersededBy { fileId line part }";
 
 async function loadExceptions(fresh) {
   const x = state.exc;
@@ -164,7 +165,7 @@ function excRow(e) {
 }
 
 async function openException(id) {
-  const d = await gql(`query($id: ID!) { exception(id: $id) { ${EXC_FIELDS} updatedAt file { name status } history { at actor action } } }`, { id });
+  const d = await gql(`query($id: ID!) { exception(id: $id) { ${EXC_DETAIL} updatedAt file { name status } history { at actor action } } }`, { id });
   const e = d.exception;
   if (!e) return flash("no such exception", true);
   state.exc.current = id;
@@ -172,14 +173,23 @@ async function openException(id) {
   $("#editor").hidden = false;
   $("#ed-id").textContent = short(e.id);
   const meta = [["Client", e.client], ["File", e.file ? `${e.file.name} (${e.file.status})` : e.fileId], ["Line", e.part ? `${e.line} part ${e.part}` : e.line],
-    ["Record id", e.recordId], ["Stage", e.stage], ["Status", e.status], ["Attempts", e.attempts], ["Recorded", fmtTime(e.createdAt)]];
+    ["Record id", e.recordId], ["Stage", e.stage], ["Status", e.status + (e.resolution ? ` (${e.resolution})` : "")], ["Attempts", e.attempts], ["Recorded", fmtTime(e.createdAt)]];
+  if (e.reason) meta.push(["Reason", e.reason]);
+  if (e.editedBy) meta.push(["Edited", `${e.editedBy}, ${fmtTime(e.editedAt)}`]);
   $("#ed-meta").replaceChildren(...meta.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
   $("#ed-error").textContent = `${e.code}${e.field ? " on " + e.field : ""}: ${e.message}`;
   const ta = $("#ed-record");
-  ta.value = JSON.stringify(e.record, null, 2);
+  ta.value = JSON.stringify(e.fields || e.record, null, 2);
   ta.readOnly = !canEdit() || e.status !== "open";
+  $("#ed-arrived").textContent = JSON.stringify(e.arrived || e.record, null, 2);
+  $("#ed-arrived-box").hidden = !e.edited && !e.arrived;
   $("#ed-result").textContent = "";
   $("#ed-history").replaceChildren(...e.history.map((h) => el("li", { text: `${fmtTime(h.at)} ${h.actor}: ${h.action}` })));
+  $$("#editor .edit button").forEach((b) => (b.disabled = e.status !== "open"));
+  // A record on its way through the pipeline again: look again until it
+  // has its outcome (a MUR, or a new failure).
+  clearTimeout(state.exc.watch);
+  if (e.status === "reprocessing") state.exc.watch = setTimeout(() => { if (state.exc.current === id && state.view === "exceptions") openException(id).catch(() => {}); }, 2000);
 }
 
 async function act(what, fn) {
@@ -195,11 +205,29 @@ async function act(what, fn) {
 
 function ids(set) { return [...set]; }
 
+// acted reports what a reprocess or discard did, following a job to its
+// end.
+async function acted(what, r) {
+  const left = r.skipped.length ? `; ${r.skipped.length} left: ${r.skipped.slice(0, 3).map((s) => s.reason).join("; ")}` : "";
+  if (!r.job) return `${r.accepted} ${what}${left}`;
+  let j = r.job;
+  while (j.status === "running") {
+    flash(`${what}: ${j.done} of ${j.taken} so far…`);
+    await new Promise((ok) => setTimeout(ok, 1000));
+    j = (await gql("query($id: ID!) { exceptionJob(id: $id) { id status taken done skipped error } }", { id: j.id })).exceptionJob;
+  }
+  return `${j.done} ${what}, ${j.skipped} left${j.error ? " (" + j.error + ")" : ""}`;
+}
+
+const RESULT = "accepted skipped { id reason } job { id status taken done skipped error }";
+
 function reprocess(idsList, filter) {
   return act("Reprocess", async () => {
-    const d = await gql("mutation($ids: [ID!], $f: ExceptionFilter) { reprocessExceptions(ids: $ids, filter: $f) { accepted } }", { ids: idsList, f: filter });
+    const d = await gql(`mutation($ids: [ID!], $f: ExceptionFilter) { reprocessExceptions(ids: $ids, filter: $f) { ${RESULT} } }`, { ids: idsList, f: filter });
+    const msg = await acted("sent back through the pipeline", d.reprocessExceptions);
     await loadExceptions(true);
-    return `${d.reprocessExceptions.accepted} sent back through the pipeline`;
+    if (state.exc.current) await openException(state.exc.current);
+    return msg;
   });
 }
 
@@ -207,9 +235,11 @@ function discard(idsList, filter) {
   const reason = prompt("Why are these records not to be billed?");
   if (!reason) return;
   return act("Discard", async () => {
-    const d = await gql("mutation($ids: [ID!], $f: ExceptionFilter, $r: String!) { discardExceptions(ids: $ids, filter: $f, reason: $r) { accepted } }", { ids: idsList, f: filter, r: reason });
+    const d = await gql(`mutation($ids: [ID!], $f: ExceptionFilter, $r: String!) { discardExceptions(ids: $ids, filter: $f, reason: $r) { ${RESULT} } }`, { ids: idsList, f: filter, r: reason });
+    const msg = await acted("discarded", d.discardExceptions);
     await loadExceptions(true);
-    return `${d.discardExceptions.accepted} discarded`;
+    if (state.exc.current) await openException(state.exc.current);
+    return msg;
   });
 }
 
@@ -219,7 +249,7 @@ async function saveEdit() {
   try { record = JSON.parse($("#ed-record").value); } catch (e) { $("#ed-result").textContent = "not JSON: " + e.message; $("#ed-result").className = "bad"; return; }
   try {
     await gql("mutation($id: ID!, $r: JSON!) { updateException(id: $id, record: $r) { accepted } }", { id, r: record });
-    $("#ed-result").textContent = "saved: the edited record passed the stage's checks";
+    $("#ed-result").textContent = "saved: the edited record passes the stage's checks; reprocess it to send it again";
     $("#ed-result").className = "good";
     await openException(id);
   } catch (e) {

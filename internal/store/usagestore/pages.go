@@ -2,83 +2,13 @@ package usagestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
-	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/murs"
-	"vivace.dev/vivace/internal/store"
 )
-
-// The exceptions' columns, filter and its arguments, shared by the export,
-// the pages and the counts so that every list selects the same rows for
-// the same filter.
-const (
-	exceptionColumns = `exception_id, client, file_id, line, part, coalesce(record_id, ''),
-		stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at`
-	exceptionWhere = `($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR stage = $3)
-		AND ($4 = '' OR code = $4) AND ($5 = '' OR status = $5)
-		AND (coalesce(cardinality($6::text[]), 0) = 0 OR client = ANY($6))
-		AND ($7 = '' OR record->>'account_id' = $7)
-		AND ($8::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $9)`
-)
-
-func exceptionArgs(f exceptions.Filter) []any {
-	return []any{f.Client, f.FileID, f.Stage, f.Code, f.Status, f.Clients, f.AccountID, f.From, f.To}
-}
-
-func scanException(r pgx.Row) (exceptions.Exception, error) {
-	var e exceptions.Exception
-	err := r.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
-		&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt)
-	e.CreatedAt, e.UpdatedAt = e.CreatedAt.UTC(), e.UpdatedAt.UTC()
-	return e, err
-}
-
-// ListExceptions returns a page of the exceptions f selects, newest first
-// (by exception id, which sorts by time). A cursor that is not an id
-// starts nowhere: it is refused rather than read as the first page.
-func (s *Store) ListExceptions(ctx context.Context, f exceptions.Filter, p exceptions.Window) ([]exceptions.Exception, error) {
-	if p.After != "" && !ids.Valid(p.After) {
-		return nil, fmt.Errorf("cursor %q: not a place in this list", p.After)
-	}
-	rows, err := s.db.Pool().Query(ctx, `SELECT `+exceptionColumns+` FROM exceptions WHERE `+exceptionWhere+`
-			AND ($10 = '' OR exception_id < $10::uuid)
-		ORDER BY exception_id DESC LIMIT $11`, append(exceptionArgs(f), p.After, p.Limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("list exceptions: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Exception, error) { return scanException(r) })
-}
-
-// TallyExceptions counts the exceptions f selects by code and stage.
-func (s *Store) TallyExceptions(ctx context.Context, f exceptions.Filter) ([]exceptions.Tally, error) {
-	rows, err := s.db.Pool().Query(ctx, `SELECT code, stage, count(*) FROM exceptions WHERE `+exceptionWhere+`
-		GROUP BY code, stage ORDER BY code, stage`, exceptionArgs(f)...)
-	if err != nil {
-		return nil, fmt.Errorf("count exceptions: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Tally, error) {
-		var t exceptions.Tally
-		return t, r.Scan(&t.Code, &t.Stage, &t.Count)
-	})
-}
-
-// GetException returns one exception; store.ErrNotFound when there is
-// none with that id (an id that is not a UUID names none).
-func (s *Store) GetException(ctx context.Context, id string) (exceptions.Exception, error) {
-	if !ids.Valid(id) {
-		return exceptions.Exception{}, store.ErrNotFound
-	}
-	e, err := scanException(s.db.Pool().QueryRow(ctx, `SELECT `+exceptionColumns+` FROM exceptions WHERE exception_id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return e, store.ErrNotFound
-	}
-	return e, err
-}
 
 // The MURs' columns, filter and its arguments, shared by the export, the
 // pages and the totals.
