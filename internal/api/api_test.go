@@ -396,6 +396,32 @@ var crossClient = map[string]func(w *world){
 		refused("reprocess beta's event", data, codes)
 		data, codes = q("acme-viewer", `mutation { reprocessFeedEvents(ids: ["`+w.acmeEvent+`"]) { id } }`)
 		refused("reprocess by a viewer", data, codes)
+		for _, m := range []string{
+			`reprocessExceptions(filter: {client: "` + w.beta + `"}) { accepted }`,
+			`discardExceptions(filter: {client: "` + w.beta + `"}, reason: "not mine") { accepted }`,
+		} {
+			data, codes = q("acme-operator", "mutation { "+m+" }")
+			refused("acme's operator: "+m, data, codes)
+		}
+		betaExc := w.get("admin", "/api/v1/exceptions/list?client="+w.beta)
+		var page ExceptionPage
+		if err := json.Unmarshal(betaExc, &page); err != nil || len(page.Exceptions) != 1 {
+			w.t.Fatalf("beta's exceptions: %s", betaExc)
+		}
+		id := page.Exceptions[0].ExceptionID
+		for _, m := range []string{
+			`updateException(id: "` + id + `", record: {quantity: "1"}) { accepted }`,
+			`reprocessExceptions(ids: ["` + id + `"]) { accepted }`,
+			`discardExceptions(ids: ["` + id + `"], reason: "not mine") { accepted }`,
+		} {
+			data, codes = q("acme-operator", "mutation { "+m+" }")
+			refused("acme's operator on beta's exception: "+m, data, codes)
+			data, codes = q("acme-viewer", "mutation { "+m+" }")
+			refused("a viewer: "+m, data, codes)
+		}
+		if after := w.get("admin", "/api/v1/exceptions/list?client="+w.beta); !bytes.Equal(after, betaExc) {
+			w.t.Errorf("beta's exceptions changed:\n%s\n%s", betaExc, after)
+		}
 		if data, codes := q("admin", `{ feedEvents(filter: {client: "`+w.beta+`", outcome: "failed"}) { attempts } }`); !bytes.Contains(data, []byte(`"attempts":1`)) {
 			w.t.Errorf("beta's event after refused reprocesses: %s %v", data, codes)
 		}
