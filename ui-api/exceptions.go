@@ -11,6 +11,7 @@ import (
 	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/store"
 )
 
 // ExceptionWork is working exceptions (an exceptions.Service): the same
@@ -241,8 +242,10 @@ func (e *Exception) Fields() (*JSON, error) {
 
 func (e *Exception) File(ctx context.Context) (*File, error) {
 	f, err := e.a.Files.GetFile(ctx, e.ex.FileID)
-	if err != nil {
-		return nil, nil // the exception's file is always there; a failure to read it leaves the field empty
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
 	return newFile(f), nil
 }

@@ -338,9 +338,12 @@ func (r *resolver) RetrySync(ctx context.Context, args struct {
 	}
 	target := "client:" + client
 	if batch != "" {
+		if !ids.Valid(batch) {
+			return nil, notFound("client %s has no sync batch %s", client, batch)
+		}
 		b, err := r.a.Sync.Batch(ctx, batch)
 		switch {
-		case errors.Is(err, mursync.ErrUnknownBatch) || err == nil && b.Client != client || !ids.Valid(batch):
+		case errors.Is(err, mursync.ErrUnknownBatch) || err == nil && b.Client != client:
 			return nil, notFound("client %s has no sync batch %s", client, batch)
 		case err != nil:
 			return nil, err
