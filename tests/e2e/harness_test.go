@@ -196,3 +196,17 @@ func (d *devProcess) run(ctx context.Context, args ...string) (string, string, i
 	}
 	return out.String(), errb.String(), code
 }
+
+// checkBooks runs vivace check (for one client, or every client when
+// client is empty) and fails the test on any finding, with the report.
+func (d *devProcess) checkBooks(ctx context.Context, client string) {
+	d.t.Helper()
+	args := []string{"check"}
+	if client != "" {
+		args = append(args, "--client", client)
+	}
+	out, errOut, code := d.run(ctx, args...)
+	if code != 0 || !strings.Contains(out, "the books balance") {
+		d.t.Fatalf("vivace %s: exit %d, the books do not balance:\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+}
