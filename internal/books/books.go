@@ -128,23 +128,24 @@ type Duplicate struct {
 	Files []string
 }
 
-// SyncedMUR is a MUR marked synced whose aggregated record is not one the
-// core acknowledged. Empty fields are the sides that are missing.
-type SyncedMUR struct {
-	Client, MURID, RecordID string
-	AggregateID             string
-	// The aggregated record's status and client, and its batch's status.
-	AggregateStatus, AggregateClient, BatchStatus string
-}
-
-// SyncedAggregate is an acknowledged aggregated record against the synced
-// MURs that name it.
-type SyncedAggregate struct {
+// SyncedGroup is the MURs marked synced of one client and aggregated
+// record against that record: Exists is false when there is no such
+// record (AggregateID empty: the MURs name none); MURs is 0 for an
+// acknowledged record that no synced MUR names.
+type SyncedGroup struct {
 	Client, AggregateID string
-	MURs                int64
-	Units, Amount       string
-	RowMURs             int64
-	RowUnits, RowAmount string
+	// The synced MURs: how many, their quantities and net amounts summed,
+	// one of their ids.
+	MURs            int64
+	Units, Amount   string
+	ExampleMUR      string
+	Exists          bool
+	AggregateClient string
+	// The record's status and its batch's.
+	Status, BatchStatus string
+	// What the record told the core.
+	SentMURs              int64
+	SentUnits, SentAmount string
 }
 
 // Scope is what a check went over, for the report.
@@ -165,8 +166,7 @@ type Ledger interface {
 	Duplicates(ctx context.Context, client string, fn func(Duplicate) error) error
 	Counters(ctx context.Context, client string, fn func(LedgerRow) error) error
 	Allowances(ctx context.Context, client string, fn func(LedgerRow) error) error
-	SyncedMURs(ctx context.Context, client string, fn func(SyncedMUR) error) error
-	SyncedAggregates(ctx context.Context, client string, fn func(SyncedAggregate) error) error
+	Synced(ctx context.Context, client string, fn func(SyncedGroup) error) error
 }
 
 // Options bound a check.
@@ -277,21 +277,13 @@ func Check(ctx context.Context, l Ledger, opt Options) (Report, error) {
 				return fmt.Errorf("%s: %w", lt.inv, err)
 			}
 		}
-		if err := l.SyncedMURs(ctx, client, func(m SyncedMUR) error {
-			if fd, ok := CheckSyncedMUR(m); ok {
+		if err := l.Synced(ctx, client, func(g SyncedGroup) error {
+			for _, fd := range CheckSynced(g) {
 				c.add(fd)
 			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("synced MURs: %w", err)
-		}
-		if err := l.SyncedAggregates(ctx, client, func(a SyncedAggregate) error {
-			for _, fd := range CheckSyncedAggregate(a) {
-				c.add(fd)
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("synced aggregated records: %w", err)
 		}
 		return nil
 	})
@@ -396,46 +388,55 @@ func CheckLedgerRow(inv Invariant, r LedgerRow) (Finding, bool) {
 		Want:    want, Got: got}, true
 }
 
-// CheckSyncedMUR returns the finding of a synced MUR whose aggregated
-// record the core has not acknowledged for it.
-func CheckSyncedMUR(m SyncedMUR) (Finding, bool) {
-	f := Finding{Invariant: Synced, Client: m.Client, Subject: fmt.Sprintf("MUR %s (record %q)", m.MURID, m.RecordID),
-		Want: "an aggregated record the core acknowledged"}
+// CheckSynced returns what is wrong with a group of synced MURs and
+// their aggregated record: synced without a record the core
+// acknowledged, or a record whose MURs, units or amount are not what it
+// told the core.
+func CheckSynced(g SyncedGroup) []Finding {
+	murs := fmt.Sprintf("%d synced MURs", g.MURs)
+	if g.MURs == 1 {
+		murs = "1 synced MUR"
+	}
+	if g.ExampleMUR != "" {
+		murs += " (" + g.ExampleMUR + " among them)"
+	}
+	f := Finding{Invariant: Synced, Client: g.Client, Want: "an aggregated record the core acknowledged"}
 	switch {
-	case m.AggregateID == "":
-		f.Got = "synced without an aggregated record"
-	case m.AggregateStatus == "":
-		f.Got = "aggregated record " + m.AggregateID + " does not exist"
-	case m.AggregateClient != m.Client:
-		f.Got = fmt.Sprintf("aggregated record %s of client %s", m.AggregateID, m.AggregateClient)
-	case m.AggregateStatus != "synced":
-		f.Got = fmt.Sprintf("aggregated record %s is %s", m.AggregateID, m.AggregateStatus)
-	case m.BatchStatus != "done":
-		bs := m.BatchStatus
+	case g.AggregateID == "":
+		f.Subject, f.Got = murs, "synced without an aggregated record"
+		return []Finding{f}
+	case !g.Exists:
+		f.Subject, f.Got = murs, "aggregated record "+g.AggregateID+" does not exist"
+		return []Finding{f}
+	}
+	subject := "aggregated record " + g.AggregateID
+	switch {
+	case g.MURs > 0 && g.AggregateClient != g.Client:
+		f.Subject, f.Got = murs, fmt.Sprintf("%s of client %s", subject, g.AggregateClient)
+	case g.MURs > 0 && g.Status != "synced":
+		f.Subject, f.Got = murs, fmt.Sprintf("%s is %s", subject, g.Status)
+	case g.BatchStatus != "done":
+		bs := g.BatchStatus
 		if bs == "" {
 			bs = "missing"
 		}
-		f.Got = fmt.Sprintf("aggregated record %s's batch is %s", m.AggregateID, bs)
+		f.Subject, f.Got = murs, fmt.Sprintf("%s's batch is %s", subject, bs)
 	default:
-		return Finding{}, false
+		f = Finding{}
 	}
-	return f, true
-}
-
-// CheckSyncedAggregate compares an acknowledged aggregated record with the
-// synced MURs that name it: their number, units and amount.
-func CheckSyncedAggregate(a SyncedAggregate) []Finding {
-	subject := "aggregated record " + a.AggregateID
+	if f.Subject != "" {
+		return []Finding{f}
+	}
 	var out []Finding
-	if a.MURs != a.RowMURs {
-		out = append(out, Finding{Invariant: Synced, Client: a.Client, Subject: subject,
-			Want: fmt.Sprintf("%d synced MURs, as the core was told", a.MURs), Got: fmt.Sprintf("%d", a.RowMURs)})
+	if g.SentMURs != g.MURs {
+		out = append(out, Finding{Invariant: Synced, Client: g.Client, Subject: subject,
+			Want: fmt.Sprintf("%d synced MURs, as the core was told", g.SentMURs), Got: fmt.Sprintf("%d", g.MURs)})
 	}
-	for _, s := range []struct{ what, sent, rows string }{{"units", a.Units, a.RowUnits}, {"amount", a.Amount, a.RowAmount}} {
+	for _, s := range []struct{ what, sent, rows string }{{"units", g.SentUnits, g.Units}, {"amount", g.SentAmount, g.Amount}} {
 		x, xok := decimal(s.sent)
 		y, yok := decimal(s.rows)
 		if !xok || !yok || x.Cmp(&y) != 0 {
-			out = append(out, Finding{Invariant: Synced, Client: a.Client, Subject: subject,
+			out = append(out, Finding{Invariant: Synced, Client: g.Client, Subject: subject,
 				Want: fmt.Sprintf("%s %s, as the core was told", s.what, s.sent),
 				Got:  fmt.Sprintf("%s summed over its MURs", s.rows)})
 		}

@@ -27,21 +27,27 @@ func TestLedgerRowsCompareAsDecimals(t *testing.T) {
 	}
 }
 
-func TestSyncedMURs(t *testing.T) {
-	ok := SyncedMUR{Client: "c", MURID: "m", AggregateID: "a", AggregateStatus: "synced", AggregateClient: "c", BatchStatus: "done"}
-	if _, bad := CheckSyncedMUR(ok); bad {
-		t.Fatal("an acknowledged MUR is a finding")
+func TestSyncedGroups(t *testing.T) {
+	ok := SyncedGroup{Client: "c", AggregateID: "a", MURs: 2, Units: "3", Amount: "1.50", Exists: true, AggregateClient: "c",
+		Status: "synced", BatchStatus: "done", SentMURs: 2, SentUnits: "3.0", SentAmount: "1.5"}
+	if fs := CheckSynced(ok); len(fs) != 0 {
+		t.Fatalf("an acknowledged record is a finding: %v", fs)
 	}
-	for want, m := range map[string]SyncedMUR{
-		"without an aggregated record": {Client: "c", MURID: "m"},
-		"does not exist":               {Client: "c", MURID: "m", AggregateID: "a"},
-		"of client d":                  {Client: "c", MURID: "m", AggregateID: "a", AggregateStatus: "synced", AggregateClient: "d", BatchStatus: "done"},
-		"is pending":                   {Client: "c", MURID: "m", AggregateID: "a", AggregateStatus: "pending", AggregateClient: "c", BatchStatus: "done"},
-		"batch is missing":             {Client: "c", MURID: "m", AggregateID: "a", AggregateStatus: "synced", AggregateClient: "c"},
+	for want, change := range map[string]func(*SyncedGroup){
+		"without an aggregated record": func(g *SyncedGroup) { g.AggregateID, g.Exists = "", false },
+		"does not exist":               func(g *SyncedGroup) { g.Exists = false },
+		"of client d":                  func(g *SyncedGroup) { g.AggregateClient = "d" },
+		"is pending":                   func(g *SyncedGroup) { g.Status = "pending" },
+		"batch is missing":             func(g *SyncedGroup) { g.BatchStatus = "" },
+		"3 synced MURs, as the core":   func(g *SyncedGroup) { g.SentMURs = 3 },
+		"units 3.0":                    func(g *SyncedGroup) { g.Units = "3.01" },
+		"amount 1.5":                   func(g *SyncedGroup) { g.Amount = "1.49" },
 	} {
-		f, bad := CheckSyncedMUR(m)
-		if !bad || !strings.Contains(f.Got, want) {
-			t.Errorf("%+v: finding %v %q, want one saying %q", m, bad, f.Got, want)
+		g := ok
+		change(&g)
+		fs := CheckSynced(g)
+		if len(fs) != 1 || !strings.Contains(fs[0].String(), want) {
+			t.Errorf("%+v: findings %v, want one saying %q", g, fs, want)
 		}
 	}
 }
@@ -66,10 +72,7 @@ func (f fakeLedger) Counters(_ context.Context, _ string, fn func(LedgerRow) err
 	return nil
 }
 func (fakeLedger) Allowances(context.Context, string, func(LedgerRow) error) error { return nil }
-func (fakeLedger) SyncedMURs(context.Context, string, func(SyncedMUR) error) error { return nil }
-func (fakeLedger) SyncedAggregates(context.Context, string, func(SyncedAggregate) error) error {
-	return nil
-}
+func (fakeLedger) Synced(context.Context, string, func(SyncedGroup) error) error   { return nil }
 
 func TestReportCountsAllAndListsSamples(t *testing.T) {
 	var rows []LedgerRow

@@ -106,11 +106,16 @@ func (s *Store) Files(ctx context.Context, client string, fn func(books.FileTota
 // not take the index's word for it (an index can be corrupted, by a
 // collation change of the operating system say), it groups the table.
 func (s *Store) Duplicates(ctx context.Context, client string, fn func(books.Duplicate) error) error {
-	rows, err := s.q.Query(ctx, `SELECT client, record_id, count(*),
-			(array_agg(DISTINCT file_id::text))[1:5]
-		FROM murs WHERE $1 = '' OR client = $1
-		GROUP BY client, record_id HAVING count(*) > 1
-		ORDER BY 1, 2`, client)
+	// Grouping needs no sort; the files of a duplicate are looked up by
+	// the record id afterwards, for the first hundred only.
+	rows, err := s.q.Query(ctx, `WITH d AS (SELECT client, record_id, count(*) AS n
+			FROM murs WHERE $1 = '' OR client = $1
+			GROUP BY client, record_id HAVING count(*) > 1),
+		o AS (SELECT *, row_number() OVER (ORDER BY client, record_id) AS i FROM d)
+		SELECT client, record_id, n, CASE WHEN i <= 100 THEN
+				(SELECT (array_agg(DISTINCT m.file_id::text))[1:5] FROM murs m WHERE m.client = o.client AND m.record_id = o.record_id)
+			END
+		FROM o ORDER BY client, record_id`, client)
 	if err != nil {
 		return fmt.Errorf("record ids of MURs: %w", err)
 	}
@@ -160,44 +165,37 @@ func (s *Store) Allowances(ctx context.Context, client string, fn func(books.Led
 	return eachLedger(rows, fn)
 }
 
-// SyncedMURs returns the MURs marked synced whose aggregated record is
-// missing, of another client, not synced, or in a batch that is not done.
-func (s *Store) SyncedMURs(ctx context.Context, client string, fn func(books.SyncedMUR) error) error {
-	rows, err := s.q.Query(ctx, `SELECT m.client, m.mur_id::text, m.record_id, coalesce(m.aggregate_id::text, ''),
-			coalesce(a.status, ''), coalesce(a.client, ''), coalesce(b.status, '')
-		FROM murs m
-			LEFT JOIN sync_aggregates a ON a.aggregate_id = m.aggregate_id
-			LEFT JOIN sync_batches b ON b.batch_id = a.batch_id
-		WHERE m.sync_status = 'synced' AND ($1 = '' OR m.client = $1)
-			AND (a.aggregate_id IS NULL OR a.status <> 'synced' OR a.client <> m.client OR b.status IS DISTINCT FROM 'done')
+// Synced groups the MURs marked synced by client and aggregated record
+// (one pass over the MURs, then a join with the aggregated records, which
+// are few in comparison) and returns the groups whose record is missing,
+// of another client, not synced or in a batch not done, or whose counts,
+// units or amounts differ from the record's; and the acknowledged records
+// no synced MUR names.
+func (s *Store) Synced(ctx context.Context, client string, fn func(books.SyncedGroup) error) error {
+	rows, err := s.q.Query(ctx, `WITH
+		g AS (SELECT client, aggregate_id, count(*) AS n, sum(quantity) AS units, sum(net_amount) AS amount,
+				min(mur_id::text) AS example
+			FROM murs WHERE sync_status = 'synced' AND ($1 = '' OR client = $1)
+			GROUP BY client, aggregate_id),
+		a AS (SELECT a.aggregate_id, a.client, a.status, a.murs, a.units, a.amount, b.status AS batch_status
+			FROM sync_aggregates a LEFT JOIN sync_batches b ON b.batch_id = a.batch_id
+			WHERE a.status = 'synced' AND ($1 = '' OR a.client = $1)
+				OR a.aggregate_id IN (SELECT aggregate_id FROM g WHERE aggregate_id IS NOT NULL))
+		SELECT coalesce(g.client, a.client), coalesce(coalesce(g.aggregate_id, a.aggregate_id)::text, ''), coalesce(g.n, 0),
+			coalesce(g.units, 0)::text, coalesce(g.amount, 0)::text, coalesce(g.example, ''),
+			a.aggregate_id IS NOT NULL, coalesce(a.client, ''), coalesce(a.status, ''), coalesce(a.batch_status, ''),
+			coalesce(a.murs, 0), coalesce(a.units, 0)::text, coalesce(a.amount, 0)::text
+		FROM g FULL JOIN a ON a.aggregate_id = g.aggregate_id
+		WHERE g.client IS NULL OR g.aggregate_id IS NULL OR a.aggregate_id IS NULL OR a.client <> g.client
+			OR a.status <> 'synced' OR a.batch_status IS DISTINCT FROM 'done'
+			OR a.murs <> g.n OR a.units <> g.units OR a.amount <> g.amount
 		ORDER BY 1, 2`, client)
 	if err != nil {
 		return fmt.Errorf("synced MURs against their aggregated records: %w", err)
 	}
-	return each(rows, fn, func(r pgx.Rows, m *books.SyncedMUR) error {
-		return r.Scan(&m.Client, &m.MURID, &m.RecordID, &m.AggregateID, &m.AggregateStatus, &m.AggregateClient, &m.BatchStatus)
-	})
-}
-
-// SyncedAggregates returns the acknowledged aggregated records whose
-// number of MURs, units or amount differ from the synced MURs that name
-// them.
-func (s *Store) SyncedAggregates(ctx context.Context, client string, fn func(books.SyncedAggregate) error) error {
-	rows, err := s.q.Query(ctx, `WITH
-		g AS (SELECT aggregate_id, count(*) AS n, sum(quantity) AS units, sum(net_amount) AS amount
-			FROM murs WHERE sync_status = 'synced' AND aggregate_id IS NOT NULL AND ($1 = '' OR client = $1)
-			GROUP BY aggregate_id)
-		SELECT a.client, a.aggregate_id::text, a.murs, a.units::text, a.amount::text,
-			coalesce(g.n, 0), coalesce(g.units, 0)::text, coalesce(g.amount, 0)::text
-		FROM sync_aggregates a LEFT JOIN g USING (aggregate_id)
-		WHERE a.status = 'synced' AND ($1 = '' OR a.client = $1)
-			AND (a.murs <> coalesce(g.n, 0) OR a.units <> coalesce(g.units, 0) OR a.amount <> coalesce(g.amount, 0))
-		ORDER BY 1, 2`, client)
-	if err != nil {
-		return fmt.Errorf("acknowledged aggregated records against their MURs: %w", err)
-	}
-	return each(rows, fn, func(r pgx.Rows, a *books.SyncedAggregate) error {
-		return r.Scan(&a.Client, &a.AggregateID, &a.MURs, &a.Units, &a.Amount, &a.RowMURs, &a.RowUnits, &a.RowAmount)
+	return each(rows, fn, func(r pgx.Rows, g *books.SyncedGroup) error {
+		return r.Scan(&g.Client, &g.AggregateID, &g.MURs, &g.Units, &g.Amount, &g.ExampleMUR,
+			&g.Exists, &g.AggregateClient, &g.Status, &g.BatchStatus, &g.SentMURs, &g.SentUnits, &g.SentAmount)
 	})
 }
 
