@@ -30,8 +30,9 @@ const (
 	// split lines) equal its MURs + exceptions + filtered records.
 	FileBalance Invariant = "file_balance"
 	// FileRows: a file's counts equal the rows that carry its id — MURs,
-	// exceptions not resolved, filtered records, the extra parts of its
-	// split lines — and no such row names a file that does not exist.
+	// exceptions but those that became MURs, filtered records, the extra
+	// parts of its split lines — and no such row names a file that does
+	// not exist.
 	FileRows Invariant = "file_rows"
 	// OneMURPerRecord: one MUR per client and record id.
 	OneMURPerRecord Invariant = "one_mur_per_record"
@@ -58,7 +59,7 @@ func (i Invariant) Describe() string {
 	case FileBalance:
 		return "every done file's records = MURs + exceptions + filtered"
 	case FileRows:
-		return "every file's counts = the MURs, open exceptions, filtered records and split parts stored for it"
+		return "every file's counts = the MURs, exceptions, filtered records and split parts stored for it"
 	case OneMURPerRecord:
 		return "one MUR per client and record id"
 	case Counters:

@@ -73,12 +73,14 @@ func (s *Store) Scope(ctx context.Context, client string) (books.Scope, error) {
 
 // Files returns the files whose counts disagree with their rows, or that
 // are done without adding up, and the file ids that rows name without a
-// files row. Exceptions count while they are not resolved (a resolved
-// one became a MUR, which counts instead).
+// files row. An exception counts unless it was resolved by its record
+// becoming a MUR (which counts instead): open, reprocessing, discarded
+// and superseded ones (another copy of the record id became the MUR) do.
 func (s *Store) Files(ctx context.Context, client string, fn func(books.FileTotals) error) error {
 	rows, err := s.q.Query(ctx, `WITH
 		m AS (SELECT file_id, count(*) AS n FROM murs WHERE $1 = '' OR client = $1 GROUP BY file_id),
-		x AS (SELECT file_id, count(*) AS n FROM exceptions WHERE status <> 'resolved' AND ($1 = '' OR client = $1) GROUP BY file_id),
+		x AS (SELECT file_id, count(*) AS n FROM exceptions
+			WHERE (status <> 'resolved' OR resolution = 'superseded') AND ($1 = '' OR client = $1) GROUP BY file_id),
 		f AS (SELECT file_id, count(*) AS n FROM filtered_records WHERE $1 = '' OR client = $1 GROUP BY file_id),
 		sp AS (SELECT file_id, sum(parts - 1) AS n FROM split_lines
 			WHERE $1 = '' OR file_id IN (SELECT file_id FROM files WHERE client = $1) GROUP BY file_id),

@@ -16,11 +16,12 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // world is one client's books as the pipelines leave them: a done file
-// of five lines, one of them split in two parts, ending as four MURs (one
-// of them a reprocessed exception, resolved), an open exception and a
-// filtered record; a file still being read; counters over two months and
-// one created at zero by a batch whose records failed; a free-unit
-// allowance; two MURs synced in one acknowledged aggregated record.
+// of seven lines, one of them split in two parts, ending as four MURs (one
+// of them a reprocessed exception, resolved), an open exception, a
+// discarded one, one superseded by a MUR of another line, and a filtered
+// record; a file still being read; counters over two months and one
+// created at zero by a batch whose records failed; a free-unit allowance;
+// two MURs synced in one acknowledged aggregated record.
 type world struct {
 	client, file, reading string
 	murs                  []string // line 1, line 2 part 0, line 2 part 1, line 3
@@ -48,7 +49,7 @@ func seed(t *testing.T, st *store.Store, name string) world {
 	}{
 		{`INSERT INTO files (file_id, client, name, source, location, format, size_bytes, sha256, status, records, split_extra,
 				murs, exceptions, filtered)
-			VALUES ($1::uuid, $2, 'usage.csv', 'inbox', 'archive/usage.csv', 'csv', 100, $1::text, 'done', 5, 1, 4, 1, 1),
+			VALUES ($1::uuid, $2, 'usage.csv', 'inbox', 'archive/usage.csv', 'csv', 100, $1::text, 'done', 7, 1, 4, 3, 1),
 			       ($3::uuid, $2, 'reading.csv', 'inbox', 'archive/reading.csv', 'csv', 100, $3::text, 'processing', NULL, 0, 0, 0, 0)`,
 			[]any{w.file, w.client, w.reading}},
 		{`INSERT INTO split_lines (file_id, line, parts) VALUES ($1, 2, 2)`, []any{w.file}},
@@ -62,8 +63,15 @@ func seed(t *testing.T, st *store.Store, name string) world {
 				detail(free("10")), detail(free("2.5") + "," + pct), detail("")}},
 		{`INSERT INTO exceptions (exception_id, client, file_id, line, part, record_id, stage, code, message, record, status)
 			VALUES ($1, $3, $4, 3, 0, 'r3', 'rate', 'NO_RATE', 'no rate', '{}', 'resolved'),
-			       ($2, $3, $4, 4, 0, 'r4', 'rate', 'UNKNOWN_ACCOUNT', 'unknown', '{}', 'open')`,
-			[]any{ids.New(), ids.New(), w.client, w.file}},
+			       ($2, $3, $4, 4, 0, 'r4', 'rate', 'UNKNOWN_ACCOUNT', 'unknown', '{}', 'open'),
+			       ($5, $3, $4, 6, 0, 'r6', 'rate', 'UNKNOWN_ACCOUNT', 'unknown', '{}', 'discarded')`,
+			[]any{ids.New(), ids.New(), w.client, w.file, ids.New()}},
+		// Line 7 failed, and its record id became a MUR from line 2 later:
+		// superseded, and still its file's exception.
+		{`INSERT INTO exceptions (exception_id, client, file_id, line, part, record_id, stage, code, message, record, status,
+				resolution, superseded_file, superseded_line, superseded_part)
+			VALUES ($1, $2, $3, 7, 0, 'r2a', 'rate', 'NO_RATE', 'no rate', '{}', 'resolved', 'superseded', $3, 2, 0)`,
+			[]any{ids.New(), w.client, w.file}},
 		{`INSERT INTO filtered_records (client, file_id, line, part, record_id, stage, reason, record)
 			VALUES ($1, $2, 5, 0, 'r5', 'mediate', 'test traffic', '{}')`, []any{w.client, w.file}},
 		// 2026-03 is month 2026*12+2, 2026-04 the next.
@@ -152,7 +160,7 @@ func TestEachCorruptionIsFound(t *testing.T) {
 		subject string
 	}{
 		{"done file short of its records", func(t *testing.T, w world) {
-			exec(t, st, `UPDATE files SET records = 6 WHERE file_id = $1`, w.file)
+			exec(t, st, `UPDATE files SET records = 8 WHERE file_id = $1`, w.file)
 		}, map[books.Invariant]int64{books.FileBalance: 1}, "file " + w0},
 		{"done file without its number of records", func(t *testing.T, w world) {
 			exec(t, st, `UPDATE files SET records = NULL WHERE file_id = $1`, w.file)
@@ -165,11 +173,14 @@ func TestEachCorruptionIsFound(t *testing.T) {
 			exec(t, st, `UPDATE files SET murs = murs - 1 WHERE file_id = $1`, w.file)
 		}, map[books.Invariant]int64{books.FileBalance: 1, books.Counters: 1}, "month 2026-04"},
 		{"a filtered record counted twice", func(t *testing.T, w world) {
-			exec(t, st, `UPDATE files SET filtered = 2, records = 6 WHERE file_id = $1`, w.file)
+			exec(t, st, `UPDATE files SET filtered = 2, records = 8 WHERE file_id = $1`, w.file)
 		}, map[books.Invariant]int64{books.FileRows: 1}, "filtered records"},
 		{"split parts not recorded", func(t *testing.T, w world) {
 			exec(t, st, `DELETE FROM split_lines WHERE file_id = $1`, w.file)
 		}, map[books.Invariant]int64{books.FileRows: 1}, "split parts"},
+		{"a superseded exception taken off its file's count", func(t *testing.T, w world) {
+			exec(t, st, `UPDATE files SET exceptions = exceptions - 1, records = records - 1 WHERE file_id = $1`, w.file)
+		}, map[books.Invariant]int64{books.FileRows: 1}, "2 exceptions stored, as its count says"},
 		{"an exception of a file that does not exist", func(t *testing.T, w world) {
 			exec(t, st, `INSERT INTO exceptions (exception_id, client, file_id, line, part, stage, code, message, record)
 				VALUES ($1, $2, $3, 1, 0, 'ingest', 'MALFORMED_RECORD', 'bad', '{}')`, ids.New(), w.client, ids.New())
