@@ -97,6 +97,9 @@ type Server struct {
 	Exceptions ExceptionWork
 
 	mounted []Route
+	// httpOpts are the options HTTPServer was given (the streaming
+	// routes' timeouts).
+	httpOpts HTTPOptions
 }
 
 // routes is the API's route table: each route's least role and how it
