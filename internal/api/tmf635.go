@@ -98,19 +98,8 @@ func (s *Server) tmfProblem(w http.ResponseWriter, what string, err error) {
 	tmfError(w, http.StatusInternalServerError, "INTERNAL_ERROR", fmt.Sprintf("internal error %s: see the server log (ref %s)", what, id))
 }
 
-// tmfDeny is deny's refusal as a TMF Error.
-func tmfDeny(w http.ResponseWriter, err error) {
-	var e *auth.Error
-	if !errors.As(err, &e) {
-		e = &auth.Error{Code: auth.Forbidden, Reason: err.Error()}
-	}
-	status := http.StatusForbidden
-	if e.Code == auth.Unauthenticated {
-		status = http.StatusUnauthorized
-		w.Header().Set("WWW-Authenticate", `Bearer realm="vivace"`)
-	}
-	tmfError(w, status, string(e.Code), e.Reason)
-}
+// tmfDeny is deny: its body is a TMF Error too (code, reason, status).
+func tmfDeny(w http.ResponseWriter, err error) { deny(w, err) }
 
 func (s *Server) tmfNotServed(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, tmf635.BasePath)
