@@ -3,6 +3,8 @@ package tmf635
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"fmt"
 	"strings"
 	"time"
@@ -61,6 +63,9 @@ func ParseCreate(body []byte, pick func(named string) (string, error)) (Submissi
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Submission{}, badRequest("body: empty; expected a Usage_Create JSON object")
+		}
 		return Submission{}, badRequest("body: %v", jsonx.Describe(err, "a Usage_Create JSON object"))
 	}
 	if dec.More() {
