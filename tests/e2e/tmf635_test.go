@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -500,6 +502,52 @@ func TestTMF635(t *testing.T) {
 	other.ok("POST", tmfBase+"/usage?client="+client, post, "", 403, nil)
 	other.ok("DELETE", tmfBase+"/hub/"+sub.ID, "", "", 404, nil)
 	op.ok("DELETE", tmfBase+"/hub/"+sub.ID, "", "", 204, nil)
+
+	// docs/tmf635.md: every example runs as written, on the sample
+	// client's catalog, and answers what its check says.
+	if out, errOut, code := d.run(ctx, "feed", "publish", "--wait", filepath.Join(repoRoot(t), "tests/testdata/demo/catalog.jsonl")); code != 0 {
+		t.Fatalf("feed publish: %s %s", out, errOut)
+	}
+	admin, err := os.ReadFile(filepath.Join(d.DataDir, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hub struct{ ID string }
+	op.ok("POST", tmfBase+"/hub", `{"callback": "http://127.0.0.1:9/x"}`, "EventSubscription", 201, &hub)
+	runDocExamples(ctx, t, schema, "docs/tmf635.md", []string{"API=" + d.API + tmfBase, "TOKEN=" + strings.TrimSpace(string(admin)),
+		"USAGE=" + rated[0].ID, "CLIENT=demo", "USAGE_TYPE=VOICE", "HUB=" + hub.ID})
+}
+
+// runDocExamples runs every sh block of a page that a check comment
+// precedes (<!-- check: Usage -->, []Usage, Error, none), each in its own
+// shell with env, and checks that it succeeds and prints a body of that
+// definition (or nothing, for none).
+func runDocExamples(ctx context.Context, t *testing.T, schema *tmfSchemas, page string, env []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)<!-- check: (\\S+) -->\n```sh\n(.*?)```").FindAllStringSubmatch(string(b), -1)
+	if len(blocks) < 10 {
+		t.Fatalf("%s: %d checked examples", page, len(blocks))
+	}
+	for _, m := range blocks {
+		def, script := m[1], m[2]
+		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s example failed: %v\n%s\n%s", page, err, script, out)
+		}
+		if def == "none" {
+			if len(bytes.TrimSpace(out)) != 0 {
+				t.Fatalf("%s example printed %s\n%s", page, out, script)
+			}
+			continue
+		}
+		schema.check(t, def, out)
+	}
 }
 
 // TestTMFSchemasRefuse: the definitions the tests check against do
