@@ -273,7 +273,7 @@ func (l *hubListener) waitFor(ctx context.Context, t *testing.T, id string, n in
 }
 
 // firstRecord is the first record of a generated usage file, by column.
-func firstRecord(t *testing.T, file string) map[string]string {
+func firstRecord(t testing.TB, file string) map[string]string {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
