@@ -108,6 +108,147 @@ func (s *Store) Usage(ctx context.Context, fileID string, line int64, part int) 
 // List is a page of usages, in source order (file, line, part), and how
 // many match in all. clients nil means every client.
 func (s *Store) List(ctx context.Context, clients []string, f tmf635.Filter) ([]tmf635.Record, int64, error) {
+	if len(f.Statuses) == 0 && len(f.UsageTypes) == 0 && len(f.Accounts) == 0 && f.From == nil && f.To == nil {
+		return s.listByFile(ctx, clients, f.Offset, f.Limit)
+	}
+	return s.listFiltered(ctx, clients, f)
+}
+
+// listByFile pages through every usage of the clients a file at a time:
+// the files' counts (moved in the transactions that store MURs and
+// exceptions) say how many usages each file has, so whole files are
+// skipped without reading their rows, and each file's rows are read by
+// its own index (file, line, part) whatever the planner knows. The total
+// is the sum of those counts.
+func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit int) ([]tmf635.Record, int64, error) {
+	var out []tmf635.Record
+	var total int64
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT file_id::text, client, source = 'api',
+				murs + exceptions + CASE WHEN source = 'api' THEN greatest(coalesce(records, 0) - murs - exceptions - filtered, 0) ELSE 0 END
+			FROM files WHERE status <> 'rejected' AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
+			ORDER BY file_id`, clients)
+		if err != nil {
+			return err
+		}
+		type file struct {
+			id, client string
+			api        bool
+			n          int64
+		}
+		var fs []file
+		for rows.Next() {
+			var f file
+			if err := rows.Scan(&f.id, &f.client, &f.api, &f.n); err != nil {
+				rows.Close()
+				return err
+			}
+			fs = append(fs, f)
+			total += f.n
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		skip := int64(offset)
+		for _, f := range fs {
+			if len(out) >= limit {
+				break
+			}
+			if f.n == 0 || skip >= f.n {
+				skip -= f.n
+				continue
+			}
+			want := int(skip) + limit - len(out)
+			recs, err := fileUsages(ctx, tx, f.id, f.client, f.api, want)
+			if err != nil {
+				return err
+			}
+			if int(skip) >= len(recs) {
+				skip = 0 // the counts ran ahead of the rows: nothing of this file to show
+				continue
+			}
+			recs = recs[skip:]
+			skip = 0
+			out = append(out, recs[:min(len(recs), limit-len(out))]...)
+		}
+		return nil
+	})
+	return out, total, err
+}
+
+// fileUsages are the first n usages of one file, in line order: its MURs,
+// its exceptions not resolved, and (for an api submission) its posted
+// usages without an outcome yet.
+func fileUsages(ctx context.Context, tx pgx.Tx, fileID, client string, api bool, n int) ([]tmf635.Record, error) {
+	var out []tmf635.Record
+	rows, err := tx.Query(ctx, `SELECT `+murColumns+` FROM murs WHERE file_id = $1 ORDER BY line, part LIMIT $2`, fileID, n)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		m, err := scanMUR(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, tmf635.Record{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, MUR: m})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, `SELECT `+excColumns+` FROM exceptions WHERE file_id = $1 AND status <> 'resolved'
+		ORDER BY line, part LIMIT $2`, fileID, n)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		e, err := scanExc(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if api {
+		rows, err = tx.Query(ctx, `SELECT `+postedColumns+` FROM api_usage WHERE client = $1 AND file_id = $2 AND NOT settled
+			ORDER BY client, file_id, line LIMIT $3`, client, fileID, n)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			r, err := scanPosted(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	sortRecords(out)
+	return out[:min(len(out), n)], nil
+}
+
+func sortRecords(out []tmf635.Record) {
+	slices.SortFunc(out, func(a, b tmf635.Record) int {
+		if c := strings.Compare(a.FileID, b.FileID); c != 0 {
+			return c
+		}
+		if a.Line != b.Line {
+			return cmpInt(a.Line, b.Line)
+		}
+		return a.Part - b.Part
+	})
+}
+
+// listFiltered lists with attribute filters: each kind of record is
+// queried with the filters that apply to it and counted.
+func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Filter) ([]tmf635.Record, int64, error) {
 	want := func(st ...tmf635.Status) bool {
 		if len(f.Statuses) == 0 {
 			return true
@@ -239,15 +380,7 @@ func (s *Store) List(ctx context.Context, clients []string, f tmf635.Filter) ([]
 	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortFunc(out, func(a, b tmf635.Record) int {
-		if c := strings.Compare(a.FileID, b.FileID); c != 0 {
-			return c
-		}
-		if a.Line != b.Line {
-			return cmpInt(a.Line, b.Line)
-		}
-		return a.Part - b.Part
-	})
+	sortRecords(out)
 	if f.Offset >= len(out) {
 		return nil, total, nil
 	}
