@@ -102,7 +102,7 @@ func startDev(t testing.TB, dataDir string, extra ...string) *devProcess {
 
 // newDev is a vivace dev on fresh ports and data dir (unless dataDir is
 // given), not started yet.
-func newDev(t *testing.T, dataDir string) *devProcess {
+func newDev(t testing.TB, dataDir string) *devProcess {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
