@@ -249,9 +249,9 @@ async function saveEdit() {
   try { record = JSON.parse($("#ed-record").value); } catch (e) { $("#ed-result").textContent = "not JSON: " + e.message; $("#ed-result").className = "bad"; return; }
   try {
     await gql("mutation($id: ID!, $r: JSON!) { updateException(id: $id, record: $r) { accepted } }", { id, r: record });
+    await openException(id);
     $("#ed-result").textContent = "saved: the edited record passes the stage's checks; reprocess it to send it again";
     $("#ed-result").className = "good";
-    await openException(id);
   } catch (e) {
     $("#ed-result").textContent = e.message;
     $("#ed-result").className = "bad";
