@@ -154,6 +154,15 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
 	}
 	file := decodeLines[fileResult](t, out)[0]
+	// A feed event the catalog sync refuses: an account without a status.
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(bad, []byte(`{"event_id":"demo-ev-bad-1","client":"demo","entity":"account","entity_id":"A900","version":1,`+
+		`"occurred_at":"2026-01-01T00:00:00Z","op":"upsert","data":{"currency":"USD"}}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, _ := d.run(ctx, "feed", "publish", "--wait", bad); !strings.Contains(out, `"failed":1`) {
+		t.Fatalf("feed publish of a bad event: %s %s", out, errOut)
+	}
 	admin, err := os.ReadFile(filepath.Join(d.DataDir, "token"))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +176,7 @@ func TestConsole(t *testing.T) {
 	dir := screenshots(t)
 
 	b := browser(t, ctx)
-	var filesText, countsText, editorError, record, refusedText, murList string
+	var filesText, countsText, editorError, record, refusedText, murList, feedText string
 	run(t, b, "console as admin", d,
 		chromedp.Navigate(d.API+"/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -208,8 +217,12 @@ func TestConsole(t *testing.T) {
 		shot(dir, "console-monitor-after"),
 		gqlAs(`{ murs(filter: {client: "demo"}, first: 100) { edges { node { recordId quantity } } } }`, &murList),
 		chromedp.KeyEvent("3"),
-		chromedp.WaitVisible(chromedp.ID("feed")),
+		chromedp.WaitVisible(chromedp.CSS(`#feed tbody input[type=checkbox]`)),
+		into(chromedp.Text(chromedp.CSS("#feed tbody")), &feedText),
 		shot(dir, "console-catalog"),
+		chromedp.Click(chromedp.CSS(`#feed tbody input[type=checkbox]`)),
+		chromedp.Click(chromedp.ID("feed-reprocess-sel")),
+		until(`document.querySelector("#flash").textContent === "0 of 1 applied"`),
 		chromedp.KeyEvent("4"),
 		chromedp.WaitVisible(chromedp.ID("batches")),
 	)
@@ -221,6 +234,9 @@ func TestConsole(t *testing.T) {
 	}
 	if !strings.Contains(editorError, "BAD_QUANTITY") || !strings.Contains(record, `"abc"`) {
 		t.Errorf("editor: error %q, record %s", editorError, record)
+	}
+	if !strings.Contains(feedText, "demo-ev-bad-1") || !strings.Contains(feedText, "status") {
+		t.Errorf("catalog sync errors: %q", feedText)
 	}
 	if !strings.Contains(refusedText, "quantity") {
 		t.Errorf("a refused edit: %q", refusedText)

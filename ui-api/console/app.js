@@ -84,6 +84,7 @@ const views = { monitor: loadMonitor, exceptions: () => loadExceptions(true), ca
 
 function show(view) {
   if (!views[view]) view = "monitor";
+  if (state.view !== view) flash("");
   state.view = view;
   for (const s of Object.keys(views)) $("#" + s).hidden = s !== view;
   $$("#nav button").forEach((b) => b.classList.toggle("on", b.dataset.view === view));
