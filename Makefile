@@ -31,7 +31,7 @@ demo: build ## start vivace dev, load the sample catalog, ingest the sample file
 dev: build ## run vivace dev on embedded defaults until Ctrl-C
 	$(VIVACE) dev --clients tests/testdata/demo/clients.yaml
 
-deps: ## install the Debian packages some tests use (kcat), where possible
+deps: ## install the Debian packages some tests use (kcat, docker-compose, promtool), where possible
 	bash scripts/install-deps.sh
 
 $(STATICCHECK):
