@@ -35,7 +35,7 @@ func newFormattedLogger(level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: logLevel(level)}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(&lastWins{inner: slog.NewJSONHandler(os.Stderr, opts)}), nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -111,7 +112,7 @@ func TestServeJoinsDevGroups(t *testing.T) {
 	for _, p := range []struct{ name, api string }{{"vivace dev", d.API}, {"vivace serve", s.api}} {
 		m := scrape(ctx, t, p.api)
 		for _, stream := range []string{"mediate", "rate"} {
-			if n := m.sum("input_received", `stream="`+stream+`"`); n == 0 {
+			if n := m.sum("input_received_total", `stream="`+stream+`"`); n == 0 {
 				t.Errorf("%s received no records in its %s stream: the groups did not share the partitions", p.name, stream)
 			}
 		}
@@ -134,8 +135,35 @@ func TestServeJoinsDevGroups(t *testing.T) {
 		var v map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil || v["msg"] == nil || v["level"] == nil {
 			t.Errorf("log line is not a JSON object with level and msg: %q", sc.Text())
+		} else if k := repeatedKey(sc.Bytes()); k != "" {
+			t.Errorf("log line has the key %q twice: %s", k, sc.Text())
 		}
 	}
+}
+
+// repeatedKey returns a top-level key that a JSON object has more than
+// once.
+func repeatedKey(line []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if seen[k.(string)] {
+			return k.(string)
+		}
+		seen[k.(string)] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // serveProcess is a running `vivace serve`.
