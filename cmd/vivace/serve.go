@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"vivace.dev/vivace/internal/app"
 	"vivace.dev/vivace/internal/kafkax"
+	"vivace.dev/vivace/internal/store"
 )
 
 func serveCommand() *cli.Command {
@@ -67,6 +69,13 @@ func runServe(ctx context.Context, c *cli.Context) error {
 	dsn := databaseURL()
 	if dsn == "" {
 		return errors.New("DATABASE_URL is not set: serve runs only against a database it is given")
+	}
+	// serve never migrates: a schema older than the binary's would fail
+	// every batch, so it is refused at the start.
+	if cur, target, err := store.SchemaVersions(ctx, dsn); err != nil {
+		return dbError(dsn, err)
+	} else if cur < target {
+		return fmt.Errorf("%s is at schema version %d, this binary needs %d: run `vivace migrate` (the migration job) first", targetOf(dsn), cur, target)
 	}
 	// The flags win over the variables of the same name; the pipelines
 	// read the variables, so they get the flags' values.
