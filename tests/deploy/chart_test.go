@@ -94,6 +94,7 @@ var chartValues = []string{
 	"--set", "kafka.tls.enabled=true",
 	"--set", "kafka.sasl.mechanism=SCRAM-SHA-256", "--set", "kafka.sasl.username=vivace", "--set", "kafka.sasl.password=pw",
 	"--set", "core.url=https://core.example/api", "--set", "core.clientNo=1001", "--set", "core.authKey=key",
+	"--set", "topics.create=true", "--set", "topics.replication=1",
 	"--set", "serviceMonitor.enabled=true", "--set", "autoscaling.enabled=true", "--set", "dashboards.enabled=true",
 	"--set-string", "clientSettings=clients: {}",
 }
@@ -232,6 +233,20 @@ func TestChartRenders(t *testing.T) {
 	job, ok := ms["Job"]["rel-vivace-migrate"]
 	if !ok || !strings.Contains(job.Metadata.Annotations["helm.sh/hook"], "pre-upgrade") {
 		t.Errorf("migration Job %+v: want a pre-install,pre-upgrade hook", job.Metadata)
+	}
+	topics, ok := ms["Job"]["rel-vivace-topics"]
+	if !ok || !strings.Contains(topics.Metadata.Annotations["helm.sh/hook"], "pre-install") {
+		t.Errorf("topics Job %+v: want a pre-install hook with topics.create", topics.Metadata)
+	} else {
+		var spec struct {
+			Template struct{ Spec struct{ Containers []container } }
+		}
+		if err := topics.Spec.Decode(&spec); err != nil {
+			t.Fatal(err)
+		}
+		if c := spec.Template.Spec.Containers; len(c) != 1 || !slices.Equal(c[0].Args, []string{"topics", "create", "--partitions=12", "--replication=1"}) {
+			t.Errorf("topics Job runs %+v", c)
+		}
 	}
 	var dashboards int
 	for n, m := range ms["ConfigMap"] {
