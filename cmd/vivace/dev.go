@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/app"
 	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/clientcfg"
@@ -51,6 +52,8 @@ func devCommand() *cli.Command {
 				Usage: "core billing API base URL for MUR sync (default: a built-in fake core on a free port; its URL goes to <data-dir>/" + FakeCoreURLFile + ")"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"VIVACE_TLS_CERT"}, Usage: "PEM file of the API's TLS certificate (and chain): the API then speaks HTTPS only; needs --tls-key"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"VIVACE_TLS_KEY"}, Usage: "PEM file of the TLS certificate's private key"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -93,8 +96,11 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		}
 	}
 
-	// The HTTP address is checked first: failing after the database and
-	// broker are up would waste the operator's time.
+	// The HTTP address and certificate are checked first: failing after
+	// the database and broker are up would waste the operator's time.
+	if _, err := api.TLSConfig(c.String("tls-cert"), c.String("tls-key")); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String("http-addr"))
 	if err != nil {
 		return fmt.Errorf("http address %s: %w (pass --http-addr)", c.String("http-addr"), err)
@@ -157,6 +163,7 @@ func runDev(ctx context.Context, c *cli.Context) error {
 			"VIVACE_KAFKA_ADDR":     broker.Addr(),
 			"VIVACE_PIPELINES_FROM": c.String("pipelines"),
 		},
+		HTTP:   api.HTTPOptions{TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key")},
 		Pprof:  c.Bool("pprof"),
 		Logger: log,
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/app"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/store"
@@ -42,6 +43,9 @@ func serveCommand() *cli.Command {
 				Usage: "the file archive (files/) and the inbox (inbox/<client>/); the api and ingest roles must share it"},
 			&cli.StringFlag{Name: "pipelines", EnvVars: []string{"VIVACE_PIPELINES_DIR"}, Usage: "directory of pipeline YAML files to run instead of the embedded ones"},
 			&cli.StringFlag{Name: "clients", EnvVars: []string{"VIVACE_CLIENTS_FILE"}, Usage: "client settings file (column mapping, validation window, bucket source, plugins)"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"VIVACE_TLS_CERT"}, Usage: "PEM file of the TLS certificate (and chain): the process then speaks HTTPS only, probes included; needs --tls-key"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"VIVACE_TLS_KEY"}, Usage: "PEM file of the TLS certificate's private key"},
+			&cli.StringFlag{Name: "public-url", EnvVars: []string{"VIVACE_PUBLIC_URL"}, Usage: "the API's base URL as its clients reach it, for the links in TMF635 hub callbacks (default: the listener's address)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"VIVACE_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "json", EnvVars: []string{"VIVACE_LOG_FORMAT"}, Usage: "json (one object per line) or text"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ to admin tokens (api role)"},
@@ -64,6 +68,9 @@ func runServe(ctx context.Context, c *cli.Context) error {
 	}
 	log, err := newFormattedLogger(c.String("log-level"), c.String("log-format"))
 	if err != nil {
+		return err
+	}
+	if _, err := api.TLSConfig(c.String("tls-cert"), c.String("tls-key")); err != nil {
 		return err
 	}
 	dsn := databaseURL()
@@ -120,6 +127,8 @@ func runServe(ctx context.Context, c *cli.Context) error {
 		ClientsFile:  clientsFile,
 		PipelinesDir: c.String("pipelines"),
 		Env:          vars,
+		HTTP:         api.HTTPOptions{TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key")},
+		PublicURL:    c.String("public-url"),
 		Pprof:        c.Bool("pprof"),
 		Logger:       log,
 	})

@@ -34,7 +34,10 @@ import (
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/tmfstore"
 	"vivace.dev/vivace/internal/store/usagestore"
+	"vivace.dev/vivace/internal/tmf635"
+	"vivace.dev/vivace/internal/tmfhub"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -61,6 +64,12 @@ type Config struct {
 	// Env holds variables for the pipelines, over the process environment
 	// (an empty value does not hide the environment's).
 	Env map[string]string
+	// HTTP are the HTTP server's timeouts and TLS certificate.
+	HTTP api.HTTPOptions
+	// PublicURL is the API's base URL as its clients reach it (for the
+	// hrefs of TMF635 hub callbacks); empty: http:// and the listener's
+	// address.
+	PublicURL string
 	// Pprof serves Go profiles under /debug/pprof/ to admin tokens.
 	Pprof  bool
 	Logger *slog.Logger
@@ -81,6 +90,8 @@ type App struct {
 	kafka   *kgo.Client // readiness: does a broker answer
 	streams *streamSet
 	sync    *murSync
+	closeEx func()
+	hub     *tmfhub.Deliverer
 	recv    *ingest.Receiver
 	buckets *s3source.Buckets
 	http    *http.Server
@@ -159,6 +170,7 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		return nil, err
 	}
 
+	var tmfStore *tmfstore.Store
 	srv := &api.Server{DB: a.Store, Gatherer: Gatherer(), Logger: a.log.With("component", "api"), Ready: a.ready}
 	if roles.Has(RoleAPI) {
 		srv.Files, srv.Records, srv.Feed = fileStore, usagestore.New(a.Store), catalogStore
@@ -167,6 +179,12 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		if a.buckets != nil {
 			srv.Buckets = a.buckets
 		}
+		if srv.Exceptions, a.closeEx, err = newExceptionWork(a.Store, kopts, a.lookup("VIVACE_TOPIC_RAW"), a.lookup("VIVACE_TOPIC_MEDIATED"),
+			settings, a.log.With("component", "exceptions")); err != nil {
+			return nil, err
+		}
+		tmfStore = tmfstore.New(a.Store)
+		srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
 		a.sync.mount(srv, a.Store)
 		// The pipelines' own endpoints and the profiles are the process's
 		// internals: admin tokens for every client only.
@@ -178,15 +196,30 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 			}
 		}
 	}
-	// Without the api role the server answers /healthz, /readyz and
-	// /metrics only: it has no token service.
-	a.http = NewHTTPServer(srv.Handler())
-
 	a.ln = cfg.Listener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("http address %s: %w (pass --http-addr)", cfg.HTTPAddr, err)
 		}
+	}
+	if roles.Has(RoleAPI) {
+		// Hub callbacks (docs/tmf635.md): from the durable queue.
+		base := cfg.PublicURL
+		if base == "" {
+			scheme := "http://"
+			if cfg.HTTP.TLSCert != "" {
+				scheme = "https://"
+			}
+			base = scheme + a.ln.Addr().String()
+		}
+		a.hub = &tmfhub.Deliverer{Take: tmfStore.Deliver, Usage: tmfStore.Usage,
+			Base: strings.TrimSuffix(base, "/") + tmf635.BasePath, Logger: a.log.With("component", "tmf-hub"),
+			Client: &http.Client{Timeout: 15 * time.Second}}
+	}
+	// Without the api role the server answers /healthz, /readyz and
+	// /metrics only: it has no token service.
+	if a.http, err = srv.HTTPServer(cfg.HTTP); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -197,12 +230,6 @@ type DatabaseError struct{ Err error }
 
 func (e *DatabaseError) Error() string { return e.Err.Error() }
 func (e *DatabaseError) Unwrap() error { return e.Err }
-
-// NewHTTPServer is the one place the process's HTTP server is made, for
-// the API and the probes alike.
-func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-}
 
 // Addr is where the HTTP server listens.
 func (a *App) Addr() string { return a.ln.Addr().String() }
@@ -237,8 +264,8 @@ func (a *App) ready(ctx context.Context) error {
 // (returning why).
 func (a *App) Run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- a.http.Serve(a.ln) }()
-	a.log.Info("http ready", "addr", a.Addr(), "roles", a.cfg.Roles.String())
+	go func() { httpErr <- api.Serve(a.http, a.ln) }()
+	a.log.Info("http ready", "addr", a.Addr(), "tls", a.http.TLSConfig != nil, "roles", a.cfg.Roles.String())
 
 	srcCtx, stopSources := context.WithCancel(ctx)
 	var sources sync.WaitGroup
@@ -255,6 +282,12 @@ func (a *App) Run(ctx context.Context) error {
 	streamErr := a.streams.start(ctx)
 	if a.cfg.Roles.Has(RoleSync) {
 		a.sync.start(ctx)
+	}
+	hubDone := make(chan struct{})
+	if a.hub != nil {
+		go func() { defer close(hubDone); a.hub.Run(srcCtx) }()
+	} else {
+		close(hubDone)
 	}
 	a.log.Info("running", "roles", a.cfg.Roles.String(), "pipelines", a.streams.names())
 
@@ -274,6 +307,7 @@ func (a *App) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = a.http.Shutdown(shutCtx)
+	<-hubDone
 	if a.sync != nil {
 		a.sync.stop()
 		a.sync = nil
@@ -286,6 +320,9 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) Close() {
 	if a.sync != nil {
 		a.sync.stop()
+	}
+	if a.closeEx != nil {
+		a.closeEx()
 	}
 	if a.kafka != nil {
 		a.kafka.Close()

@@ -239,7 +239,9 @@ func TestChartRenders(t *testing.T) {
 		t.Errorf("topics Job %+v: want a pre-install hook with topics.create", topics.Metadata)
 	} else {
 		var spec struct {
-			Template struct{ Spec struct{ Containers []container } }
+			Template struct {
+				Spec struct{ Containers []container }
+			}
 		}
 		if err := topics.Spec.Decode(&spec); err != nil {
 			t.Fatal(err)
