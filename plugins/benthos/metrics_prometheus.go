@@ -24,8 +24,9 @@ func prometheusSpec() *service.ConfigSpec {
 		Summary("Exposes the stream's metrics to Prometheus.").
 		Description(`
 All streams of one process share one registry, each metric labelled with its `+"`stream`"+`.
-Under `+"`vivace dev`"+` the registry is served on the API's `+"`/metrics`"+`; a stream run on its own
-(`+"`vivace run`"+`) serves it when `+"`listen_address`"+` is set. Timings are reported in seconds.`).
+Under `+"`vivace dev`"+` and `+"`vivace serve`"+` the registry is served on `+"`/metrics`"+`; a stream run on its
+own (`+"`vivace run`"+`) serves it when `+"`listen_address`"+` is set. Counter names end in `+"`_total`"+`; timings
+are histograms in seconds, so that they add up across processes.`).
 		Field(service.NewStringField("stream").Description("Value of the `stream` label.").Default("")).
 		Field(service.NewStringField("listen_address").
 			Description("When set, serve `/metrics` on this address (for a stream run on its own).").
