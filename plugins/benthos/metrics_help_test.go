@@ -79,3 +79,42 @@ func TestDashboardUsesKnownMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMetricHasHelp: every metric a component of this package makes
+// through Benthos has a help text, under the name it has on /metrics
+// (counters with _total, timings in _seconds).
+func TestEveryMetricHasHelp(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := regexp.MustCompile(`New(Counter|Timer|Gauge)\("([a-z_]+)"`)
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range made.FindAllStringSubmatch(string(b), -1) {
+			name := metricName(m[2])
+			switch m[1] {
+			case "Counter":
+				if !strings.HasSuffix(name, "_total") {
+					name += "_total"
+				}
+			case "Timer":
+				name = strings.TrimSuffix(name, "_ns") + "_seconds"
+			}
+			n++
+			if _, ok := metricHelp[name]; !ok {
+				t.Errorf("%s: metric %s has no help text in metrics_help.go", f, name)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found only %d metrics: is the pattern still right?", n)
+	}
+}
