@@ -230,7 +230,7 @@ func (in *filesInput) next(ctx context.Context) (*reading, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	go in.renew(lctx, r)
-	in.log.Infof("reading file %s (%s) of client %s", f.Name, f.FileID, f.Client)
+	in.log.With("client", f.Client, "file_id", f.FileID, "file", f.Name).Info("reading file")
 	in.mu.Lock()
 	in.cur = r
 	in.open[f.FileID] = r
@@ -387,7 +387,7 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	}
 	in.filesRead.Incr(1)
 	in.fileSeconds.Timing(time.Since(r.started).Nanoseconds())
-	in.log.Infof("file %s (%s) read: %d records", r.file.Name, r.file.FileID, r.emitted)
+	in.log.With("client", r.file.Client, "file_id", r.file.FileID, "file", r.file.Name, "records", r.emitted).Info("file read")
 }
 
 // stopRead stores how far the reader of a cancelled file got, so that its
@@ -418,7 +418,7 @@ func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
 }
 
 func (in *filesInput) failFile(ctx context.Context, f files.File, reason string) {
-	in.log.Errorf("file %s (%s) failed: %s", f.Name, f.FileID, reason)
+	in.log.With("client", f.Client, "file_id", f.FileID, "file", f.Name).Errorf("file failed: %s", reason)
 	if err := in.files().FailFile(ctx, f.FileID, reason); err != nil {
 		in.log.Errorf("file %s: cannot record the failure: %v", f.FileID, err)
 	}

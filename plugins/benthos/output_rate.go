@@ -61,17 +61,18 @@ func init() {
 				exceptions: m.NewCounter("vivace_rate_exceptions"),
 				replayed:   m.NewCounter("vivace_rate_replayed"),
 				skipped:    m.NewCounter("vivace_rate_skipped"),
+				failed:     m.NewCounter("vivace_records_failed", "stage", "code"),
 			}, pol, mif, nil
 		})
 }
 
 type rateOutput struct {
 	storeConn
-	log                                 *service.Logger
-	murs, exceptions, replayed, skipped *service.MetricCounter
-	stage                               *ratestage.Stage
-	stopWatch                           context.CancelFunc
-	watchDone                           chan struct{}
+	log                                         *service.Logger
+	murs, exceptions, replayed, skipped, failed *service.MetricCounter
+	stage                                       *ratestage.Stage
+	stopWatch                                   context.CancelFunc
+	watchDone                                   chan struct{}
 }
 
 func (o *rateOutput) Connect(ctx context.Context) error {
@@ -117,6 +118,9 @@ func (o *rateOutput) WriteBatch(ctx context.Context, batch service.MessageBatch)
 	}
 	o.murs.Incr(int64(sum.MURs))
 	o.exceptions.Incr(int64(sum.Exceptions))
+	for code, n := range sum.ByCode {
+		o.failed.Incr(int64(n), "rate", string(code))
+	}
 	o.replayed.Incr(int64(sum.Replayed))
 	return nil
 }

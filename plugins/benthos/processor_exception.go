@@ -48,7 +48,7 @@ output:
 
 func init() {
 	service.MustRegisterProcessor("vivace_exception", exceptionSpec(),
-		func(conf *service.ParsedConfig, _ *service.Resources) (service.Processor, error) {
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
 			stage, err := conf.FieldString("stage")
 			if err != nil {
 				return nil, err
@@ -57,11 +57,16 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return &exceptionProc{stage: stage, code: code}, nil
+			return &exceptionProc{stage: stage, code: code, log: mgr.Logger(),
+				failed: mgr.Metrics().NewCounter("vivace_records_failed", "stage", "code")}, nil
 		})
 }
 
-type exceptionProc struct{ stage, code string }
+type exceptionProc struct {
+	stage, code string
+	log         *service.Logger
+	failed      *service.MetricCounter
+}
 
 // recordShape reads both raw and normal-form bodies.
 type recordShape struct {
@@ -116,6 +121,10 @@ func (p *exceptionProc) Process(_ context.Context, msg *service.Message) (servic
 	if err != nil {
 		return nil, err
 	}
+	p.failed.Incr(1, ex.Stage, string(ex.Code))
+	// One line per failed record, at debug: the ids to find it by.
+	p.log.With("client", ex.Client, "file_id", ex.FileID, "line", ex.Line, "record_id", ex.RecordID,
+		"stage", ex.Stage, "code", string(ex.Code)).Debug("record failed: " + ex.Message)
 	msg.SetError(nil)
 	msg.SetBytes(out)
 	msg.MetaSetMut(metaKey, ex.RecordID)

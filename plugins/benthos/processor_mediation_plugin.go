@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
@@ -192,9 +193,12 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 	replaced := make(map[int]service.MessageBatch, len(batch))
 	for _, name := range order {
 		g := groups[name]
+		began := time.Now()
 		outcomes, err := p.host.MediateBatch(ctx, g.spec, g.batch)
+		pluginCallSeconds.WithLabelValues(name).Observe(time.Since(began).Seconds())
 		batches.Put(g.batch) // the outcomes do not point into it
 		if err != nil {
+			pluginCalls.WithLabelValues(name, "error").Inc()
 			// The stream is stopping (or the host closed) before the plugin
 			// answered. The records are failed rather than let through
 			// unmediated; a replay of the batch mediates them again.
@@ -205,6 +209,7 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 			p.failed.Incr(int64(len(g.idx)))
 			continue
 		}
+		pluginCalls.WithLabelValues(name, "ok").Inc()
 		for k, o := range outcomes {
 			i := g.idx[k]
 			msg := batch[i]
