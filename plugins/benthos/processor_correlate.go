@@ -141,7 +141,7 @@ var keyPath = regexp.MustCompile(`^\s*this\.fields\.([A-Za-z_][A-Za-z0-9_]*)\s*$
 
 func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*correlateProc, error) {
 	p := &correlateProc{now: time.Now, log: mgr.Logger()}
-	cfg := rules.CorrelatorConfig{Refused: store.ServerError, Warnf: p.log.Warnf, MaxWait: databaseWaitBound(),
+	cfg := rules.CorrelatorConfig{Refused: store.Refused, Warnf: p.log.Warnf, MaxWait: databaseWaitBound(),
 		Now: func() time.Time { return p.now() }}
 	var err error
 	if p.name, err = conf.FieldString("name"); err != nil {
