@@ -2,9 +2,9 @@ package usage
 
 import (
 	"encoding/json"
-	"maps"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
