@@ -267,7 +267,7 @@ func TestExportFilters(t *testing.T) {
 		{q + "&file_id=abc", `file_id: \"abc\" is not a file id`},
 		{e + "&status=closed", `status: \"closed\" is not an exception status (open, reprocessing, resolved, discarded)`},
 		{e + "&code=NOPE", `code: \"NOPE\" is not an exception code (MALFORMED_RECORD,`},
-		{e + "&stage=bill", `stage: \"bill\" is not a stage (ingest, mediate, rate)`},
+		{e + "&stage=bill", `stage: \"bill\" is not a stage (ingest, mediate, rate, exceptions)`},
 	} {
 		w.expect("GET", c.path, "", http.StatusBadRequest, c.want)
 	}

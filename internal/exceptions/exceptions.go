@@ -88,5 +88,7 @@ var Statuses = []Status{Open, Reprocessing, Resolved, Discarded}
 // Valid reports whether s is an exception status.
 func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
 
-// Stages lists the stages an exception is recorded at.
-var Stages = []string{"ingest", "mediate", "rate"}
+// Stages lists the stages an exception is recorded at: "exceptions" is
+// the exceptions stage, for a message on its topic that is not an
+// exception (docs/exceptions.md, "Messages a stage cannot read").
+var Stages = []string{"ingest", "mediate", "rate", "exceptions"}
