@@ -21,7 +21,7 @@ HELM          := $(BIN)/helm-$(HELM_VERSION)
 # against this database; make pipeline-test creates it afresh and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
-.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench deps proto clean helm chart-pipelines
+.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench fuzz deps proto clean helm chart-pipelines
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -82,6 +82,12 @@ test: deps vet lint unit pipeline-test ## everything CI runs: vet, lint, the Go 
 
 bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures go in docs/benchmarks.md)
 	bash scripts/bench.sh
+
+# FUZZTIME is how long make fuzz runs each fuzz target.
+FUZZTIME ?= 1m
+
+fuzz: ## every Go fuzz target (the parsers of outside input) for FUZZTIME each (default 1m); make test runs their seed corpus
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
 
 proto: ## regenerate the mediation plugin contract's Go code (needs protoc)
 	bash scripts/gen-proto.sh

@@ -225,6 +225,14 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("file larger than %d bytes", mbe.Limit))
 			return
 		}
+		var ae *ingest.ArchiveError
+		if errors.As(err, &ae) {
+			// A full or read-only disk: nothing was registered, and the
+			// same file can be sent again; the paths stay in the log.
+			s.log().Error("file not received: the archive cannot store it", "client", client, "file", name, "err", err)
+			writeError(w, http.StatusInsufficientStorage, ae.Reason())
+			return
+		}
 		s.internalError(w, fmt.Sprintf("receiving file %q of client %q", name, client), err)
 	}
 }

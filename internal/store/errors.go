@@ -19,6 +19,12 @@ func ServerError(err error) bool {
 	return errors.As(err, &pgErr)
 }
 
+// Refused reports whether err is a refusal the database made that would
+// be made again: a ServerError other than a lost race (Retryable). It is
+// the retry.Policy.Refused of every stage that writes or reads the
+// database: a lost connection is waited out, only a refusal fails work.
+func Refused(err error) bool { return ServerError(err) && !Retryable(err) }
+
 // Retryable reports whether err says that the transaction lost a race
 // with another and would succeed if run again from the start: a
 // serialisation failure or a deadlock.

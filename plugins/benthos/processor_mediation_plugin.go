@@ -3,7 +3,6 @@ package benthos
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 	"sync"
@@ -156,8 +155,8 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 		// batch at once; only the source's two strings are kept.
 		src, pairs, ok := usage.ScanRaw(unsafe.String(unsafe.SliceData(b), len(b)), kv[:0])
 		if !ok {
-			var raw usage.Raw
-			if json.Unmarshal(b, &raw) != nil {
+			raw, err := usage.ReadRaw(b)
+			if err != nil {
 				continue // vivace_normalize reports it as MALFORMED_RECORD
 			}
 			src = raw.Source
