@@ -17,7 +17,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # against this database; make pipeline-test creates it afresh and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
-.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench deps proto clean
+.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench soak deps proto clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -68,6 +68,10 @@ test: deps vet lint unit pipeline-test ## everything CI runs: vet, lint, the Go 
 
 bench: build ## benchmarks: Go benchmarks and the end-to-end load run (figures go in docs/benchmarks.md)
 	bash scripts/bench.sh
+
+SOAK_DURATION ?= 30m
+soak: ## not in CI: SOAK_DURATION (30m) of mixed load with kill -9s and a database outage, vivace check after each phase; memory and goroutines in .data/soak/
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test ./tests/e2e -run '^TestSoak$$' -v -count=1 -timeout 4h
 
 proto: ## regenerate the mediation plugin contract's Go code (needs protoc)
 	bash scripts/gen-proto.sh
