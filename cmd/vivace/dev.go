@@ -32,7 +32,10 @@ import (
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/tmfstore"
 	"vivace.dev/vivace/internal/store/usagestore"
+	"vivace.dev/vivace/internal/tmf635"
+	"vivace.dev/vivace/internal/tmfhub"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -220,6 +223,8 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if buckets != nil {
 		srv.Buckets = buckets
 	}
+	tmfStore := tmfstore.New(st)
+	srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
 	murSync.mount(srv, st)
 	// The pipelines' own endpoints and the profiles are the process's
 	// internals: admin tokens for every client only.
@@ -261,6 +266,13 @@ func runDev(ctx context.Context, c *cli.Context) error {
 
 	streamErr := streams.start(ctx)
 	murSync.start(ctx)
+	// Hub callbacks (docs/tmf635.md): from the durable queue, until stop.
+	hubCtx, stopHub := context.WithCancel(ctx)
+	hubDone := make(chan struct{})
+	hub := &tmfhub.Deliverer{Take: tmfStore.Deliver, Usage: tmfStore.Usage,
+		Base: "http://" + ln.Addr().String() + tmf635.BasePath, Logger: log.With("component", "tmf-hub"),
+		Client: &http.Client{Timeout: 15 * time.Second}}
+	go func() { defer close(hubDone); hub.Run(hubCtx) }()
 	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
 
 	var runErr error
@@ -280,6 +292,8 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx)
+	stopHub()
+	<-hubDone
 	murSync.stop()
 	streams.stop(shutCtx)
 	return runErr

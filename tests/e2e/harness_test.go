@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // repoRoot is where tests/testdata lives.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	wd, err := os.Getwd()
 	if err != nil {
@@ -52,7 +52,7 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(wd, "..", ".."))
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,7 +64,7 @@ func freeAddr(t *testing.T) string {
 
 // devProcess is a running `vivace dev`.
 type devProcess struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	API     string
 	Kafka   string
@@ -95,14 +95,14 @@ func (s *syncBuffer) String() string {
 
 // startDev runs vivace dev on fresh ports and data dir against this
 // package's database and waits until it is ready.
-func startDev(t *testing.T, dataDir string, extra ...string) *devProcess {
+func startDev(t testing.TB, dataDir string, extra ...string) *devProcess {
 	t.Helper()
 	return newDev(t, dataDir).start(extra...)
 }
 
 // newDev is a vivace dev on fresh ports and data dir (unless dataDir is
 // given), not started yet.
-func newDev(t *testing.T, dataDir string) *devProcess {
+func newDev(t testing.TB, dataDir string) *devProcess {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}

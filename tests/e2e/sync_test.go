@@ -63,7 +63,7 @@ func startCore(t *testing.T, prefix string) (*fakecore.Server, string, []string)
 
 // prepareClient loads a generated catalog for the client and writes a
 // generated usage file for it, which it returns.
-func prepareClient(ctx context.Context, t *testing.T, d *devProcess, client string, records, accounts int) string {
+func prepareClient(ctx context.Context, t testing.TB, d *devProcess, client string, records, accounts int) string {
 	t.Helper()
 	work := t.TempDir()
 	cat, usage := filepath.Join(work, "catalog.jsonl"), filepath.Join(work, "usage.csv")
