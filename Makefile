@@ -21,7 +21,7 @@ HELM          := $(BIN)/helm-$(HELM_VERSION)
 # against this database; make pipeline-test creates it afresh and fills it.
 PIPELINE_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/vivace_pipeline_test?sslmode=disable
 
-.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench fuzz deps proto clean helm chart-pipelines
+.PHONY: help build demo dev test vet lint staticcheck unit pipeline-test bench fuzz soak deps proto clean helm chart-pipelines
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -88,6 +88,10 @@ FUZZTIME ?= 1m
 
 fuzz: ## every Go fuzz target (the parsers of outside input) for FUZZTIME each (default 1m); make test runs their seed corpus
 	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+SOAK_DURATION ?= 30m
+soak: ## not in CI: SOAK_DURATION (30m) of mixed load with kill -9s and a database outage, vivace check after each phase; memory and goroutines in .data/soak/
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test ./tests/e2e -run '^TestSoak$$' -v -count=1 -timeout 4h
 
 proto: ## regenerate the mediation plugin contract's Go code (needs protoc)
 	bash scripts/gen-proto.sh

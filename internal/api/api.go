@@ -177,8 +177,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		s.log().Error("readiness: the database does not answer", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "database: does not answer (the server log says why)")
+		why := store.Unavailable(err)
+		s.log().Error("readiness: the database does not answer", "why", why, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database: "+why+" (the server log has the details)")
 		return
 	}
 	if s.Ready != nil {

@@ -317,7 +317,7 @@ func TestNoRouteAnswersTheDatabasesWords(t *testing.T) {
 		{"POST", "/api/v1/files?client=c&name=u.csv", usageCSV, http.StatusInternalServerError, `internal error checking client \"c\"`},
 		{"GET", "/api/v1/murs?client=c", "", http.StatusInternalServerError, "internal error exporting"},
 		{"GET", "/api/v1/exceptions?client=c&format=csv", "", http.StatusInternalServerError, "internal error exporting"},
-		{"GET", "/readyz", "", http.StatusServiceUnavailable, "database: does not answer (the server log says why)"},
+		{"GET", "/readyz", "", http.StatusServiceUnavailable, "database: the connection pool is closed (the server log has the details)"},
 	} {
 		w.expect(c.method, c.path, c.body, c.status, c.want)
 	}
