@@ -89,7 +89,7 @@ func TestStatusAndBuild(t *testing.T) {
 	exc := func(s exceptions.Status) *exceptions.Exception {
 		return &exceptions.Exception{ExceptionID: "e1", Client: "acme", FileID: fileID, Line: 2, Stage: "mediate",
 			Code: "BAD_QUANTITY", Field: "quantity", Message: "quantity \"abc\" is not a decimal number", Status: s,
-			Record: json.RawMessage(`{"client":"acme","file_id":"` + fileID + `","line":2,"fields":{"record_id":"r1","account_id":"A1","usage_type":"VOICE","quantity":"abc","usage_time":"2026-10-01T08:00:00Z"}}`)}
+			Record: json.RawMessage(`{"record_id":"r1","account_id":"A1","usage_type":"VOICE","quantity":"abc","usage_time":"2026-10-01T08:00:00Z"}`)}
 	}
 	posted := &Posted{Fields: map[string]string{"usage_type": "DATA", "usage_time": "2026-10-01T08:00:00Z", "account_id": "A2",
 		"quantity": "3", "record_id": fileID + ".2"}, Body: json.RawMessage(`{"description":"from the switch"}`)}
@@ -106,6 +106,7 @@ func TestStatusAndBuild(t *testing.T) {
 		{Record{MUR: mur(murs.Unsynced), Posted: posted}, Rated, "from the switch"},
 		{Record{Exc: exc(exceptions.Open)}, Rejected, "BAD_QUANTITY at mediate: quantity \"abc\" is not a decimal number"},
 		{Record{Exc: exc(exceptions.Discarded)}, Rejected, "BAD_QUANTITY"},
+		{Record{Exc: exc(exceptions.Open), ExcEdited: json.RawMessage(`{"usage_type":"VOICE","usage_time":"yesterday","account_id":"A1"}`)}, Rejected, "BAD_QUANTITY"},
 		{Record{Exc: exc(exceptions.Reprocessing), Posted: posted}, Recycled, "BAD_QUANTITY"},
 		{Record{Posted: posted}, Received, "from the switch"},
 	} {

@@ -42,13 +42,14 @@ func scanMUR(row pgx.Row) (*murs.MUR, error) {
 }
 
 const excColumns = `exception_id, client, file_id::text, line, part, coalesce(record_id, ''),
-	stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at`
+	stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at, edited`
 
-func scanExc(row pgx.Row) (*exceptions.Exception, error) {
+func scanExc(row pgx.Row) (*exceptions.Exception, json.RawMessage, error) {
 	var e exceptions.Exception
+	var edited json.RawMessage
 	err := row.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
-		&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt)
-	return &e, err
+		&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt, &edited)
+	return &e, edited, err
 }
 
 const postedColumns = `client, file_id::text, line, fields, body, received_at`
@@ -80,11 +81,11 @@ func (s *Store) Usage(ctx context.Context, fileID string, line int64, part int) 
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		e, err := scanExc(tx.QueryRow(ctx, `SELECT `+excColumns+` FROM exceptions
+		e, edited, err := scanExc(tx.QueryRow(ctx, `SELECT `+excColumns+` FROM exceptions
 			WHERE client = $1 AND file_id = $2 AND line = $3 AND part = $4 AND status <> 'resolved'`, r.Client, fileID, line, part))
 		switch {
 		case err == nil:
-			r.Exc = e
+			r.Exc, r.ExcEdited = e, edited
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
@@ -202,12 +203,12 @@ func fileUsages(ctx context.Context, tx pgx.Tx, fileID, client string, api bool,
 		return nil, err
 	}
 	for rows.Next() {
-		e, err := scanExc(rows)
+		e, edited, err := scanExc(rows)
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e})
+		out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e, ExcEdited: edited})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -318,7 +319,7 @@ func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Fil
 				statuses = append(statuses, string(exceptions.Reprocessing))
 			}
 			field := func(name string) string {
-				return fmt.Sprintf(`coalesce(record->'fields'->>'%[1]s', record->>'%[1]s')`, name)
+				return fmt.Sprintf(`coalesce(edited->>'%[1]s', record->>'%[1]s')`, name)
 			}
 			where := `status = ANY($6) AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
 				AND (coalesce(cardinality($2::text[]), 0) = 0 OR ` + field(usage.FieldUsageType) + ` = ANY($2))
@@ -331,12 +332,12 @@ func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Fil
 				return err
 			}
 			for rows.Next() {
-				e, err := scanExc(rows)
+				e, edited, err := scanExc(rows)
 				if err != nil {
 					rows.Close()
 					return err
 				}
-				out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e})
+				out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e, ExcEdited: edited})
 			}
 			if err := rows.Err(); err != nil {
 				return err

@@ -117,7 +117,7 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	// Line 1 rated, line 2 rejected.
 	rate(t, st, recs[0])
 	if _, err := usagestore.New(st).InsertExceptions(ctx, []exceptions.Exception{{Client: client, FileID: recs[1].FileID, Line: 2,
-		Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad", Record: json.RawMessage(`{"fields":{"usage_type":"VOICE","usage_time":"2026-10-01T08:00:00Z","account_id":"A2"}}`)}}); err != nil {
+		Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad", Record: json.RawMessage(`{"usage_type":"VOICE","usage_time":"2026-10-01T08:00:00Z","account_id":"A2"}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(tmf635.Filter{}); !slices.Equal(got, []tmf635.Status{"rated", "rejected", "received", "received"}) {
