@@ -125,7 +125,7 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 	var out []tmf635.Record
 	var total int64
 	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT file_id::text, client, source = 'api',
+		rows, err := tx.Query(ctx, `SELECT file_id::text, client, source = 'api', exceptions = 0,
 				murs + exceptions + CASE WHEN source = 'api' THEN greatest(coalesce(records, 0) - murs - exceptions - filtered, 0) ELSE 0 END
 			FROM files WHERE status <> 'rejected' AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
 			ORDER BY file_id`, clients)
@@ -133,14 +133,14 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 			return err
 		}
 		type file struct {
-			id, client string
-			api        bool
-			n          int64
+			id, client  string
+			api, onlyMU bool
+			n           int64
 		}
 		var fs []file
 		for rows.Next() {
 			var f file
-			if err := rows.Scan(&f.id, &f.client, &f.api, &f.n); err != nil {
+			if err := rows.Scan(&f.id, &f.client, &f.api, &f.onlyMU, &f.n); err != nil {
 				rows.Close()
 				return err
 			}
@@ -159,6 +159,16 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 				skip -= f.n
 				continue
 			}
+			if f.onlyMU && !f.api {
+				// Only MURs: the database skips to the page itself.
+				recs, err := fileMURs(ctx, tx, f.id, skip, limit-len(out))
+				if err != nil {
+					return err
+				}
+				skip = 0
+				out = append(out, recs...)
+				continue
+			}
 			want := int(skip) + limit - len(out)
 			recs, err := fileUsages(ctx, tx, f.id, f.client, f.api, want)
 			if err != nil {
@@ -175,6 +185,24 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 		return nil
 	})
 	return out, total, err
+}
+
+// fileMURs are n MURs of one file from the skip-th on, in line order.
+func fileMURs(ctx context.Context, tx pgx.Tx, fileID string, skip int64, n int) ([]tmf635.Record, error) {
+	rows, err := tx.Query(ctx, `SELECT `+murColumns+` FROM murs WHERE file_id = $1 ORDER BY line, part OFFSET $2 LIMIT $3`, fileID, skip, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []tmf635.Record
+	for rows.Next() {
+		m, err := scanMUR(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tmf635.Record{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, MUR: m})
+	}
+	return out, rows.Err()
 }
 
 // fileUsages are the first n usages of one file, in line order: its MURs,

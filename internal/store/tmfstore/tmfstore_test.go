@@ -214,6 +214,42 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM tmf_deliveries`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d callbacks left", left)
 	}
+	// A file of MURs only, paged through with the api submission: the
+	// pages are the whole list, in order.
+	fid := ids.New()
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO files (file_id, client, name, source, location, format, size_bytes, sha256, status)
+		VALUES ($1, $2, 'f.csv', 'http', '', 'csv', 0, 'x', 'processing')`, fid, client); err != nil {
+		t.Fatal(err)
+	}
+	var five []tmf635.Record
+	for l := int64(2); l <= 6; l++ {
+		five = append(five, tmf635.Record{Client: client, FileID: fid, Line: l,
+			Posted: &tmf635.Posted{Fields: map[string]string{"record_id": "f" + strconv.FormatInt(l, 10)}}})
+	}
+	rate(t, st, five...)
+	all, total, err := s.List(ctx, []string{client}, tmf635.Filter{Limit: 100})
+	if err != nil || int64(len(all)) != total || total != 9 {
+		t.Fatalf("all: %d of %d, %v", len(all), total, err)
+	}
+	for _, size := range []int{1, 2, 3, 4} {
+		var paged []tmf635.Record
+		for off := 0; off < int(total); off += size {
+			page, _, err := s.List(ctx, []string{client}, tmf635.Filter{Offset: off, Limit: size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, page...)
+		}
+		if len(paged) != len(all) {
+			t.Fatalf("pages of %d: %d usages, want %d", size, len(paged), len(all))
+		}
+		for i := range all {
+			if paged[i].FileID != all[i].FileID || paged[i].Line != all[i].Line {
+				t.Fatalf("pages of %d differ at %d", size, i)
+			}
+		}
+	}
+
 	// A deleted hub takes its waiting callbacks with it.
 	if _, err := s.Submit(ctx, []*tmf635.Submission{post(client, "A5")}, now); err != nil {
 		t.Fatal(err)
