@@ -50,7 +50,7 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}, Timeout: time.Minute}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: time.Minute}
 
 	for b.Loop() {
 		total := rate * seconds
@@ -60,7 +60,7 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 		var fileID string
 		jobs := make(chan int, total)
 		var wg sync.WaitGroup
-		for w := 0; w < 96; w++ {
+		for w := 0; w < 512; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
