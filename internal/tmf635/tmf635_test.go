@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/msgcheck"
 	"vivace.dev/vivace/internal/murs"
 )
 
@@ -274,4 +275,31 @@ func TestBackoff(t *testing.T) {
 		}
 		prev = d
 	}
+}
+
+// FuzzParseCreate: whatever a client posts, ParseCreate and ApplyUpdate
+// answer a usage or a 400 whose reason is in the body's terms, never Go's.
+func FuzzParseCreate(f *testing.F) {
+	for _, s := range []string{`{}`, `{"usageType":"VOICE","usageDate":"2026-10-01T10:00:00Z","relatedParty":[{"id":"A","@referredType":"BillingAccount"}],"usageCharacteristic":[{"name":"quantity","value":1}]}`,
+		`[]`, `{"usageCharacteristic":[{"name":"x","value":{}}]}`, `{"usageDate":5}`, `{"relatedParty":"x"}`, `nul`, ``} {
+		f.Add([]byte(s))
+	}
+	pick := func(string) (string, error) { return "acme", nil }
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, err := range []error{
+			func() error { _, err := ParseCreate(body, pick); return err }(),
+			func() error { _, err := ApplyUpdate(map[string]string{"quantity": "1"}, body); return err }(),
+		} {
+			if err == nil {
+				continue
+			}
+			p := AsProblem(err)
+			if p == nil || p.Status != 400 {
+				t.Fatalf("%q: %v is not a 400", body, err)
+			}
+			if bad := msgcheck.Internals(p.Reason); bad != "" {
+				t.Fatalf("%q: reason %q says %q", body, p.Reason, bad)
+			}
+		}
+	})
 }
