@@ -99,6 +99,9 @@ type Server struct {
 	TMF *TMF
 
 	mounted []Route
+	// httpOpts are the options HTTPServer was given (the streaming
+	// routes' timeouts).
+	httpOpts HTTPOptions
 }
 
 // routes is the API's route table: each route's least role and how it

@@ -82,7 +82,9 @@ func (s *Server) Handler() http.Handler {
 		table[r.Pattern] = r
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer s.recovered(w, req)
 		_, pattern := mux.Handler(req)
+		w, req = s.limit(w, req, pattern)
 		route, known := table[pattern]
 		if known && route.Clients == Open {
 			mux.ServeHTTP(w, req)

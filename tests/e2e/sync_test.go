@@ -254,6 +254,7 @@ func TestSyncThroughTheService(t *testing.T) {
 	if jobs := decodeLines[struct{ Status, Trigger string }](t, out); len(jobs) < 5 {
 		t.Fatalf("jobs %s", out)
 	}
+	d.checkBooks(ctx, client)
 }
 
 // TestSyncKilledBetweenCallAndMark kills vivace dev (SIGKILL) after the
@@ -342,4 +343,5 @@ func TestSyncKilledBetweenCallAndMark(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, `SELECT max(attempts) FROM sync_batches WHERE client = $1`, client).Scan(&attempts); err != nil || attempts < 2 {
 		t.Fatalf("most attempts of a batch %d, %v", attempts, err)
 	}
+	d.checkBooks(ctx, client)
 }
