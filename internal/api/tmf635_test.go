@@ -13,6 +13,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/tmf635"
@@ -228,5 +229,22 @@ func init() {
 	}
 	for k, v := range cases {
 		crossClient[k] = v
+	}
+}
+
+// TestTMFPanicIsAnError: a TMF635 handler that panics is answered with
+// a TMF Error too, pointing to the log, without the panic.
+func TestTMFPanicIsAnError(t *testing.T) {
+	w := newFilesWorld(t)
+	srv := *w.srv
+	srv.Mount(Route{"GET " + tmf635.BasePath + "/crash", auth.Viewer, PerClient, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		var m map[string]int
+		m["SELECT secret FROM murs"]++
+	})})
+	_, addr := serve(t, &srv, HTTPOptions{})
+	code, _, body := call(t, "GET", "http://"+addr+tmf635.BasePath+"/crash", "Bearer "+w.token, "")
+	tmfValid(t, "Error", body)
+	if code != http.StatusInternalServerError || !bytes.Contains(body, []byte("see the server log (ref ")) || bytes.Contains(body, []byte("SELECT")) {
+		t.Errorf("panic answered %d %s", code, body)
 	}
 }
