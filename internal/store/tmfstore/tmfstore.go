@@ -52,6 +52,16 @@ func scanExc(row pgx.Row) (*exceptions.Exception, json.RawMessage, error) {
 	return &e, edited, err
 }
 
+// shownExc keeps the exceptions that are usages of their own: all but
+// those resolved by becoming a MUR at their source (the MUR is the usage
+// then). One superseded by another copy of its record id stays, rejected:
+// its own record was never rated.
+const shownExc = `NOT (status = 'resolved' AND resolution IS NOT DISTINCT FROM 'rated')`
+
+// excStatus is an exception's TMF status in SQL (tmf635.StatusOf).
+const excStatus = `CASE WHEN status = 'reprocessing' THEN 'recycled'
+	WHEN status = 'resolved' AND resolution IS NOT DISTINCT FROM 'rated' THEN NULL ELSE 'rejected' END`
+
 const postedColumns = `client, file_id::text, line, fields, body, received_at`
 
 func scanPosted(row pgx.Row) (tmf635.Record, error) {
@@ -82,7 +92,7 @@ func (s *Store) Usage(ctx context.Context, fileID string, line int64, part int) 
 			return err
 		}
 		e, edited, err := scanExc(tx.QueryRow(ctx, `SELECT `+excColumns+` FROM exceptions
-			WHERE client = $1 AND file_id = $2 AND line = $3 AND part = $4 AND status <> 'resolved'`, r.Client, fileID, line, part))
+			WHERE client = $1 AND file_id = $2 AND line = $3 AND part = $4 AND `+shownExc+``, r.Client, fileID, line, part))
 		switch {
 		case err == nil:
 			r.Exc, r.ExcEdited = e, edited
@@ -225,7 +235,7 @@ func fileUsages(ctx context.Context, tx pgx.Tx, fileID, client string, api bool,
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(ctx, `SELECT `+excColumns+` FROM exceptions WHERE file_id = $1 AND status <> 'resolved'
+	rows, err = tx.Query(ctx, `SELECT `+excColumns+` FROM exceptions WHERE file_id = $1 AND `+shownExc+`
 		ORDER BY line, part LIMIT $2`, fileID, n)
 	if err != nil {
 		return nil, err
@@ -340,16 +350,15 @@ func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Fil
 		}
 		if want(tmf635.Rejected, tmf635.Recycled) {
 			statuses := []string{}
-			if want(tmf635.Rejected) {
-				statuses = append(statuses, string(exceptions.Open), string(exceptions.Discarded))
-			}
-			if want(tmf635.Recycled) {
-				statuses = append(statuses, string(exceptions.Reprocessing))
+			for _, st := range []tmf635.Status{tmf635.Rejected, tmf635.Recycled} {
+				if want(st) {
+					statuses = append(statuses, string(st))
+				}
 			}
 			field := func(name string) string {
 				return fmt.Sprintf(`coalesce(edited->>'%[1]s', record->>'%[1]s')`, name)
 			}
-			where := `status = ANY($6) AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
+			where := excStatus + ` = ANY($6) AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
 				AND (coalesce(cardinality($2::text[]), 0) = 0 OR ` + field(usage.FieldUsageType) + ` = ANY($2))
 				AND (coalesce(cardinality($3::text[]), 0) = 0 OR ` + field(usage.FieldAccountID) + ` = ANY($3))
 				AND ($4::timestamptz IS NULL OR tmf_time(` + field(usage.FieldUsageTime) + `) >= $4)

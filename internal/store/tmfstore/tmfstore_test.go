@@ -145,10 +145,7 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	if err != nil || tmf635.StatusOf(&r) != tmf635.Recycled {
 		t.Fatalf("recycled: %+v %v", r, err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE exceptions SET status = 'resolved' WHERE file_id = $1`, recs[1].FileID); err != nil {
-		t.Fatal(err)
-	}
-	rate(t, st, recs[1])
+	rate(t, st, recs[1]) // resolves the exception, as the rate stage does
 	if _, err := st.Pool().Exec(ctx, `UPDATE murs SET sync_status = 'synced' WHERE file_id = $1 AND line = 1`, recs[0].FileID); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +245,25 @@ func TestPostedUsageLifecycle(t *testing.T) {
 				t.Fatalf("pages of %d differ at %d", size, i)
 			}
 		}
+	}
+
+	// Line 3 rejected, then its record id rated from another file: the
+	// exception is superseded, and line 3 stays a rejected usage.
+	rid := recs[2].Posted.Fields["record_id"]
+	if _, err := usagestore.New(st).InsertExceptions(ctx, []exceptions.Exception{{Client: client, FileID: recs[2].FileID, Line: 3,
+		RecordID: rid, Stage: "rate", Code: "UNKNOWN_ACCOUNT", Field: "account_id", Message: "unknown", Record: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	rate(t, st, tmf635.Record{Client: client, FileID: fid, Line: 7, Posted: &tmf635.Posted{Fields: map[string]string{"record_id": rid}}})
+	var resolution string
+	if err := st.Pool().QueryRow(ctx, `SELECT coalesce(resolution, '') FROM exceptions WHERE file_id = $1 AND line = 3`, recs[2].FileID).Scan(&resolution); err != nil || resolution != "superseded" {
+		t.Fatalf("line 3's exception: %q %v", resolution, err)
+	}
+	if r, err := s.Usage(ctx, recs[2].FileID, 3, 0); err != nil || tmf635.StatusOf(&r) != tmf635.Rejected {
+		t.Fatalf("superseded usage: %+v %v", r, err)
+	}
+	if got := list(tmf635.Filter{Statuses: []tmf635.Status{tmf635.Rejected}}); len(got) != 1 {
+		t.Fatalf("rejected: %v", got)
 	}
 
 	// A deleted hub takes its waiting callbacks with it.
