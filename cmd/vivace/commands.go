@@ -20,6 +20,7 @@ func commands() []*cli.Command {
 		feedCommand(),
 		lookupCommand(),
 		syncCommand(),
+		checkCommand(),
 		configCommand(),
 		fakeCoreCommand(),
 		tokenCommand(),

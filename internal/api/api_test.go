@@ -36,7 +36,9 @@ import (
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/exceptionstore"
 	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/tmfstore"
 	"vivace.dev/vivace/internal/store/usagestore"
+	"vivace.dev/vivace/internal/tmf635"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -143,7 +145,8 @@ func newWorld(t *testing.T) *world {
 	w.exceptions = &exceptions.Service{Store: exceptionstore.New(st), Publisher: &kafkax.Reprocess{Client: prod}, Logger: logger}
 	w.srv = &Server{DB: st, Files: fs, Records: usagestore.New(st), Feed: cs, Repair: feed.NewApplier(cs, catalog.ValidateData),
 		Receiver: &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: logger},
-		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger, Exceptions: w.exceptions}
+		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger, Exceptions: w.exceptions,
+		TMF: &TMF{Store: tmfstore.New(st), Submit: &tmf635.Submitter{Store: tmfstore.New(st)}}}
 	// As vivace dev mounts the pipelines' endpoints.
 	w.srv.Mount(Route{"GET /streams/test/ping", auth.Admin, EveryClient, http.HandlerFunc(healthz)})
 	w.http = httptest.NewServer(w.srv.Handler())
