@@ -57,17 +57,17 @@ func fillList(b *testing.B) *store.Store {
 					field, message, record, status, created_at, updated_at)
 				SELECT (lpad(to_hex((extract(epoch FROM t.at) * 1000)::bigint), 12, '0') || '7' || substr(md5(i::text), 1, 3) || '8'
 						|| substr(md5(i::text), 4, 15))::uuid,
-					CASE WHEN i % 10 < 7 THEN 'big' ELSE 'small-' || (i % 3) END,
+					CASE WHEN i % 100 < 70 THEN 'big' ELSE 'small-' || (i % 3) END,
 					($4::uuid[])[1 + (i % 40)], i, 0, 'r-' || i,
 					c.stage, c.code, 'quantity', 'a message naming the value',
 					jsonb_build_object('record_id', 'r-' || i, 'account_id', 'A' || (i % 5000), 'quantity', 'x'),
 					CASE WHEN i % 20 < 16 THEN 'open' WHEN i % 20 < 19 THEN 'resolved' ELSE 'discarded' END,
 					t.at, t.at
 				FROM generate_series($1::int, $2::int - 1) AS i
-				CROSS JOIN LATERAL (SELECT $3::timestamptz + (i * interval '2592 milliseconds') AS at) t
+				CROSS JOIN LATERAL (SELECT $3::timestamptz + (i * $5::bigint * interval '1 microsecond') AS at) t
 				CROSS JOIN LATERAL (SELECT CASE WHEN i % 10 < 3 THEN 'mediate' WHEN i % 10 < 9 THEN 'rate' ELSE 'ingest' END AS stage,
 					CASE WHEN i % 10 < 3 THEN 'BAD_QUANTITY' WHEN i % 10 < 7 THEN 'UNKNOWN_ACCOUNT' WHEN i % 10 < 9 THEN 'NO_RATE'
-						ELSE 'MALFORMED_RECORD' END AS code) c`, lo, hi, listBase, listFiles)
+						ELSE 'MALFORMED_RECORD' END AS code) c`, lo, hi, listBase, listFiles, (30*24*time.Hour).Microseconds()/int64(n))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -229,11 +229,15 @@ func (s *Store) Exceptions(ctx context.Context, q exceptions.Query) (exceptions.
 	} else {
 		sql = one("")
 	}
-	rows, err := s.db.Pool().Query(ctx, sql, args...)
-	if err != nil {
-		return page, fmt.Errorf("list exceptions: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Listed, error) { return scan(r) })
+	var items []exceptions.Listed
+	err := s.inOrder(ctx, len(q.IDs) == 0, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Listed, error) { return scan(r) })
+		return err
+	})
 	if err != nil {
 		return page, fmt.Errorf("list exceptions: %w", err)
 	}
@@ -426,28 +430,52 @@ func (s *Store) SelectIDs(ctx context.Context, f exceptions.Filter, after string
 		}
 	}
 	args = append(args, limit)
-	rows, err := s.db.Pool().Query(ctx, `SELECT x.exception_id::text, x.line, x.part FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
-		order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+	var out []string
+	next := ""
+	err := s.inOrder(ctx, true, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT x.exception_id::text, x.line, x.part FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
+			order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var line int64
+			var part int
+			if err := rows.Scan(&id, &line, &part); err != nil {
+				return err
+			}
+			out = append(out, id)
+			next = id
+			if byLine {
+				next = fmt.Sprintf("L%d.%d", line, part)
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("select exceptions: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	next := ""
-	for rows.Next() {
-		var id string
-		var line int64
-		var part int
-		if err := rows.Scan(&id, &line, &part); err != nil {
-			return nil, "", err
+	return out, next, nil
+}
+
+// inOrder runs fn in a read-only transaction in which, when ordered, the
+// planner may only read an index in the list's order and stop at the
+// page's end. Without statistics it guesses that a filter leaves a row or
+// two and would rather collect them all and sort: for a filter that
+// leaves a hundred thousand that is a hundred thousand rows read for a
+// page of fifty.
+func (s *Store) inOrder(ctx context.Context, ordered bool, fn func(pgx.Tx) error) error {
+	return s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		if ordered {
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
+				SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off`); err != nil {
+				return err
+			}
 		}
-		out = append(out, id)
-		next = id
-		if byLine {
-			next = fmt.Sprintf("L%d.%d", line, part)
-		}
-	}
-	return out, next, rows.Err()
+		return fn(tx)
+	})
 }
 
 // Clients returns the client of each existing exception of ids.
