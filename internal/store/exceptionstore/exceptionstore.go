@@ -327,8 +327,8 @@ func (s *Store) ClaimOpen(ctx context.Context, ids []string, actor string) ([]ex
 		}
 		rows, err := tx.Query(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'reprocessing', attempts = x.attempts + 1, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'open'
+				FROM (`+lockListed+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING `+columns+`),
 			a AS (
 				INSERT INTO audit_log (actor, action, target, client, before, after)
@@ -358,8 +358,8 @@ func (s *Store) Reopen(ctx context.Context, ids []string, actor, why string) err
 		}
 		_, err := tx.Exec(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'open', attempts = x.attempts - 1, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'reprocessing'
+				FROM (`+strings.Replace(lockListed, "'open'", "'reprocessing'", 1)+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING x.exception_id, x.client, x.attempts)
 			INSERT INTO audit_log (actor, action, target, client, before, after)
 			SELECT $2, 'exception.reopen', 'exception:' || u.exception_id, u.client,
@@ -382,8 +382,8 @@ func (s *Store) Discard(ctx context.Context, ids []string, actor, reason string)
 		}
 		rows, err := tx.Query(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'discarded', resolution = 'discarded', reason = $3, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'open'
+				FROM (`+lockListed+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING x.exception_id, x.client),
 			a AS (
 				INSERT INTO audit_log (actor, action, target, client, before, after)
@@ -505,6 +505,16 @@ func (s *Store) Clients(ctx context.Context, list []string) (map[string]string, 
 	}
 	return out, rows.Err()
 }
+
+// lockListed locks the listed exceptions ($1) that are open, one probe
+// of the primary key each: the status is checked on the row found (and
+// again once it is locked, should another transaction have changed it),
+// never used to find rows. Without statistics the planner would
+// otherwise guess that few exceptions are open, read them all through a
+// status index and compare each with every listed id: 25 s for 2,000 ids
+// over 20,000 rows.
+const lockListed = `SELECT e.exception_id FROM unnest($1::uuid[]) AS k(id)
+	CROSS JOIN LATERAL (SELECT exception_id FROM exceptions WHERE exception_id = k.id AND status = 'open' FOR UPDATE) e`
 
 // probes makes the rest of the transaction join the listed ids to the
 // table by primary key, one probe each: without statistics the planner
