@@ -326,6 +326,7 @@ func (o *Ops) plans(client string, job Job, murs []MUR, agg Aggregation, size in
 				p.MURIDs = append(p.MURIDs, murs[i].ID)
 				p.Of = append(p.Of, agg.Of[i]-int32(from))
 				p.UsageTimes = append(p.UsageTimes, murs[i].UsageTime)
+				p.Refs = append(p.Refs, murs[i].Ref)
 			}
 		}
 		if g == 0 {
@@ -334,6 +335,7 @@ func (o *Ops) plans(client string, job Job, murs []MUR, agg Aggregation, size in
 				p.MURIDs = append(p.MURIDs, murs[u.Index].ID)
 				p.Of = append(p.Of, -1)
 				p.UsageTimes = append(p.UsageTimes, murs[u.Index].UsageTime)
+				p.Refs = append(p.Refs, murs[u.Index].Ref)
 			}
 		}
 		if len(p.MURIDs) > 0 {

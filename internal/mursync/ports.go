@@ -114,6 +114,7 @@ type Plan struct {
 	MURIDs     []string
 	Of         []int32
 	UsageTimes []time.Time
+	Refs       []uint64 // MUR i's Ref
 	Unsendable []Unsendable
 	CreatedAt  time.Time
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"vivace.dev/vivace/internal/mursync"
 	"vivace.dev/vivace/internal/usage"
@@ -17,7 +18,7 @@ import (
 // client's part of mur_sync_queue, each joined to its MUR by primary key.
 func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Cursor, limit int) ([]mursync.MUR, error) {
 	const cols = `SELECT m.mur_id::text, m.record_id, m.account_id, m.usage_type, m.usage_time, m.currency,
-			m.quantity::text, m.net_amount::text, m.qualifiers::text, m.rated_at
+			m.quantity::text, m.net_amount::text, m.qualifiers::text, m.rated_at, q.ctid
 		FROM mur_sync_queue q JOIN murs m ON m.mur_id = q.mur_id
 		WHERE q.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
@@ -41,12 +42,14 @@ func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Curso
 	defer rows.Close()
 	out := make([]mursync.MUR, 0, min(limit, 4096))
 	var quals []byte
+	var tid pgtype.TID
 	for rows.Next() {
 		var m mursync.MUR
 		if err := rows.Scan(&m.ID, &m.RecordID, &m.AccountID, &m.UsageType, &m.UsageTime, &m.Currency,
-			&m.Quantity, &m.NetAmount, &quals, &m.RatedAt); err != nil {
+			&m.Quantity, &m.NetAmount, &quals, &m.RatedAt, &tid); err != nil {
 			return nil, err
 		}
+		m.Ref = tidRef(tid)
 		// Most MURs have no qualifier: their '{}' needs no decoding.
 		if len(quals) > 2 {
 			var q map[string]string
@@ -136,6 +139,12 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	if len(p.UsageTimes) != len(p.MURIDs) {
 		return fmt.Errorf("plan: %d usage times for %d MURs", len(p.UsageTimes), len(p.MURIDs))
 	}
+	tids := make([]pgtype.TID, len(p.MURIDs))
+	for i := range tids {
+		if i < len(p.Refs) {
+			tids[i] = refTID(p.Refs[i])
+		}
+	}
 	murIDs, err := uuids(p.MURIDs)
 	if err != nil {
 		return fmt.Errorf("plan: MUR %w", err)
@@ -158,14 +167,26 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		}
 		// The plan's MURs leave the queue: no later read finds them. Each
 		// must still be there, or another cycle took it and this plan is
-		// void.
-		tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::timestamptz[], $3::uuid[]) AS u(t, id)
-			WHERE q.client = $1 AND q.usage_time = u.t AND q.mur_id = u.id`, p.Client, p.UsageTimes, murIDs)
+		// void. The rows are found where the read found them (a queue row
+		// is never updated, so it stays there while it lives; the MUR id
+		// is checked all the same), and by key if that missed any (the
+		// table was rewritten meanwhile).
+		tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::tid[], $3::uuid[]) AS u(t, id)
+			WHERE q.ctid = u.t AND q.mur_id = u.id AND q.client = $1`, p.Client, tids, murIDs)
 		if err != nil {
 			return fmt.Errorf("take the MURs off the queue: %w", err)
 		}
-		if tag.RowsAffected() != int64(len(p.MURIDs)) {
-			return fmt.Errorf("%w: %d of %d MURs were still waiting for a record", mursync.ErrConcurrentChange, tag.RowsAffected(), len(p.MURIDs))
+		taken := tag.RowsAffected()
+		if taken < int64(len(p.MURIDs)) {
+			tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::timestamptz[], $3::uuid[]) AS u(t, id)
+				WHERE q.client = $1 AND q.usage_time = u.t AND q.mur_id = u.id`, p.Client, p.UsageTimes, murIDs)
+			if err != nil {
+				return fmt.Errorf("take the MURs off the queue: %w", err)
+			}
+			taken += tag.RowsAffected()
+		}
+		if taken != int64(len(p.MURIDs)) {
+			return fmt.Errorf("%w: %d of %d MURs were still waiting for a record", mursync.ErrConcurrentChange, taken, len(p.MURIDs))
 		}
 		if nb > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, created_at)
@@ -445,4 +466,18 @@ func memberIDs(ctx context.Context, tx pgx.Tx, records []string) ([]string, erro
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// tidRef packs a row's place (block, line) into a Ref; 0 is no place
+// (line numbers start at 1).
+func tidRef(t pgtype.TID) uint64 {
+	if !t.Valid {
+		return 0
+	}
+	return uint64(t.BlockNumber)<<16 | uint64(t.OffsetNumber)
+}
+
+// refTID unpacks tidRef; a Ref of 0 is a place no row has.
+func refTID(r uint64) pgtype.TID {
+	return pgtype.TID{BlockNumber: uint32(r >> 16), OffsetNumber: uint16(r), Valid: true}
 }
