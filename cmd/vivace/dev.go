@@ -32,7 +32,10 @@ import (
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
+	"vivace.dev/vivace/internal/store/tmfstore"
 	"vivace.dev/vivace/internal/store/usagestore"
+	"vivace.dev/vivace/internal/tmf635"
+	"vivace.dev/vivace/internal/tmfhub"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -62,6 +65,8 @@ func devCommand() *cli.Command {
 				Usage: "core billing API base URL for MUR sync (default: a built-in fake core on a free port; its URL goes to <data-dir>/" + FakeCoreURLFile + ")"},
 			&cli.IntFlag{Name: "partitions", Value: 4, Usage: "partitions of each topic the embedded broker creates"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"VIVACE_TLS_CERT"}, Usage: "PEM file of the API's TLS certificate (and chain): the API then speaks HTTPS only; needs --tls-key"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"VIVACE_TLS_KEY"}, Usage: "PEM file of the TLS certificate's private key"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ on --http-addr (for performance work; keep off where the address is reachable by others)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -104,8 +109,11 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		}
 	}
 
-	// The HTTP address is checked first: failing after the database and
-	// broker are up would waste the operator's time.
+	// The HTTP address and certificate are checked first: failing after
+	// the database and broker are up would waste the operator's time.
+	if _, err := api.TLSConfig(c.String("tls-cert"), c.String("tls-key")); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String("http-addr"))
 	if err != nil {
 		return fmt.Errorf("http address %s: %w (pass --http-addr)", c.String("http-addr"), err)
@@ -204,12 +212,19 @@ func runDev(ctx context.Context, c *cli.Context) error {
 			Sources: bucketSources(settings, log)}
 	}
 
+	work, closeWork, err := newExceptionWork(st, broker.Addr(), settings, log.With("component", "exceptions"))
+	if err != nil {
+		return err
+	}
+	defer closeWork()
 	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
 		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
-		Ready: streams.ready, Auth: tokens, Audit: authStore}
+		Ready: streams.ready, Auth: tokens, Audit: authStore, Exceptions: work}
 	if buckets != nil {
 		srv.Buckets = buckets
 	}
+	tmfStore := tmfstore.New(st)
+	srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
 	murSync.mount(srv, st)
 	// The pipelines' own endpoints and the profiles are the process's
 	// internals: admin tokens for every client only.
@@ -220,10 +235,13 @@ func runDev(ctx context.Context, c *cli.Context) error {
 			srv.Mount(api.Route{Pattern: p, Role: auth.Admin, Clients: api.EveryClient, Handler: h})
 		}
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv, err := srv.HTTPServer(api.HTTPOptions{TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key")})
+	if err != nil {
+		return err
+	}
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- httpSrv.Serve(ln) }()
-	log.Info("api ready", "addr", ln.Addr().String())
+	go func() { httpErr <- api.Serve(httpSrv, ln) }()
+	log.Info("api ready", "addr", ln.Addr().String(), "tls", httpSrv.TLSConfig != nil)
 
 	inboxCtx, stopInbox := context.WithCancel(ctx)
 	inboxDone := make(chan struct{})
@@ -248,6 +266,13 @@ func runDev(ctx context.Context, c *cli.Context) error {
 
 	streamErr := streams.start(ctx)
 	murSync.start(ctx)
+	// Hub callbacks (docs/tmf635.md): from the durable queue, until stop.
+	hubCtx, stopHub := context.WithCancel(ctx)
+	hubDone := make(chan struct{})
+	hub := &tmfhub.Deliverer{Take: tmfStore.Deliver, Usage: tmfStore.Usage,
+		Base: "http://" + ln.Addr().String() + tmf635.BasePath, Logger: log.With("component", "tmf-hub"),
+		Client: &http.Client{Timeout: 15 * time.Second}}
+	go func() { defer close(hubDone); hub.Run(hubCtx) }()
 	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
 
 	var runErr error
@@ -267,6 +292,8 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutCtx)
+	stopHub()
+	<-hubDone
 	murSync.stop()
 	streams.stop(shutCtx)
 	return runErr

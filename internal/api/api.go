@@ -92,8 +92,16 @@ type Server struct {
 	// metrics'; Audit records the human actions taken through the API.
 	Auth  Authenticator
 	Audit auth.Auditor
+	// Exceptions works exceptions (show, list, edit, reprocess, discard);
+	// nil serves none of those routes.
+	Exceptions ExceptionWork
+	// TMF, when set, serves TMF635 Usage Management (tmf635.go).
+	TMF *TMF
 
 	mounted []Route
+	// httpOpts are the options HTTPServer was given (the streaming
+	// routes' timeouts).
+	httpOpts HTTPOptions
 }
 
 // routes is the API's route table: each route's least role and how it
@@ -117,6 +125,8 @@ func (s *Server) routes() []Route {
 		{"POST /api/v1/buckets/events", o, PerClient, http.HandlerFunc(s.bucketEvents)},
 	}
 	rs = append(rs, s.fileRoutes()...)
+	rs = append(rs, s.exceptionRoutes()...)
+	rs = append(rs, s.tmfRoutes()...)
 	if s.Gatherer != nil {
 		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
 	}

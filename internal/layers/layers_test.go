@@ -27,7 +27,8 @@ var adapters = []string{
 	"internal/kafkax",          // Kafka client settings (franz-go)
 	"internal/pgtest",          // tests: a database per package (pgx)
 	"internal/store/...",       // PostgreSQL: the base and every subject store (pgx)
-	"internal/synctest",        // tests: MURs in the database, the fake core's totals (pgx)
+	"internal/synctest",
+	"internal/tmfhub", // TMF635 hub callbacks to subscribers' listeners (net/http)        // tests: MURs in the database, the fake core's totals (pgx)
 }
 
 // forbidden are the imports (a path, or a path and everything under it)
