@@ -73,9 +73,9 @@ sample() {
   while true; do
     printf '%s ' "$(date +%s.%N)"
     curl -fsS "$API/metrics" 2>/dev/null | awk '
-      /^output_sent\{label="raw",.*stream="ingest"/ {raw=$2}
-      /^output_sent\{label="mediated",.*stream="mediate"/ {med=$2}
-      /^output_sent\{label="rate",.*stream="rate"/ {rated=$2}
+      /^output_sent_total\{label="raw",.*stream="ingest"/ {raw=$2}
+      /^output_sent_total\{label="mediated",.*stream="mediate"/ {med=$2}
+      /^output_sent_total\{label="rate",.*stream="rate"/ {rated=$2}
       END {printf "%d %d %d\n", raw, med, rated}'
     sleep 0.25
   done
