@@ -249,7 +249,7 @@ func TestConsole(t *testing.T) {
 	// mutation when it is sent all the same.
 	v := browser(t, ctx)
 	var editControls, rowsShown int
-	var answer string
+	var answer, who string
 	run(t, v, "console as viewer", d,
 		login(d.API, viewer),
 		chromedp.Click(chromedp.CSS(`#nav button[data-view="exceptions"]`)),
@@ -258,6 +258,7 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("editor")),
 		into(chromedp.Evaluate[int](`document.querySelectorAll(".edit, #ed-save, #ed-reprocess, #ed-discard, #exc-table input[type=checkbox]").length`), &editControls),
 		into(chromedp.Evaluate[int](`document.querySelectorAll("#exc-table tbody tr").length`), &rowsShown),
+		into(chromedp.Text(chromedp.ID("who")), &who),
 		shot(dir, "console-viewer"),
 		gqlAs(`mutation { reprocessExceptions(filter: {client: "demo", code: "BAD_QUANTITY"}) { accepted } }`, &answer),
 	)
@@ -265,7 +266,7 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the viewer's list shows %d rows, want 11 (12 less the one reprocessed)", rowsShown)
 	}
 	if editControls != 0 {
-		t.Errorf("the viewer sees %d edit controls", editControls)
+		t.Errorf("the viewer (%s) sees %d edit controls", who, editControls)
 	}
 	var r struct {
 		Data   json.RawMessage

@@ -1,12 +1,9 @@
-package main
+package app
 
 import (
 	"context"
-	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/api"
 	"vivace.dev/vivace/internal/auth"
@@ -14,7 +11,6 @@ import (
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/settings"
-	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/auditstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/filestore"
@@ -28,20 +24,16 @@ import (
 var consumerGroups = []string{"vivace-mediate", "vivace-rate", "vivace-exceptions", "vivace-catalog", "vivace-sync"}
 
 // mountConsole adds GraphQL (/graphql) and the console (/) to the API's
-// route table, on the same stores as the REST routes. It returns what to
-// close at the end.
-func mountConsole(srv *api.Server, st *store.Store, work uiapi.ExceptionWork, sync *devSync, brokers string, audit auth.Auditor,
-	gatherer prometheus.Gatherer, log *slog.Logger) (func(), error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ClientID("vivace-console"))
-	if err != nil {
-		return nil, err
-	}
-	adm := kadm.NewClient(cl)
-	us, cs := usagestore.New(st), catalogstore.New(st)
-	g := &uiapi.API{Work: work, Files: filestore.New(st), MURs: us, Feed: cs,
-		Repair: feed.NewApplier(cs, catalog.ValidateData), Sync: sync.st, SyncRunner: sync.ops, Backlogs: sync.st,
-		Settings: &settings.Service{Store: settingstore.New(st)}, AuditLog: auditstore.New(st), Audit: audit,
-		Gatherer: gatherer, Logger: log,
+// route table, on the same stores and services as the REST routes: the
+// exceptions service work, the MUR sync's operations and the probe's
+// Kafka client for the consumer lag.
+func (a *App) mountConsole(srv *api.Server, work uiapi.ExceptionWork, audit auth.Auditor) error {
+	us, cs := usagestore.New(a.Store), catalogstore.New(a.Store)
+	adm := kadm.NewClient(a.kafka)
+	g := &uiapi.API{Work: work, Files: filestore.New(a.Store), MURs: us, Feed: cs,
+		Repair: feed.NewApplier(cs, catalog.ValidateData), Sync: a.sync.st, SyncRunner: a.sync.ops, Backlogs: a.sync.st,
+		Settings: &settings.Service{Store: settingstore.New(a.Store)}, AuditLog: auditstore.New(a.Store), Audit: audit,
+		Gatherer: srv.Gatherer, Logger: a.log.With("component", "graphql"),
 		Lag: func(ctx context.Context) ([]uiapi.GroupLag, error) {
 			lags, err := kafkax.Lag(ctx, adm, consumerGroups...)
 			out := make([]uiapi.GroupLag, len(lags))
@@ -51,9 +43,8 @@ func mountConsole(srv *api.Server, st *store.Store, work uiapi.ExceptionWork, sy
 			return out, err
 		}}
 	if err := g.Init(); err != nil {
-		cl.Close()
-		return nil, err
+		return err
 	}
 	srv.MountConsole(g.Handler(), uiapi.Console())
-	return cl.Close, nil
+	return nil
 }
