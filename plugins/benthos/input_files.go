@@ -145,10 +145,10 @@ type filesInput struct {
 	log       *service.Logger
 	// maxRecord is the largest message a record may become; a larger one
 	// is stored as an exception, not sent.
-	maxRecord                 int
-	checkConn   []kgo.Opt // how to reach the brokers broker_check asks
-	checkTopics []string
-	limitChecked              bool
+	maxRecord    int
+	checkConn    []kgo.Opt // how to reach the brokers broker_check asks
+	checkTopics  []string
+	limitChecked bool
 
 	filesRead, recordsRead *service.MetricCounter
 	fileSeconds            *service.MetricTimer
