@@ -115,7 +115,11 @@ func StartPostgres(ctx context.Context, cfg PGConfig) (*Postgres, error) {
 			return nil, err
 		}
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", pg.port, dir)
+	// Autovacuum on whatever the cluster's settings say: the planner's
+	// statistics stay fresh as tables grow (Vivace's hot statements do not
+	// depend on them, docs/architecture.md, "PostgreSQL"; everything else
+	// plans better with them).
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c autovacuum=on", pg.port, dir)
 	if err := pg.run(ctx, "pg_ctl", "-D", dir, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
 		return nil, fmt.Errorf("devenv: start postgres (log in %s): %w", filepath.Join(dir, "server.log"), err)
 	}
