@@ -14,6 +14,17 @@ ACCOUNTS=${BENCH_ACCOUNTS:-10000}
 HTTP=${BENCH_HTTP_ADDR:-127.0.0.1:18180}
 KAFKA=${BENCH_KAFKA_ADDR:-127.0.0.1:19192}
 API=http://$HTTP
+# The end-to-end file: realistic skew (a few large accounts, many small)
+# and exceptions from both stages that make them: every 20th record bad
+# (mediate: a bad quantity or timestamp) and every 10th of an unknown
+# account (rate), about 15% in all.
+HOT_ACCOUNTS=${BENCH_HOT_ACCOUNTS:-20}
+HOT_PERCENT=${BENCH_HOT_PERCENT:-30}
+BAD_EVERY=${BENCH_BAD_EVERY:-20}
+UNKNOWN_EVERY=${BENCH_UNKNOWN_EVERY:-10}
+# BENCH_DATABASE_URL runs vivace dev on that database (dropped and created
+# first) instead of vivace_bench on the local server.
+DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vivace_bench?sslmode=disable}
 mkdir -p "$OUT"
 
 echo "==> machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB memory, $(go version | cut -d' ' -f3)"
@@ -32,12 +43,23 @@ fi
 
 echo "==> generating $RECORDS records over $ACCOUNTS accounts"
 "$VIVACE" feed generate --client bench --accounts "$ACCOUNTS" --plans 10 --out "$OUT/catalog.jsonl"
-"$VIVACE" usage generate --client bench --records "$RECORDS" --accounts "$ACCOUNTS" --seed "$(date +%s)" --out "$OUT/usage.csv"
+"$VIVACE" usage generate --client bench --records "$RECORDS" --accounts "$ACCOUNTS" --seed "$(date +%s)" \
+  --hot-accounts "$HOT_ACCOUNTS" --hot-percent "$HOT_PERCENT" --bad-every "$BAD_EVERY" --unknown-every "$UNKNOWN_EVERY" \
+  --out "$OUT/usage.csv"
 ls -l "$OUT/usage.csv"
 
-unset DATABASE_URL
-"$VIVACE" dev --http-addr "$HTTP" --kafka-addr "$KAFKA" --data-dir "$OUT/dev" --database vivace_bench --reset \
-  --log-level warn >"$OUT/dev.log" 2>&1 &
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+  admin=$(echo "$DB" | sed -E 's#/[^/?]+(\?|$)#/postgres\1#')
+  name=$(echo "$DB" | sed -E 's#.*/([^/?]+)(\?.*)?$#\1#')
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
+  rm -rf "$OUT/dev"
+  DATABASE_URL=$DB "$VIVACE" dev --http-addr "$HTTP" --kafka-addr "$KAFKA" --data-dir "$OUT/dev" \
+    --log-level warn >"$OUT/dev.log" 2>&1 &
+else
+  unset DATABASE_URL
+  "$VIVACE" dev --http-addr "$HTTP" --kafka-addr "$KAFKA" --data-dir "$OUT/dev" --database vivace_bench --reset \
+    --log-level warn >"$OUT/dev.log" 2>&1 &
+fi
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 # The commands below find vivace dev's local admin token there.
@@ -90,6 +112,45 @@ awk '
 rss=$(awk '/VmHWM/{print $2}' /proc/$pid/status)
 awk -v n="$RECORDS" -v a="$start" -v b="$end" -v rss="$rss" \
   'BEGIN{printf "end to end: %d records in %.1f s = %.0f records/s; peak RSS of vivace dev %d MiB\n", n, b-a, n/(b-a), rss/1024}' | tee "$OUT/e2e.txt"
+e2e_s=$(awk -v a="$start" -v b="$end" 'BEGIN{print b-a}')
+
+# What each record became, and how long from the upload (the file's
+# received_at) to its MUR (rated_at): the file is read as it arrives, so
+# the median is about half the run.
+psql "$DB" -qAt -F' ' -c "
+  SELECT 'outcomes: ' || murs || ' MURs, ' || exceptions || ' exceptions (' ||
+         round(100.0 * exceptions / greatest(records, 1), 1) || '%), ' || filtered || ' filtered'
+  FROM files WHERE client = 'bench' ORDER BY received_at DESC LIMIT 1" | tee -a "$OUT/e2e.txt"
+psql "$DB" -qAt -F' ' -c "
+  SELECT 'latency upload -> MUR: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s)::numeric, 1) ||
+         ' s, p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY s)::numeric, 1) || ' s'
+  FROM (SELECT extract(epoch FROM m.rated_at - f.received_at) AS s
+        FROM murs m JOIN files f USING (file_id) WHERE m.client = 'bench') t" | tee -a "$OUT/e2e.txt"
+
+# The limit to compare with: PostgreSQL alone writing as many finished MUR
+# rows of the same shape (the MURs just made, repeated to $RECORDS rows
+# with new ids) with one COPY into a fresh table like murs (its indexes and
+# constraints) in the same database.
+echo "==> bare COPY of $RECORDS MUR rows into a fresh table like murs"
+cols="mur_id, client, record_id, file_id, line, part, account_id, usage_type, quantity, usage_time, currency, gross_amount, discount_amount, net_amount, rate_detail, qualifiers, attributes"
+psql "$DB" -qc "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS bench_bare_murs" -c "CREATE TABLE bench_bare_murs (LIKE murs INCLUDING ALL)"
+# (\copy takes one line)
+q=$(tr '\n' ' ' <<SQL
+SELECT (substr(m.mur_id::text, 1, 24) || lpad(to_hex(g), 4, '0') || substr(m.mur_id::text, 29))::uuid,
+  client, record_id || '-' || g, file_id, line, part, account_id, usage_type, quantity, usage_time, currency,
+  gross_amount, discount_amount, net_amount, rate_detail, qualifiers, attributes
+FROM generate_series(0, 2) g, murs m WHERE m.client = 'bench' LIMIT $RECORDS
+SQL
+)
+psql "$DB" -qc "\\copy ($q) TO '$OUT/bare-murs.txt'"
+start=$(date +%s.%N)
+psql "$DB" -qc "\\copy bench_bare_murs ($cols) FROM '$OUT/bare-murs.txt'"
+end=$(date +%s.%N)
+rows=$(wc -l <"$OUT/bare-murs.txt")
+psql "$DB" -qc "DROP TABLE bench_bare_murs"
+rm -f "$OUT/bare-murs.txt"
+awk -v n="$rows" -v a="$start" -v b="$end" -v e="$e2e_s" \
+  'BEGIN{printf "bare COPY: %d MUR rows in %.1f s = %.0f rows/s; end to end / bare COPY = %.1f\n", n, b-a, n/(b-a), e/(b-a)}' | tee -a "$OUT/e2e.txt"
 
 if [ "${BENCH_SKIP_SYNC:-}" != 1 ]; then
   echo "==> MUR sync: every MUR aggregated and synced to the built-in fake core, batch size ${BENCH_SYNC_BATCH:-1000}"
