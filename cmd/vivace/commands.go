@@ -16,7 +16,7 @@ func commands() []*cli.Command {
 		filesCommand(),
 		usageCommand(),
 		exportCommand("murs", "MURs (monetized usage records)"),
-		exportCommand("exceptions", "exceptions (records that did not become MURs)"),
+		exceptionsCommand(),
 		feedCommand(),
 		lookupCommand(),
 		syncCommand(),

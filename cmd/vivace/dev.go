@@ -204,9 +204,14 @@ func runDev(ctx context.Context, c *cli.Context) error {
 			Sources: bucketSources(settings, log)}
 	}
 
+	work, closeWork, err := newExceptionWork(st, broker.Addr(), settings, log.With("component", "exceptions"))
+	if err != nil {
+		return err
+	}
+	defer closeWork()
 	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
 		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
-		Ready: streams.ready, Auth: tokens, Audit: authStore}
+		Ready: streams.ready, Auth: tokens, Audit: authStore, Exceptions: work}
 	if buckets != nil {
 		srv.Buckets = buckets
 	}

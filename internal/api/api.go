@@ -92,6 +92,9 @@ type Server struct {
 	// metrics'; Audit records the human actions taken through the API.
 	Auth  Authenticator
 	Audit auth.Auditor
+	// Exceptions works exceptions (show, list, edit, reprocess, discard);
+	// nil serves none of those routes.
+	Exceptions ExceptionWork
 
 	mounted []Route
 }
@@ -117,6 +120,7 @@ func (s *Server) routes() []Route {
 		{"POST /api/v1/buckets/events", o, PerClient, http.HandlerFunc(s.bucketEvents)},
 	}
 	rs = append(rs, s.fileRoutes()...)
+	rs = append(rs, s.exceptionRoutes()...)
 	if s.Gatherer != nil {
 		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
 	}

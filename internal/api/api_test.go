@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"vivace.dev/vivace/internal/auth"
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
@@ -24,12 +27,14 @@ import (
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/ingest"
 	"vivace.dev/vivace/internal/ingest/s3source"
+	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/murs"
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
+	"vivace.dev/vivace/internal/store/exceptionstore"
 	"vivace.dev/vivace/internal/store/filestore"
 	"vivace.dev/vivace/internal/store/usagestore"
 )
@@ -76,6 +81,8 @@ type world struct {
 	acmeFile, betaFile   string
 	acmeEvent, betaEvent string // failed feed events
 	acmeEntity           string // an applied account of acme's
+	acmeEx, betaEx       string // open BAD_QUANTITY exceptions
+	exceptions           *exceptions.Service
 }
 
 func newWorld(t *testing.T) *world {
@@ -123,9 +130,20 @@ func newWorld(t *testing.T) *world {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	buckets.PollOnce(pctx)
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, kafkax.TopicUsageRaw, kafkax.TopicUsageMediated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	prod, err := kgo.NewClient(append(kafkax.SyncProducerOpts(), kgo.SeedBrokers(broker.ListenAddrs()...))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	w.exceptions = &exceptions.Service{Store: exceptionstore.New(st), Publisher: &kafkax.Reprocess{Client: prod}, Logger: logger}
 	w.srv = &Server{DB: st, Files: fs, Records: usagestore.New(st), Feed: cs, Repair: feed.NewApplier(cs, catalog.ValidateData),
 		Receiver: &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: logger},
-		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger}
+		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger, Exceptions: w.exceptions}
 	// As vivace dev mounts the pipelines' endpoints.
 	w.srv.Mount(Route{"GET /streams/test/ping", auth.Admin, EveryClient, http.HandlerFunc(healthz)})
 	w.http = httptest.NewServer(w.srv.Handler())
@@ -151,6 +169,15 @@ func newWorld(t *testing.T) *world {
 		if _, err := us.InsertExceptions(ctx, []exceptions.Exception{{Client: c, FileID: f.FileID, Line: 3, RecordID: c + "-2",
 			Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad", Record: json.RawMessage(`{}`)}}); err != nil {
 			t.Fatal(err)
+		}
+		page, err := exceptionstore.New(st).Exceptions(ctx, exceptions.Query{Filter: exceptions.Filter{Client: c}, Limit: 1})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("%s's exception: %v", c, err)
+		}
+		if c == w.acme {
+			w.acmeEx = page.Items[0].ExceptionID
+		} else {
+			w.betaEx = page.Items[0].ExceptionID
 		}
 		good := feed.Event{EventID: c + "-ev-1", Client: c, Entity: feed.EntityAccount, EntityID: "A1", Version: 1,
 			OccurredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Op: feed.OpUpsert, Data: json.RawMessage(`{"currency":"USD","status":"active"}`)}
@@ -321,6 +348,117 @@ var crossClient = map[string]func(w *world){
 	},
 	"GET /api/v1/murs":       exportCase("murs"),
 	"GET /api/v1/exceptions": exportCase("exceptions"),
+	"GET /api/v1/exceptions/list": func(w *world) {
+		var page ExceptionPage
+		_ = json.Unmarshal(w.get("acme-viewer", "/api/v1/exceptions/list"), &page)
+		if len(page.Exceptions) != 1 || page.Exceptions[0].Client != w.acme {
+			w.t.Errorf("acme's list: %+v", page)
+		}
+		_ = json.Unmarshal(w.get("acme-viewer", "/api/v1/exceptions/list?ids="+w.betaEx+","+w.acmeEx), &page)
+		if len(page.Exceptions) != 1 || page.Exceptions[0].ExceptionID != w.acmeEx {
+			w.t.Errorf("acme's list of acme's and beta's ids: %+v", page)
+		}
+		code, body := w.do("acme-viewer", "GET", "/api/v1/exceptions/list?client="+w.beta, "")
+		w.refused("beta's list", code, body)
+	},
+	"GET /api/v1/exceptions/counts": func(w *world) {
+		if body := w.get("acme-viewer", "/api/v1/exceptions/counts"); !bytes.Contains(body, []byte(`"total":1`)) {
+			w.t.Errorf("acme's counts: %s", body)
+		}
+		code, body := w.do("acme-viewer", "GET", "/api/v1/exceptions/counts?client="+w.beta, "")
+		w.refused("beta's counts", code, body)
+	},
+	"GET /api/v1/exceptions/{id}": func(w *world) {
+		code, body := w.do("acme-viewer", "GET", "/api/v1/exceptions/"+w.betaEx, "")
+		w.refused("beta's exception", code, body)
+		if bytes.Contains(body, []byte(w.beta)) {
+			w.t.Errorf("the refusal names beta: %s", body)
+		}
+		if code, _ := w.do("acme-viewer", "GET", "/api/v1/exceptions/"+ids.New(), ""); code != http.StatusNotFound {
+			w.t.Errorf("an exception that does not exist: %d", code)
+		}
+		var d ExceptionDetail
+		if err := json.Unmarshal(w.get("acme-viewer", "/api/v1/exceptions/"+w.acmeEx), &d); err != nil || d.Client != w.acme {
+			w.t.Errorf("acme's exception: %+v %v", d, err)
+		}
+	},
+	"POST /api/v1/exceptions/{id}": func(w *world) {
+		record := `{"record":{"record_id":"x","account_id":"A1","usage_type":"VOICE","quantity":"2","usage_time":"` +
+			time.Now().UTC().Add(-time.Hour).Format(time.RFC3339) + `"}}`
+		code, body := w.do("acme-operator", "POST", "/api/v1/exceptions/"+w.betaEx, record)
+		w.refused("edit beta's exception", code, body)
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/"+w.acmeEx, `{"record":{"quantity":"-1"}}`)
+		if code != http.StatusBadRequest || !bytes.Contains(body, []byte(`"MISSING_FIELD"`)) {
+			w.t.Errorf("a bad edit: %d %s", code, body)
+		}
+		var d ExceptionDetail
+		if err := json.Unmarshal(w.post("acme-operator", "/api/v1/exceptions/"+w.acmeEx, record), &d); err != nil ||
+			d.Fields["quantity"] != "2" || len(d.History) != 1 || !strings.HasPrefix(d.History[0].Actor, "acme-operator-") {
+			w.t.Errorf("acme's edit: %+v %v", d, err)
+		}
+		var beta ExceptionDetail
+		_ = json.Unmarshal(w.get("admin", "/api/v1/exceptions/"+w.betaEx), &beta)
+		if beta.Edited != nil {
+			w.t.Errorf("beta's exception was edited: %+v", beta)
+		}
+	},
+	"POST /api/v1/exceptions/reprocess": func(w *world) {
+		code, body := w.do("acme-operator", "POST", "/api/v1/exceptions/reprocess", `{"filter":{"client":"`+w.beta+`"}}`)
+		w.refused("reprocess beta's by filter", code, body)
+		var out ExceptionOutcome
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/reprocess", `{"ids":["`+w.acmeEx+`","`+w.betaEx+`"]}`)
+		w.refused("reprocess beta's exception", code, body)
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/reprocess", `{}`)
+		if code != http.StatusBadRequest {
+			w.t.Errorf("reprocess of nothing: %d %s", code, body)
+		}
+		// By filter over acme's: a job, which only acme's tokens see.
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/reprocess", `{"filter":{"code":"BAD_QUANTITY"}}`)
+		if err := json.Unmarshal(body, &out); code != http.StatusAccepted || err != nil || out.Job == nil {
+			w.t.Fatalf("reprocess by filter: %d %s", code, body)
+		}
+		w.exceptions.Wait()
+		var j ExceptionJob
+		_ = json.Unmarshal(w.get("acme-viewer", "/api/v1/exceptions/jobs/"+out.Job.JobID), &j)
+		if j.Status != "done" || j.Taken != 1 || j.Done != 1 {
+			w.t.Errorf("acme's job: %+v", j)
+		}
+		var beta ExceptionDetail
+		_ = json.Unmarshal(w.get("admin", "/api/v1/exceptions/"+w.betaEx), &beta)
+		if beta.Status != "open" {
+			w.t.Errorf("beta's exception: %s", beta.Status)
+		}
+	},
+	"POST /api/v1/exceptions/discard": func(w *world) {
+		code, body := w.do("acme-operator", "POST", "/api/v1/exceptions/discard", `{"filter":{"client":"`+w.beta+`"},"reason":"x"}`)
+		w.refused("discard beta's by filter", code, body)
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/discard", `{"ids":["`+w.betaEx+`"],"reason":"x"}`)
+		w.refused("discard beta's exception", code, body)
+		code, body = w.do("acme-operator", "POST", "/api/v1/exceptions/discard", `{"ids":["`+w.acmeEx+`"]}`)
+		if code != http.StatusBadRequest || !bytes.Contains(body, []byte("reason")) {
+			w.t.Errorf("discard without a reason: %d %s", code, body)
+		}
+		var beta ExceptionDetail
+		_ = json.Unmarshal(w.get("admin", "/api/v1/exceptions/"+w.betaEx), &beta)
+		if beta.Status != "open" {
+			w.t.Errorf("beta's exception: %s", beta.Status)
+		}
+	},
+	"GET /api/v1/exceptions/jobs/{id}": func(w *world) {
+		// A job over every client, started by an admin: an acme token does
+		// not see it.
+		var out ExceptionOutcome
+		code, body := w.do("admin", "POST", "/api/v1/exceptions/discard", `{"filter":{"status":"resolved"},"reason":"none there"}`)
+		if err := json.Unmarshal(body, &out); code != http.StatusAccepted || err != nil || out.Job == nil {
+			w.t.Fatalf("admin's job: %d %s", code, body)
+		}
+		w.exceptions.Wait()
+		code, body = w.do("acme-viewer", "GET", "/api/v1/exceptions/jobs/"+out.Job.JobID, "")
+		w.refused("a job over every client", code, body)
+		if body := w.get("viewer-all", "/api/v1/exceptions/jobs/"+out.Job.JobID); !bytes.Contains(body, []byte(`"done"`)) {
+			w.t.Errorf("the job: %s", body)
+		}
+	},
 	"POST /api/v1/feed/outcomes": func(w *world) {
 		code, body := w.do("acme-viewer", "POST", "/api/v1/feed/outcomes", `{"event_ids":["`+w.betaEvent+`"]}`)
 		w.refused("beta's outcome", code, body)

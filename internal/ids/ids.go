@@ -54,3 +54,24 @@ func Valid(s string) bool {
 	}
 	return true
 }
+
+// At returns the smallest version 7 id of the millisecond t: every id New
+// made at t or later sorts at or after it, every id made earlier before
+// it. A time range over rows keyed by such ids is then a range of the key.
+func At(t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	var b [16]byte
+	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	b[6], b[8] = 0x70, 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}

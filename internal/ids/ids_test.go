@@ -61,3 +61,16 @@ func TestValid(t *testing.T) {
 		}
 	}
 }
+
+func TestAt(t *testing.T) {
+	t0 := time.Now()
+	lo := At(t0.Add(-time.Millisecond))
+	id := New()
+	hi := At(time.Now().Add(2 * time.Millisecond))
+	if !(lo < id && id < hi) || !Valid(lo) {
+		t.Fatalf("At: %s < %s < %s does not hold", lo, id, hi)
+	}
+	if At(time.Unix(0, 0)) != "00000000-0000-7000-8000-000000000000" {
+		t.Fatalf("At(epoch) = %s", At(time.Unix(0, 0)))
+	}
+}

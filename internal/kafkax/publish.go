@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/mursync"
 )
 
@@ -44,6 +45,49 @@ func (p *SyncBatches) Publish(ctx context.Context, msgs []mursync.Message) error
 	for _, r := range p.Client.ProduceSync(ctx, recs...) {
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("publish batch %s to %s: %w", r.Record.Key, topic, r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reprocess sends records of exceptions back into the pipeline
+// (exceptions.Publisher): to usage.raw for the mediate stage, to
+// usage.mediated for the rate stage, keyed by account with the
+// pipelines' partitioner, so that the record reaches the partition its
+// account's records use. Its client needs
+// kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), the default.
+type Reprocess struct {
+	Client *kgo.Client
+	// Raw and Mediated name the topics; empty means the defaults.
+	Raw, Mediated string
+}
+
+var _ exceptions.Publisher = (*Reprocess)(nil)
+
+// Publish produces the messages and waits for the broker to have them.
+func (p *Reprocess) Publish(ctx context.Context, msgs []exceptions.Message) error {
+	raw, mediated := p.Raw, p.Mediated
+	if raw == "" {
+		raw = TopicUsageRaw
+	}
+	if mediated == "" {
+		mediated = TopicUsageMediated
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		topic := raw
+		if m.Topic == exceptions.Mediated {
+			topic = mediated
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: m.Key, Value: m.Value}
+	}
+	var errs []error
+	for _, r := range p.Client.ProduceSync(ctx, recs...) {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("send record again to %s: %w", r.Record.Topic, r.Err))
+			if len(errs) == 3 {
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)

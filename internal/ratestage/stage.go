@@ -316,9 +316,9 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 			newAllowances[k] = v
 		}
 	}
-	err = tx.SaveCounters(ctx, newCounters, assumedC)
+	err = tx.SaveCountersChecked(ctx, newCounters, assumedC)
 	if err == nil {
-		err = tx.SaveAllowances(ctx, newAllowances, assumedA)
+		err = tx.SaveAllowancesChecked(ctx, newAllowances, assumedA)
 	}
 	if errors.Is(err, ErrStaleLedger) {
 		s.memory.forget(assumedC, assumedA)

@@ -28,10 +28,17 @@ type Store struct {
 }
 
 // Open connects to dsn and checks the connection.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string) (*Store, error) { return OpenWith(ctx, dsn, nil) }
+
+// OpenWith is Open with configure, when not nil, given the pool's
+// settings before it connects (tests watch the server's notices).
+func OpenWith(ctx context.Context, dsn string, configure func(*pgxpool.Config)) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
+	}
+	if configure != nil {
+		configure(cfg)
 	}
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8

@@ -108,19 +108,7 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception
 		msgs = append(msgs, e.Message)
 		records = append(records, rec)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO exceptions AS x
-			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record)
-		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record
-		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::jsonb[])
-			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record)
-		ORDER BY client, file_id, line, part
-		ON CONFLICT (client, file_id, line, part) DO UPDATE SET
-			stage = excluded.stage, code = excluded.code, field = excluded.field, message = excluded.message,
-			record = excluded.record, record_id = excluded.record_id, status = 'open',
-			attempts = x.attempts + 1, updated_at = now()
-		WHERE x.status = 'reprocessing'
-		RETURNING file_id::text, (xmax = 0) AS inserted`,
+	rows, err := tx.Query(ctx, insertExceptionsSQL,
 		ids, clients, fileIDs, lines, parts, recIDs, stages, codes, fields, msgs, records)
 	if err != nil {
 		return 0, fmt.Errorf("insert exceptions: %w", err)
@@ -140,6 +128,26 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception
 	}
 	return n, rows.Err()
 }
+
+// insertExceptionsSQL stores exceptions once per source position; a
+// record that fails again after a reprocess (its row is reprocessing)
+// takes the new failure and is open again (the reprocess counted the
+// attempt). record becomes the record as the stage saw it this time (an
+// edit included, so the edit is cleared), and arrived keeps the record as
+// it first arrived.
+const insertExceptionsSQL = `INSERT INTO exceptions AS x
+			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record
+		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::jsonb[])
+			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record)
+		ORDER BY client, file_id, line, part
+		ON CONFLICT (client, file_id, line, part) DO UPDATE SET
+			stage = excluded.stage, code = excluded.code, field = excluded.field, message = excluded.message,
+			record = excluded.record, record_id = excluded.record_id, status = 'open', updated_at = now(),
+			arrived = coalesce(x.arrived, x.record), edited = NULL
+		WHERE x.status = 'reprocessing'
+		RETURNING file_id::text, (xmax = 0) AS inserted`
 
 // insertFiltered stores records dropped on purpose, once per source
 // position, and counts them as their files' filtered records.

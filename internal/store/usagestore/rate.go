@@ -59,6 +59,9 @@ func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 	}
 	err := s.db.RetryTx(ctx, again, func(tx pgx.Tx) error {
 		rt := &RateTx{tx: tx, deltas: filestore.Deltas{}}
+		if _, err := tx.Exec(ctx, probesSQL); err != nil {
+			return fmt.Errorf("rating transaction: %w", err)
+		}
 		if err := fn(rt); err != nil {
 			return err
 		}
@@ -71,6 +74,16 @@ func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 	}
 	return err
 }
+
+// probesSQL makes every statement of a rating transaction join its list
+// of keys to a table one index probe per key. Without statistics
+// (autovacuum is not assumed) the planner guesses how many rows a
+// condition leaves; a low guess makes it scan a table for every key, or
+// hash a whole table to touch a batch's rows. With these off, the probe
+// is the only plan that is not priced out, and each statement's
+// conditions leave it one index to probe (TestRatePlansProbe).
+const probesSQL = `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+	SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off`
 
 // ExistingMURs returns, for the record keys that already have a MUR, the
 // source that MUR came from.
@@ -257,9 +270,14 @@ func (t *RateTx) LoadCounters(ctx context.Context, keys []ratestage.CounterKey) 
 	return loadKeyed(ctx, t, &counterTable, keys, counterLedger, counterKey)
 }
 
-// SaveCounters writes new values of counters LoadCounters locked, and of
-// those whose assumed value the row still holds (ratestage.Tx).
-func (t *RateTx) SaveCounters(ctx context.Context, values, assumed map[ratestage.CounterKey]string) error {
+// SaveCounters writes new values of counters LoadCounters locked.
+func (t *RateTx) SaveCounters(ctx context.Context, values map[ratestage.CounterKey]string) error {
+	return saveKeyed(ctx, t, &counterTable, values, nil, counterLedger)
+}
+
+// SaveCountersChecked writes new values of counters LoadCounters locked,
+// and of those whose assumed value the row still holds (ratestage.Tx).
+func (t *RateTx) SaveCountersChecked(ctx context.Context, values, assumed map[ratestage.CounterKey]string) error {
 	return saveKeyed(ctx, t, &counterTable, values, assumed, counterLedger)
 }
 
@@ -269,9 +287,14 @@ func (t *RateTx) LoadAllowances(ctx context.Context, keys []ratestage.AllowanceK
 	return loadKeyed(ctx, t, &allowanceTable, keys, allowanceLedger, allowanceKey)
 }
 
-// SaveAllowances writes new use of allowances as SaveCounters writes
-// counters.
-func (t *RateTx) SaveAllowances(ctx context.Context, values, assumed map[ratestage.AllowanceKey]string) error {
+// SaveAllowances writes new use of allowances LoadAllowances locked.
+func (t *RateTx) SaveAllowances(ctx context.Context, values map[ratestage.AllowanceKey]string) error {
+	return saveKeyed(ctx, t, &allowanceTable, values, nil, allowanceLedger)
+}
+
+// SaveAllowancesChecked writes new use of allowances as
+// SaveCountersChecked writes counters.
+func (t *RateTx) SaveAllowancesChecked(ctx context.Context, values, assumed map[ratestage.AllowanceKey]string) error {
 	return saveKeyed(ctx, t, &allowanceTable, values, assumed, allowanceLedger)
 }
 
@@ -360,24 +383,62 @@ func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	for _, f := range fileIDs {
 		t.deltas.File(f).MURs++
 	}
-	rows, err := t.tx.Query(ctx, `UPDATE exceptions x SET status = 'resolved', updated_at = now()
-		FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::int[]) AS k(client, file_id, line, part)
-		WHERE x.client = k.client AND x.file_id = k.file_id AND x.line = k.line AND x.part = k.part
-			AND x.status IN ('open', 'reprocessing')
-		RETURNING x.file_id::text`, clients, fileIDs, lines, parts)
+	rows, err := t.tx.Query(ctx, resolveSQL, clients, fileIDs, lines, parts)
 	if err != nil {
 		return fmt.Errorf("resolve exceptions: %w", err)
 	}
-	defer rows.Close()
 	for rows.Next() {
 		var f string
 		if err := rows.Scan(&f); err != nil {
+			rows.Close()
 			return err
 		}
 		t.deltas.File(f).Exceptions--
 	}
-	return rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("resolve exceptions: %w", err)
+	}
+	recIDs := make([]string, k)
+	for i := range ms {
+		recIDs[i] = ms[i].RecordID
+	}
+	if _, err := t.tx.Exec(ctx, supersedeSQL, clients, recIDs, fileIDs, lines, parts); err != nil {
+		return fmt.Errorf("resolve superseded exceptions: %w", err)
+	}
+	return nil
 }
+
+// resolveSQL resolves the open (or reprocessing) exception of each new
+// MUR's source: a reprocessed record, or a replay that now rates. Each
+// source is one probe of exceptions_position, the only index that leads
+// with the file: the conditions inside the fence (OFFSET 0) are the
+// position's alone, so no plan can read a client's exceptions instead,
+// whatever the planner knows of the table (autovacuum is not assumed).
+// The client and status are checked on the row found.
+const resolveSQL = `UPDATE exceptions x SET status = 'resolved', resolution = 'rated', updated_at = now()
+	FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::int[]) AS k(client, file_id, line, part)
+	CROSS JOIN LATERAL (SELECT e.exception_id, e.client, e.status FROM exceptions e
+		WHERE e.file_id = k.file_id AND e.line = k.line AND e.part = k.part OFFSET 0) p
+	WHERE x.exception_id = p.exception_id AND p.client = k.client AND p.status IN ('open', 'reprocessing')
+	RETURNING x.file_id::text`
+
+// supersedeSQL resolves as superseded the client's other open exceptions
+// of each new MUR's record id (an earlier copy that failed), naming the
+// source that became the MUR. It runs after resolveSQL, so the MUR's own
+// source is no longer open. One probe of the partial index
+// exceptions_open_record per MUR, led by the record id for the same
+// reason as above. Their files' counts stay: the record did not become a
+// MUR from their file.
+const supersedeSQL = `UPDATE exceptions x SET status = 'resolved', resolution = 'superseded',
+		superseded_file = k.file_id, superseded_line = k.line, superseded_part = k.part,
+		reason = 'superseded: record id became a MUR from file ' || k.file_id || ' line ' || k.line || ' part ' || k.part,
+		updated_at = now()
+	FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bigint[], $5::int[]) AS k(client, record_id, file_id, line, part)
+	CROSS JOIN LATERAL (SELECT e.exception_id, e.client, e.file_id, e.line, e.part FROM exceptions e
+		WHERE e.record_id = k.record_id AND e.status IN ('open', 'reprocessing') OFFSET 0) p
+	WHERE x.exception_id = p.exception_id AND p.client = k.client
+		AND (p.file_id, p.line, p.part) <> (k.file_id, k.line, k.part)`
 
 // InsertExceptions stores exceptions within the rating transaction, with
 // the same once-per-source rule as Store.InsertExceptions.
