@@ -25,6 +25,7 @@ UNKNOWN_EVERY=${BENCH_UNKNOWN_EVERY:-8}
 # BENCH_DATABASE_URL runs vivace dev on that database (dropped and created
 # first) instead of vivace_bench on the local server.
 DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/vivace_bench?sslmode=disable}
+# BENCH_SKIP_BARE=1 leaves out the bare COPY.
 # BENCH_PROFILE=N takes an N-second CPU profile of vivace dev from the
 # fifth second of the end-to-end run (.data/bench/e2e.cpu; go tool pprof
 # -top bin/vivace .data/bench/e2e.cpu).
@@ -160,6 +161,7 @@ psql "$DB" -qAt -F' ' -c "
 # rows of the same shape (the MURs just made, repeated to $RECORDS rows
 # with new ids) with one COPY into a fresh table like murs (its indexes and
 # constraints) in the same database.
+if [ "${BENCH_SKIP_BARE:-}" != 1 ]; then
 echo "==> bare COPY of $RECORDS MUR rows into a fresh table like murs"
 cols="mur_id, client, record_id, file_id, line, part, account_id, usage_type, quantity, usage_time, currency, gross_amount, discount_amount, net_amount, rate_detail, qualifiers, attributes"
 psql "$DB" -qc "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS bench_bare_murs" -c "CREATE TABLE bench_bare_murs (LIKE murs INCLUDING ALL)"
@@ -189,6 +191,7 @@ awk -v n="$rows" -v a="$start" -v b="$end" -v e="$e2e_s" \
   'BEGIN{printf "bare COPY: %d MUR rows in %.1f s = %.0f rows/s; end to end / bare COPY = %.1f\n", n, b-a, n/(b-a), e/(b-a)}' | tee -a "$OUT/e2e.txt"
 awk -v c="$bare_cpu" -v d="$dev_cpu" -v p="$db_cpu" -v n="$rows" -v hz="$hz" \
   'BEGIN{if (c > 0) printf "bare COPY CPU: %.1f s (%.1f us/row); end to end CPU (vivace dev + database) / bare COPY CPU = %.1f\n", c/hz, c/hz/n*1e6, (d+p)/c}' | tee -a "$OUT/e2e.txt"
+fi
 
 if [ "${BENCH_SKIP_SYNC:-}" != 1 ]; then
   echo "==> MUR sync: every MUR aggregated and synced to the built-in fake core, batch size ${BENCH_SYNC_BATCH:-1000}"
