@@ -23,3 +23,20 @@ func TestOptionalStreamsSayWhatTheyRequire(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryStreamHasARole: vivace serve --role R runs the streams whose
+// "# vivace:role" line names R; a stream without one would run nowhere
+// but under --role all.
+func TestEveryStreamHasARole(t *testing.T) {
+	defs, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"ingest": "ingest", "mediate": "mediate", "rate": "rate", "exceptions": "rate",
+		"catalog": "catalog", "aria_feed": "catalog", "sync": "sync"}
+	for _, d := range defs {
+		if d.Role != want[d.Name] {
+			t.Errorf("stream %s: role %q, want %q", d.Name, d.Role, want[d.Name])
+		}
+	}
+}

@@ -46,6 +46,12 @@ if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
   echo "==> ingestion stages alone, ${BENCH_STAGE_RECORDS:-500000} records (go test -bench StageAlone) -> $OUT/stages-alone.txt"
   VIVACE_BENCH_RECORDS=${BENCH_STAGE_RECORDS:-500000} go test -run '^$' -bench StageAlone -benchtime 1x \
     -count "${BENCH_STAGE_COUNT:-3}" ./plugins/benthos | tee "$OUT/stages-alone.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+
+  # TMF635 streaming latency: usages posted at a steady rate to a vivace dev
+  # of its own, each timed from when it was due to when its MUR is visible.
+  echo "==> TMF635 POST /usage -> MUR, ${BENCH_TMF_RATE:-1000}/s for ${BENCH_TMF_SECONDS:-60} s (go test -bench TMF635PostToMUR) -> $OUT/tmf635.txt"
+  VIVACE_BENCH_TMF_RATE=${BENCH_TMF_RATE:-1000} VIVACE_BENCH_TMF_SECONDS=${BENCH_TMF_SECONDS:-60} \
+    go test -run '^$' -bench TMF635PostToMUR -benchtime 1x -timeout 30m ./tests/e2e | tee "$OUT/tmf635.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
 fi
 
 echo "==> generating $RECORDS records over $ACCOUNTS accounts"
@@ -110,9 +116,9 @@ sample() {
   while true; do
     printf '%s ' "$(date +%s.%N)"
     curl -fsS "$API/metrics" 2>/dev/null | awk '
-      /^output_sent\{label="raw",.*stream="ingest"/ {raw=$2}
-      /^output_sent\{label="mediated",.*stream="mediate"/ {med=$2}
-      /^output_sent\{label="rate",.*stream="rate"/ {rated=$2}
+      /^output_sent_total\{label="raw",.*stream="ingest"/ {raw=$2}
+      /^output_sent_total\{label="mediated",.*stream="mediate"/ {med=$2}
+      /^output_sent_total\{label="rate",.*stream="rate"/ {rated=$2}
       END {printf "%d %d %d\n", raw, med, rated}'
     sleep 0.25
   done

@@ -95,8 +95,13 @@ type Server struct {
 	// Exceptions works exceptions (show, list, edit, reprocess, discard);
 	// nil serves none of those routes.
 	Exceptions ExceptionWork
+	// TMF, when set, serves TMF635 Usage Management (tmf635.go).
+	TMF *TMF
 
 	mounted []Route
+	// httpOpts are the options HTTPServer was given (the streaming
+	// routes' timeouts).
+	httpOpts HTTPOptions
 }
 
 // routes is the API's route table: each route's least role and how it
@@ -121,6 +126,7 @@ func (s *Server) routes() []Route {
 	}
 	rs = append(rs, s.fileRoutes()...)
 	rs = append(rs, s.exceptionRoutes()...)
+	rs = append(rs, s.tmfRoutes()...)
 	if s.Gatherer != nil {
 		rs = append(rs, Route{"GET /metrics", 0, Open, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})})
 	}
@@ -171,8 +177,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		s.log().Error("readiness: the database does not answer", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "database: does not answer (the server log says why)")
+		why := store.Unavailable(err)
+		s.log().Error("readiness: the database does not answer", "why", why, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database: "+why+" (the server log has the details)")
 		return
 	}
 	if s.Ready != nil {
@@ -217,6 +224,14 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("file larger than %d bytes", mbe.Limit))
+			return
+		}
+		var ae *ingest.ArchiveError
+		if errors.As(err, &ae) {
+			// A full or read-only disk: nothing was registered, and the
+			// same file can be sent again; the paths stay in the log.
+			s.log().Error("file not received: the archive cannot store it", "client", client, "file", name, "err", err)
+			writeError(w, http.StatusInsufficientStorage, ae.Reason())
 			return
 		}
 		s.internalError(w, fmt.Sprintf("receiving file %q of client %q", name, client), err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"vivace.dev/vivace/internal/auth"
@@ -81,7 +82,9 @@ func (s *Server) Handler() http.Handler {
 		table[r.Pattern] = r
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		defer s.recovered(w, req)
 		_, pattern := mux.Handler(req)
+		w, req = s.limit(w, req, pattern)
 		route, known := table[pattern]
 		if known && route.Clients == Open {
 			mux.ServeHTTP(w, req)
@@ -152,7 +155,8 @@ func deny(w http.ResponseWriter, err error) {
 		status = http.StatusUnauthorized
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vivace"`)
 	}
-	writeJSON(w, status, map[string]string{"error": e.Reason, "code": string(e.Code)})
+	// reason and status too: TMF635's Error body, the same for every route.
+	writeJSON(w, status, map[string]string{"error": e.Reason, "code": string(e.Code), "reason": e.Reason, "status": strconv.Itoa(status)})
 }
 
 // principal is who the request acts as; the guard put it there.

@@ -135,7 +135,11 @@ func StartPostgres(ctx context.Context, cfg PGConfig) (*Postgres, error) {
 			return nil, err
 		}
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", pg.port, dir)
+	// Autovacuum on whatever the cluster's settings say: the planner's
+	// statistics stay fresh as tables grow (Vivace's hot statements do not
+	// depend on them, docs/architecture.md, "PostgreSQL"; everything else
+	// plans better with them).
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c autovacuum=on", pg.port, dir)
 	for _, kv := range ServerSettings {
 		if kv == "wal_compression=lz4" && pg.run(ctx, "postgres", "-D", dir, "-C", "wal_compression", "-c", kv) != nil {
 			kv = "wal_compression=on" // a server built without lz4

@@ -18,6 +18,7 @@ const module = "vivace.dev/vivace/"
 // Every package not listed is domain.
 var adapters = []string{
 	"internal/api",             // the HTTP API (net/http)
+	"internal/app",             // the composition root: builds a process from every other package
 	"internal/ariafeed",        // the core system's Data Feed client (net/http)
 	"internal/bulkapi",         // the core system's bulk usage call (net/http)
 	"internal/corelink",        // MUR sync's link to the core: mursync.Core over bulkapi
@@ -27,7 +28,8 @@ var adapters = []string{
 	"internal/kafkax",          // Kafka client settings (franz-go)
 	"internal/pgtest",          // tests: a database per package (pgx)
 	"internal/store/...",       // PostgreSQL: the base and every subject store (pgx)
-	"internal/synctest",        // tests: MURs in the database, the fake core's totals (pgx)
+	"internal/synctest",
+	"internal/tmfhub", // TMF635 hub callbacks to subscribers' listeners (net/http)        // tests: MURs in the database, the fake core's totals (pgx)
 }
 
 // forbidden are the imports (a path, or a path and everything under it)

@@ -55,6 +55,10 @@ type MUR struct {
 	NetAmount  string
 	Qualifiers [4]string // qualifier_1 .. qualifier_4, "" when absent
 	RatedAt    time.Time
+	// Ref is the store's own note of where it found the MUR, handed back
+	// with the plan (Plan.Refs) so that it can find the place again
+	// without a search; 0 when it has none.
+	Ref uint64
 }
 
 // Record is an aggregated record: one entry of a bulk call's usage_recs.

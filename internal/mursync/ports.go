@@ -92,8 +92,8 @@ type Job struct {
 
 // Cursor is a place in the order in which a cycle reads MURs: the last
 // MUR read. A cycle reads its chunks one after another from there, so a
-// chunk never holds a MUR of an earlier one, which is still unsynced
-// until its batch's answer.
+// chunk never holds a MUR of an earlier one (whose records may not be
+// committed yet) and the read starts where the last one ended.
 type Cursor struct {
 	UsageTime time.Time
 	ID        string
@@ -109,9 +109,12 @@ type Plan struct {
 	// Batches are consecutive ranges of Records.
 	Batches []PlannedBatch
 	// MURIDs are the MURs read; Of[i] is the index in Records of MUR i's
-	// record, -1 for a MUR in Unsendable.
+	// record, -1 for a MUR in Unsendable; UsageTimes[i] is MUR i's usage
+	// time (with its id, its place in the order a cycle reads MURs in).
 	MURIDs     []string
 	Of         []int32
+	UsageTimes []time.Time
+	Refs       []uint64 // MUR i's Ref
 	Unsendable []Unsendable
 	CreatedAt  time.Time
 }

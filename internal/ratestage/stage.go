@@ -42,6 +42,8 @@ type Summary struct {
 	MURs       int // new MURs
 	Exceptions int // new exceptions (DUPLICATE_RECORD and catalog codes)
 	Replayed   int // records already rated from the same source: nothing changed
+	// ByCode counts the new exceptions by code.
+	ByCode map[codes.Code]int
 }
 
 // Stage rates batches. It is safe for concurrent use; batches that share
@@ -334,6 +336,12 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 		return sum, led, fmt.Errorf("insert exceptions: %w", err)
 	}
 	sum.MURs, sum.Exceptions = len(ms), len(exs)
+	for _, e := range exs {
+		if sum.ByCode == nil {
+			sum.ByCode = map[codes.Code]int{}
+		}
+		sum.ByCode[e.Code]++
+	}
 	maps.Copy(loadedC, newCounters)
 	maps.Copy(loadedA, newAllowances)
 	led = ledgerState{counters: loadedC, allowances: loadedA}

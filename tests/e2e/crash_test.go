@@ -116,6 +116,8 @@ func TestKillMidStream(t *testing.T) {
 			t.Errorf("record %s: after kills %+v, uninterrupted %+v", k, h, w)
 		}
 	}
+	d.checkBooks(ctx, crashy)
+	d.checkBooks(ctx, steady)
 }
 
 // checkAgainstReference rates the records of murs (in file order, which

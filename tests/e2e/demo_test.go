@@ -144,6 +144,7 @@ func TestSampleDataSet(t *testing.T) {
 	if code == 0 || len(dup) != 1 || dup[0].Status != "rejected" || !strings.Contains(dup[0].Reason, "duplicate") {
 		t.Fatalf("duplicate file: exit %d, %q", code, out)
 	}
+	d.checkBooks(ctx, "demo")
 }
 
 // TestNotAUsageFile checks that a file that is not CSV at all is refused

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // repoRoot is where tests/testdata lives.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	wd, err := os.Getwd()
 	if err != nil {
@@ -52,7 +52,7 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(wd, "..", ".."))
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,13 +64,16 @@ func freeAddr(t *testing.T) string {
 
 // devProcess is a running `vivace dev`.
 type devProcess struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	API     string
 	Kafka   string
 	DataDir string
-	log     *syncBuffer
-	done    chan struct{}
+	// DSN is the database it runs on: the package's unless set before
+	// start.
+	DSN  string
+	log  *syncBuffer
+	done chan struct{}
 }
 
 type syncBuffer struct {
@@ -92,14 +95,19 @@ func (s *syncBuffer) String() string {
 
 // startDev runs vivace dev on fresh ports and data dir against this
 // package's database and waits until it is ready.
-func startDev(t *testing.T, dataDir string, extra ...string) *devProcess {
+func startDev(t testing.TB, dataDir string, extra ...string) *devProcess {
 	t.Helper()
+	return newDev(t, dataDir).start(extra...)
+}
+
+// newDev is a vivace dev on fresh ports and data dir (unless dataDir is
+// given), not started yet.
+func newDev(t testing.TB, dataDir string) *devProcess {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	d := &devProcess{t: t, API: "http://" + freeAddr(t), Kafka: freeAddr(t), DataDir: dataDir,
+	return &devProcess{t: t, API: "http://" + freeAddr(t), Kafka: freeAddr(t), DataDir: dataDir,
 		log: &syncBuffer{}, done: make(chan struct{})}
-	return d.start(extra...)
 }
 
 func (d *devProcess) start(extra ...string) *devProcess {
@@ -108,7 +116,7 @@ func (d *devProcess) start(extra ...string) *devProcess {
 		"--data-dir", d.DataDir, "--clients", filepath.Join(repoRoot(t), "tests/testdata/demo/clients.yaml"),
 		"--log-level", "warn"}, extra...)
 	d.cmd = exec.Command(binary, args...)
-	d.cmd.Env = append(os.Environ(), "DATABASE_URL="+pgtest.DSN(t))
+	d.cmd.Env = append(os.Environ(), "DATABASE_URL="+d.dsn())
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.done = make(chan struct{})
 	if err := d.cmd.Start(); err != nil {
@@ -135,6 +143,13 @@ func (d *devProcess) start(extra ...string) *devProcess {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (d *devProcess) dsn() string {
+	if d.DSN != "" {
+		return d.DSN
+	}
+	return pgtest.DSN(d.t)
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -181,7 +196,7 @@ func (d *devProcess) kill() {
 func (d *devProcess) run(ctx context.Context, args ...string) (string, string, int) {
 	d.t.Helper()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka, "DATABASE_URL="+pgtest.DSN(d.t),
+	cmd.Env = append(os.Environ(), "VIVACE_API="+d.API, "VIVACE_KAFKA_BROKERS="+d.Kafka, "DATABASE_URL="+d.dsn(),
 		"VIVACE_DATA_DIR="+d.DataDir)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -195,4 +210,18 @@ func (d *devProcess) run(ctx context.Context, args ...string) (string, string, i
 		code = ee.ExitCode()
 	}
 	return out.String(), errb.String(), code
+}
+
+// checkBooks runs vivace check (for one client, or every client when
+// client is empty) and fails the test on any finding, with the report.
+func (d *devProcess) checkBooks(ctx context.Context, client string) {
+	d.t.Helper()
+	args := []string{"check"}
+	if client != "" {
+		args = append(args, "--client", client)
+	}
+	out, errOut, code := d.run(ctx, args...)
+	if code != 0 || !strings.Contains(out, "the books balance") {
+		d.t.Fatalf("vivace %s: exit %d, the books do not balance:\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
 }

@@ -63,7 +63,7 @@ func startCore(t *testing.T, prefix string) (*fakecore.Server, string, []string)
 
 // prepareClient loads a generated catalog for the client and writes a
 // generated usage file for it, which it returns.
-func prepareClient(ctx context.Context, t *testing.T, d *devProcess, client string, records, accounts int) string {
+func prepareClient(ctx context.Context, t testing.TB, d *devProcess, client string, records, accounts int) string {
 	t.Helper()
 	work := t.TempDir()
 	cat, usage := filepath.Join(work, "catalog.jsonl"), filepath.Join(work, "usage.csv")
@@ -254,6 +254,7 @@ func TestSyncThroughTheService(t *testing.T) {
 	if jobs := decodeLines[struct{ Status, Trigger string }](t, out); len(jobs) < 5 {
 		t.Fatalf("jobs %s", out)
 	}
+	d.checkBooks(ctx, client)
 }
 
 // TestSyncKilledBetweenCallAndMark kills vivace dev (SIGKILL) after the
@@ -342,4 +343,5 @@ func TestSyncKilledBetweenCallAndMark(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, `SELECT max(attempts) FROM sync_batches WHERE client = $1`, client).Scan(&attempts); err != nil || attempts < 2 {
 		t.Fatalf("most attempts of a batch %d, %v", attempts, err)
 	}
+	d.checkBooks(ctx, client)
 }

@@ -7,24 +7,34 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"vivace.dev/vivace/internal/mursync"
 	"vivace.dev/vivace/internal/usage"
 )
 
-// Unsynced reads up to limit of the client's unsynced MURs in order of
-// usage time and id, after the cursor (the murs_unaggregated index).
+// Unsynced reads up to limit of the client's MURs in no aggregated
+// record yet, in order of usage time and id, after the cursor: the
+// client's part of mur_sync_queue, each joined to its MUR by primary key.
 func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Cursor, limit int) ([]mursync.MUR, error) {
-	const cols = `SELECT mur_id::text, record_id, account_id, usage_type, usage_time, currency,
-			quantity::text, net_amount::text, qualifiers::text, rated_at
-		FROM murs WHERE client = $1 AND aggregate_id IS NULL AND sync_status = 'unsynced'`
+	const cols = `SELECT m.mur_id::text, m.record_id, m.account_id, m.usage_type, m.usage_time, m.currency,
+			m.quantity::text, m.net_amount::text, m.qualifiers::text, m.rated_at, q.ctid
+		FROM mur_sync_queue q JOIN murs m ON m.mur_id = q.mur_id
+		WHERE q.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := nestedLoops(ctx, tx); err != nil {
+		return nil, err
+	}
 	var rows pgx.Rows
-	var err error
 	if after.ID == "" {
-		rows, err = s.pool.Query(ctx, cols+` ORDER BY usage_time, mur_id LIMIT $2`, client, limit)
+		rows, err = tx.Query(ctx, cols+` ORDER BY q.usage_time, q.mur_id LIMIT $2`, client, limit)
 	} else {
-		rows, err = s.pool.Query(ctx, cols+` AND usage_time >= $3 AND (usage_time, mur_id) > ($3, $4::uuid)
-			ORDER BY usage_time, mur_id LIMIT $2`, client, limit, after.UsageTime, after.ID)
+		rows, err = tx.Query(ctx, cols+` AND q.usage_time >= $3 AND (q.usage_time, q.mur_id) > ($3, $4::uuid)
+			ORDER BY q.usage_time, q.mur_id LIMIT $2`, client, limit, after.UsageTime, after.ID)
 	}
 	if err != nil {
 		return nil, err
@@ -32,12 +42,14 @@ func (s *Store) Unsynced(ctx context.Context, client string, after mursync.Curso
 	defer rows.Close()
 	out := make([]mursync.MUR, 0, min(limit, 4096))
 	var quals []byte
+	var tid pgtype.TID
 	for rows.Next() {
 		var m mursync.MUR
 		if err := rows.Scan(&m.ID, &m.RecordID, &m.AccountID, &m.UsageType, &m.UsageTime, &m.Currency,
-			&m.Quantity, &m.NetAmount, &quals, &m.RatedAt); err != nil {
+			&m.Quantity, &m.NetAmount, &quals, &m.RatedAt, &tid); err != nil {
 			return nil, err
 		}
+		m.Ref = tidRef(tid)
 		// Most MURs have no qualifier: their '{}' needs no decoding.
 		if len(quals) > 2 {
 			var q map[string]string
@@ -67,10 +79,11 @@ func qualifiersJSON(q [4]string) string {
 // SavePlan commits an aggregation pass in one transaction on the cycle
 // lock's connection: the batches (ready), the aggregated records
 // (pending, each with its MURs' ids), and the MURs that cannot be sent
-// (failed). The other MURs are not written: their batch's answer marks
-// them synced or failed, with their record and batch, in one update (or
-// HandOver marks them batched first, when the answer does not come
-// within the cycle). A MUR that is no longer unsynced voids it all.
+// (failed), and every MUR of the plan taken off mur_sync_queue. The
+// other MURs are not written: their batch's answer marks them synced or
+// failed, with their record and batch, in one update (or HandOver marks
+// them batched first, when the answer does not come within the cycle).
+// A MUR no longer on the queue (or no longer unsynced) voids it all.
 func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	nb, nr := len(p.Batches), len(p.Records)
 	batchOf := make([]string, nr)
@@ -123,11 +136,62 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	if sendableIDs != sendable {
 		return fmt.Errorf("plan: %d MURs for records that hold %d", sendableIDs, sendable)
 	}
+	if len(p.UsageTimes) != len(p.MURIDs) {
+		return fmt.Errorf("plan: %d usage times for %d MURs", len(p.UsageTimes), len(p.MURIDs))
+	}
+	tids := make([]pgtype.TID, len(p.MURIDs))
+	for i := range tids {
+		if i < len(p.Refs) {
+			tids[i] = refTID(p.Refs[i])
+		}
+	}
+	murIDs, err := uuids(p.MURIDs)
+	if err != nil {
+		return fmt.Errorf("plan: MUR %w", err)
+	}
+	recIDs, err := uuids(ids)
+	if err != nil {
+		return fmt.Errorf("plan: record %w", err)
+	}
+	recBatches, err := uuids(batchOf)
+	if err != nil {
+		return fmt.Errorf("plan: batch %w", err)
+	}
+	batchIDs, err := uuids(bIDs)
+	if err != nil {
+		return fmt.Errorf("plan: batch %w", err)
+	}
 	return s.lockedTx(ctx, p.Client, func(tx pgx.Tx) error {
+		if err := nestedLoops(ctx, tx); err != nil {
+			return err
+		}
+		// The plan's MURs leave the queue: no later read finds them. Each
+		// must still be there, or another cycle took it and this plan is
+		// void. The rows are found where the read found them (a queue row
+		// is never updated, so it stays there while it lives; the MUR id
+		// is checked all the same), and by key if that missed any (the
+		// table was rewritten meanwhile).
+		tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::tid[], $3::uuid[]) AS u(t, id)
+			WHERE q.ctid = u.t AND q.mur_id = u.id AND q.client = $1`, p.Client, tids, murIDs)
+		if err != nil {
+			return fmt.Errorf("take the MURs off the queue: %w", err)
+		}
+		taken := tag.RowsAffected()
+		if taken < int64(len(p.MURIDs)) {
+			tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::timestamptz[], $3::uuid[]) AS u(t, id)
+				WHERE q.client = $1 AND q.usage_time = u.t AND q.mur_id = u.id`, p.Client, p.UsageTimes, murIDs)
+			if err != nil {
+				return fmt.Errorf("take the MURs off the queue: %w", err)
+			}
+			taken += tag.RowsAffected()
+		}
+		if taken != int64(len(p.MURIDs)) {
+			return fmt.Errorf("%w: %d of %d MURs were still waiting for a record", mursync.ErrConcurrentChange, taken, len(p.MURIDs))
+		}
 		if nb > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, created_at)
 				SELECT b, $1, $2, 'ready', r, m, $3 FROM unnest($4::uuid[], $5::int4[], $6::int8[]) AS t(b, r, m)`,
-				p.Client, p.JobID, p.CreatedAt, bIDs, bRecords, bMURs); err != nil {
+				p.Client, p.JobID, p.CreatedAt, batchIDs, bRecords, bMURs); err != nil {
 				return fmt.Errorf("insert batches: %w", err)
 			}
 		}
@@ -139,15 +203,12 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 				FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],
 					$9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::text[], $14::text[], $15::uuid[], $16::text[])
 					AS x(id, a, t, d, ud, c, u, am, n, o, q, cm, b, mi)`,
-				p.Client, p.CreatedAt, ids, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
-				quals, comments, batchOf, memberText); err != nil {
+				p.Client, p.CreatedAt, recIDs, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
+				quals, comments, recBatches, memberText); err != nil {
 				return fmt.Errorf("insert aggregated records: %w", err)
 			}
 		}
 		if len(badIDs) > 0 {
-			if err := nestedLoops(ctx, tx); err != nil {
-				return err
-			}
 			tag, err := tx.Exec(ctx, `UPDATE murs m SET sync_status = 'failed', sync_error = u.why
 				FROM unnest($2::uuid[], $3::text[]) AS u(id, why)
 				WHERE m.mur_id = u.id AND m.client = $1 AND m.aggregate_id IS NULL AND m.sync_status = 'unsynced'`, p.Client, badIDs, badWhy)
@@ -313,14 +374,14 @@ func (s *Store) MarkPublished(ctx context.Context, jobID string, batchIDs []stri
 	})
 }
 
-// Clients lists the clients with work: unsynced MURs (found with a skip
-// scan of the murs_unaggregated index), batches not yet on the topic, or
+// Clients lists the clients with work: MURs in no record yet (found with
+// a skip scan of mur_sync_queue), batches not yet on the topic, or
 // records of batches that found the core unavailable.
 func (s *Store) Clients(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `WITH RECURSIVE c(client) AS (
-			SELECT min(client) FROM murs WHERE aggregate_id IS NULL AND sync_status = 'unsynced'
+			SELECT min(client) FROM mur_sync_queue
 			UNION ALL
-			SELECT (SELECT min(m.client) FROM murs m WHERE m.aggregate_id IS NULL AND m.sync_status = 'unsynced' AND m.client > c.client)
+			SELECT (SELECT min(q.client) FROM mur_sync_queue q WHERE q.client > c.client)
 			FROM c WHERE c.client IS NOT NULL)
 		SELECT client FROM c WHERE client IS NOT NULL
 		UNION
@@ -405,4 +466,18 @@ func memberIDs(ctx context.Context, tx pgx.Tx, records []string) ([]string, erro
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// tidRef packs a row's place (block, line) into a Ref; 0 is no place
+// (line numbers start at 1).
+func tidRef(t pgtype.TID) uint64 {
+	if !t.Valid {
+		return 0
+	}
+	return uint64(t.BlockNumber)<<16 | uint64(t.OffsetNumber)
+}
+
+// refTID unpacks tidRef; a Ref of 0 is a place no row has.
+func refTID(r uint64) pgtype.TID {
+	return pgtype.TID{BlockNumber: uint32(r >> 16), OffsetNumber: uint16(r), Valid: true}
 }

@@ -103,9 +103,9 @@ type Backlog struct {
 // Backlogs reports every client's backlog that is not empty.
 func (s *Store) Backlogs(ctx context.Context) ([]Backlog, error) {
 	rows, err := s.pool.Query(ctx, `WITH RECURSIVE c(client) AS (
-			SELECT min(client) FROM murs WHERE aggregate_id IS NULL AND sync_status = 'unsynced'
+			SELECT min(client) FROM mur_sync_queue
 			UNION ALL
-			SELECT (SELECT min(m.client) FROM murs m WHERE m.aggregate_id IS NULL AND m.sync_status = 'unsynced' AND m.client > c.client)
+			SELECT (SELECT min(q.client) FROM mur_sync_queue q WHERE q.client > c.client)
 			FROM c WHERE c.client IS NOT NULL),
 		u AS (SELECT client FROM c WHERE client IS NOT NULL),
 		a AS (SELECT client, min(oldest_rated_at) AS oldest FROM sync_aggregates WHERE status <> 'synced' GROUP BY client)

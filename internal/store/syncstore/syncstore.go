@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"vivace.dev/vivace/internal/mursync"
@@ -139,20 +138,7 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // retryTx runs a transaction, again when PostgreSQL reports a deadlock or
 // a serialisation failure.
 func retryTx(ctx context.Context, run func() error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = run()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
-	}
-	return err
+	return store.RetryRaces(ctx, nil, func(context.Context) error { return run() })
 }
 
 // StartJob records a running job, ending the client's jobs left running
@@ -224,4 +210,52 @@ func (s *Store) Progress(ctx context.Context, jobID string) (mursync.Progress, e
 		}
 	}
 	return p, rows.Err()
+}
+
+// uuids turns ids in their text form into the binary form pgx sends as
+// uuid[] without help: for a []string it first tries the binary format,
+// fails, formats the whole slice into the error and then sends text,
+// which costs more than the statement's own work on a large list.
+func uuids(ids []string) ([][16]byte, error) {
+	out := make([][16]byte, len(ids))
+	for i, s := range ids {
+		if !parseUUID(s, &out[i]) {
+			return nil, fmt.Errorf("%q is not a UUID", s)
+		}
+	}
+	return out, nil
+}
+
+// parseUUID reads the canonical form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx.
+func parseUUID(s string, u *[16]byte) bool {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return false
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if s[i] == '-' {
+			i++
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		u[j] = hi<<4 | lo
+		i, j = i+2, j+1
+	}
+	return true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
