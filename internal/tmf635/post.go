@@ -42,11 +42,6 @@ type createBody struct {
 	RatedProductUsage   []any            `json:"ratedProductUsage"`
 }
 
-// The characteristics that carry record fields; others become
-// attributes.
-var carried = map[string]bool{usage.FieldQuantity: true, usage.FieldRecordID: true,
-	usage.QualifierFields[0]: true, usage.QualifierFields[1]: true, usage.QualifierFields[2]: true, usage.QualifierFields[3]: true}
-
 // ParseCreate reads a Usage_Create body (docs/tmf635.md, "POST /usage"):
 // usageType is the usage type, usageDate the usage time, the related
 // party whose @referredType is BillingAccount (else whose role is
