@@ -1,7 +1,9 @@
 package pipelines
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +39,29 @@ func TestEveryStreamHasARole(t *testing.T) {
 	for _, d := range defs {
 		if d.Role != want[d.Name] {
 			t.Errorf("stream %s: role %q, want %q", d.Name, d.Role, want[d.Name])
+		}
+	}
+}
+
+// TestEveryKafkaBlockTakesTLSAndSASL: every place a pipeline names the
+// brokers also takes VIVACE_KAFKA_TLS and the SASL variables, so that a
+// broker behind TLS and SASL (docs/deploy.md) needs no edited YAML.
+func TestEveryKafkaBlockTakesTLSAndSASL(t *testing.T) {
+	defs, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Load(os.DirFS("examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(defs, ex...) {
+		brokers := strings.Count(d.YAML, "seed_brokers:")
+		for _, v := range []string{"${VIVACE_KAFKA_TLS:false}", "${VIVACE_KAFKA_TLS_CA_FILE:}", "${VIVACE_KAFKA_SASL_MECHANISM:}",
+			"${VIVACE_KAFKA_SASL_USERNAME:}", "${VIVACE_KAFKA_SASL_PASSWORD:}"} {
+			if n := strings.Count(d.YAML, v); n != brokers {
+				t.Errorf("%s: %d seed_brokers, %d of %s", d.Name, brokers, n, v)
+			}
 		}
 	}
 }

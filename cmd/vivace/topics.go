@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -83,7 +84,17 @@ func topicSpecs(c *cli.Context) ([]kafkax.TopicSpec, error) {
 		}
 		specs = append(specs, s)
 	}
+	// The flag library splits values at commas: a part without a topic
+	// name belongs to the override before it.
+	var overrides []string
 	for _, o := range c.StringSlice("topic") {
+		if n := len(overrides); n > 0 && !strings.Contains(o, ":") {
+			overrides[n-1] += "," + o
+			continue
+		}
+		overrides = append(overrides, o)
+	}
+	for _, o := range overrides {
 		if err := kafkax.ParseTopicOverride(specs, o); err != nil {
 			return nil, err
 		}

@@ -63,8 +63,8 @@ replayed records and changes nothing for them).`).
 			Default(DefaultMaxRecordBytes).
 			LintRule(`root = if this < 1024 { ["max_record_bytes must be at least 1024"] }`)).
 		Field(service.NewObjectField("broker_check",
-			service.NewStringListField("seed_brokers").Description("Brokers to ask."),
-			service.NewStringListField("topics").Description("Topics the records and their exceptions are written to."),
+			append(kafkaConnFields(),
+				service.NewStringListField("topics").Description("Topics the records and their exceptions are written to."))...,
 		).Description("When set, Connect asks these brokers for the largest message each topic accepts (max.message.bytes, or the brokers' "+
 			"message.max.bytes for a topic not created yet) and refuses to start when `max_record_bytes` and 1 KiB for the key and framing would not fit, "+
 			"naming the topic and both limits.").Optional().Advanced()).
@@ -107,10 +107,16 @@ func init() {
 			if in.maxRecord < 1024 {
 				return nil, errors.New("max_record_bytes: must be at least 1024")
 			}
-			if conf.Contains("broker_check") {
-				bc := conf.Namespace("broker_check")
-				if in.checkBrokers, err = bc.FieldStringList("seed_brokers"); err != nil {
-					return nil, err
+			// The connection fields have defaults, so the object is there
+			// even when not given: it is given when it names brokers.
+			bc := conf.Namespace("broker_check")
+			if b, berr := bc.FieldStringList("seed_brokers"); berr == nil && len(kafkax.Brokers(b)) > 0 {
+				conn, err := kafkaConn(bc)
+				if err != nil {
+					return nil, fmt.Errorf("broker_check: %w", err)
+				}
+				if in.checkConn, err = conn.Opts(); err != nil {
+					return nil, fmt.Errorf("broker_check: %w", err)
 				}
 				if in.checkTopics, err = bc.FieldStringList("topics"); err != nil {
 					return nil, err
@@ -139,9 +145,10 @@ type filesInput struct {
 	log       *service.Logger
 	// maxRecord is the largest message a record may become; a larger one
 	// is stored as an exception, not sent.
-	maxRecord                 int
-	checkBrokers, checkTopics []string
-	limitChecked              bool
+	maxRecord    int
+	checkConn    []kgo.Opt // how to reach the brokers broker_check asks
+	checkTopics  []string
+	limitChecked bool
 
 	filesRead, recordsRead *service.MetricCounter
 	fileSeconds            *service.MetricTimer
@@ -175,8 +182,8 @@ func (in *filesInput) Connect(ctx context.Context) error {
 	if in.st != nil {
 		return nil
 	}
-	if len(in.checkBrokers) > 0 && !in.limitChecked {
-		if err := checkMessageLimits(ctx, in.checkBrokers, in.checkTopics, in.maxRecord); err != nil {
+	if len(in.checkConn) > 0 && !in.limitChecked {
+		if err := checkMessageLimits(ctx, in.checkConn, in.checkTopics, in.maxRecord); err != nil {
 			return err
 		}
 		in.limitChecked = true
@@ -469,8 +476,8 @@ func (in *filesInput) release(ctx context.Context, r *reading, err error) {
 
 // checkMessageLimits refuses a max_record_bytes that the brokers' message
 // limit on any of topics cannot take.
-func checkMessageLimits(ctx context.Context, brokers, topics []string, maxRecord int) error {
-	cl, err := connectClient(ctx, []kgo.Opt{kgo.SeedBrokers(kafkax.Brokers(brokers)...)})
+func checkMessageLimits(ctx context.Context, conn []kgo.Opt, topics []string, maxRecord int) error {
+	cl, err := connectClient(ctx, conn)
 	if err != nil {
 		return err
 	}

@@ -46,14 +46,14 @@ func TestMessageLimitCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	topics := []string{kafkax.TopicUsageRaw, "not.created.yet"}
-	if err := checkMessageLimits(ctx, []string{addr}, topics, 40000); err != nil {
+	if err := checkMessageLimits(ctx, []kgo.Opt{kgo.SeedBrokers(addr)}, topics, 40000); err != nil {
 		t.Errorf("40000 bytes on topics taking 50000 and 65536: %v", err)
 	}
-	err = checkMessageLimits(ctx, []string{addr}, topics, 60000)
+	err = checkMessageLimits(ctx, []kgo.Opt{kgo.SeedBrokers(addr)}, topics, 60000)
 	if err == nil || strings.Contains(err.Error(), "not.created.yet") || !strings.Contains(err.Error(), "topic usage.raw accepts (max.message.bytes 50000)") {
 		t.Errorf("60000 bytes on topics taking 50000 and 65536: %v, want usage.raw alone named", err)
 	}
-	err = checkMessageLimits(ctx, []string{addr}, topics, DefaultMaxRecordBytes)
+	err = checkMessageLimits(ctx, []kgo.Opt{kgo.SeedBrokers(addr)}, topics, DefaultMaxRecordBytes)
 	if err == nil {
 		t.Fatal("1000000 bytes on a 65536-byte broker: no error")
 	}

@@ -5,9 +5,11 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -121,6 +123,32 @@ func BenchmarkExceptionsList(b *testing.B) {
 			slices.Sort(took)
 			b.ReportMetric(float64(took[len(took)*95/100].Microseconds())/1000, "p95-ms")
 		})
+	}
+	// The plans, as docs/benchmarks.md shows them: the statements the
+	// store writes for a client's open exceptions and for a page deep in
+	// a client's list, in the list's transaction settings.
+	for _, q := range []string{
+		`SELECT x.exception_id FROM exceptions x WHERE x.client = 'big' AND x.status = 'open' ORDER BY x.exception_id DESC LIMIT 51`,
+		`SELECT x.exception_id FROM exceptions x WHERE x.client = 'big' AND x.stage = 'ingest' AND x.exception_id < '` +
+			mid.Items[0].ExceptionID + `'::uuid ORDER BY x.exception_id DESC LIMIT 51`,
+	} {
+		var plan []string
+		err := st.ReadTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
+				SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL jit = off`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+q)
+			if err != nil {
+				return err
+			}
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s\n%s", q, strings.Join(plan, "\n"))
 	}
 	b.Run("counts_client", func(b *testing.B) {
 		for b.Loop() {

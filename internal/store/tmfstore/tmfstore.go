@@ -31,7 +31,7 @@ func New(db *store.Store) *Store { return &Store{db: db} }
 
 const murColumns = `mur_id, client, record_id, file_id::text, line, part, account_id, usage_type,
 	quantity::text, usage_time, currency, gross_amount::text, discount_amount::text, net_amount::text,
-	rate_detail, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error`
+	rate_detail::jsonb, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error`
 
 func scanMUR(row pgx.Row) (*murs.MUR, error) {
 	var m murs.MUR

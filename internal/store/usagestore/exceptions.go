@@ -27,6 +27,11 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []exceptions.Exception
 	var n int
 	var done []files.Finished
 	err := s.db.Tx(ctx, func(tx pgx.Tx) error {
+		// The same planner settings as a rating transaction: the file
+		// counts and split lines are joined to their keys by probes.
+		if _, err := tx.Exec(ctx, probesSQL); err != nil {
+			return fmt.Errorf("exceptions transaction: %w", err)
+		}
 		deltas := filestore.Deltas{}
 		var err error
 		n, err = insertExceptions(ctx, tx, exs, deltas)
