@@ -35,8 +35,8 @@ demo: build ## start vivace dev, load the sample catalog, ingest the sample file
 dev: build ## run vivace dev on embedded defaults until Ctrl-C
 	$(VIVACE) dev --clients tests/testdata/demo/clients.yaml
 
-deps: ## install the Debian packages some tests use (kcat, docker-compose, promtool), where possible
-	bash scripts/install-deps.sh
+deps: ## install the Debian packages some tests use (kcat, docker-compose, promtool, chromium), where possible
+	bash scripts/install-deps.sh --browser
 
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -3,7 +3,7 @@
 # the sample catalog through the feed, ingest the sample usage file, print
 # the counts, the MURs and the exceptions, sync the MURs to the built-in
 # fake core billing system and print its totals next to the MURs', then
-# stop.
+# stop (DEMO_KEEP=1: keep running for the console at / until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +55,7 @@ done
 # The commands below find vivace dev's local admin token there.
 export VIVACE_DATA_DIR="$DATA"
 echo "==> vivace dev is up at $API; its local admin token is in $DATA/token"
+echo "==> console: $API/ (log in with the token in $DATA/token)"
 
 echo "==> loading the sample catalog through the feed"
 "$VIVACE" feed publish --brokers "$KAFKA" --api "$API" --wait "$SAMPLE/catalog.jsonl"
@@ -110,3 +111,10 @@ if [ "$ok" != 1 ]; then
 fi
 synced=$(awk '{s += $5} END {print s + 0}' <<<"$murs_totals")
 echo "$synced of $murs MURs synced; the core's totals equal the MURs' per account and usage type"
+
+if [ "${DEMO_KEEP:-}" = 1 ]; then
+  echo "==> the console is at $API/: log in with the token in $DATA/token; Ctrl-C stops vivace dev"
+  wait "$pid" || true
+else
+  echo "==> to look around in the console ($API/, token in $DATA/token) before vivace dev stops: DEMO_KEEP=1 make demo"
+fi

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -32,6 +33,7 @@ import (
 	"vivace.dev/vivace/internal/pgtest"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/store"
+	"vivace.dev/vivace/internal/store/auditstore"
 	"vivace.dev/vivace/internal/store/authstore"
 	"vivace.dev/vivace/internal/store/catalogstore"
 	"vivace.dev/vivace/internal/store/exceptionstore"
@@ -39,6 +41,7 @@ import (
 	"vivace.dev/vivace/internal/store/tmfstore"
 	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/tmf635"
+	uiapi "vivace.dev/vivace/ui-api"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -147,8 +150,15 @@ func newWorld(t *testing.T) *world {
 		Receiver: &ingest.Receiver{Registry: fs, ArchiveDir: t.TempDir(), Logger: logger},
 		Buckets:  buckets, Auth: tokens, Audit: w.audit, Logger: logger, Exceptions: w.exceptions,
 		TMF: &TMF{Store: tmfstore.New(st), Submit: &tmf635.Submitter{Store: tmfstore.New(st)}}}
-	// As vivace dev mounts the pipelines' endpoints.
+	// As vivace dev mounts the pipelines' endpoints, GraphQL and the
+	// console.
 	w.srv.Mount(Route{"GET /streams/test/ping", auth.Admin, EveryClient, http.HandlerFunc(healthz)})
+	gql := &uiapi.API{Work: w.exceptions, Files: fs, MURs: usagestore.New(st), Feed: cs,
+		Repair: feed.NewApplier(cs, catalog.ValidateData), AuditLog: auditstore.New(st), Audit: w.audit, Logger: logger}
+	if err := gql.Init(); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.MountConsole(gql.Handler(), uiapi.Console())
 	w.http = httptest.NewServer(w.srv.Handler())
 	t.Cleanup(w.http.Close)
 
@@ -347,6 +357,76 @@ var crossClient = map[string]func(w *world){
 		_ = json.Unmarshal(w.get("admin", "/api/v1/files/"+w.betaFile), &beta)
 		if beta.Status == "failed" {
 			w.t.Errorf("beta's file was cancelled: %+v", beta)
+		}
+	},
+	"POST /graphql": func(w *world) {
+		q := func(token, query string) (data json.RawMessage, codes []string) {
+			body, _ := json.Marshal(map[string]string{"query": query})
+			code, b := w.do(token, "POST", "/graphql", string(body))
+			var r struct {
+				Data   json.RawMessage
+				Errors []struct{ Extensions struct{ Code string } }
+			}
+			if err := json.Unmarshal(b, &r); code != http.StatusOK || err != nil {
+				w.t.Fatalf("graphql %s: %d %s", query, code, b)
+			}
+			for _, e := range r.Errors {
+				codes = append(codes, e.Extensions.Code)
+			}
+			return r.Data, codes
+		}
+		refused := func(what string, data json.RawMessage, codes []string) {
+			var fields map[string]json.RawMessage
+			_ = json.Unmarshal(data, &fields)
+			if (string(data) != "null" && !(len(fields) == 1 && slices.ContainsFunc(slices.Collect(maps.Values(fields)), func(v json.RawMessage) bool { return string(v) == "null" }))) ||
+				!slices.Equal(codes, []string{"FORBIDDEN"}) {
+				w.t.Errorf("%s: %s %v, want no data and FORBIDDEN", what, data, codes)
+			}
+		}
+		for _, list := range []string{`exceptions { edges { node { client } } }`, `files { client }`, `murs { edges { node { client } } }`,
+			`feedEvents { client }`, `auditLog { client }`} {
+			data, codes := q("acme-viewer", "{ "+list+" }")
+			if got := clientsIn(w.t, data); len(codes) != 0 || !slices.Equal(got, []string{w.acme}) {
+				w.t.Errorf("acme's %s: clients %v, errors %v", list, got, codes)
+			}
+			name, _, _ := strings.Cut(list, " ")
+			data, codes = q("acme-viewer", `{ `+name+`(filter: {client: "`+w.beta+`"}) { __typename } }`)
+			refused("beta's "+name, data, codes)
+		}
+		data, codes := q("acme-viewer", `{ file(id: "`+w.betaFile+`") { client } }`)
+		refused("beta's file", data, codes)
+		data, codes = q("acme-operator", `mutation { reprocessFeedEvents(ids: ["`+w.betaEvent+`"]) { id } }`)
+		refused("reprocess beta's event", data, codes)
+		data, codes = q("acme-viewer", `mutation { reprocessFeedEvents(ids: ["`+w.acmeEvent+`"]) { id } }`)
+		refused("reprocess by a viewer", data, codes)
+		for _, m := range []string{
+			`reprocessExceptions(filter: {client: "` + w.beta + `"}) { accepted }`,
+			`discardExceptions(filter: {client: "` + w.beta + `"}, reason: "not mine") { accepted }`,
+		} {
+			data, codes = q("acme-operator", "mutation { "+m+" }")
+			refused("acme's operator: "+m, data, codes)
+		}
+		betaExc := w.get("admin", "/api/v1/exceptions/list?client="+w.beta)
+		var page ExceptionPage
+		if err := json.Unmarshal(betaExc, &page); err != nil || len(page.Exceptions) != 1 {
+			w.t.Fatalf("beta's exceptions: %s", betaExc)
+		}
+		id := page.Exceptions[0].ExceptionID
+		for _, m := range []string{
+			`updateException(id: "` + id + `", record: {quantity: "1"}) { accepted }`,
+			`reprocessExceptions(ids: ["` + id + `"]) { accepted }`,
+			`discardExceptions(ids: ["` + id + `"], reason: "not mine") { accepted }`,
+		} {
+			data, codes = q("acme-operator", "mutation { "+m+" }")
+			refused("acme's operator on beta's exception: "+m, data, codes)
+			data, codes = q("acme-viewer", "mutation { "+m+" }")
+			refused("a viewer: "+m, data, codes)
+		}
+		if after := w.get("admin", "/api/v1/exceptions/list?client="+w.beta); !bytes.Equal(after, betaExc) {
+			w.t.Errorf("beta's exceptions changed:\n%s\n%s", betaExc, after)
+		}
+		if data, codes := q("admin", `{ feedEvents(filter: {client: "`+w.beta+`", outcome: "failed"}) { attempts } }`); !bytes.Contains(data, []byte(`"attempts":1`)) {
+			w.t.Errorf("beta's event after refused reprocesses: %s %v", data, codes)
 		}
 	},
 	"GET /api/v1/murs":       exportCase("murs"),
@@ -613,7 +693,7 @@ func TestEveryRoute(t *testing.T) {
 		t.Run(rt.Pattern, func(t *testing.T) {
 			w.t = t
 			method, path, _ := strings.Cut(rt.Pattern, " ")
-			path = strings.NewReplacer("{id...}", "some/id", "{id}", "some-id").Replace(path)
+			path = strings.NewReplacer("{id...}", "some/id", "{id}", "some-id", "{$}", "").Replace(path)
 			if rt.Clients == Open {
 				open = append(open, rt.Pattern)
 				if code, _ := w.do("", method, path, ""); code == http.StatusUnauthorized || code == http.StatusForbidden {
@@ -650,7 +730,7 @@ func TestEveryRoute(t *testing.T) {
 		})
 	}
 	slices.Sort(open)
-	if strings.Join(open, ",") != "GET /healthz,GET /readyz" { // no Gatherer here, so no /metrics
+	if strings.Join(open, ",") != "GET /console/,GET /healthz,GET /readyz,GET /{$}" { // no Gatherer here, so no /metrics
 		t.Errorf("open routes: %v", open)
 	}
 	// Paths no route serves need a token too.

@@ -40,12 +40,17 @@ const (
 	// EveryClient: what is not any one client's (the process's internals):
 	// only a token for every client (*).
 	EveryClient
-	// Open: no token at all. Only the probes and the metrics are open.
+	// Open: no token at all. Only the probes, the metrics and the
+	// console's embedded files are open.
 	Open
 )
 
-// openPatterns are the only routes that answer without a token.
-var openPatterns = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
+// openPatterns are the only routes that answer without a token: the
+// probes, the metrics, and the console's page and assets (MountConsole),
+// which are embedded files that hold no data: everything the console
+// shows it asks of /graphql with the token its user logged in with.
+var openPatterns = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true,
+	ConsolePage: true, ConsoleAssets: true}
 
 // Authenticator checks a presented token (an auth.Service).
 type Authenticator interface {

@@ -186,6 +186,9 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 		tmfStore = tmfstore.New(a.Store)
 		srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
 		a.sync.mount(srv, a.Store)
+		if err := a.mountConsole(srv, srv.Exceptions, authStore); err != nil {
+			return nil, err
+		}
 		// The pipelines' own endpoints and the profiles are the process's
 		// internals: admin tokens for every client only.
 		a.streams.mount(srv)

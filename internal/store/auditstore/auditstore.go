@@ -60,6 +60,9 @@ type Filter struct {
 	Action string
 	Actor  string
 	Since  time.Time
+	// Clients, when not empty, keeps to the entries of these clients (a
+	// token's scope): entries of no client are left out.
+	Clients []string
 	// Limit bounds the number of entries, newest first; 0 means 100.
 	Limit int
 }
@@ -79,7 +82,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]auth.AuditEntry, error) {
 		FROM audit_log
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR target = $2) AND ($3 = '' OR action = $3)
 		  AND ($4 = '' OR actor = $4) AND ($5::timestamptz IS NULL OR at >= $5)
-		ORDER BY at DESC, audit_id DESC LIMIT $6`, f.Client, f.Target, f.Action, f.Actor, since, limit)
+		  AND (coalesce(cardinality($7::text[]), 0) = 0 OR client = ANY($7))
+		ORDER BY at DESC, audit_id DESC LIMIT $6`, f.Client, f.Target, f.Action, f.Actor, since, limit, f.Clients)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
