@@ -23,6 +23,9 @@ type Stream struct {
 	// optional source (such as the core system's native feed) is left out
 	// where that source is not configured.
 	Requires []string
+	// Role is the `vivace serve` role that runs the stream, from a
+	// "# vivace:role ROLE" line (empty: only the role all runs it).
+	Role string
 }
 
 // Default returns the embedded streams, sorted by name.
@@ -48,6 +51,9 @@ func Load(fsys fs.FS) ([]Stream, error) {
 		for _, line := range strings.Split(st.YAML, "\n") {
 			if vars, ok := strings.CutPrefix(strings.TrimSpace(line), "# vivace:requires "); ok {
 				st.Requires = append(st.Requires, strings.Fields(vars)...)
+			}
+			if role, ok := strings.CutPrefix(strings.TrimSpace(line), "# vivace:role "); ok {
+				st.Role = strings.TrimSpace(role)
 			}
 		}
 		out = append(out, st)

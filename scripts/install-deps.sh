@@ -3,11 +3,13 @@
 # Go tools come from the Makefile. Without apt-get (or the right to use it)
 # it warns and exits 0: the tests that need a package skip when it is absent.
 #
-#   scripts/install-deps.sh            kcat (a Kafka client that is not ours)
-#   scripts/install-deps.sh --browser  kcat and chromium (console browser tests)
+#   scripts/install-deps.sh            kcat (a Kafka client that is not ours),
+#                                      docker-compose (checks docker-compose.redpanda.yml)
+#                                      and prometheus (promtool checks the metrics)
+#   scripts/install-deps.sh --browser  those and chromium (console browser tests)
 set -euo pipefail
 
-packages=(kcat)
+packages=(kcat docker-compose prometheus)
 if [ "${1:-}" = "--browser" ]; then
   packages+=(chromium)
 fi

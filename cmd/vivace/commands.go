@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -11,6 +12,8 @@ import (
 func commands() []*cli.Command {
 	return []*cli.Command{
 		devCommand(),
+		serveCommand(),
+		topicsCommand(),
 		migrateCommand(),
 		ingestCommand(),
 		filesCommand(),
@@ -27,7 +30,24 @@ func commands() []*cli.Command {
 	}
 }
 
+// newFormattedLogger is newLogger with a format: "json" (one object per
+// line, for log collectors) or "text".
+func newFormattedLogger(level, format string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: logLevel(level)}
+	switch format {
+	case "json":
+		return slog.New(&lastWins{inner: slog.NewJSONHandler(os.Stderr, opts)}), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not json or text", format)
+}
+
 func newLogger(level string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(level)}))
+}
+
+func logLevel(level string) slog.Level {
 	var l slog.Level
 	switch strings.ToLower(level) {
 	case "debug":
@@ -39,5 +59,5 @@ func newLogger(level string) *slog.Logger {
 	default:
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return l
 }

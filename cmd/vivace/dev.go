@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,23 +18,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"vivace.dev/vivace/internal/api"
+	"vivace.dev/vivace/internal/app"
 	"vivace.dev/vivace/internal/auth"
-	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/devenv"
-	"vivace.dev/vivace/internal/feed"
-	"vivace.dev/vivace/internal/ingest"
-	"vivace.dev/vivace/internal/ingest/s3source"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/store"
-	"vivace.dev/vivace/internal/store/authstore"
-	"vivace.dev/vivace/internal/store/catalogstore"
-	"vivace.dev/vivace/internal/store/filestore"
-	"vivace.dev/vivace/internal/store/tmfstore"
-	"vivace.dev/vivace/internal/store/usagestore"
-	"vivace.dev/vivace/internal/tmf635"
-	"vivace.dev/vivace/internal/tmfhub"
-	"vivace.dev/vivace/internal/usage"
 )
 
 func devCommand() *cli.Command {
@@ -145,16 +132,6 @@ func runDev(ctx context.Context, c *cli.Context) error {
 	if err := store.Migrate(ctx, dsn, log); err != nil {
 		return dbError(dsn, err)
 	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		return dbError(dsn, err)
-	}
-	defer st.Close()
-	authStore := authstore.New(st)
-	tokens := &auth.Service{Store: authStore, Audit: authStore, Logger: log.With("component", "auth")}
-	if err := localAdminToken(ctx, tokens, dataDir, log); err != nil {
-		return err
-	}
 
 	settings, err := clientcfg.Open(clientsFile)
 	if err != nil {
@@ -165,138 +142,42 @@ func runDev(ctx context.Context, c *cli.Context) error {
 		return err
 	}
 	defer core.close()
-	murSync, err := newDevSync(st, broker.Addr(), log.With("component", "sync"))
-	if err != nil {
-		return err
-	}
-	fileStore, catalogStore := filestore.New(st), catalogstore.New(st)
-	recv := &ingest.Receiver{
-		Registry:   fileStore,
-		ArchiveDir: filepath.Join(dataDir, "files"),
-		Logger:     log.With("component", "receiver"),
-		Options: func(client string) usage.ReaderOptions {
-			f, _ := settings.Current()
-			return f.ReaderOptions(client)
+
+	a, err := app.New(ctx, app.Config{
+		Roles:        app.Roles{app.RoleAll},
+		DSN:          dsn,
+		Kafka:        kafkax.Config{SeedBrokers: []string{broker.Addr()}},
+		Listener:     ln,
+		DataDir:      dataDir,
+		ClientsFile:  clientsFile,
+		PipelinesDir: c.String("pipelines"),
+		Env: map[string]string{
+			"DATABASE_URL":          dsn,
+			"VIVACE_KAFKA_BROKERS":  broker.Addr(),
+			"VIVACE_CLIENTS_FILE":   clientsFile,
+			"VIVACE_DATA_DIR":       dataDir,
+			"VIVACE_CORE_URL":       core.URL,
+			"VIVACE_CORE_CLIENT_NO": core.ClientNo,
+			"VIVACE_CORE_AUTH_KEY":  core.AuthKey,
+			"VIVACE_HTTP_ADDR":      ln.Addr().String(),
+			"VIVACE_KAFKA_ADDR":     broker.Addr(),
+			"VIVACE_PIPELINES_FROM": c.String("pipelines"),
 		},
-		// A client is known by its catalog or its settings entry; files
-		// for any other are refused (docs/ingestion.md, "Adding a client").
-		Clients: ingest.KnownClients{Catalog: catalogStore, InSettings: func(client string) bool {
-			f, _ := settings.Current()
-			return f.Has(client)
-		}},
-	}
-
-	env := map[string]string{
-		"DATABASE_URL":          dsn,
-		"VIVACE_KAFKA_BROKERS":  broker.Addr(),
-		"VIVACE_CLIENTS_FILE":   clientsFile,
-		"VIVACE_DATA_DIR":       dataDir,
-		"VIVACE_CORE_URL":       core.URL,
-		"VIVACE_CORE_CLIENT_NO": core.ClientNo,
-		"VIVACE_CORE_AUTH_KEY":  core.AuthKey,
-		"VIVACE_HTTP_ADDR":      ln.Addr().String(),
-		"VIVACE_KAFKA_ADDR":     broker.Addr(),
-		"VIVACE_PIPELINES_FROM": c.String("pipelines"),
-	}
-	streams, err := loadStreams(c.String("pipelines"), env, log)
-	if err != nil {
+		HTTP:   api.HTTPOptions{TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key")},
+		Pprof:  c.Bool("pprof"),
+		Logger: log,
+	})
+	if de := (*app.DatabaseError)(nil); errors.As(err, &de) {
+		return dbError(dsn, de.Err)
+	} else if err != nil {
 		return err
 	}
-
-	// Bucket sources live in the client settings, which are re-read when
-	// they change, so the poller runs whenever there is a settings file:
-	// a source added later is picked up without a restart.
-	var buckets *s3source.Buckets
-	if clientsFile != "" {
-		buckets = &s3source.Buckets{Receiver: recv, Taken: fileStore, Logger: log.With("component", "buckets"),
-			Sources: bucketSources(settings, log)}
-	}
-
-	work, closeWork, err := newExceptionWork(st, broker.Addr(), settings, log.With("component", "exceptions"))
-	if err != nil {
+	defer a.Close()
+	if err := localAdminToken(ctx, a.Tokens, dataDir, log); err != nil {
 		return err
 	}
-	defer closeWork()
-	srv := &api.Server{DB: st, Files: fileStore, Records: usagestore.New(st), Feed: catalogStore,
-		Repair: feed.NewApplier(catalogStore, catalog.ValidateData), Receiver: recv, Gatherer: gatherer(), Logger: log.With("component", "api"),
-		Ready: streams.ready, Auth: tokens, Audit: authStore, Exceptions: work}
-	if buckets != nil {
-		srv.Buckets = buckets
-	}
-	tmfStore := tmfstore.New(st)
-	srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
-	murSync.mount(srv, st)
-	// The pipelines' own endpoints and the profiles are the process's
-	// internals: admin tokens for every client only.
-	streams.mount(srv)
-	if c.Bool("pprof") {
-		for p, h := range map[string]http.HandlerFunc{"/debug/pprof/": pprof.Index, "/debug/pprof/profile": pprof.Profile,
-			"/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace} {
-			srv.Mount(api.Route{Pattern: p, Role: auth.Admin, Clients: api.EveryClient, Handler: h})
-		}
-	}
-	httpSrv, err := srv.HTTPServer(api.HTTPOptions{TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key")})
-	if err != nil {
-		return err
-	}
-	httpErr := make(chan error, 1)
-	go func() { httpErr <- api.Serve(httpSrv, ln) }()
-	log.Info("api ready", "addr", ln.Addr().String(), "tls", httpSrv.TLSConfig != nil)
-
-	inboxCtx, stopInbox := context.WithCancel(ctx)
-	inboxDone := make(chan struct{})
-	inbox := &ingest.Inbox{Dir: filepath.Join(dataDir, "inbox"), Receiver: recv, Logger: log.With("component", "inbox")}
-	go func() {
-		defer close(inboxDone)
-		_ = inbox.Run(inboxCtx)
-	}()
-	log.Info("watching inbox", "dir", inbox.Dir)
-
-	bucketsDone := make(chan struct{})
-	if buckets != nil {
-		go func() {
-			defer close(bucketsDone)
-			_ = buckets.Run(inboxCtx)
-		}()
-		f, _ := settings.Current()
-		log.Info("polling bucket sources", "clients", len(f.BucketSources()))
-	} else {
-		close(bucketsDone)
-	}
-
-	streamErr := streams.start(ctx)
-	murSync.start(ctx)
-	// Hub callbacks (docs/tmf635.md): from the durable queue, until stop.
-	hubCtx, stopHub := context.WithCancel(ctx)
-	hubDone := make(chan struct{})
-	hub := &tmfhub.Deliverer{Take: tmfStore.Deliver, Usage: tmfStore.Usage,
-		Base: "http://" + ln.Addr().String() + tmf635.BasePath, Logger: log.With("component", "tmf-hub"),
-		Client: &http.Client{Timeout: 15 * time.Second}}
-	go func() { defer close(hubDone); hub.Run(hubCtx) }()
-	log.Info("vivace dev is running; stop with Ctrl-C", "pipelines", streams.names())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-httpErr:
-		runErr = fmt.Errorf("http server: %w", err)
-	case err := <-streamErr:
-		runErr = err
-	}
-	// Stop taking work first, then let the pipelines finish what they hold
-	// and commit their offsets, then close the broker and the database.
-	stopInbox()
-	<-inboxDone
-	<-bucketsDone
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = httpSrv.Shutdown(shutCtx)
-	stopHub()
-	<-hubDone
-	murSync.stop()
-	streams.stop(shutCtx)
-	return runErr
+	log.Info("vivace dev is starting; stop with Ctrl-C", "api", a.Addr(), "pipelines", a.Pipelines())
+	return a.Run(ctx)
 }
 
 // localAdminToken makes sure that <dataDir>/token holds a good admin
@@ -339,21 +220,6 @@ func localAdminToken(ctx context.Context, tokens *auth.Service, dataDir string, 
 	}
 	log.Info("local admin token created", "file", path, "token", t.ID)
 	return nil
-}
-
-// bucketSources reads the clients' bucket sources from the settings,
-// logging a settings file that no longer parses once per distinct error
-// (the previous settings stay in force meanwhile).
-func bucketSources(settings *clientcfg.Watched, log *slog.Logger) func() map[string]clientcfg.BucketSource {
-	var lastErr string
-	return func() map[string]clientcfg.BucketSource {
-		f, err := settings.Current()
-		if err != nil && err.Error() != lastErr {
-			log.Error("client settings not reloaded; keeping the previous ones", "err", err)
-			lastErr = err.Error()
-		}
-		return f.BucketSources()
-	}
 }
 
 // devDatabase picks the database: DATABASE_URL as given, created when the

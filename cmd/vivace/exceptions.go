@@ -82,7 +82,7 @@ func workFilters() []cli.Flag {
 		&cli.StringFlag{Name: "client", Usage: "only this client's"},
 		&cli.StringFlag{Name: "file", Aliases: []string{"file-id"}, Usage: "only those of this file (its id)"},
 		&cli.StringFlag{Name: "code", Usage: "only this exception code (docs/exceptions.md)"},
-		&cli.StringFlag{Name: "stage", Usage: "only those of this stage (ingest, mediate, rate)"},
+		&cli.StringFlag{Name: "stage", Usage: "only those of this stage (ingest, mediate, rate, exceptions)"},
 		&cli.StringFlag{Name: "status", Usage: "only those in this status (open, reprocessing, resolved, discarded; show only)"},
 		&cli.StringFlag{Name: "account", Usage: "only those whose record has this account_id"},
 		&cli.StringFlag{Name: "from", Usage: "only those recorded at or after this time (RFC 3339, or a date)"},

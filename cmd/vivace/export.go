@@ -29,7 +29,7 @@ func exportFilters(what string) ([]cli.Flag, map[string]string) {
 	if what == "exceptions" {
 		flags = append(flags,
 			&cli.StringFlag{Name: "code", Usage: "only this exception code (docs/exceptions.md)"},
-			&cli.StringFlag{Name: "stage", Usage: "only those of this stage (ingest, mediate, rate)"})
+			&cli.StringFlag{Name: "stage", Usage: "only those of this stage (ingest, mediate, rate, exceptions)"})
 	}
 	return flags, params
 }

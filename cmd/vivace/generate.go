@@ -79,6 +79,9 @@ func usageCommand() *cli.Command {
 				&cli.IntFlag{Name: "accounts", Value: 1000, Usage: "accounts the records spread over"},
 				&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed; the same seed writes the same file (record ids include it)"},
 				&cli.IntFlag{Name: "bad-every", Usage: "make every n-th record invalid (0: none)"},
+				&cli.IntFlag{Name: "unknown-every", Usage: "give every n-th record an account the catalog lacks (0: none)"},
+				&cli.IntFlag{Name: "hot-accounts", Usage: "the first N accounts get --hot-percent of the records (0: no skew)"},
+				&cli.IntFlag{Name: "hot-percent", Usage: "share of the records, in percent, that go to the --hot-accounts"},
 				&cli.DurationFlag{Name: "spread", Value: 24 * time.Hour, Usage: "usage times spread over this period"},
 				&cli.TimestampFlag{Name: "start", Layout: time.RFC3339, Usage: "earliest usage time, RFC 3339 (default: spread before now)"},
 				&cli.StringFlag{Name: "out", Usage: "file to write (default: standard output)"},
@@ -89,7 +92,8 @@ func usageCommand() *cli.Command {
 					return cli.Exit("vivace usage generate: "+err.Error(), 1)
 				}
 				o := loadgen.UsageOptions{Client: c.String("client"), Records: c.Int("records"),
-					Accounts: c.Int("accounts"), Seed: c.Uint64("seed"), BadEvery: c.Int("bad-every"), Spread: c.Duration("spread")}
+					Accounts: c.Int("accounts"), Seed: c.Uint64("seed"), BadEvery: c.Int("bad-every"), Spread: c.Duration("spread"),
+					UnknownEvery: c.Int("unknown-every"), HotAccounts: c.Int("hot-accounts"), HotPercent: c.Int("hot-percent")}
 				if t := c.Timestamp("start"); t != nil {
 					o.Start = t.UTC()
 				}

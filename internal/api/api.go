@@ -177,8 +177,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.DB.Ping(ctx); err != nil {
-		s.log().Error("readiness: the database does not answer", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "database: does not answer (the server log says why)")
+		why := store.Unavailable(err)
+		s.log().Error("readiness: the database does not answer", "why", why, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database: "+why+" (the server log has the details)")
 		return
 	}
 	if s.Ready != nil {
@@ -223,6 +224,14 @@ func (s *Server) postFile(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("file larger than %d bytes", mbe.Limit))
+			return
+		}
+		var ae *ingest.ArchiveError
+		if errors.As(err, &ae) {
+			// A full or read-only disk: nothing was registered, and the
+			// same file can be sent again; the paths stay in the log.
+			s.log().Error("file not received: the archive cannot store it", "client", client, "file", name, "err", err)
+			writeError(w, http.StatusInsufficientStorage, ae.Reason())
 			return
 		}
 		s.internalError(w, fmt.Sprintf("receiving file %q of client %q", name, client), err)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -265,7 +267,7 @@ func TestExportFilters(t *testing.T) {
 		{q + "&file_id=abc", `file_id: \"abc\" is not a file id`},
 		{e + "&status=closed", `status: \"closed\" is not an exception status (open, reprocessing, resolved, discarded)`},
 		{e + "&code=NOPE", `code: \"NOPE\" is not an exception code (MALFORMED_RECORD,`},
-		{e + "&stage=bill", `stage: \"bill\" is not a stage (ingest, mediate, rate)`},
+		{e + "&stage=bill", `stage: \"bill\" is not a stage (ingest, mediate, rate, exceptions)`},
 	} {
 		w.expect("GET", c.path, "", http.StatusBadRequest, c.want)
 	}
@@ -315,7 +317,7 @@ func TestNoRouteAnswersTheDatabasesWords(t *testing.T) {
 		{"POST", "/api/v1/files?client=c&name=u.csv", usageCSV, http.StatusInternalServerError, `internal error checking client \"c\"`},
 		{"GET", "/api/v1/murs?client=c", "", http.StatusInternalServerError, "internal error exporting"},
 		{"GET", "/api/v1/exceptions?client=c&format=csv", "", http.StatusInternalServerError, "internal error exporting"},
-		{"GET", "/readyz", "", http.StatusServiceUnavailable, "database: does not answer (the server log says why)"},
+		{"GET", "/readyz", "", http.StatusServiceUnavailable, "database: the connection pool is closed (the server log has the details)"},
 	} {
 		w.expect(c.method, c.path, c.body, c.status, c.want)
 	}
@@ -335,4 +337,30 @@ func TestBodiesSayWhatTheyHold(t *testing.T) {
 	} {
 		w.expect("POST", c.path, c.body, http.StatusBadRequest, c.want)
 	}
+}
+
+// TestUploadToAFullArchive: an upload the archive cannot store (here a
+// client folder that is a file; docs/ingestion.md, "A full or read-only
+// disk") is answered 507 with the cause and without the archive's path,
+// and nothing is registered; the same upload goes through once the
+// archive takes it.
+func TestUploadToAFullArchive(t *testing.T) {
+	w := newFilesWorld(t)
+	client := w.prefix + "settled"
+	archive := w.srv.Receiver.ArchiveDir
+	if err := os.WriteFile(filepath.Join(archive, client), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := w.expect("POST", "/api/v1/files?name=u.csv&client="+client, usageCSV, http.StatusInsufficientStorage,
+		`the file archive cannot store the file u.csv (not a directory): nothing was registered; send it again once the archive has room`)
+	if strings.Contains(string(b), archive) {
+		t.Errorf("the answer names the archive's path: %s", b)
+	}
+	if list, _ := w.fs.ListFiles(context.Background(), files.Filter{Clients: []string{client}, Limit: 10}); len(list) != 0 {
+		t.Fatalf("an upload the archive refused left files: %+v", list)
+	}
+	if err := os.Remove(filepath.Join(archive, client)); err != nil {
+		t.Fatal(err)
+	}
+	w.expect("POST", "/api/v1/files?name=u.csv&client="+client, usageCSV, http.StatusCreated, `"status":"received"`)
 }

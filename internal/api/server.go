@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
+
+	"vivace.dev/vivace/internal/tmf635"
 )
 
 // HTTPOptions are the listener's limits and TLS. The zero value is the
@@ -221,5 +224,10 @@ func (s *Server) recovered(w http.ResponseWriter, req *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	s.internalError(w, fmt.Sprintf("%s %s", req.Method, req.URL.Path), fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+	what, err := fmt.Sprintf("%s %s", req.Method, req.URL.Path), fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+	if strings.HasPrefix(req.URL.Path, tmf635.BasePath+"/") {
+		s.tmfProblem(w, what, err) // a TMF Error body, as every TMF635 failure
+		return
+	}
+	s.internalError(w, what, err)
 }

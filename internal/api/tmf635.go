@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/tmf635"
@@ -54,6 +55,9 @@ func (s *Server) tmfRoutes() []Route {
 		{"GET " + b + "/usageSpecification/{id}", v, PerClient, http.HandlerFunc(s.tmfGetSpec)},
 		{"POST " + b + "/hub", v, PerClient, http.HandlerFunc(s.tmfPostHub)},
 		{"DELETE " + b + "/hub/{id}", v, PerClient, http.HandlerFunc(s.tmfDeleteHub)},
+	}
+	if s.Exceptions != nil {
+		rs = append(rs, Route{"PATCH " + b + "/usage/{id}", o, PerClient, http.HandlerFunc(s.tmfPatchUsage)})
 	}
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		rs = append(rs, Route{m + " " + b + "/", v, PerClient, http.HandlerFunc(s.tmfNotServed)})
@@ -236,6 +240,77 @@ func (s *Server) tmfPostUsage(w http.ResponseWriter, r *http.Request) {
 	u := tmf635.Build(&rec, tmfBase(r))
 	w.Header().Set("Location", u.Href)
 	writeJSON(w, http.StatusCreated, u)
+}
+
+// tmfPatchUsage corrects a rejected usage (its record is an open
+// exception) and sends it through the pipeline again, through the
+// exceptions service as every other edit and reprocess: PATCH
+// /usage/{id} with a Usage_Update → 200 with the usage, now recycled.
+func (s *Server) tmfPatchUsage(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		tmfError(w, http.StatusRequestEntityTooLarge, "TOO_LARGE", "body: larger than 1 MiB, or not received whole")
+		return
+	}
+	rec, ok := s.tmfUsage(w, r)
+	if !ok {
+		return
+	}
+	p := principal(r)
+	id := tmf635.ID(rec.FileID, rec.Line, rec.Part)
+	if err := p.ChangeOf(fmt.Sprintf("usage %q", id), rec.Client); err != nil {
+		tmfDeny(w, err)
+		return
+	}
+	if st := tmf635.StatusOf(&rec); st != tmf635.Rejected || rec.Exc.Status != exceptions.Open {
+		why := "only a rejected usage (an open exception) can be corrected"
+		if rec.Exc != nil && rec.Exc.Status == exceptions.Discarded {
+			why = "it was discarded: it is not to be billed"
+		}
+		tmfError(w, http.StatusConflict, "CONFLICT", fmt.Sprintf("usage %q is %s: %s", id, st, why))
+		return
+	}
+	current, err := exceptions.Fields(rec.Exc, &exceptions.Work{Edited: rec.ExcEdited})
+	if err != nil {
+		current = map[string]string{}
+	}
+	fields, err := tmf635.ApplyUpdate(current, body)
+	if err != nil {
+		s.tmfProblem(w, "correcting the usage", err)
+		return
+	}
+	edited, _ := json.Marshal(fields)
+	excID := rec.Exc.ExceptionID
+	_, err = s.Exceptions.Edit(r.Context(), p, excID, edited)
+	var refused *exceptions.Refused
+	switch {
+	case errors.As(err, &refused):
+		code := string(refused.Code)
+		if code == "" {
+			code = "INVALID_REQUEST"
+		}
+		tmfError(w, http.StatusBadRequest, code, "the corrected record: "+refused.Reason)
+		return
+	case errors.Is(err, exceptions.ErrNotFound):
+		tmfError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("usage %q: no such usage", id))
+		return
+	case err != nil:
+		s.tmfProblem(w, "correcting the usage", err)
+		return
+	}
+	out, _, err := s.Exceptions.Reprocess(r.Context(), p, exceptions.Selection{IDs: []string{excID}})
+	if err != nil {
+		s.tmfProblem(w, "reprocessing the usage", err)
+		return
+	}
+	if why, skipped := out.Skipped[excID]; skipped {
+		tmfError(w, http.StatusConflict, "CONFLICT", fmt.Sprintf("usage %q was corrected but not sent again: %s", id, why))
+		return
+	}
+	if rec, ok = s.tmfUsage(w, r); !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, tmf635.Build(&rec, tmfBase(r)))
 }
 
 func (s *Server) tmfListSpecs(w http.ResponseWriter, r *http.Request) {

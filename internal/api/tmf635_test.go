@@ -2,15 +2,20 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"vivace.dev/vivace/internal/auth"
+	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/tmf635"
 )
 
@@ -139,9 +144,10 @@ func init() {
 					w.t.Errorf("beta's usage %s: %d %s", id, code, body)
 				}
 			}
-			for id, status := range map[string]string{w.acmeFile + ".2": "rated", w.acmeFile + ".3": "rejected"} {
+			// Other routes' cases may reprocess acme's exception.
+			for id, status := range map[string]string{w.acmeFile + ".2": `"rated"`, w.acmeFile + ".3": `"re`} {
 				code, body := w.tmfDo("acme-viewer", "GET", "/usage/"+id, "", "Usage")
-				if code != 200 || !bytes.Contains(body, []byte(`"status":"`+status+`"`)) {
+				if code != 200 || !bytes.Contains(body, []byte(`"status":`+status)) {
 					w.t.Errorf("acme's usage %s: %d %s", id, code, body)
 				}
 			}
@@ -185,6 +191,34 @@ func init() {
 			}
 		},
 	}
+	cases["PATCH "+b+"/usage/{id}"] = func(w *world) {
+		fix := `{"usageType": "VOICE", "usageDate": "` + time.Now().UTC().Add(-time.Hour).Format(time.RFC3339) + `",
+			"relatedParty": [{"id": "A1", "@referredType": "BillingAccount"}],
+			"usageCharacteristic": [{"name": "quantity", "value": 2}, {"name": "record_id", "value": "fixed-1"}]}`
+		if code, body := w.tmfDo("acme-operator", "PATCH", "/usage/"+w.betaFile+".3", fix, ""); code != 404 || bytes.Contains(body, []byte(w.beta)) {
+			w.t.Errorf("acme corrects beta's usage: %d %s", code, body)
+		}
+		if code, body := w.tmfDo("acme-operator", "PATCH", "/usage/"+w.acmeFile+".2", fix, ""); code != 409 {
+			w.t.Errorf("correcting a rated usage: %d %s", code, body)
+		}
+		// An exception of its own, which no other case works.
+		if _, err := usagestore.New(w.st).InsertExceptions(context.Background(), []exceptions.Exception{{Client: w.acme, FileID: w.acmeFile,
+			Line: 90, RecordID: "r90", Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad",
+			Record: json.RawMessage(`{"record_id":"r90","account_id":"A1","usage_type":"VOICE","quantity":"x","usage_time":"2026-01-01T00:00:00Z"}`)}}); err != nil {
+			w.t.Fatal(err)
+		}
+		if code, body := w.tmfDo("acme-operator", "PATCH", "/usage/"+w.acmeFile+".90", `{"usageCharacteristic": [{"name": "quantity", "value": "lots"}]}`, ""); code != 400 ||
+			!bytes.Contains(body, []byte(`"code":"MISSING_FIELD"`)) && !bytes.Contains(body, []byte(`"code":"BAD_QUANTITY"`)) {
+			w.t.Errorf("a correction that fails the checks: %d %s", code, body)
+		}
+		code, body := w.tmfDo("acme-operator", "PATCH", "/usage/"+w.acmeFile+".90", fix, "Usage")
+		if code != 200 || !bytes.Contains(body, []byte(`"status":"recycled"`)) {
+			w.t.Errorf("acme corrects its usage: %d %s", code, body)
+		}
+		if code, body := w.tmfDo("acme-operator", "PATCH", "/usage/"+w.acmeFile+".90", fix, ""); code != 409 {
+			w.t.Errorf("correcting a recycled usage: %d %s", code, body)
+		}
+	}
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		m := m
 		cases[m+" "+b+"/"] = func(w *world) {
@@ -195,5 +229,21 @@ func init() {
 	}
 	for k, v := range cases {
 		crossClient[k] = v
+	}
+}
+
+// TestTMFPanicIsAnError: a TMF635 handler that panics is answered with
+// a TMF Error too, pointing to the log, without the panic.
+func TestTMFPanicIsAnError(t *testing.T) {
+	w := newFilesWorld(t)
+	srv := *w.srv
+	srv.Mount(Route{"GET " + tmf635.BasePath + "/crash", auth.Viewer, PerClient, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("SELECT secret FROM murs")
+	})})
+	_, addr := serve(t, &srv, HTTPOptions{})
+	code, _, body := call(t, "GET", "http://"+addr+tmf635.BasePath+"/crash", "Bearer "+w.token, "")
+	tmfValid(t, "Error", body)
+	if code != http.StatusInternalServerError || !bytes.Contains(body, []byte("see the server log (ref ")) || bytes.Contains(body, []byte("SELECT")) {
+		t.Errorf("panic answered %d %s", code, body)
 	}
 }

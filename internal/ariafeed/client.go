@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"vivace.dev/vivace/internal/retry"
 )
 
 // Tokens gets and caches OAuth2 access tokens by the client credentials
@@ -115,11 +117,12 @@ func (e *ErrStatus) Error() string {
 // event; handle's error ends Run. Connection failures are logged and
 // retried with backoff, resuming from the last event handled.
 func (s *Stream) Run(ctx context.Context, lastID string, handle func(SSE) error) error {
-	backoff := 250 * time.Millisecond
 	maxBackoff := s.MaxBackoff
 	if maxBackoff <= 0 {
 		maxBackoff = 30 * time.Second
 	}
+	backoff := retry.Policy{First: min(250*time.Millisecond, maxBackoff), Max: maxBackoff, Jitter: retry.DefaultJitter}.Backoff()
+	var serverDelay time.Duration
 	for ctx.Err() == nil {
 		received := false
 		err := s.connect(ctx, lastID, func(ev SSE) error {
@@ -128,7 +131,7 @@ func (s *Stream) Run(ctx context.Context, lastID string, handle func(SSE) error)
 				lastID = ev.ID
 			}
 			if ev.Retry > 0 {
-				backoff = ev.Retry // the server's own reconnection delay
+				serverDelay = ev.Retry // the server's own reconnection delay
 			}
 			if ev.Data == "" {
 				return nil // an id or retry on its own
@@ -143,18 +146,19 @@ func (s *Stream) Run(ctx context.Context, lastID string, handle func(SSE) error)
 			return nil
 		}
 		if received {
-			backoff = 250 * time.Millisecond
+			// A connection that carried events starts the pauses again,
+			// from the server's own delay when it sent one.
+			backoff.Reset()
+			backoff.Set(serverDelay)
 		}
+		wait := backoff.Next()
 		if s.Logger != nil {
 			s.Logger.Warn("data feed connection ended; reconnecting", "url", s.URL, "last_event_id", lastID,
-				"error", err, "in", backoff)
+				"error", err, "in", wait)
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, wait) != nil {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 	return nil
 }

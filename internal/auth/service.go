@@ -62,11 +62,30 @@ type Service struct {
 	// TouchEvery is how seldom a token's last use is written (per token
 	// and process); default one minute.
 	TouchEvery time.Duration
+	// CheckEvery is how long a token read from the store is used for
+	// further requests before it is read again (default two seconds), so
+	// that a busy client costs one read every CheckEvery rather than one a
+	// request. A token revoked through this Service is refused at once;
+	// one revoked by another process is refused here within CheckEvery. A
+	// negative value reads the store on every request.
+	CheckEvery time.Duration
 	Logger     *slog.Logger
 
 	mu      sync.Mutex
 	touched map[string]time.Time
+	checked map[string]checkedToken
 }
+
+// checkedToken is a token as the store last gave it, and when.
+type checkedToken struct {
+	token Token
+	hash  []byte
+	read  time.Time
+}
+
+// maxChecked bounds the tokens remembered; past it the memory starts
+// afresh (a flood of distinct tokens costs reads, never memory).
+const maxChecked = 10000
 
 // NewService is a Service over st that audits to a.
 func NewService(st Store, a Auditor) *Service { return &Service{Store: st, Audit: a} }
@@ -121,10 +140,12 @@ func (s *Service) Revoke(ctx context.Context, actor, id string) (Token, error) {
 		return Token{}, fmt.Errorf("token %q: %w", id, err)
 	}
 	now := s.now().UTC()
+	s.forget(id)
 	after, err := s.Store.RevokeToken(ctx, id, actor, now)
 	if errors.Is(err, ErrAlreadyRevoked) {
 		return before, fmt.Errorf("token %q was revoked at %s by %s already", id, before.RevokedAt.UTC().Format(time.RFC3339), before.RevokedBy)
 	}
+	s.forget(id) // again: a request may have read it while it was being revoked
 	if err != nil {
 		return Token{}, fmt.Errorf("token %q: %w", id, err)
 	}
@@ -149,7 +170,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, unauthenticated("%s", err)
 	}
-	t, hash, err := s.Store.TokenByID(ctx, id)
+	now := s.now()
+	t, hash, err := s.lookup(ctx, id, now)
 	if errors.Is(err, ErrTokenNotFound) {
 		return Principal{}, unauthenticated("unknown token")
 	}
@@ -159,7 +181,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if !matches(token, hash) {
 		return Principal{}, unauthenticated("unknown token")
 	}
-	now := s.now()
 	switch t.Status(now) {
 	case Revoked:
 		return Principal{}, unauthenticated("token %s was revoked", id)
@@ -168,6 +189,43 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	s.touch(ctx, &t, now)
 	return t.Principal(), nil
+}
+
+// lookup returns the token with id as the store gave it at most
+// CheckEvery ago. Only tokens the store has are remembered: an unknown
+// id is read again each time.
+func (s *Service) lookup(ctx context.Context, id string, now time.Time) (Token, []byte, error) {
+	every := s.CheckEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	if every > 0 {
+		s.mu.Lock()
+		c, ok := s.checked[id]
+		s.mu.Unlock()
+		if ok && now.Sub(c.read) < every && !now.Before(c.read) {
+			return c.token, c.hash, nil
+		}
+	}
+	t, hash, err := s.Store.TokenByID(ctx, id)
+	if err != nil || every < 0 {
+		return t, hash, err
+	}
+	s.mu.Lock()
+	if s.checked == nil || len(s.checked) >= maxChecked {
+		s.checked = map[string]checkedToken{}
+	}
+	s.checked[id] = checkedToken{token: t, hash: hash, read: now}
+	s.mu.Unlock()
+	return t, hash, nil
+}
+
+// forget drops what is remembered of a token, so that its next use reads
+// the store.
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.checked, id)
+	s.mu.Unlock()
 }
 
 // touch writes a token's last use when the last one written is older

@@ -4,7 +4,9 @@ package benchx
 import (
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // InFlight runs call b.N times with up to n calls at once (one after the
@@ -34,4 +36,13 @@ func InFlight(b *testing.B, n int, call func() error) {
 		}()
 	}
 	wg.Wait()
+}
+
+// ProcessCPU is the user and system CPU time this process has used.
+func ProcessCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

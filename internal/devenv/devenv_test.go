@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,55 @@ func TestEnsureDatabaseOnSharedServer(t *testing.T) {
 	})
 	if again, err := devenv.EnsureDatabase(ctx, admin, name); err != nil || again != dsn {
 		t.Fatalf("second EnsureDatabase = %q, %v; want %q", again, err, dsn)
+	}
+}
+
+// TestPrivateClusterSettings: the private cluster runs with
+// ServerSettings, and with every commit durable (what exactly-once
+// needs).
+func TestPrivateClusterSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster")
+	}
+	base, err := os.MkdirTemp("", "vivace-devenv-pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: filepath.Join(base, "pg")})
+	if err != nil {
+		if err == devenv.ErrNoPostgres {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := pg.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	conn, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	want := map[string][]string{
+		"checkpoint_timeout": {"15min"}, "max_wal_size": {"4GB"}, "shared_buffers": {"256MB"},
+		"wal_compression": {"lz4", "pglz"},
+		"fsync":           {"on"}, "synchronous_commit": {"on"}, "full_page_writes": {"on"},
+	}
+	for name, ok := range want {
+		var v string
+		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(ok, v) {
+			t.Errorf("%s = %s, want %s", name, v, strings.Join(ok, " or "))
+		}
 	}
 }

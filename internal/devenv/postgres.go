@@ -38,6 +38,26 @@ type Postgres struct {
 	log    *slog.Logger
 }
 
+// ServerSettings are the settings the private cluster starts with, beyond
+// PostgreSQL's defaults: what a stream of MUR batches needs, and none that
+// weakens durability. Each batch commits synchronously (fsync,
+// synchronous_commit and full_page_writes stay on) before its Kafka
+// offsets are committed, which exactly-once depends on. docs/architecture.md
+// ("PostgreSQL settings") says what production servers should set.
+var ServerSettings = []string{
+	// Checkpoints further apart: after each one, the first change to
+	// every page writes the whole page to the WAL again, and the MUR
+	// tables' pages are all new.
+	"checkpoint_timeout=15min",
+	"max_wal_size=4GB",
+	// Full-page images compressed (lz4, or pglz on a server built
+	// without it): less WAL to write and flush right after a checkpoint.
+	"wal_compression=lz4",
+	// Room for the counters, the MUR indexes' right-hand pages and the
+	// catalog.
+	"shared_buffers=256MB",
+}
+
 // ErrNoPostgres means the machine has no PostgreSQL server binaries.
 var ErrNoPostgres = errors.New("no PostgreSQL server binaries found (initdb, pg_ctl): install the postgresql package (Debian: apt-get install postgresql) or set DATABASE_URL")
 
@@ -115,7 +135,17 @@ func StartPostgres(ctx context.Context, cfg PGConfig) (*Postgres, error) {
 			return nil, err
 		}
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", pg.port, dir)
+	// Autovacuum on whatever the cluster's settings say: the planner's
+	// statistics stay fresh as tables grow (Vivace's hot statements do not
+	// depend on them, docs/architecture.md, "PostgreSQL"; everything else
+	// plans better with them).
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c autovacuum=on", pg.port, dir)
+	for _, kv := range ServerSettings {
+		if kv == "wal_compression=lz4" && pg.run(ctx, "postgres", "-D", dir, "-C", "wal_compression", "-c", kv) != nil {
+			kv = "wal_compression=on" // a server built without lz4
+		}
+		opts += " -c " + kv
+	}
 	if err := pg.run(ctx, "pg_ctl", "-D", dir, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
 		return nil, fmt.Errorf("devenv: start postgres (log in %s): %w", filepath.Join(dir, "server.log"), err)
 	}

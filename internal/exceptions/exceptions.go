@@ -39,8 +39,25 @@ type Exception struct {
 	Status      Status
 	Attempts    int
 	Record      json.RawMessage // the record as it arrived
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Raw, when set, is the message byte for byte as the stage received
+	// it: one that could not be read as a record (Record then holds what
+	// could be read of it), or one too large for the topics.
+	Raw       []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Unreadable is a message a stage could not read at all, not even the
+// client and file it came from, so that no file's counts can take it as an
+// exception: it is kept as it arrived, with where it sat on its topic.
+type Unreadable struct {
+	Stage     string
+	Topic     string
+	Partition int32 // -1 when it came from no topic
+	Offset    int64
+	Reason    string
+	Raw       []byte
+	CreatedAt time.Time
 }
 
 // Filtered reports whether the record was dropped on purpose by a
@@ -71,5 +88,7 @@ var Statuses = []Status{Open, Reprocessing, Resolved, Discarded}
 // Valid reports whether s is an exception status.
 func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
 
-// Stages lists the stages an exception is recorded at.
-var Stages = []string{"ingest", "mediate", "rate"}
+// Stages lists the stages an exception is recorded at: "exceptions" is
+// the exceptions stage, for a message on its topic that is not an
+// exception (docs/exceptions.md, "Messages a stage cannot read").
+var Stages = []string{"ingest", "mediate", "rate", "exceptions"}

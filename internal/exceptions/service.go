@@ -105,6 +105,8 @@ type Service struct {
 	Logger *slog.Logger
 	// Chunk is how many exceptions a job takes at a time; 0 means 1000.
 	Chunk int
+	// Workers is how many chunks a job works at once; 0 means 2.
+	Workers int
 
 	jobs sync.WaitGroup
 }
@@ -329,34 +331,73 @@ func (s *Service) run(ctx context.Context, j Job) Job {
 	if chunk <= 0 {
 		chunk = 1000
 	}
+	workers := s.Workers
+	if workers <= 0 {
+		workers = 2
+	}
+	// One reader hands out chunks in order; workers claim and send them
+	// side by side (the database and the broker both take several at
+	// once). Progress is saved after each chunk.
+	var (
+		mu     sync.Mutex
+		failed error
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, workers)
+		save   = func() {
+			j.Updated = s.now()
+			if j.Status != JobRunning {
+				t := j.Updated
+				j.Finished = &t
+			}
+			if err := s.Store.UpdateJob(ctx, j); err != nil {
+				s.logger().Error("exceptions job: saving progress", "job", j.ID, "error", err)
+			}
+		}
+		stopped = func() bool { mu.Lock(); defer mu.Unlock(); return failed != nil }
+	)
 	after := ""
-	for {
+	for !stopped() {
 		ids, next, err := s.Store.SelectIDs(ctx, j.Select.Filter, after, chunk)
-		if err == nil && len(ids) > 0 {
-			after = next
-			var out Outcome
-			out, err = s.apply(ctx, j.Actor, ids, j.Action, j.Reason)
+		if err != nil {
+			mu.Lock()
+			failed = err
+			mu.Unlock()
+			break
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = next
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(ids []string) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			out, err := s.apply(ctx, j.Actor, ids, j.Action, j.Reason)
+			mu.Lock()
+			defer mu.Unlock()
 			j.Total += int64(len(ids))
 			j.Done += int64(len(out.Done))
 			j.Skipped += int64(len(out.Skipped))
-		}
-		j.Updated = s.now()
-		if err != nil {
-			j.Status, j.Error = JobFailed, err.Error()
-		} else if len(ids) < chunk {
-			j.Status = JobDone
-		}
-		if j.Status != JobRunning {
-			t := j.Updated
-			j.Finished = &t
-		}
-		if uerr := s.Store.UpdateJob(ctx, j); uerr != nil {
-			s.logger().Error("exceptions job: saving progress", "job", j.ID, "error", uerr)
-		}
-		if j.Status != JobRunning {
-			return j
+			if err != nil && failed == nil {
+				failed = err
+			}
+			save()
+		}(ids)
+		if len(ids) < chunk {
+			break
 		}
 	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil {
+		j.Status, j.Error = JobFailed, failed.Error()
+	} else {
+		j.Status = JobDone
+	}
+	save()
+	return j
 }
 
 // apply reprocesses or discards the exceptions ids (already checked).

@@ -23,6 +23,10 @@ type Inbox struct {
 	Logger   *slog.Logger
 
 	seen map[string]fileState
+	// kept: files received (or moved nowhere after a refusal) that the
+	// inbox could not remove, a read-only folder: not taken again while
+	// they stay as they are, so that no copy is registered twice.
+	kept map[string]fileState
 }
 
 type fileState struct {
@@ -54,6 +58,7 @@ func (in *Inbox) Run(ctx context.Context) error {
 func (in *Inbox) Scan(ctx context.Context) {
 	if in.seen == nil {
 		in.seen = map[string]fileState{}
+		in.kept = map[string]fileState{}
 	}
 	clients, err := os.ReadDir(in.Dir)
 	if err != nil {
@@ -86,6 +91,10 @@ func (in *Inbox) Scan(ctx context.Context) {
 			}
 			current[path] = true
 			st := fileState{info.Size(), info.ModTime()}
+			if k, ok := in.kept[path]; ok && k == st {
+				continue
+			}
+			delete(in.kept, path)
 			if prev, ok := in.seen[path]; !ok || prev != st {
 				in.seen[path] = st
 				continue
@@ -93,7 +102,9 @@ func (in *Inbox) Scan(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			in.take(ctx, client, path)
+			if !in.take(ctx, client, path) {
+				in.kept[path] = st
+			}
 			delete(in.seen, path)
 		}
 	}
@@ -102,30 +113,51 @@ func (in *Inbox) Scan(ctx context.Context) {
 			delete(in.seen, p)
 		}
 	}
+	for p := range in.kept {
+		if !current[p] {
+			delete(in.kept, p)
+		}
+	}
 }
 
-func (in *Inbox) take(ctx context.Context, client, path string) {
+// take receives one inbox file and removes it (a refused one goes to
+// rejected/). It returns false when the file was dealt with but could not
+// be removed or moved: the inbox folder cannot be written.
+func (in *Inbox) take(ctx context.Context, client, path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		in.log().Error("inbox file unreadable", "file", path, "err", err)
-		return
+		return true
 	}
-	_, err = in.Receiver.Receive(ctx, client, filepath.Base(path), "inbox", f)
+	got, err := in.Receiver.Receive(ctx, client, filepath.Base(path), "inbox", f)
 	f.Close()
 	switch {
 	case err == nil:
 		if err := os.Remove(path); err != nil {
-			in.log().Error("cannot remove received file from inbox", "file", path, "err", err)
+			in.log().Error("file received but the inbox cannot remove it; it is left in place and not taken again while it is unchanged",
+				"file", path, "file_id", got.FileID, "err", err)
+			return false
 		}
 	case errors.Is(err, ErrRejected):
 		dir := filepath.Join(filepath.Dir(path), "rejected")
-		if mkErr := os.MkdirAll(dir, 0o755); mkErr == nil {
-			_ = os.Rename(path, filepath.Join(dir, filepath.Base(path)))
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = os.Rename(path, filepath.Join(dir, filepath.Base(path)))
 		}
+		if err != nil {
+			in.log().Error("file refused but the inbox cannot move it to rejected/; it is left in place and not taken again while it is unchanged",
+				"file", path, "file_id", got.FileID, "err", err)
+			return false
+		}
+	case errors.Is(err, ErrArchive):
+		// Nothing registered: the file stays for the next scan, which
+		// takes it once the archive has room again.
+		in.log().Error("inbox file not received: the file archive cannot store it; will retry", "file", path, "err", err)
 	default:
-		// The database or the archive failed: leave the file for the next scan.
+		// The database failed: leave the file for the next scan.
 		in.log().Error("inbox file not received; will retry", "file", path, "err", err)
 	}
+	return true
 }
 
 func (in *Inbox) log() *slog.Logger {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -86,29 +87,37 @@ func (r *Receiver) receive(ctx context.Context, client, name, source string, bod
 	id := ids.New()
 	dir := filepath.Join(r.ArchiveDir, client)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return files.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, &ArchiveError{Name: name, Op: "create the client's folder", Err: err}
 	}
 	final := filepath.Join(dir, id+"__"+name)
 	tmp := final + ".part"
 	out, err := os.Create(tmp)
 	if err != nil {
-		return files.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, &ArchiveError{Name: name, Op: "create the file", Err: err}
 	}
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(out, h), body)
+	w := &archiveWriter{w: out}
+	size, err := io.Copy(io.MultiWriter(w, h), body)
 	if err == nil {
-		err = out.Sync()
+		if err = out.Sync(); err != nil {
+			w.err = err
+		}
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err, w.err = cerr, cerr
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
+		if w.err != nil {
+			// Nothing registered, nothing left behind: the same file can
+			// be sent again once the archive has room.
+			return files.File{}, &ArchiveError{Name: name, Op: fmt.Sprintf("write the file (%d bytes written)", size), Err: w.err}
+		}
 		return files.File{}, fmt.Errorf("receive %s: %w", name, err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		_ = os.Remove(tmp)
-		return files.File{}, fmt.Errorf("archive: %w", err)
+		return files.File{}, &ArchiveError{Name: name, Op: "store the file", Err: err}
 	}
 	f := files.File{
 		FileID: id, Client: client, Name: name, Source: source, Location: final,
@@ -156,6 +165,56 @@ func (r *Receiver) receive(ctx context.Context, client, name, source string, bod
 	}
 	r.log().Info("file received", "client", client, "file", name, "file_id", got.FileID, "bytes", size, "source", source)
 	return got, nil
+}
+
+// ErrArchive says the file archive could not store a received file: a
+// full or read-only disk, a folder that is not one. Nothing of the file was
+// registered or left in the archive; it can be sent again once the
+// archive takes files.
+var ErrArchive = errors.New("the file archive cannot store the file")
+
+// ArchiveError is an ErrArchive with what failed.
+type ArchiveError struct {
+	Name string // the file's name
+	Op   string // what the archive could not do
+	Err  error
+}
+
+func (e *ArchiveError) Error() string {
+	return fmt.Sprintf("%s %s: cannot %s: %v", ErrArchive, e.Name, e.Op, e.Err)
+}
+
+func (e *ArchiveError) Unwrap() []error { return []error{ErrArchive, e.Err} }
+
+// Reason is the error without the archive's paths, for an answer to the
+// sender: what went wrong (no space left on device, a read-only file
+// system) and that the file can be sent again.
+func (e *ArchiveError) Reason() string {
+	cause := e.Err
+	var pe *fs.PathError
+	if errors.As(cause, &pe) {
+		cause = pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(e.Err, &le) {
+		cause = le.Err
+	}
+	return fmt.Sprintf("%s %s (%v): nothing was registered; send it again once the archive has room", ErrArchive, e.Name, cause)
+}
+
+// archiveWriter remembers a write error, to tell the archive's failures
+// from the sender's.
+type archiveWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (a *archiveWriter) Write(p []byte) (int, error) {
+	n, err := a.w.Write(p)
+	if err != nil {
+		a.err = err
+	}
+	return n, err
 }
 
 func (r *Receiver) log() *slog.Logger {

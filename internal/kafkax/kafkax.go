@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -126,4 +127,76 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, partitions int32, replica
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MessageLimits returns the largest record batch, in bytes, that the
+// brokers accept on each of topics: the topic's max.message.bytes, or for
+// a topic that does not exist yet (the producer may create it) the
+// brokers' message.max.bytes.
+func MessageLimits(ctx context.Context, cl *kgo.Client, topics ...string) (map[string]int, error) {
+	adm := kadm.NewClient(cl)
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil && len(rcs) == 0 {
+		return nil, fmt.Errorf("describe topics %v: %w", topics, err)
+	}
+	limits := map[string]int{}
+	var missing []string
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
+				missing = append(missing, rc.Name)
+				continue
+			}
+			return nil, fmt.Errorf("describe topic %s: %w", rc.Name, rc.Err)
+		}
+		n, ok, err := configInt(rc.Configs, "max.message.bytes")
+		if err != nil {
+			return nil, fmt.Errorf("topic %s: %w", rc.Name, err)
+		}
+		if !ok {
+			missing = append(missing, rc.Name)
+			continue
+		}
+		limits[rc.Name] = n
+	}
+	if len(missing) > 0 {
+		brs, err := adm.DescribeBrokerConfigs(ctx)
+		if err != nil && len(brs) == 0 {
+			return nil, fmt.Errorf("describe brokers: %w", err)
+		}
+		lowest := 0
+		for _, b := range brs {
+			if b.Err != nil {
+				return nil, fmt.Errorf("describe broker %s: %w", b.Name, b.Err)
+			}
+			n, ok, err := configInt(b.Configs, "message.max.bytes")
+			if err != nil {
+				return nil, fmt.Errorf("broker %s: %w", b.Name, err)
+			}
+			if ok && (lowest == 0 || n < lowest) {
+				lowest = n
+			}
+		}
+		if lowest == 0 {
+			return nil, fmt.Errorf("the brokers do not say their message.max.bytes (topics %v do not exist)", missing)
+		}
+		for _, t := range missing {
+			limits[t] = lowest
+		}
+	}
+	return limits, nil
+}
+
+func configInt(cs []kadm.Config, key string) (int, bool, error) {
+	for _, c := range cs {
+		if c.Key != key || c.Value == nil {
+			continue
+		}
+		n, err := strconv.Atoi(*c.Value)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s %q is not a number", key, *c.Value)
+		}
+		return n, true, nil
+	}
+	return 0, false, nil
 }

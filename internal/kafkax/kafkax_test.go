@@ -2,6 +2,8 @@ package kafkax
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -78,5 +80,48 @@ func TestEnsureTopics(t *testing.T) {
 		if !ok || len(d.Partitions) != want {
 			t.Errorf("topic %s: present %v, %d partitions, want %d", topic, ok, len(d.Partitions), want)
 		}
+	}
+}
+
+func TestConfigFromVars(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		vars    map[string]string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "brokers only", vars: map[string]string{EnvBrokers: "a:9092, b:9092"}, check: func(t *testing.T, c Config) {
+			if len(c.SeedBrokers) != 2 || c.TLS != nil || c.SASL != nil {
+				t.Errorf("got %+v, want two brokers, no TLS, no SASL", c)
+			}
+		}},
+		{name: "cloud", vars: map[string]string{EnvBrokers: "x.cloud:9092", EnvTLS: "true", EnvSASLMechanism: "SCRAM-SHA-256",
+			EnvSASLUsername: "u", EnvSASLPassword: "p"}, check: func(t *testing.T, c Config) {
+			if c.TLS == nil || len(c.SASL) != 1 || c.SASL[0].Username != "u" || c.SASL[0].Password != "p" {
+				t.Errorf("got %+v, want TLS and one SCRAM mechanism", c)
+			}
+		}},
+		{name: "no brokers", vars: map[string]string{}, wantErr: "seed_brokers"},
+		{name: "bad tls", vars: map[string]string{EnvBrokers: "a:1", EnvTLS: "yes please"}, wantErr: EnvTLS},
+		{name: "bad ca", vars: map[string]string{EnvBrokers: "a:1", EnvTLS: "true", EnvTLSCAFile: ca}, wantErr: "no PEM certificate"},
+		{name: "bad mechanism", vars: map[string]string{EnvBrokers: "a:1", EnvSASLMechanism: "GSSAPI", EnvSASLUsername: "u"}, wantErr: "GSSAPI"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ConfigFromVars(func(k string) string { return tc.vars[k] })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
 	}
 }

@@ -18,6 +18,7 @@ const module = "vivace.dev/vivace/"
 // Every package not listed is domain.
 var adapters = []string{
 	"internal/api",             // the HTTP API (net/http)
+	"internal/app",             // the composition root: builds a process from every other package
 	"internal/ariafeed",        // the core system's Data Feed client (net/http)
 	"internal/bulkapi",         // the core system's bulk usage call (net/http)
 	"internal/corelink",        // MUR sync's link to the core: mursync.Core over bulkapi

@@ -301,13 +301,30 @@ type UsageOptions struct {
 	// BadEvery, when > 0, makes every n-th record invalid (alternating a
 	// bad quantity and a bad timestamp), to exercise the exception path.
 	BadEvery int
+	// UnknownEvery, when > 0, gives every n-th record an account the
+	// catalog does not have (the rate stage makes it an UNKNOWN_ACCOUNT
+	// exception); a record BadEvery picks stays bad instead.
+	UnknownEvery int
+	// HotAccounts and HotPercent skew the file as real ones are: that
+	// percentage of the records goes to the first HotAccounts accounts,
+	// the rest spread over all of them. Zero: no skew.
+	HotAccounts int
+	HotPercent  int
 }
+
+// UnknownAccountID is the account of a record UnknownEvery picks: one
+// that Catalog never writes.
+func UnknownAccountID(i int) string { return fmt.Sprintf("NOACC%07d", i) }
 
 // Usage writes a CSV usage file with a header row.
 func Usage(w io.Writer, o UsageOptions) error {
 	if o.Records < 0 || o.Accounts < 1 {
 		return fmt.Errorf("records must be ≥ 0 and accounts ≥ 1")
 	}
+	if o.HotPercent < 0 || o.HotPercent > 100 || o.HotAccounts < 0 || (o.HotPercent > 0) != (o.HotAccounts > 0) {
+		return fmt.Errorf("hot percent must be 0 to 100, and hot accounts and hot percent both set or both zero")
+	}
+	hot := min(o.HotAccounts, o.Accounts)
 	if o.Spread <= 0 {
 		o.Spread = 24 * time.Hour
 	}
@@ -329,11 +346,19 @@ func Usage(w io.Writer, o UsageOptions) error {
 		line = append(line, '-')
 		line = strconv.AppendInt(line, int64(i), 10)
 		line = append(line, ',')
-		line = append(line, AccountID(rng.IntN(o.Accounts))...)
+		acct := rng.IntN(o.Accounts)
+		if hot > 0 && rng.IntN(100) < o.HotPercent {
+			acct = rng.IntN(hot)
+		}
+		bad := o.BadEvery > 0 && i%o.BadEvery == o.BadEvery-1
+		if !bad && o.UnknownEvery > 0 && i%o.UnknownEvery == o.UnknownEvery-1 {
+			line = append(line, UnknownAccountID(acct)...)
+		} else {
+			line = append(line, AccountID(acct)...)
+		}
 		line = append(line, ',')
 		line = append(line, UsageTypes[rng.IntN(len(UsageTypes))].Code...)
 		line = append(line, ',')
-		bad := o.BadEvery > 0 && i%o.BadEvery == o.BadEvery-1
 		if bad && (i/o.BadEvery)%2 == 0 {
 			line = append(line, "n/a"...)
 		} else {

@@ -152,3 +152,47 @@ func TestTroubleTally(t *testing.T) {
 		t.Fatalf("file holds %+v, tally says %+v", got, tally)
 	}
 }
+
+// TestUsageSkewAndUnknownAccounts: HotPercent of the records go to the
+// HotAccounts first accounts (plus their share of the rest), every
+// UnknownEvery-th record names an account the catalog lacks unless
+// BadEvery made it bad.
+func TestUsageSkewAndUnknownAccounts(t *testing.T) {
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	o := UsageOptions{Client: "gen", Records: 20000, Accounts: 1000, Seed: 3, Start: start,
+		BadEvery: 20, UnknownEvery: 10, HotAccounts: 5, HotPercent: 40}
+	var buf bytes.Buffer
+	if err := Usage(&buf, o); err != nil {
+		t.Fatal(err)
+	}
+	r, err := usage.NewReader(&buf, "u.csv", usage.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot, unknown, n := 0, 0, 0
+	for {
+		f, _, err := r.Next()
+		if err != nil {
+			break
+		}
+		n++
+		switch a := f["account_id"]; {
+		case strings.HasPrefix(a, "NOACC"):
+			unknown++
+		case a < AccountID(5):
+			hot++
+		}
+	}
+	// Lines 10, 30, 50, …: every 10th except the 20th ones, which are bad.
+	if n != 20000 || unknown != 1000 {
+		t.Fatalf("%d records, %d with unknown accounts; want 20000 and 1000", n, unknown)
+	}
+	// 40% of the known ones, and 0.5% of the other 60%: about 7,260 of 19,000.
+	if hot < 6800 || hot > 7700 {
+		t.Errorf("%d records on the 5 hot accounts, want about 7,260", hot)
+	}
+	if err := Usage(&bytes.Buffer{}, UsageOptions{Client: "gen", Records: 1, Accounts: 10, HotAccounts: 5}); err == nil {
+		t.Error("hot accounts without hot percent accepted")
+	}
+
+}

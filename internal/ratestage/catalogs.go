@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/catalog"
+	"vivace.dev/vivace/internal/retry"
 )
 
 // Catalogs caches one catalog snapshot per client.
@@ -178,6 +179,9 @@ func (c *Catalogs) refresh(ctx context.Context, client string, cc *clientCatalog
 	return st, nil
 }
 
+// listenRetry is how a lost listening connection is waited out.
+var listenRetry = retry.Policy{First: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: retry.DefaultJitter}
+
 // Watch refreshes the cached clients in the background as their catalogs
 // change, until ctx ends. ready, if not nil, is called once notifications
 // are being received.
@@ -188,10 +192,10 @@ func (c *Catalogs) Watch(ctx context.Context, ready func()) {
 	}
 	changed := make(chan []string, 64)
 	go func() {
-		backoff := 100 * time.Millisecond
+		backoff := listenRetry.Backoff()
 		for ctx.Err() == nil {
 			err := c.Store.ListenCatalog(ctx, func() {
-				backoff = 100 * time.Millisecond
+				backoff.Reset()
 				if ready != nil {
 					ready()
 					ready = nil
@@ -207,11 +211,7 @@ func (c *Catalogs) Watch(ctx context.Context, ready func()) {
 			if err != nil {
 				c.log().Warn("catalog change notifications interrupted; polling until they resume", "error", err)
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-				backoff = min(2*backoff, 10*time.Second)
-			}
+			_ = backoff.Wait(ctx) // ctx's end ends the loop
 		}
 	}()
 	t := time.NewTicker(poll)

@@ -62,11 +62,20 @@ type Tx interface {
 	LoadCounters(ctx context.Context, keys []CounterKey) (map[CounterKey]string, error)
 	// SaveCounters writes new values of counters LoadCounters locked.
 	SaveCounters(ctx context.Context, values map[CounterKey]string) error
+	// SaveCountersChecked writes new values of counters: those
+	// LoadCounters locked, and those in assumed, the values the stage
+	// remembered and rated with, each written only if the row still holds
+	// it. When one does not, it returns ErrStaleLedger and the
+	// transaction must not commit.
+	SaveCountersChecked(ctx context.Context, values, assumed map[CounterKey]string) error
 	// LoadAllowances locks and returns the use of free-unit allowances
 	// (missing ones are created at zero).
 	LoadAllowances(ctx context.Context, keys []AllowanceKey) (map[AllowanceKey]string, error)
 	// SaveAllowances writes new use of allowances LoadAllowances locked.
 	SaveAllowances(ctx context.Context, values map[AllowanceKey]string) error
+	// SaveAllowancesChecked writes new use of allowances as
+	// SaveCountersChecked writes counters.
+	SaveAllowancesChecked(ctx context.Context, values, assumed map[AllowanceKey]string) error
 	// InsertMURs stores MURs and moves their files' counts.
 	InsertMURs(ctx context.Context, ms []murs.MUR) error
 	// InsertExceptions stores exceptions and moves their files' counts.

@@ -9,8 +9,10 @@ package ratestage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -40,6 +42,8 @@ type Summary struct {
 	MURs       int // new MURs
 	Exceptions int // new exceptions (DUPLICATE_RECORD and catalog codes)
 	Replayed   int // records already rated from the same source: nothing changed
+	// ByCode counts the new exceptions by code.
+	ByCode map[codes.Code]int
 }
 
 // Stage rates batches. It is safe for concurrent use; batches that share
@@ -50,6 +54,10 @@ type Stage struct {
 	Logger   *slog.Logger
 	// Now stamps rated_at; nil means time.Now.
 	Now func() time.Time
+
+	// memory holds the counters and allowances committed batches left,
+	// checked against the database when a batch writes them back.
+	memory ledgerMemory
 }
 
 // New returns a stage that rates through st against the catalogs in cat.
@@ -83,12 +91,24 @@ func (s *Stage) Rate(ctx context.Context, items []Item) (Summary, error) {
 		snaps[c] = snap
 	}
 	var sum Summary
+	var led ledgerState
 	err := s.Store.Rate(ctx, func(tx Tx) error {
 		var err error
-		sum, err = s.rateTx(ctx, tx, items, snaps)
+		sum, led, err = s.rateTx(ctx, tx, items, snaps)
 		return err
 	})
+	if err == nil {
+		// Only what committed is remembered.
+		s.memory.remember(led.counters, led.allowances)
+	}
 	return sum, err
+}
+
+// ledgerState is what a batch's transaction leaves in the counters and
+// allowances it read: the values it loaded, then the ones it wrote.
+type ledgerState struct {
+	counters   map[CounterKey]string
+	allowances map[AllowanceKey]string
 }
 
 // plan is what the transaction works out for one record before rating.
@@ -98,8 +118,9 @@ type plan struct {
 	qty  apd.Decimal
 }
 
-func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, error) {
+func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, ledgerState, error) {
 	var sum Summary
+	var led ledgerState
 	plans := make([]plan, len(items))
 
 	// Duplicates: against stored MURs, and within the batch.
@@ -110,7 +131,7 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	}
 	existing, err := tx.ExistingMURs(ctx, keys)
 	if err != nil {
-		return sum, fmt.Errorf("look up rated records: %w", err)
+		return sum, led, fmt.Errorf("look up rated records: %w", err)
 	}
 	inBatch := make(map[RecordKey]SourceKey, len(items))
 	for i := range items {
@@ -173,14 +194,23 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 			}
 		}
 	}
-	counters, err := tx.LoadCounters(ctx, counterKeys)
+	// Those the stage remembers from its own committed batches are not
+	// read; their write-back checks them (ledgerMemory).
+	counters := make(map[CounterKey]string, len(counterKeys))
+	allowances := make(map[AllowanceKey]string, len(allowanceKeys))
+	counterKeys = s.memory.recallCounters(counterKeys, counters)
+	allowanceKeys = s.memory.recallAllowances(allowanceKeys, allowances)
+	assumedC, assumedA := maps.Clone(counters), maps.Clone(allowances)
+	loadedC, err := tx.LoadCounters(ctx, counterKeys)
 	if err != nil {
-		return sum, fmt.Errorf("load counters: %w", err)
+		return sum, led, fmt.Errorf("load counters: %w", err)
 	}
-	allowances, err := tx.LoadAllowances(ctx, allowanceKeys)
+	loadedA, err := tx.LoadAllowances(ctx, allowanceKeys)
 	if err != nil {
-		return sum, fmt.Errorf("load allowances: %w", err)
+		return sum, led, fmt.Errorf("load allowances: %w", err)
 	}
+	maps.Copy(counters, loadedC)
+	maps.Copy(allowances, loadedA)
 	ledger := func(client string) *rating.MemLedger {
 		l := ledgers[client]
 		if l == nil {
@@ -192,13 +222,13 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	var d apd.Decimal
 	for k, v := range counters {
 		if err := money.ParseInto(&d, v); err != nil {
-			return sum, fmt.Errorf("counter %v: %w", k, err)
+			return sum, led, fmt.Errorf("counter %v: %w", k, err)
 		}
 		ledger(k.Client).LoadUsage(rating.UsageKey{AccountID: k.AccountID, UsageType: k.UsageType, Month: k.Month}, &d)
 	}
 	for k, v := range allowances {
 		if err := money.ParseInto(&d, v); err != nil {
-			return sum, fmt.Errorf("allowance %v: %w", k, err)
+			return sum, led, fmt.Errorf("allowance %v: %w", k, err)
 		}
 		ledger(k.Client).LoadAllowance(rating.AllowanceKey{AccountID: k.AccountID, DiscountID: k.DiscountID, Month: k.Month}, &d)
 	}
@@ -236,7 +266,7 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 			continue
 		}
 		if err != nil {
-			return sum, fmt.Errorf("rate record %q (file %s line %d): %w", r.RecordID, r.FileID, r.Line, err)
+			return sum, led, fmt.Errorf("rate record %q (file %s line %d): %w", r.RecordID, r.FileID, r.Line, err)
 		}
 		start := len(details)
 		details = res.AppendDetailJSON(details)
@@ -276,20 +306,46 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 			newAllowances[AllowanceKey{Client: client, AccountID: k.AccountID, DiscountID: k.DiscountID, Month: k.Month}] = v.Text('f')
 		}
 	}
-	if err := tx.SaveCounters(ctx, newCounters); err != nil {
-		return sum, fmt.Errorf("save counters: %w", err)
+	// A remembered value the batch read but did not advance is written
+	// back unchanged, so that it is checked too.
+	for k, v := range assumedC {
+		if _, ok := newCounters[k]; !ok {
+			newCounters[k] = v
+		}
 	}
-	if err := tx.SaveAllowances(ctx, newAllowances); err != nil {
-		return sum, fmt.Errorf("save allowances: %w", err)
+	for k, v := range assumedA {
+		if _, ok := newAllowances[k]; !ok {
+			newAllowances[k] = v
+		}
+	}
+	err = tx.SaveCountersChecked(ctx, newCounters, assumedC)
+	if err == nil {
+		err = tx.SaveAllowancesChecked(ctx, newAllowances, assumedA)
+	}
+	if errors.Is(err, ErrStaleLedger) {
+		s.memory.forget(assumedC, assumedA)
+		return sum, led, err
+	}
+	if err != nil {
+		return sum, led, fmt.Errorf("save counters and allowances: %w", err)
 	}
 	if err := tx.InsertMURs(ctx, ms); err != nil {
-		return sum, err // already names what failed; a record stored meanwhile makes Store.Rate retry
+		return sum, led, err // already names what failed; a record stored meanwhile makes Store.Rate retry
 	}
 	if err := tx.InsertExceptions(ctx, exs); err != nil {
-		return sum, fmt.Errorf("insert exceptions: %w", err)
+		return sum, led, fmt.Errorf("insert exceptions: %w", err)
 	}
 	sum.MURs, sum.Exceptions = len(ms), len(exs)
-	return sum, nil
+	for _, e := range exs {
+		if sum.ByCode == nil {
+			sum.ByCode = map[codes.Code]int{}
+		}
+		sum.ByCode[e.Code]++
+	}
+	maps.Copy(loadedC, newCounters)
+	maps.Copy(loadedA, newAllowances)
+	led = ledgerState{counters: loadedC, allowances: loadedA}
+	return sum, led, nil
 }
 
 func exception(it *Item, ce *codes.Error) exceptions.Exception {

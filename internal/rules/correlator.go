@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/retry"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -83,7 +84,7 @@ func (c CorrelatorConfig) Validate() error {
 // safe for concurrent use.
 type Correlator struct {
 	cfg   CorrelatorConfig
-	retry retry
+	retry retry.Policy
 
 	mu        sync.Mutex
 	lastSweep time.Time
@@ -97,10 +98,9 @@ func NewCorrelator(cfg CorrelatorConfig) (*Correlator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Correlator{cfg: cfg, retry: retry{refused: cfg.Refused, refusals: CorrelationAttempts,
-		first: 200 * time.Millisecond, most: 5 * time.Second, maxWait: cfg.MaxWait}}
+	c := &Correlator{cfg: cfg, retry: storeRetry(cfg.Refused, CorrelationAttempts, 200*time.Millisecond, cfg.MaxWait)}
 	if cfg.Warnf != nil {
-		c.retry.warnf = func(format string, args ...any) {
+		c.retry.Warnf = func(format string, args ...any) {
 			cfg.Warnf("correlation rule %s: "+format, append([]any{cfg.Rule}, args...)...)
 		}
 	}
@@ -145,7 +145,7 @@ func (c *Correlator) Add(ctx context.Context, parts []CorrelationPart) (AddResul
 	now := c.cfg.Now()
 	read := groupsRead{}
 	var res CorrelateResult
-	err := c.retry.do(ctx, func() error {
+	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = c.cfg.Store.CorrelateParts(ctx, c.cfg.Rule, parts, c.cfg.Window, now, c.decider(now, read))
 		return err

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/retry"
 )
 
 // What a lookup does with a key that has no entry.
@@ -90,7 +91,7 @@ func (c LookupConfig) Validate() error {
 type Lookup struct {
 	LookupConfig
 	setFields []string // the keys of Set, sorted
-	retry     retry
+	retry     retry.Policy
 	queries   atomic.Int64
 }
 
@@ -99,8 +100,9 @@ func NewLookup(cfg LookupConfig) (*Lookup, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Lookup{LookupConfig: cfg, setFields: sortedKeys(cfg.Set),
-		retry: retry{refused: cfg.Refused, refusals: 1, first: 100 * time.Millisecond, most: 5 * time.Second, warnf: cfg.Warnf, maxWait: cfg.MaxWait}}, nil
+	r := storeRetry(cfg.Refused, 1, 100*time.Millisecond, cfg.MaxWait)
+	r.Warnf = cfg.Warnf
+	return &Lookup{LookupConfig: cfg, setFields: sortedKeys(cfg.Set), retry: r}, nil
 }
 
 // Queries is how many reads Resolve has sent to the store.
@@ -148,7 +150,7 @@ func (l *Lookup) Resolve(ctx context.Context, keys []LookupKey) Answers {
 	}
 	a.Misses = len(need)
 	var got map[LookupKey]map[string]string
-	err := l.retry.do(ctx, func() error {
+	err := l.retry.Do(ctx, func(ctx context.Context) error {
 		l.queries.Add(1)
 		a.Reads++
 		var err error

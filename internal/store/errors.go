@@ -1,7 +1,10 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -19,6 +22,12 @@ func ServerError(err error) bool {
 	return errors.As(err, &pgErr)
 }
 
+// Refused reports whether err is a refusal the database made that would
+// be made again: a ServerError other than a lost race (Retryable). It is
+// the retry.Policy.Refused of every stage that writes or reads the
+// database: a lost connection is waited out, only a refusal fails work.
+func Refused(err error) bool { return ServerError(err) && !Retryable(err) }
+
 // Retryable reports whether err says that the transaction lost a race
 // with another and would succeed if run again from the start: a
 // serialisation failure or a deadlock.
@@ -32,4 +41,30 @@ func Retryable(err error) bool {
 func UniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// Unavailable says in a few words, without the driver's, why the server
+// did not answer: for a readiness probe, whose answer anyone may read.
+// The error itself belongs in the log.
+func Unavailable(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused: the server is not running, or not where the connection settings say"
+	case errors.As(err, &pgErr) && pgErr.Code == "57P03":
+		return "the server is starting up or shutting down"
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "57"):
+		return "the server ended the connection (shut down or restarted by its operator)"
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"):
+		return "the server refused the login"
+	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
+		return "the database does not exist"
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "53"):
+		return "the server is out of resources (connections, memory or disk)"
+	case strings.Contains(err.Error(), "closed pool"):
+		return "the connection pool is closed"
+	}
+	return "does not answer"
 }

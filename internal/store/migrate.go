@@ -63,3 +63,24 @@ func migrateDB(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	}
 	return nil
 }
+
+// SchemaVersions reports the database's schema version and the newest
+// this binary carries, for a process that must not run on a schema older
+// than its own (vivace serve never migrates).
+func SchemaVersions(ctx context.Context, dsn string) (current, target int64, err error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return 0, 0, fmt.Errorf("database url: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithTableName("vivace_schema_migrations"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("migrations: %w", err)
+	}
+	return p.GetVersions(ctx)
+}

@@ -40,6 +40,16 @@ func OpenWith(ctx context.Context, dsn string, configure func(*pgxpool.Config)) 
 	if configure != nil {
 		configure(cfg)
 	}
+	if after := cfg.AfterConnect; after != nil {
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if err := registerTypes(ctx, conn); err != nil {
+				return err
+			}
+			return after(ctx, conn)
+		}
+	} else {
+		cfg.AfterConnect = registerTypes
+	}
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"vivace.dev/vivace/internal/retry"
 )
 
 // Tx runs fn in a transaction and commits it; an error from fn rolls it
@@ -22,6 +25,13 @@ func (s *Store) ReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // retryAttempts is how often RetryTx runs a transaction at most.
 const retryAttempts = 5
 
+// txRetry is how a transaction that lost a race is run again: five
+// attempts at most, after a short pause that grows.
+func txRetry(again func(error) bool) retry.Policy {
+	return retry.Policy{First: 20 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: retry.DefaultJitter,
+		Attempts: retryAttempts, Refused: func(err error) bool { return !Retryable(err) && (again == nil || !again(err)) }}
+}
+
 // RetryTx runs fn in a transaction like Tx, and runs it again from the
 // start, after a short pause that grows with each attempt, when it fails
 // with an error that Retryable or again (when not nil) reports: a
@@ -29,19 +39,17 @@ const retryAttempts = 5
 // gets a fresh view each time. After five attempts the last error is
 // returned.
 func (s *Store) RetryTx(ctx context.Context, again func(error) bool, fn func(pgx.Tx) error) error {
-	var err error
-	for attempt := range retryAttempts {
-		if err = s.Tx(ctx, fn); err == nil || !(Retryable(err) || again != nil && again(err)) {
-			return err
-		}
-		if attempt == retryAttempts-1 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
+	return RetryRaces(ctx, again, func(ctx context.Context) error { return s.Tx(ctx, fn) })
+}
+
+// RetryRaces runs run, a transaction, as RetryTx runs its: again while it
+// fails with an error that Retryable or again (when not nil) reports, at
+// most five times.
+func RetryRaces(ctx context.Context, again func(error) bool, run func(context.Context) error) error {
+	err := txRetry(again).Do(ctx, run)
+	var ex *retry.ExhaustedError
+	if errors.As(err, &ex) {
+		return ex.Err
 	}
 	return err
 }

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -41,11 +41,6 @@ type createBody struct {
 	UsageCharacteristic []Characteristic `json:"usageCharacteristic"`
 	RatedProductUsage   []any            `json:"ratedProductUsage"`
 }
-
-// The characteristics that carry record fields; others become
-// attributes.
-var carried = map[string]bool{usage.FieldQuantity: true, usage.FieldRecordID: true,
-	usage.QualifierFields[0]: true, usage.QualifierFields[1]: true, usage.QualifierFields[2]: true, usage.QualifierFields[3]: true}
 
 // ParseCreate reads a Usage_Create body (docs/tmf635.md, "POST /usage"):
 // usageType is the usage type, usageDate the usage time, the related
@@ -153,4 +148,79 @@ func charValue(v any) (string, error) {
 	default:
 		return "", fmt.Errorf("value is an object or a list; use a string, number or boolean")
 	}
+}
+
+// ApplyUpdate reads a Usage_Update body (PATCH /usage/{id}) for a usage
+// in exception and returns its record's fields as corrected: fields, the
+// record as it stands, with what the body names replaced — usageType,
+// usageDate, the account of relatedParty, and each characteristic by
+// name (as in ParseCreate); what the body does not name stays. status,
+// if sent, must be recycled: a correction is sent through the pipeline
+// again. The usage's client cannot change.
+func ApplyUpdate(fields map[string]string, body []byte) (map[string]string, error) {
+	var b createBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, badRequest("body: empty; expected a Usage_Update JSON object")
+		}
+		return nil, badRequest("body: %v", jsonx.Describe(err, "a Usage_Update JSON object"))
+	}
+	if dec.More() {
+		return nil, badRequest("body: more than one JSON value; send one Usage_Update object")
+	}
+	if b.Status != nil && *b.Status != string(Recycled) {
+		return nil, badRequest("status: %q; a corrected usage is recycled (sent through the pipeline again), or send no status", *b.Status)
+	}
+	if len(b.RatedProductUsage) > 0 {
+		return nil, badRequest("ratedProductUsage: Vivace rates usages itself; send none")
+	}
+	out := make(map[string]string, len(fields)+4)
+	for k, v := range fields {
+		out[k] = v
+	}
+	if b.UsageType != nil {
+		out[usage.FieldUsageType] = *b.UsageType
+	}
+	if b.UsageDate != nil {
+		t, err := time.Parse(time.RFC3339Nano, *b.UsageDate)
+		if err != nil {
+			return nil, badRequest("usageDate: %q is not a date-time (RFC 3339, e.g. 2026-01-31T10:00:00Z)", *b.UsageDate)
+		}
+		out[usage.FieldUsageTime] = t.UTC().Format(time.RFC3339Nano)
+	}
+	if len(b.RelatedParty) > 0 {
+		a := account(b.RelatedParty)
+		if a == "" {
+			return nil, badRequest("relatedParty: none is the BillingAccount (@referredType) or the customer (role)")
+		}
+		out[usage.FieldAccountID] = a
+	}
+	named := map[string]bool{}
+	for i, c := range b.UsageCharacteristic {
+		if c.Name == "" {
+			return nil, badRequest("usageCharacteristic[%d]: name is missing", i)
+		}
+		switch c.Name {
+		case "client":
+			return nil, badRequest("usageCharacteristic[%d]: a usage stays with its client", i)
+		case "exception_code", "exception_id", "exception_field":
+			continue // what the usage said of its exception, sent back as it was
+		case usage.FieldAccountID, usage.FieldUsageType, usage.FieldUsageTime:
+			return nil, badRequest("usageCharacteristic[%d]: %s is carried by %s, not a characteristic", i, c.Name,
+				map[string]string{usage.FieldAccountID: "relatedParty", usage.FieldUsageType: "usageType", usage.FieldUsageTime: "usageDate"}[c.Name])
+		}
+		if named[c.Name] {
+			return nil, badRequest("usageCharacteristic[%d]: %s named twice", i, c.Name)
+		}
+		named[c.Name] = true
+		v, err := charValue(c.Value)
+		if err != nil {
+			return nil, badRequest("usageCharacteristic[%d] (%s): %v", i, c.Name, err)
+		}
+		out[c.Name] = v
+	}
+	delete(out, "raw") // a line that could not be read, now given as fields
+	return out, nil
 }

@@ -149,7 +149,10 @@ type Record struct {
 	Part   int
 	MUR    *murs.MUR
 	Exc    *exceptions.Exception
-	Posted *Posted
+	// ExcEdited is the exception's record as a person edited it (nil
+	// when never edited).
+	ExcEdited json.RawMessage
+	Posted    *Posted
 }
 
 // Posted is a usage as POST /usage took it.
@@ -259,18 +262,26 @@ func Build(r *Record, base string) Usage {
 			Type:                    "RatedProductUsage",
 		}}
 	case r.Exc != nil:
-		fields = excFields(r.Exc)
+		fields = excFields(r)
 		u.Description = fmt.Sprintf("%s at %s: %s", r.Exc.Code, r.Exc.Stage, r.Exc.Message)
 	case r.Posted != nil:
 		fields = r.Posted.Fields
 	}
 	if fields != nil {
 		u.UsageType = fields[usage.FieldUsageType]
-		u.UsageDate = fields[usage.FieldUsageTime]
+		drop := []string{usage.FieldUsageType, usage.FieldAccountID}
+		// A usage time that is no date-time (the reason it was rejected,
+		// say) stays a characteristic, as written: usageDate is one.
+		if t, err := time.Parse(time.RFC3339Nano, fields[usage.FieldUsageTime]); err == nil {
+			u.UsageDate = t.UTC().Format(time.RFC3339Nano)
+			drop = append(drop, usage.FieldUsageTime)
+		} else if fields[usage.FieldUsageTime] == "" {
+			drop = append(drop, usage.FieldUsageTime)
+		}
 		if a := fields[usage.FieldAccountID]; a != "" {
 			u.RelatedParty = []RelatedParty{{ID: a, Role: "customer", ReferredType: "BillingAccount"}}
 		}
-		u.UsageCharacteristic = sortedChars(without(fields, usage.FieldUsageType, usage.FieldUsageTime, usage.FieldAccountID))
+		u.UsageCharacteristic = sortedChars(without(fields, drop...))
 	}
 	if r.Exc != nil {
 		u.UsageCharacteristic = append(u.UsageCharacteristic,
@@ -294,43 +305,12 @@ func Build(r *Record, base string) Usage {
 	return u
 }
 
-// excFields are the fields of the record an exception holds, raw or in
-// normal form.
-func excFields(e *exceptions.Exception) map[string]string {
-	var rec struct {
-		Fields     map[string]string `json:"fields"`
-		RecordID   string            `json:"record_id"`
-		AccountID  string            `json:"account_id"`
-		UsageType  string            `json:"usage_type"`
-		Quantity   string            `json:"quantity"`
-		UsageTime  *time.Time        `json:"usage_time"`
-		Qualifiers map[string]string `json:"qualifiers"`
-		Attributes map[string]string `json:"attributes"`
-	}
-	if json.Unmarshal(e.Record, &rec) != nil {
+// excFields are the fields of the record an exception holds, as a
+// person last edited them if they did (exceptions.Fields).
+func excFields(r *Record) map[string]string {
+	f, err := exceptions.Fields(r.Exc, &exceptions.Work{Edited: r.ExcEdited})
+	if err != nil {
 		return map[string]string{}
-	}
-	if rec.Fields != nil {
-		return rec.Fields
-	}
-	f := map[string]string{}
-	for k, v := range rec.Attributes {
-		f[k] = v
-	}
-	for k, v := range rec.Qualifiers {
-		f[k] = v
-	}
-	set := func(k, v string) {
-		if v != "" {
-			f[k] = v
-		}
-	}
-	set(usage.FieldRecordID, rec.RecordID)
-	set(usage.FieldAccountID, rec.AccountID)
-	set(usage.FieldUsageType, rec.UsageType)
-	set(usage.FieldQuantity, rec.Quantity)
-	if rec.UsageTime != nil {
-		f[usage.FieldUsageTime] = rec.UsageTime.UTC().Format(time.RFC3339Nano)
 	}
 	return f
 }

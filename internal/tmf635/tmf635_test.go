@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/msgcheck"
 	"vivace.dev/vivace/internal/murs"
 )
 
@@ -89,7 +90,7 @@ func TestStatusAndBuild(t *testing.T) {
 	exc := func(s exceptions.Status) *exceptions.Exception {
 		return &exceptions.Exception{ExceptionID: "e1", Client: "acme", FileID: fileID, Line: 2, Stage: "mediate",
 			Code: "BAD_QUANTITY", Field: "quantity", Message: "quantity \"abc\" is not a decimal number", Status: s,
-			Record: json.RawMessage(`{"client":"acme","file_id":"` + fileID + `","line":2,"fields":{"record_id":"r1","account_id":"A1","usage_type":"VOICE","quantity":"abc","usage_time":"2026-10-01T08:00:00Z"}}`)}
+			Record: json.RawMessage(`{"record_id":"r1","account_id":"A1","usage_type":"VOICE","quantity":"abc","usage_time":"2026-10-01T08:00:00Z"}`)}
 	}
 	posted := &Posted{Fields: map[string]string{"usage_type": "DATA", "usage_time": "2026-10-01T08:00:00Z", "account_id": "A2",
 		"quantity": "3", "record_id": fileID + ".2"}, Body: json.RawMessage(`{"description":"from the switch"}`)}
@@ -106,6 +107,7 @@ func TestStatusAndBuild(t *testing.T) {
 		{Record{MUR: mur(murs.Unsynced), Posted: posted}, Rated, "from the switch"},
 		{Record{Exc: exc(exceptions.Open)}, Rejected, "BAD_QUANTITY at mediate: quantity \"abc\" is not a decimal number"},
 		{Record{Exc: exc(exceptions.Discarded)}, Rejected, "BAD_QUANTITY"},
+		{Record{Exc: exc(exceptions.Open), ExcEdited: json.RawMessage(`{"usage_type":"VOICE","usage_time":"yesterday","account_id":"A1"}`)}, Rejected, "BAD_QUANTITY"},
 		{Record{Exc: exc(exceptions.Reprocessing), Posted: posted}, Recycled, "BAD_QUANTITY"},
 		{Record{Posted: posted}, Received, "from the switch"},
 	} {
@@ -273,4 +275,31 @@ func TestBackoff(t *testing.T) {
 		}
 		prev = d
 	}
+}
+
+// FuzzParseCreate: whatever a client posts, ParseCreate and ApplyUpdate
+// answer a usage or a 400 whose reason is in the body's terms, never Go's.
+func FuzzParseCreate(f *testing.F) {
+	for _, s := range []string{`{}`, `{"usageType":"VOICE","usageDate":"2026-10-01T10:00:00Z","relatedParty":[{"id":"A","@referredType":"BillingAccount"}],"usageCharacteristic":[{"name":"quantity","value":1}]}`,
+		`[]`, `{"usageCharacteristic":[{"name":"x","value":{}}]}`, `{"usageDate":5}`, `{"relatedParty":"x"}`, `nul`, ``} {
+		f.Add([]byte(s))
+	}
+	pick := func(string) (string, error) { return "acme", nil }
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, err := range []error{
+			func() error { _, err := ParseCreate(body, pick); return err }(),
+			func() error { _, err := ApplyUpdate(map[string]string{"quantity": "1"}, body); return err }(),
+		} {
+			if err == nil {
+				continue
+			}
+			p := AsProblem(err)
+			if p == nil || p.Status != 400 {
+				t.Fatalf("%q: %v is not a 400", body, err)
+			}
+			if bad := msgcheck.Internals(p.Reason); bad != "" {
+				t.Fatalf("%q: reason %q says %q", body, p.Reason, bad)
+			}
+		}
+	})
 }

@@ -2,12 +2,17 @@ package usage
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/jsonx"
 )
 
@@ -382,4 +387,132 @@ func (sc *rawScanner) int() (int64, bool) {
 	}
 	n, err := strconv.ParseInt(sc.s[start:sc.i], 10, 64)
 	return n, err == nil
+}
+
+// The readers of the messages the stages pass each other. Every stage
+// reads what it takes from a topic with one of them, so that a message
+// one stage cannot read is refused by every stage for the same reason.
+
+// ReadRaw reads a message of usage.raw: a raw record (DecodeRaw) that
+// says where it came from (a client, a file id, a line and part that are
+// not negative) and has its fields, each a string. The stages that store
+// records by their file check as well that the file id is one of the
+// registry's (ValidFileID); mediation alone does not need it.
+func ReadRaw(b []byte) (Raw, error) {
+	r, err := DecodeRaw(b)
+	if err != nil {
+		if k, what := nonStringField(b); k != "" {
+			return r, fmt.Errorf("field %s is %s, not a string", clip(k), what)
+		}
+		return r, jsonx.Describe(err, "a raw usage record (client, file_id, line, fields)")
+	}
+	if err := checkSource(r.Source, false); err != nil {
+		return r, err
+	}
+	if r.Fields == nil {
+		return r, errors.New("no fields")
+	}
+	return r, nil
+}
+
+// ReadRecord reads a message of usage.mediated: a record in normal form
+// with its source and record id.
+func ReadRecord(b []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, jsonx.Describe(err, "a usage record in normal form")
+	}
+	if err := checkSource(r.Source, true); err != nil {
+		return r, err
+	}
+	if r.RecordID == "" {
+		return r, errors.New("record_id is missing")
+	}
+	return r, nil
+}
+
+// ReadSource reads where a message of any stage came from (a raw record,
+// a record in normal form, an exception), whatever else it holds or
+// lacks, so that a message a stage cannot read still becomes an exception
+// of its file. An error says the message names no file.
+func ReadSource(b []byte) (Source, error) {
+	var v struct {
+		Source
+		Line json.Number `json:"line"`
+		Part json.Number `json:"part"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Source{}, jsonx.Describe(err, "a record with its client, file_id and line")
+	}
+	src := Source{Client: v.Client, FileID: v.FileID}
+	var ok bool
+	if src.Line, ok = wholeNumber(v.Line); !ok {
+		return Source{}, fmt.Errorf("line %s is not a line number", clip(string(v.Line)))
+	}
+	part, ok := wholeNumber(v.Part)
+	if !ok || part > math.MaxInt32 {
+		return Source{}, fmt.Errorf("part %s is not a part number", clip(string(v.Part)))
+	}
+	src.Part = int(part)
+	return src, checkSource(src, true)
+}
+
+// ValidFileID reports whether a record's file id is one of the
+// registry's (a UUID) and says why not: one that is not would fail the
+// whole batch's transaction where records are stored by file, not just
+// its record.
+func ValidFileID(id string) error {
+	if !ids.Valid(id) {
+		return fmt.Errorf("file_id %q is not a file id of the registry", clip(id))
+	}
+	return nil
+}
+
+// nonStringField names the first field (in name order) of a raw record
+// whose value is not a string, and what it is instead; "" when there is
+// none or b is not such a record.
+func nonStringField(b []byte) (string, string) {
+	var v struct {
+		Fields map[string]any `json:"fields"`
+	}
+	if json.Unmarshal(b, &v) != nil {
+		return "", ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(v.Fields)) {
+		switch v.Fields[k].(type) {
+		case string:
+		case nil:
+			return k, "null"
+		case float64:
+			return k, "a number"
+		case bool:
+			return k, "a boolean"
+		case []any:
+			return k, "an array"
+		default:
+			return k, "an object"
+		}
+	}
+	return "", ""
+}
+
+// wholeNumber reads a JSON integer (none: 0).
+func wholeNumber(n json.Number) (int64, bool) {
+	if n == "" {
+		return 0, true
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	return v, err == nil
+}
+
+func checkSource(s Source, registryID bool) error {
+	switch {
+	case s.Client == "" || s.FileID == "":
+		return errors.New("no client or file_id")
+	case registryID && ValidFileID(s.FileID) != nil:
+		return ValidFileID(s.FileID)
+	case s.Line < 0 || s.Part < 0:
+		return fmt.Errorf("line %d, part %d: neither may be negative", s.Line, s.Part)
+	}
+	return nil
 }

@@ -123,3 +123,97 @@ func FuzzDecodeRaw(f *testing.F) {
 		}
 	})
 }
+
+const testFileID = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+
+func TestReadMessages(t *testing.T) {
+	good := `{"client":"c","file_id":"` + testFileID + `","line":3,"fields":{"record_id":"r"}}`
+	cases := []struct {
+		body              string
+		rawErr, sourceErr string // "": read
+	}{
+		{good, "", ""},
+		{`{"client":"c","file_id":"` + testFileID + `","line":3,"part":2,"record_id":"r","fields":{}}`, "", ""},
+		{`{"client":"c","file_id":"` + testFileID + `","line":3}`, "no fields", ""},
+		{`{"client":"c","file_id":"f1","line":3,"fields":{}}`, "", `file_id "f1" is not a file id`},
+		{`{"file_id":"` + testFileID + `","line":3,"fields":{}}`, "no client or file_id", "no client or file_id"},
+		{`{"client":"c","file_id":"` + testFileID + `","line":-1,"fields":{}}`, "may be negative", "may be negative"},
+		{`{"client":"c","file_id":"` + testFileID + `","line":1.5,"fields":{}}`, "line", "line 1.5 is not a line number"},
+		{`{"client":"c","file_id":"` + testFileID + `","line":3,"fields":{"q":1}}`, "field q is a number, not a string", ""},
+		{"not json \x00", "invalid character", "invalid character"},
+		{`[1,2]`, "array", "array"},
+	}
+	for _, c := range cases {
+		_, err := ReadRaw([]byte(c.body))
+		checkErr(t, "ReadRaw", c.body, err, c.rawErr)
+		_, err = ReadSource([]byte(c.body))
+		checkErr(t, "ReadSource", c.body, err, c.sourceErr)
+	}
+	if _, err := ReadRecord([]byte(`{"client":"c","file_id":"` + testFileID + `","line":3,"usage_time":"2026-01-01T00:00:00Z"}`)); err == nil ||
+		!strings.Contains(err.Error(), "record_id is missing") {
+		t.Errorf("ReadRecord without a record id: %v", err)
+	}
+	if _, err := ReadRecord([]byte(`{"client":"c","file_id":"` + testFileID + `","line":3,"record_id":"r","usage_time":"yesterday"}`)); err == nil {
+		t.Error("ReadRecord with a bad usage_time: no error")
+	}
+}
+
+func checkErr(t *testing.T, what, body string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s(%s): %v, want it read", what, body, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s(%s): %v, want an error saying %q", what, body, err, want)
+	}
+}
+
+// FuzzReadRaw: whatever ReadRaw reads names a file, reads again the same
+// once written back, and ReadSource finds the same source in it: every
+// stage attributes a message to the same file.
+func FuzzReadRaw(f *testing.F) {
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":3,"fields":{"record_id":"r"}}`))
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":3,"part":1,"parts":2,"fields":{"a":"\u00e9\ud83d\ude00"}}`))
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":"3","fields":{}}`))
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":1e3,"fields":{}}`))
+	f.Add([]byte(`{"client":"","file_id":null,"fields":null}`))
+	f.Add([]byte("\x00\xff{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ReadRaw(b)
+		src, serr := ReadSource(b)
+		if err != nil {
+			return
+		}
+		if checkSource(r.Source, false) != nil || r.Fields == nil {
+			t.Fatalf("ReadRaw(%q) = %+v without a file or fields", b, r)
+		}
+		if serr != nil {
+			if ValidFileID(r.FileID) != nil {
+				return // a file id not of the registry: no file to count it
+			}
+			t.Fatalf("ReadRaw read %q, ReadSource refused it: %v", b, serr)
+		}
+		if src.Client != r.Client || src.FileID != r.FileID || src.Line != r.Line || src.Part != r.Part {
+			t.Fatalf("%q: ReadRaw's source %+v, ReadSource's %+v", b, r.Source, src)
+		}
+		again, err := ReadRaw(AppendRaw(nil, r))
+		if err != nil || !reflect.DeepEqual(again, r) {
+			t.Fatalf("%q: written back and read again: %+v, %v; want %+v", b, again, err, r)
+		}
+	})
+}
+
+// FuzzReadSource: any bytes are read or refused, never a panic, and a
+// source read names a file of the registry.
+func FuzzReadSource(f *testing.F) {
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":3,"code":"BAD_QUANTITY","record":{}}`))
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","line":99999999999999999999}`))
+	f.Add([]byte(`{"client":"c","file_id":"` + testFileID + `","part":2147483648}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src, err := ReadSource(b)
+		if err == nil && checkSource(src, true) != nil {
+			t.Fatalf("ReadSource(%q) = %+v, which names no file", b, src)
+		}
+	})
+}

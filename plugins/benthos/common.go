@@ -14,6 +14,7 @@ import (
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/retry"
 	"vivace.dev/vivace/internal/rules"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/catalogstore"
@@ -49,6 +50,15 @@ func SetDatabaseWait(d time.Duration) { databaseWait.Store(int64(d)) }
 // databaseWaitBound is the bound SetDatabaseWait set (0: none), for the
 // components built after it.
 func databaseWaitBound() time.Duration { return time.Duration(databaseWait.Load()) }
+
+// dbRetry is how a component's own database work waits out the
+// database: a lost connection is tried again with growing pauses (until
+// the context ends, or the bound SetDatabaseWait set), a refusal the
+// database made fails at once.
+func dbRetry() retry.Policy {
+	return retry.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.DefaultJitter,
+		MaxWait: databaseWaitBound(), Refused: store.Refused}
+}
 
 // fieldDSN is the database connection field shared by our components.
 func fieldDSN() *service.ConfigField {

@@ -2,6 +2,7 @@ package benthos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +13,14 @@ import (
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/clientcfg"
+	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/files"
+	"vivace.dev/vivace/internal/kafkax"
+	"vivace.dev/vivace/internal/retry"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -50,6 +56,18 @@ replayed records and changes nothing for them).`).
 			LintRule(`root = if this < 1 { ["batch_size must be at least 1"] }`)).
 		Field(service.NewDurationField("poll_interval").Description("How often to look for new files when idle.").Default("500ms")).
 		Field(service.NewDurationField("lease").Description("How long a file stays leased to a reader that stopped renewing it.").Default("60s")).
+		Field(service.NewIntField("max_record_bytes").
+			Description("Largest message, in bytes, a record may become on the topics. A record read larger (a 2 MiB JSON line, a CSV line with a huge field) "+
+				"is not sent: it becomes a `MALFORMED_RECORD` exception stored directly in PostgreSQL with the message's bytes, and the file goes on. "+
+				"Keep it below the brokers' limit (see `broker_check`).").
+			Default(DefaultMaxRecordBytes).
+			LintRule(`root = if this < 1024 { ["max_record_bytes must be at least 1024"] }`)).
+		Field(service.NewObjectField("broker_check",
+			append(kafkaConnFields(),
+				service.NewStringListField("topics").Description("Topics the records and their exceptions are written to."))...,
+		).Description("When set, Connect asks these brokers for the largest message each topic accepts (max.message.bytes, or the brokers' "+
+			"message.max.bytes for a topic not created yet) and refuses to start when `max_record_bytes` and 1 KiB for the key and framing would not fit, "+
+			"naming the topic and both limits.").Optional().Advanced()).
 		Field(service.NewAutoRetryNacksToggleField()).
 		Example("Ingest stage", "", `
 input:
@@ -83,6 +101,27 @@ func init() {
 			if in.lease, err = conf.FieldDuration("lease"); err != nil {
 				return nil, err
 			}
+			if in.maxRecord, err = conf.FieldInt("max_record_bytes"); err != nil {
+				return nil, err
+			}
+			if in.maxRecord < 1024 {
+				return nil, errors.New("max_record_bytes: must be at least 1024")
+			}
+			// The connection fields have defaults, so the object is there
+			// even when not given: it is given when it names brokers.
+			bc := conf.Namespace("broker_check")
+			if b, berr := bc.FieldStringList("seed_brokers"); berr == nil && len(kafkax.Brokers(b)) > 0 {
+				conn, err := kafkaConn(bc)
+				if err != nil {
+					return nil, fmt.Errorf("broker_check: %w", err)
+				}
+				if in.checkConn, err = conn.Opts(); err != nil {
+					return nil, fmt.Errorf("broker_check: %w", err)
+				}
+				if in.checkTopics, err = bc.FieldStringList("topics"); err != nil {
+					return nil, err
+				}
+			}
 			in.filesRead = mgr.Metrics().NewCounter("vivace_ingest_files_read")
 			in.recordsRead = mgr.Metrics().NewCounter("vivace_ingest_records_read")
 			in.fileSeconds = mgr.Metrics().NewTimer("vivace_ingest_file_duration_ns")
@@ -104,6 +143,12 @@ type filesInput struct {
 	lease     time.Duration
 	owner     string
 	log       *service.Logger
+	// maxRecord is the largest message a record may become; a larger one
+	// is stored as an exception, not sent.
+	maxRecord    int
+	checkConn    []kgo.Opt // how to reach the brokers broker_check asks
+	checkTopics  []string
+	limitChecked bool
 
 	filesRead, recordsRead *service.MetricCounter
 	fileSeconds            *service.MetricTimer
@@ -137,6 +182,12 @@ func (in *filesInput) Connect(ctx context.Context) error {
 	if in.st != nil {
 		return nil
 	}
+	if len(in.checkConn) > 0 && !in.limitChecked {
+		if err := checkMessageLimits(ctx, in.checkConn, in.checkTopics, in.maxRecord); err != nil {
+			return err
+		}
+		in.limitChecked = true
+	}
 	if err := in.connect(ctx); err != nil {
 		return err
 	}
@@ -163,7 +214,18 @@ func (in *filesInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 				continue
 			}
 		}
-		batch, err := in.readSome(r)
+		batch, oversized, err := in.readSome(r)
+		if len(oversized) > 0 {
+			if serr := in.storeOversized(ctx, oversized); serr != nil {
+				// Not stored and not sent: the file is read again from the
+				// start by whoever leases it next.
+				in.release(ctx, r, serr)
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				continue
+			}
+		}
 		if err != nil {
 			in.abandon(ctx, r, err)
 			if len(batch) == 0 {
@@ -230,7 +292,7 @@ func (in *filesInput) next(ctx context.Context) (*reading, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	go in.renew(lctx, r)
-	in.log.Infof("reading file %s (%s) of client %s", f.Name, f.FileID, f.Client)
+	in.log.With("client", f.Client, "file_id", f.FileID, "file", f.Name).Info("reading file")
 	in.mu.Lock()
 	in.cur = r
 	in.open[f.FileID] = r
@@ -269,7 +331,7 @@ const cancelCheck = time.Second
 
 // readSome reads up to one batch. At the end of the file it marks r done
 // reading and returns what it has.
-func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
+func (in *filesInput) readSome(r *reading) (service.MessageBatch, []exceptions.Exception, error) {
 	batch := make(service.MessageBatch, 0, in.batchSize)
 	// The batch's bodies share one buffer, sized from the previous batch;
 	// each message gets its own capped slice of it.
@@ -281,8 +343,9 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 			in.cur = nil
 		}
 		in.mu.Unlock()
-		return batch, nil
+		return batch, nil, nil
 	}
+	var oversized []exceptions.Exception
 	for len(batch) < in.batchSize {
 		var row []string
 		var fields map[string]string
@@ -304,7 +367,7 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 		}
 		var re *usage.RecordError
 		if err != nil && !errors.As(err, &re) {
-			return batch, err
+			return batch, oversized, err
 		}
 		r.line = line
 		src := usage.Source{Client: r.file.Client, FileID: r.file.FileID, Line: line}
@@ -330,6 +393,12 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 			buf = usage.AppendRaw(buf, usage.Raw{Source: src, Fields: fields})
 			key = fields[usage.FieldAccountID]
 		}
+		if len(buf)-start > in.maxRecord {
+			oversized = append(oversized, oversizedException(src, buf[start:], in.maxRecord))
+			buf = buf[:start]
+			r.emitted++
+			continue
+		}
 		msg := service.NewMessage(buf[start:len(buf):len(buf)])
 		msg.MetaSetMut(metaClient, r.file.Client)
 		msg.MetaSetMut(metaFileID, r.file.FileID)
@@ -344,7 +413,87 @@ func (in *filesInput) readSome(r *reading) (service.MessageBatch, error) {
 	if len(batch) > 0 {
 		r.avgBody = len(buf)/len(batch) + 1
 	}
-	return batch, nil
+	return batch, oversized, nil
+}
+
+// DefaultMaxRecordBytes is the default max_record_bytes: below the
+// default message limit of Kafka and Redpanda brokers (1 MiB and a
+// little) with room for the key and the record batch's framing.
+const DefaultMaxRecordBytes = 1000000
+
+// messageOverhead is what a record's message needs besides its body on
+// the broker: the key, the record and batch headers.
+const messageOverhead = 1024
+
+// oversizedException is the MALFORMED_RECORD exception of a record whose
+// message body would be larger than limit: the body is kept as its raw
+// bytes, the record column shows its fields clipped.
+func oversizedException(src usage.Source, body []byte, limit int) exceptions.Exception {
+	ex := exceptions.Exception{Client: src.Client, FileID: src.FileID, Line: src.Line, Part: src.Part,
+		Stage: "ingest", Code: codes.MalformedRecord,
+		Message: fmt.Sprintf("line %d: the record is %d bytes as a message, more than the %d the topics take (max_record_bytes); "+
+			"it is kept with this exception, not sent", src.Line, len(body), limit),
+		Raw: slices.Clone(body)}
+	shown := map[string]string{}
+	if raw, err := usage.DecodeRaw(body); err == nil {
+		ex.RecordID = raw.Fields[usage.FieldRecordID]
+		for k, v := range raw.Fields {
+			shown[k] = clip(v, 256)
+		}
+	}
+	ex.Record, _ = json.Marshal(shown)
+	return ex
+}
+
+// storeOversized stores the exceptions of records too large to send,
+// waiting out the database as the other stages do.
+func (in *filesInput) storeOversized(ctx context.Context, exs []exceptions.Exception) error {
+	err := dbRetry().Do(ctx, func(ctx context.Context) error {
+		_, err := in.usage().InsertExceptions(in.observing(ctx), exs)
+		return err
+	})
+	if err == nil {
+		in.log.Warnf("%d record(s) larger than max_record_bytes (%d) kept as MALFORMED_RECORD exceptions, first: %s",
+			len(exs), in.maxRecord, exs[0].Message)
+	}
+	return err
+}
+
+// release gives up a file being read without failing it: its lease is
+// left to run out, and it is read again from the start.
+func (in *filesInput) release(ctx context.Context, r *reading, err error) {
+	in.mu.Lock()
+	if in.cur == r {
+		in.cur = nil
+	}
+	delete(in.open, r.file.FileID)
+	in.mu.Unlock()
+	in.closeReading(r)
+	if ctx.Err() == nil {
+		in.log.Errorf("file %s (%s): reading stopped, to be read again once its lease runs out: %v", r.file.Name, r.file.FileID, err)
+	}
+}
+
+// checkMessageLimits refuses a max_record_bytes that the brokers' message
+// limit on any of topics cannot take.
+func checkMessageLimits(ctx context.Context, conn []kgo.Opt, topics []string, maxRecord int) error {
+	cl, err := connectClient(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	limits, err := kafkax.MessageLimits(ctx, cl, topics...)
+	if err != nil {
+		return fmt.Errorf("broker_check: %w", err)
+	}
+	var errs []error
+	for _, t := range topics {
+		if n := limits[t]; maxRecord+messageOverhead > n {
+			errs = append(errs, fmt.Errorf("max_record_bytes %d (plus %d for key and framing) is more than topic %s accepts (max.message.bytes %d): "+
+				"lower max_record_bytes (VIVACE_MAX_RECORD_BYTES) or raise the topic's limit", maxRecord, messageOverhead, t, n))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // finishIfAcked stores the record count once the whole file was read and
@@ -362,23 +511,21 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 		in.stopRead(ctx, r, false)
 		return
 	}
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		var f files.File
-		if f, err = in.files().FileRead(ctx, r.file.FileID, r.emitted); errors.Is(err, store.ErrNotFound) {
-			// Not processing any more: cancelled after the last record was
-			// read (or failed); a cancelled file gets its count.
-			in.stopRead(ctx, r, true)
-			return
-		}
-		if err == nil {
-			if f.Status == files.Done && f.FinishedAt != nil {
-				// Every record had ended before the count was stored.
-				in.fileDone(files.Finished{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
-			}
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	var f files.File
+	err := countRetry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		f, err = in.files().FileRead(ctx, r.file.FileID, r.emitted)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Not processing any more: cancelled after the last record was
+		// read (or failed); a cancelled file gets its count.
+		in.stopRead(ctx, r, true)
+		return
+	}
+	if err == nil && f.Status == files.Done && f.FinishedAt != nil {
+		// Every record had ended before the count was stored.
+		in.fileDone(files.Finished{FileID: f.FileID, Client: f.Client, Took: f.FinishedAt.Sub(f.ReceivedAt)})
 	}
 	if err != nil {
 		// The lease runs out and the file is read again; replays are harmless.
@@ -387,8 +534,14 @@ func (in *filesInput) finishIfAcked(ctx context.Context, r *reading) {
 	}
 	in.filesRead.Incr(1)
 	in.fileSeconds.Timing(time.Since(r.started).Nanoseconds())
-	in.log.Infof("file %s (%s) read: %d records", r.file.Name, r.file.FileID, r.emitted)
+	in.log.With("client", r.file.Client, "file_id", r.file.FileID, "file", r.file.Name, "records", r.emitted).Info("file read")
 }
+
+// countRetry is how storing a file's count waits out the database (the
+// lease is renewed meanwhile); after five minutes the lease is left to
+// run out and the file is read again.
+var countRetry = retry.Policy{First: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: retry.DefaultJitter,
+	MaxWait: 5 * time.Minute, Refused: func(err error) bool { return errors.Is(err, store.ErrNotFound) || store.Refused(err) }}
 
 // stopRead stores how far the reader of a cancelled file got, so that its
 // counts add up for the records it read; complete says it had read them
@@ -418,7 +571,7 @@ func (in *filesInput) abandon(ctx context.Context, r *reading, err error) {
 }
 
 func (in *filesInput) failFile(ctx context.Context, f files.File, reason string) {
-	in.log.Errorf("file %s (%s) failed: %s", f.Name, f.FileID, reason)
+	in.log.With("client", f.Client, "file_id", f.FileID, "file", f.Name).Errorf("file failed: %s", reason)
 	if err := in.files().FailFile(ctx, f.FileID, reason); err != nil {
 		in.log.Errorf("file %s: cannot record the failure: %v", f.FileID, err)
 	}

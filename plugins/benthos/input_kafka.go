@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -93,6 +94,7 @@ type kafkaInput struct {
 	inFlight      int
 	log           *service.Logger
 	lag           *service.MetricGauge
+	batchSize     prometheus.Observer
 	queueLimit    int
 	commitTimeout time.Duration
 
@@ -134,6 +136,7 @@ func newKafkaInput(conf *service.ParsedConfig, mgr *service.Resources) (*kafkaIn
 	if group == "" {
 		return nil, errors.New("consumer_group: required")
 	}
+	in.batchSize = batchRecords.WithLabelValues(group)
 	oldest, err := conf.FieldBool("start_from_oldest")
 	if err != nil {
 		return nil, err
@@ -283,6 +286,7 @@ func (in *kafkaInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			st.outstanding = append(st.outstanding, pb)
 			epoch := st.epoch
 			in.cond.Broadcast() // room in the queues for the poller
+			in.batchSize.Observe(float64(n))
 			batch := make(service.MessageBatch, n)
 			// Topic and partition are the batch's; boxed once for all.
 			topic, part := any(k.topic), any(st.partLabel)

@@ -25,6 +25,11 @@ func kafkaConnFields() []*service.ConfigField {
 			service.NewStringField("username").Description("User name."),
 			service.NewStringField("password").Description("Password.").Secret().Default(""),
 		).Description("SASL authentication; several entries are tried in order.").Optional().Advanced(),
+		service.NewStringField("sasl_mechanism").
+			Description("One SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) given as plain fields, so that a pipeline can take it from variables; empty for none. Tried after the `sasl` list.").
+			Default("").Advanced(),
+		service.NewStringField("sasl_username").Description("User name for `sasl_mechanism`.").Default("").Advanced(),
+		service.NewStringField("sasl_password").Description("Password for `sasl_mechanism`.").Secret().Default("").Advanced(),
 	}
 }
 
@@ -63,6 +68,20 @@ func kafkaConn(conf *service.ParsedConfig) (kafkax.Config, error) {
 			}
 			c.SASL = append(c.SASL, m)
 		}
+	}
+	mech, err := conf.FieldString("sasl_mechanism")
+	if err != nil {
+		return c, err
+	}
+	if mech != "" {
+		m := kafkax.SASL{Mechanism: mech}
+		if m.Username, err = conf.FieldString("sasl_username"); err != nil {
+			return c, err
+		}
+		if m.Password, err = conf.FieldString("sasl_password"); err != nil {
+			return c, err
+		}
+		c.SASL = append(c.SASL, m)
 	}
 	return c, c.Validate()
 }

@@ -24,8 +24,9 @@ func prometheusSpec() *service.ConfigSpec {
 		Summary("Exposes the stream's metrics to Prometheus.").
 		Description(`
 All streams of one process share one registry, each metric labelled with its `+"`stream`"+`.
-Under `+"`vivace dev`"+` the registry is served on the API's `+"`/metrics`"+`; a stream run on its own
-(`+"`vivace run`"+`) serves it when `+"`listen_address`"+` is set. Timings are reported in seconds.`).
+Under `+"`vivace dev`"+` and `+"`vivace serve`"+` the registry is served on `+"`/metrics`"+`; a stream run on its
+own (`+"`vivace run`"+`) serves it when `+"`listen_address`"+` is set. Counter names end in `+"`_total`"+`; timings
+are histograms in seconds, so that they add up across processes.`).
 		Field(service.NewStringField("stream").Description("Value of the `stream` label.").Default("")).
 		Field(service.NewStringField("listen_address").
 			Description("When set, serve `/metrics` on this address (for a stream run on its own).").
@@ -74,7 +75,7 @@ var vecs struct {
 	sync.Mutex
 	counters map[string]*prometheus.CounterVec
 	gauges   map[string]*prometheus.GaugeVec
-	timers   map[string]*prometheus.SummaryVec
+	timers   map[string]*prometheus.HistogramVec
 }
 
 func metricName(name string) string {
@@ -95,6 +96,9 @@ func (e *promExporter) labels(keys []string) []string {
 
 func (e *promExporter) NewCounterCtor(name string, labelKeys ...string) service.MetricsExporterCounterCtor {
 	name = metricName(name)
+	if !strings.HasSuffix(name, "_total") {
+		name += "_total" // Prometheus' naming of counters
+	}
 	keys := e.labels(labelKeys)
 	vecs.Lock()
 	if vecs.counters == nil {
@@ -103,7 +107,7 @@ func (e *promExporter) NewCounterCtor(name string, labelKeys ...string) service.
 	k := vecKey(name, keys)
 	v, ok := vecs.counters[k]
 	if !ok {
-		v = prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: "Benthos counter " + name}, keys)
+		v = prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help(name, "counter")}, keys)
 		if err := Registry.Register(v); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -123,20 +127,18 @@ func (e *promExporter) NewTimerCtor(name string, labelKeys ...string) service.Me
 	keys := e.labels(labelKeys)
 	vecs.Lock()
 	if vecs.timers == nil {
-		vecs.timers = map[string]*prometheus.SummaryVec{}
+		vecs.timers = map[string]*prometheus.HistogramVec{}
 	}
 	k := vecKey(name, keys)
 	v, ok := vecs.timers[k]
 	if !ok {
-		v = prometheus.NewSummaryVec(prometheus.SummaryOpts{
-			Name: name, Help: "Benthos timing " + name,
-			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001},
-			MaxAge:     time.Minute,
-		}, keys)
+		// Histograms, not summaries: they add up across the processes of
+		// a role (histogram_quantile over sum by (le)).
+		v = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help(name, "histogram"), Buckets: latencyBuckets}, keys)
 		if err := Registry.Register(v); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				v = are.ExistingCollector.(*prometheus.SummaryVec)
+				v = are.ExistingCollector.(*prometheus.HistogramVec)
 			}
 		}
 		vecs.timers[k] = v
@@ -157,7 +159,7 @@ func (e *promExporter) NewGaugeCtor(name string, labelKeys ...string) service.Me
 	k := vecKey(name, keys)
 	v, ok := vecs.gauges[k]
 	if !ok {
-		v = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: "Benthos gauge " + name}, keys)
+		v = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help(name, "gauge")}, keys)
 		if err := Registry.Register(v); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

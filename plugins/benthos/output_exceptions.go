@@ -8,6 +8,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"vivace.dev/vivace/internal/exceptions"
+	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/jsonx"
 )
 
@@ -21,9 +22,11 @@ Each batch is written in one transaction: the exception rows and the counts of t
 come from. A record's source position (client, file, line, part) is stored once, so a replayed
 message changes nothing; a record that fails again after a reprocess updates its row. The
 message is acknowledged only after the transaction commits, so the topic offset never runs
-ahead of the database. A message that is not an exception is logged with an error that
-says why, and is skipped (counted in `+"`vivace_exceptions_skipped`"+`): only Vivace's stages write
-that topic, so such a message is a bug upstream and must not stall the exceptions behind it.`).
+ahead of the database. A message that is not an exception (only Vivace's stages write that
+topic, so a bug upstream) must neither stall the exceptions behind it nor be lost: one that
+still names its file becomes a `+"`MALFORMED_RECORD`"+` exception of that file with its bytes kept,
+any other is kept byte for byte in `+"`unreadable_messages`"+` with its topic position; both are
+logged and counted in `+"`vivace_exceptions_skipped_total`"+`.`).
 		Field(fieldDSN()).
 		Field(service.NewOutputMaxInFlightField().Default(2)).
 		Field(service.NewBatchPolicyField("batching")).
@@ -58,26 +61,44 @@ func (o *exceptionsOutput) Connect(ctx context.Context) error { return o.connect
 
 func (o *exceptionsOutput) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	exs := make([]exceptions.Exception, 0, len(batch))
-	for i, msg := range batch {
+	var bad []badMessage
+	for _, msg := range batch {
 		b, err := msg.AsBytes()
 		if err != nil {
 			return err
 		}
 		var m exceptionMsg
-		if err := json.Unmarshal(b, &m); err != nil || m.Client == "" || m.FileID == "" || m.Code == "" {
-			if err != nil {
-				err = jsonx.Describe(err, "an exception")
-			} else {
-				err = fmt.Errorf("exception message lacks client, file_id or code")
+		if err := json.Unmarshal(b, &m); err != nil || m.Client == "" || !ids.Valid(m.FileID) || m.Code == "" {
+			reason := "message is not an exception: "
+			switch {
+			case err != nil:
+				reason += jsonx.Describe(err, "an exception").Error()
+			case m.Message != "":
+				// An exception of a record whose source could not be
+				// read (a message the mediate stage could not read).
+				reason = fmt.Sprintf("%s stage: %s", m.Stage, m.Message)
+			default:
+				reason += "it lacks client, a file_id of the registry or code"
+			}
+			stage := "exceptions"
+			if m.Stage != "" && err == nil {
+				stage = m.Stage
+			}
+			if err == nil && len(m.Raw) > 0 {
+				b = m.Raw // the bytes the stage could not read
 			}
 			// Only Vivace's own stages write this topic, so this is a bug
-			// upstream; retrying would stall every exception behind it.
-			o.log.Errorf("skipping message %d of the batch, it is not an exception (%v): %s", i, err, clipBytes(b))
-			o.skipped.Incr(1)
+			// upstream; retrying would stall every exception behind it,
+			// dropping it would lose it.
+			bad = append(bad, badMessage{msg: msg, body: b, stage: stage, reason: reason})
 			continue
 		}
 		exs = append(exs, m.exception())
 	}
+	if err := o.keepBad(o.observing(ctx), o.log, bad); err != nil {
+		return err
+	}
+	o.skipped.Incr(int64(len(bad)))
 	_, err := o.usage().InsertExceptions(o.observing(ctx), exs)
 	return err
 }

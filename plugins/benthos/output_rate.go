@@ -3,12 +3,10 @@ package benthos
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"vivace.dev/vivace/internal/jsonx"
 	"vivace.dev/vivace/internal/ratestage"
 	"vivace.dev/vivace/internal/usage"
 )
@@ -30,6 +28,12 @@ Records are rated in batch order. Read `+"`usage.mediated`"+` (keyed by account)
 input's `+"`partition_in_flight: 1`"+` and without output batching, so that batches of one partition
 are rated one after another and each account's records keep their order, which tiered
 rating depends on.
+
+A message that is not a record in normal form (only the mediate stage writes the topic, so a
+bug upstream) neither stalls the records behind it nor is lost: one that still names its file
+becomes a `+"`MALFORMED_RECORD`"+` exception of that file at the rate stage with its bytes kept, any
+other is kept byte for byte in `+"`unreadable_messages`"+` with its topic position; both are logged
+and counted in `+"`vivace_rate_skipped_total`"+`.
 
 The catalog is cached per client and checked against the database's change counter at the
 start of every batch: a catalog change committed before a batch starts is always seen by it.`).
@@ -61,17 +65,18 @@ func init() {
 				exceptions: m.NewCounter("vivace_rate_exceptions"),
 				replayed:   m.NewCounter("vivace_rate_replayed"),
 				skipped:    m.NewCounter("vivace_rate_skipped"),
+				failed:     m.NewCounter("vivace_records_failed", "stage", "code"),
 			}, pol, mif, nil
 		})
 }
 
 type rateOutput struct {
 	storeConn
-	log                                 *service.Logger
-	murs, exceptions, replayed, skipped *service.MetricCounter
-	stage                               *ratestage.Stage
-	stopWatch                           context.CancelFunc
-	watchDone                           chan struct{}
+	log                                         *service.Logger
+	murs, exceptions, replayed, skipped, failed *service.MetricCounter
+	stage                                       *ratestage.Stage
+	stopWatch                                   context.CancelFunc
+	watchDone                                   chan struct{}
 }
 
 func (o *rateOutput) Connect(ctx context.Context) error {
@@ -96,39 +101,37 @@ func (o *rateOutput) WriteBatch(ctx context.Context, batch service.MessageBatch)
 		return service.ErrNotConnected
 	}
 	items := make([]ratestage.Item, 0, len(batch))
-	for i, msg := range batch {
+	var bad []badMessage
+	for _, msg := range batch {
 		b, err := msg.AsBytes()
 		if err != nil {
 			return err
 		}
 		it := ratestage.Item{Body: json.RawMessage(b)}
-		if err := decodeRecord(b, &it.Record); err != nil {
+		if it.Record, err = usage.ReadRecord(b); err != nil {
 			// Only the mediate stage writes this topic, so this is a bug
-			// upstream; retrying would stall every record behind it.
-			o.log.Errorf("skipping message %d of the batch, it is not a usage record in normal form (%v): %s", i, err, clipBytes(b))
-			o.skipped.Incr(1)
+			// upstream; retrying would stall every record behind it, and
+			// dropping it would leave its file short of a record.
+			bad = append(bad, badMessage{msg: msg, body: b, stage: "rate",
+				reason: fmt.Sprintf("message is not a usage record in normal form: %v", err)})
 			continue
 		}
 		items = append(items, it)
 	}
+	if err := o.keepBad(o.observing(ctx), o.log, bad); err != nil {
+		return err
+	}
+	o.skipped.Incr(int64(len(bad)))
 	sum, err := o.stage.Rate(o.observing(ctx), items)
 	if err != nil {
 		return fmt.Errorf("rate batch of %d records: %w", len(items), err)
 	}
 	o.murs.Incr(int64(sum.MURs))
 	o.exceptions.Incr(int64(sum.Exceptions))
+	for code, n := range sum.ByCode {
+		o.failed.Incr(int64(n), "rate", string(code))
+	}
 	o.replayed.Incr(int64(sum.Replayed))
-	return nil
-}
-
-// decodeRecord reads a usage.mediated message body.
-func decodeRecord(b []byte, r *usage.Record) error {
-	if err := json.Unmarshal(b, r); err != nil {
-		return jsonx.Describe(err, "a usage record in normal form")
-	}
-	if r.Client == "" || r.FileID == "" || r.RecordID == "" {
-		return errors.New("client, file_id or record_id is missing")
-	}
 	return nil
 }
 

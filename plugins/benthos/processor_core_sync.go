@@ -47,8 +47,8 @@ Each client's core endpoint and credentials come from its `+"`core`"+` block in 
 (`+"`url`"+`, `+"`client_no`"+`, `+"`auth_key_env`"+`); what that leaves out comes from `+"`core_url`"+`, `+"`client_no`"+` and
 `+"`auth_key`"+` here. The auth key is never logged.
 
-Metrics: `+"`vivace_sync_batches`"+` (label `+"`status`"+`), `+"`vivace_sync_records_synced`"+`,
-`+"`vivace_sync_records_failed`"+` (label `+"`code`"+`: the core's code, or the failure kind of a whole batch),
+Metrics: `+"`vivace_sync_batches_total`"+` (label `+"`status`"+`), `+"`vivace_sync_records_synced_total`"+`,
+`+"`vivace_sync_records_failed_total`"+` (label `+"`code`"+`: the core's code, or the failure kind of a whole batch),
 `+"`vivace_sync_call_seconds`"+` (a histogram per try, labels `+"`client`"+` and `+"`outcome`"+`) and
 `+"`vivace_sync_call_retries_total`"+`.`).
 		Field(fieldDSN()).

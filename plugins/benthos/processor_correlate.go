@@ -141,7 +141,7 @@ var keyPath = regexp.MustCompile(`^\s*this\.fields\.([A-Za-z_][A-Za-z0-9_]*)\s*$
 
 func newCorrelateProc(conf *service.ParsedConfig, mgr *service.Resources) (*correlateProc, error) {
 	p := &correlateProc{now: time.Now, log: mgr.Logger()}
-	cfg := rules.CorrelatorConfig{Refused: store.ServerError, Warnf: p.log.Warnf, MaxWait: databaseWaitBound(),
+	cfg := rules.CorrelatorConfig{Refused: store.Refused, Warnf: p.log.Warnf, MaxWait: databaseWaitBound(),
 		Now: func() time.Time { return p.now() }}
 	var err error
 	if p.name, err = conf.FieldString("name"); err != nil {
@@ -275,20 +275,24 @@ func (p *correlateProc) take(msg *service.Message) (rules.CorrelationPart, bool)
 			return part, false
 		}
 	}
-	v, err := msg.AsStructured()
-	src, err := rawRecord(v, err)
+	b, err := msg.AsBytes()
+	if err != nil {
+		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
+		return part, false
+	}
+	src, err := rawRecord(b)
 	if err != nil {
 		fail(msg, p.stage, err)
+		return part, false
+	}
+	v, err := msg.AsStructured()
+	if err != nil {
+		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
 		return part, false
 	}
 	key, err := p.corr.KeyFrom(p.key.Query(v))
 	if err != nil {
 		fail(msg, p.stage, err)
-		return part, false
-	}
-	b, err := msg.AsBytes()
-	if err != nil {
-		fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err))
 		return part, false
 	}
 	return rules.CorrelationPart{Client: src.Client, FileID: src.FileID, Line: src.Line, Part: src.Part,

@@ -48,7 +48,7 @@ output:
 
 func init() {
 	service.MustRegisterProcessor("vivace_exception", exceptionSpec(),
-		func(conf *service.ParsedConfig, _ *service.Resources) (service.Processor, error) {
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
 			stage, err := conf.FieldString("stage")
 			if err != nil {
 				return nil, err
@@ -57,11 +57,16 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return &exceptionProc{stage: stage, code: code}, nil
+			return &exceptionProc{stage: stage, code: code, log: mgr.Logger(),
+				failed: mgr.Metrics().NewCounter("vivace_records_failed", "stage", "code")}, nil
 		})
 }
 
-type exceptionProc struct{ stage, code string }
+type exceptionProc struct {
+	stage, code string
+	log         *service.Logger
+	failed      *service.MetricCounter
+}
 
 // recordShape reads both raw and normal-form bodies.
 type recordShape struct {
@@ -103,7 +108,10 @@ func (p *exceptionProc) Process(_ context.Context, msg *service.Message) (servic
 			ex.Record = json.RawMessage(b)
 		}
 	} else {
+		// Not a record the stages know: its text for people, its bytes
+		// kept as they arrived.
 		ex.Record, _ = json.Marshal(map[string]string{"raw": string(b)})
+		ex.Raw = b
 	}
 	// Metadata set by the reader wins over what a mapping left in the body.
 	if v, ok := msg.MetaGetMut(metaClient); ok && ex.Client == "" {
@@ -116,6 +124,10 @@ func (p *exceptionProc) Process(_ context.Context, msg *service.Message) (servic
 	if err != nil {
 		return nil, err
 	}
+	p.failed.Incr(1, ex.Stage, string(ex.Code))
+	// One line per failed record, at debug: the ids to find it by.
+	p.log.With("client", ex.Client, "file_id", ex.FileID, "line", ex.Line, "record_id", ex.RecordID,
+		"stage", ex.Stage, "code", string(ex.Code)).Debug("record failed: " + ex.Message)
 	msg.SetError(nil)
 	msg.SetBytes(out)
 	msg.MetaSetMut(metaKey, ex.RecordID)
@@ -137,14 +149,17 @@ type exceptionMsg struct {
 	Field    string          `json:"field,omitempty"`
 	Message  string          `json:"message"`
 	Record   json.RawMessage `json:"record"`
+	// Raw is the message as the stage received it, when it was not a
+	// record the stages know (base64 in the JSON).
+	Raw []byte `json:"raw,omitempty"`
 }
 
 func exceptionMessage(e exceptions.Exception) exceptionMsg {
 	return exceptionMsg{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Parts: e.Parts, RecordID: e.RecordID,
-		Stage: e.Stage, Code: string(e.Code), Field: e.Field, Message: e.Message, Record: e.Record}
+		Stage: e.Stage, Code: string(e.Code), Field: e.Field, Message: e.Message, Record: e.Record, Raw: e.Raw}
 }
 
 func (m exceptionMsg) exception() exceptions.Exception {
 	return exceptions.Exception{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, Parts: m.Parts, RecordID: m.RecordID,
-		Stage: m.Stage, Code: codes.Code(m.Code), Field: m.Field, Message: m.Message, Record: m.Record}
+		Stage: m.Stage, Code: codes.Code(m.Code), Field: m.Field, Message: m.Message, Record: m.Record, Raw: m.Raw}
 }

@@ -97,7 +97,7 @@ var keyField = regexp.MustCompile(`^\s*(?:this\.)?fields\.([A-Za-z0-9_]+)\s*$`)
 
 func newLookupProc(conf *service.ParsedConfig, mgr *service.Resources) (*lookupProc, error) {
 	p := &lookupProc{db: &ruleStore{}}
-	cfg := rules.LookupConfig{Reader: p.db, Refused: store.ServerError, Warnf: mgr.Logger().Warnf, MaxWait: databaseWaitBound()}
+	cfg := rules.LookupConfig{Reader: p.db, Refused: store.Refused, Warnf: mgr.Logger().Warnf, MaxWait: databaseWaitBound()}
 	var err error
 	if p.db.conn.dsn, err = conf.FieldString("dsn"); err != nil {
 		return nil, err

@@ -3,10 +3,10 @@ package benthos
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
@@ -155,8 +155,8 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 		// batch at once; only the source's two strings are kept.
 		src, pairs, ok := usage.ScanRaw(unsafe.String(unsafe.SliceData(b), len(b)), kv[:0])
 		if !ok {
-			var raw usage.Raw
-			if json.Unmarshal(b, &raw) != nil {
+			raw, err := usage.ReadRaw(b)
+			if err != nil {
 				continue // vivace_normalize reports it as MALFORMED_RECORD
 			}
 			src = raw.Source
@@ -192,9 +192,12 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 	replaced := make(map[int]service.MessageBatch, len(batch))
 	for _, name := range order {
 		g := groups[name]
+		began := time.Now()
 		outcomes, err := p.host.MediateBatch(ctx, g.spec, g.batch)
+		pluginCallSeconds.WithLabelValues(name).Observe(time.Since(began).Seconds())
 		batches.Put(g.batch) // the outcomes do not point into it
 		if err != nil {
+			pluginCalls.WithLabelValues(name, "error").Inc()
 			// The stream is stopping (or the host closed) before the plugin
 			// answered. The records are failed rather than let through
 			// unmediated; a replay of the batch mediates them again.
@@ -205,6 +208,7 @@ func (p *mediationPluginProc) ProcessBatch(ctx context.Context, batch service.Me
 			p.failed.Incr(int64(len(g.idx)))
 			continue
 		}
+		pluginCalls.WithLabelValues(name, "ok").Inc()
 		for k, o := range outcomes {
 			i := g.idx[k]
 			msg := batch[i]

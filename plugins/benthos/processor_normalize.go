@@ -8,7 +8,6 @@ import (
 
 	"vivace.dev/vivace/internal/clientcfg"
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/jsonx"
 	"vivace.dev/vivace/internal/usage"
 )
 
@@ -87,10 +86,9 @@ func (p *normalizeProc) ProcessBatch(_ context.Context, batch service.MessageBat
 		if buf == nil {
 			buf = make([]byte, 0, len(batch)*(len(b)+64))
 		}
-		raw, err := usage.DecodeRaw(b)
+		raw, err := usage.ReadRaw(b)
 		if err != nil {
-			fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record (client, file_id, line, fields): %v",
-				jsonx.Describe(err, "a raw usage record")))
+			fail(msg, p.stage, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record (client, file_id, line, fields): %v", err))
 			continue
 		}
 		rec, err := usage.Normalize(raw, f.Rules(raw.Client), now)

@@ -2,65 +2,25 @@ package benthos
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"vivace.dev/vivace/internal/codes"
-	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/usage"
 )
 
-// rawRecord reads a message parsed as structured (v, or the parse error
-// err) as a raw usage record and returns its source; a message that is
-// not one fails with MALFORMED_RECORD saying why.
-func rawRecord(v any, err error) (usage.Source, error) {
-	var src usage.Source
+// rawRecord reads a message's body as a raw usage record of a registered
+// file (usage.ReadRaw, the reader every stage uses, and ValidFileID) and
+// returns its source; a message that is not one fails with
+// MALFORMED_RECORD saying why.
+func rawRecord(b []byte) (usage.Source, error) {
+	r, err := usage.ReadRaw(b)
 	if err == nil {
-		src, err = rawSource(v)
+		err = usage.ValidFileID(r.FileID)
 	}
 	if err != nil {
-		return src, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err)
+		return r.Source, codes.Errorf(codes.MalformedRecord, "", "message is not a raw usage record: %v", err)
 	}
-	return src, nil
-}
-
-// rawSource checks that a parsed message is a raw usage record (client,
-// file_id, line, fields of strings) and returns its source.
-func rawSource(v any) (usage.Source, error) {
-	var src usage.Source
-	root, ok := v.(map[string]any)
-	if !ok {
-		return src, fmt.Errorf("a %T, not an object", v)
-	}
-	src.Client, _ = root["client"].(string)
-	src.FileID, _ = root["file_id"].(string)
-	if src.Client == "" || src.FileID == "" {
-		return src, errors.New("no client or file_id")
-	}
-	if !ids.Valid(src.FileID) {
-		// The registry's file ids are UUIDs; one that is not would fail
-		// the whole batch's transaction, not just this record.
-		return src, fmt.Errorf("file_id %q is not a file id of the registry", clip(src.FileID, 64))
-	}
-	var err error
-	if src.Line, err = intOf(root["line"]); err != nil {
-		return src, fmt.Errorf("line: %w", err)
-	}
-	part, err := intOf(root["part"])
-	if err != nil {
-		return src, fmt.Errorf("part: %w", err)
-	}
-	src.Part = int(part)
-	fields, ok := root["fields"].(map[string]any)
-	if !ok {
-		return src, errors.New("no fields")
-	}
-	for k, x := range fields {
-		if _, ok := x.(string); !ok {
-			return src, fmt.Errorf("field %s is a %T, not a string", k, x)
-		}
-	}
-	return src, nil
+	return r.Source, nil
 }
 
 // intOf reads a JSON integer as Benthos parsed it; a missing one is 0.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,7 +37,14 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+5*time.Minute)
 	defer cancel()
-	d := startDev(b, "")
+	// VIVACE_BENCH_TMF_PPROF=file: a 10 s CPU profile of vivace dev
+	// under the load, written there.
+	prof := os.Getenv("VIVACE_BENCH_TMF_PPROF")
+	var extra []string
+	if prof != "" {
+		extra = append(extra, "--pprof")
+	}
+	d := startDev(b, "", extra...)
 	const accounts = 1000
 	client := "tmfbench"
 	file := prepareClient(ctx, b, d, client, 10, accounts)
@@ -50,7 +58,7 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}, Timeout: time.Minute}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: time.Minute}
 
 	for b.Loop() {
 		total := rate * seconds
@@ -60,7 +68,7 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 		var fileID string
 		jobs := make(chan int, total)
 		var wg sync.WaitGroup
-		for w := 0; w < 96; w++ {
+		for w := 0; w < 512; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -132,6 +140,22 @@ func BenchmarkTMF635PostToMUR(b *testing.B) {
 			}
 		}()
 		start := time.Now()
+		if prof != "" {
+			go func() {
+				time.Sleep(5 * time.Second)
+				resp, err := d.get(ctx, "/debug/pprof/profile?seconds=10")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				f, err := os.Create(prof)
+				if err == nil {
+					_, _ = io.Copy(f, resp.Body)
+					f.Close()
+				}
+			}()
+		}
 		mu.Lock()
 		due[0] = start
 		mu.Unlock()

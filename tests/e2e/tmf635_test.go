@@ -457,6 +457,27 @@ func TestTMF635(t *testing.T) {
 	if u.Status != "rejected" || u.char("exception_code") != "BAD_QUANTITY" || !strings.Contains(u.Description, "BAD_QUANTITY") {
 		t.Fatalf("bad usage became %+v", u)
 	}
+	// Corrected with PATCH: recycled, then rated; the listener sees each
+	// step in order.
+	op.ok("PATCH", tmfBase+"/usage/"+posted.ID, `{"usageCharacteristic": [{"name": "quantity", "value": "lots"}]}`, "", 400, nil)
+	var fixed tmfUsage
+	op.ok("PATCH", tmfBase+"/usage/"+posted.ID, `{"usageCharacteristic": [{"name": "quantity", "value": 4}]}`, "Usage", 200, &fixed)
+	if fixed.Status != "recycled" && fixed.Status != "rated" {
+		t.Fatalf("corrected usage %+v", fixed)
+	}
+	u = op.waitStatus(ctx, posted.ID, "rated")
+	if u.char("quantity") != json.Number("4") && fmt.Sprint(u.char("quantity")) != "4" {
+		t.Fatalf("corrected usage rated as %+v", u)
+	}
+	op.ok("PATCH", tmfBase+"/usage/"+posted.ID, `{"usageCharacteristic": [{"name": "quantity", "value": 5}]}`, "", 409, nil)
+	seen = nil
+	for _, e := range listener.waitFor(ctx, t, posted.ID, 4) {
+		schema.check(t, e.Type, e.Body)
+		seen = append(seen, e.Type+":"+e.Stat)
+	}
+	if strings.Join(seen, ",") != "UsageCreateEvent:received,UsageStateChangeEvent:rejected,UsageStateChangeEvent:recycled,UsageStateChangeEvent:rated" {
+		t.Fatalf("hub events for the corrected usage: %v", seen)
+	}
 
 	// Usage specifications: the catalog's usage types.
 	var specs []struct{ ID, Name, Href string }
@@ -514,8 +535,24 @@ func TestTMF635(t *testing.T) {
 	}
 	var hub struct{ ID string }
 	op.ok("POST", tmfBase+"/hub", `{"callback": "http://127.0.0.1:9/x"}`, "EventSubscription", 201, &hub)
+	// A rejected usage of the sample client for the PATCH example: its
+	// sample file's line with quantity "abc".
+	ingestWait(ctx, t, d, "demo", filepath.Join(repoRoot(t), "tests/testdata/demo/usage.csv"))
+	demoAdmin := tmfClient{t: t, api: d.API, token: strings.TrimSpace(string(admin)), schema: schema}
+	var demoBad []tmfUsage
+	demoAdmin.ok("GET", tmfBase+"/usage?client=demo&status=rejected&limit=1000", "", "[]Usage", 200, &demoBad)
+	demoRejected := ""
+	for _, x := range demoBad {
+		if x.char("exception_code") == "BAD_QUANTITY" && x.char("quantity") == "abc" {
+			demoRejected = x.ID
+		}
+	}
+	if demoRejected == "" {
+		t.Fatalf("no BAD_QUANTITY usage of the sample client: %+v", demoBad)
+	}
+
 	runDocExamples(ctx, t, schema, "docs/tmf635.md", []string{"API=" + d.API + tmfBase, "TOKEN=" + strings.TrimSpace(string(admin)),
-		"USAGE=" + rated[0].ID, "CLIENT=demo", "USAGE_TYPE=VOICE", "HUB=" + hub.ID})
+		"USAGE=" + rated[0].ID, "CLIENT=demo", "USAGE_TYPE=VOICE", "HUB=" + hub.ID, "REJECTED=" + demoRejected})
 }
 
 // runDocExamples runs every sh block of a page that a check comment

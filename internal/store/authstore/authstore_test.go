@@ -181,3 +181,78 @@ func TestCreateRefused(t *testing.T) {
 		t.Fatalf("default name: %+v %v", tok, err)
 	}
 }
+
+// countingStore counts the token reads that reach the database.
+type countingStore struct {
+	*authstore.Store
+	reads int
+}
+
+func (c *countingStore) TokenByID(ctx context.Context, id string) (auth.Token, []byte, error) {
+	c.reads++
+	return c.Store.TokenByID(ctx, id)
+}
+
+// TestTokenChecksRemembered: a busy token costs one read every
+// CheckEvery, not one a request; a revoke through the same service is
+// refused at once, and one made by another process within CheckEvery.
+func TestTokenChecksRemembered(t *testing.T) {
+	ctx := context.Background()
+	as := authstore.New(pgtest.Store(t))
+	clk := &clock{time.Now().UTC().Truncate(time.Microsecond)}
+	store := &countingStore{Store: as}
+	svc := &auth.Service{Store: store, Audit: as, Now: clk.now, CheckEvery: 2 * time.Second}
+	other := &auth.Service{Store: as, Audit: as, Now: clk.now}
+	newToken := func() (auth.Token, string) {
+		t.Helper()
+		tok, secret, err := other.Create(ctx, "cli:ops", auth.NewToken{Name: "busy", Role: auth.Viewer, Clients: []string{"*"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, secret
+	}
+	tok, secret := newToken()
+	for range 100 {
+		if _, err := svc.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if store.reads != 1 {
+		t.Fatalf("100 requests within CheckEvery read the token %d times, want 1", store.reads)
+	}
+	// A wrong secret for a remembered id is still refused.
+	if _, err := svc.Authenticate(ctx, secret[:len(secret)-1]+"x"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("wrong secret of a remembered token: %v", err)
+	}
+	// Revoked by another process: refused once CheckEvery has passed.
+	if _, err := other.Revoke(ctx, "cli:boss", tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(2 * time.Second)
+	if _, err := svc.Authenticate(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked elsewhere, after CheckEvery: %v", err)
+	}
+	// Revoked through this service: refused at once.
+	tok, secret = newToken()
+	if _, err := svc.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Revoke(ctx, "cli:boss", tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, secret); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("revoked here, next request: %v", err)
+	}
+	// CheckEvery < 0: every request reads.
+	store.reads = 0
+	svc.CheckEvery = -1
+	_, secret = newToken()
+	for range 3 {
+		if _, err := svc.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if store.reads != 3 {
+		t.Fatalf("CheckEvery -1: %d reads for 3 requests", store.reads)
+	}
+}

@@ -152,8 +152,8 @@ func (s *Store) Allowances(ctx context.Context, client string, fn func(books.Led
 	rows, err := s.q.Query(ctx, `WITH
 		s AS (SELECT m.client, m.account_id, d->>'id' AS discount_id, `+monthOf+` AS month,
 				sum((d->>'units')::numeric) AS used
-			FROM murs m CROSS JOIN LATERAL jsonb_array_elements(m.rate_detail->'discounts') AS d
-			WHERE ($1 = '' OR m.client = $1) AND jsonb_typeof(m.rate_detail->'discounts') = 'array'
+			FROM murs m CROSS JOIN LATERAL json_array_elements(m.rate_detail->'discounts') AS d
+			WHERE ($1 = '' OR m.client = $1) AND json_typeof(m.rate_detail->'discounts') = 'array'
 				AND d->>'kind' = 'free_units'
 			GROUP BY 1, 2, 3, 4),
 		u AS (SELECT * FROM allowance_usage WHERE $1 = '' OR client = $1)

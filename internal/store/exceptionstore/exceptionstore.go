@@ -229,11 +229,15 @@ func (s *Store) Exceptions(ctx context.Context, q exceptions.Query) (exceptions.
 	} else {
 		sql = one("")
 	}
-	rows, err := s.db.Pool().Query(ctx, sql, args...)
-	if err != nil {
-		return page, fmt.Errorf("list exceptions: %w", err)
-	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Listed, error) { return scan(r) })
+	var items []exceptions.Listed
+	err := s.inOrder(ctx, len(q.IDs) == 0, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Listed, error) { return scan(r) })
+		return err
+	})
 	if err != nil {
 		return page, fmt.Errorf("list exceptions: %w", err)
 	}
@@ -323,8 +327,8 @@ func (s *Store) ClaimOpen(ctx context.Context, ids []string, actor string) ([]ex
 		}
 		rows, err := tx.Query(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'reprocessing', attempts = x.attempts + 1, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'open'
+				FROM (`+lockListed+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING `+columns+`),
 			a AS (
 				INSERT INTO audit_log (actor, action, target, client, before, after)
@@ -354,8 +358,8 @@ func (s *Store) Reopen(ctx context.Context, ids []string, actor, why string) err
 		}
 		_, err := tx.Exec(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'open', attempts = x.attempts - 1, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'reprocessing'
+				FROM (`+strings.Replace(lockListed, "'open'", "'reprocessing'", 1)+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING x.exception_id, x.client, x.attempts)
 			INSERT INTO audit_log (actor, action, target, client, before, after)
 			SELECT $2, 'exception.reopen', 'exception:' || u.exception_id, u.client,
@@ -378,8 +382,8 @@ func (s *Store) Discard(ctx context.Context, ids []string, actor, reason string)
 		}
 		rows, err := tx.Query(ctx, `WITH u AS (
 				UPDATE exceptions x SET status = 'discarded', resolution = 'discarded', reason = $3, updated_at = now()
-				FROM unnest($1::uuid[]) AS k(id)
-				WHERE x.exception_id = k.id AND x.status = 'open'
+				FROM (`+lockListed+`) p
+				WHERE x.exception_id = p.exception_id
 				RETURNING x.exception_id, x.client),
 			a AS (
 				INSERT INTO audit_log (actor, action, target, client, before, after)
@@ -426,28 +430,55 @@ func (s *Store) SelectIDs(ctx context.Context, f exceptions.Filter, after string
 		}
 	}
 	args = append(args, limit)
-	rows, err := s.db.Pool().Query(ctx, `SELECT x.exception_id::text, x.line, x.part FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
-		order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+	var out []string
+	next := ""
+	err := s.inOrder(ctx, true, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT x.exception_id::text, x.line, x.part FROM exceptions x WHERE `+strings.Join(conds, " AND ")+
+			order+` LIMIT $`+strconv.Itoa(len(args)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var line int64
+			var part int
+			if err := rows.Scan(&id, &line, &part); err != nil {
+				return err
+			}
+			out = append(out, id)
+			next = id
+			if byLine {
+				next = fmt.Sprintf("L%d.%d", line, part)
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("select exceptions: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	next := ""
-	for rows.Next() {
-		var id string
-		var line int64
-		var part int
-		if err := rows.Scan(&id, &line, &part); err != nil {
-			return nil, "", err
+	return out, next, nil
+}
+
+// inOrder runs fn in a read-only transaction in which, when ordered, the
+// planner may only read an index in the list's order and stop at the
+// page's end. Without statistics it guesses that a filter leaves a row or
+// two and would rather collect them all and sort: for a filter that
+// leaves a hundred thousand that is a hundred thousand rows read for a
+// page of fifty.
+func (s *Store) inOrder(ctx context.Context, ordered bool, fn func(pgx.Tx) error) error {
+	return s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		if ordered {
+			// jit off: a plan priced with a disabled node (the small sort
+			// that merges several clients' pages) would otherwise be
+			// compiled, which takes longer than the query.
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
+				SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL jit = off`); err != nil {
+				return err
+			}
 		}
-		out = append(out, id)
-		next = id
-		if byLine {
-			next = fmt.Sprintf("L%d.%d", line, part)
-		}
-	}
-	return out, next, rows.Err()
+		return fn(tx)
+	})
 }
 
 // Clients returns the client of each existing exception of ids.
@@ -478,12 +509,22 @@ func (s *Store) Clients(ctx context.Context, list []string) (map[string]string, 
 	return out, rows.Err()
 }
 
+// lockListed locks the listed exceptions ($1) that are open, one probe
+// of the primary key each: the status is checked on the row found (and
+// again once it is locked, should another transaction have changed it),
+// never used to find rows. Without statistics the planner would
+// otherwise guess that few exceptions are open, read them all through a
+// status index and compare each with every listed id: 25 s for 2,000 ids
+// over 20,000 rows.
+const lockListed = `SELECT e.exception_id FROM unnest($1::uuid[]) AS k(id)
+	CROSS JOIN LATERAL (SELECT exception_id FROM exceptions WHERE exception_id = k.id AND status = 'open' FOR UPDATE) e`
+
 // probes makes the rest of the transaction join the listed ids to the
 // table by primary key, one probe each: without statistics the planner
 // could otherwise hash or scan the table for a thousand ids.
 func probes(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-		SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off`)
+		SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off; SET LOCAL jit = off`)
 	return err
 }
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"vivace.dev/vivace/internal/mursync"
@@ -139,20 +138,7 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // retryTx runs a transaction, again when PostgreSQL reports a deadlock or
 // a serialisation failure.
 func retryTx(ctx context.Context, run func() error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = run()
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "40001" && pgErr.Code != "40P01") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
-	}
-	return err
+	return store.RetryRaces(ctx, nil, func(context.Context) error { return run() })
 }
 
 // StartJob records a running job, ending the client's jobs left running

@@ -31,7 +31,7 @@ func New(db *store.Store) *Store { return &Store{db: db} }
 
 const murColumns = `mur_id, client, record_id, file_id::text, line, part, account_id, usage_type,
 	quantity::text, usage_time, currency, gross_amount::text, discount_amount::text, net_amount::text,
-	rate_detail, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error`
+	rate_detail::jsonb, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error`
 
 func scanMUR(row pgx.Row) (*murs.MUR, error) {
 	var m murs.MUR
@@ -42,14 +42,25 @@ func scanMUR(row pgx.Row) (*murs.MUR, error) {
 }
 
 const excColumns = `exception_id, client, file_id::text, line, part, coalesce(record_id, ''),
-	stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at`
+	stage, code, coalesce(field, ''), message, status, attempts, record, created_at, updated_at, edited`
 
-func scanExc(row pgx.Row) (*exceptions.Exception, error) {
+func scanExc(row pgx.Row) (*exceptions.Exception, json.RawMessage, error) {
 	var e exceptions.Exception
+	var edited json.RawMessage
 	err := row.Scan(&e.ExceptionID, &e.Client, &e.FileID, &e.Line, &e.Part, &e.RecordID, &e.Stage,
-		&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt)
-	return &e, err
+		&e.Code, &e.Field, &e.Message, &e.Status, &e.Attempts, &e.Record, &e.CreatedAt, &e.UpdatedAt, &edited)
+	return &e, edited, err
 }
+
+// shownExc keeps the exceptions that are usages of their own: all but
+// those resolved by becoming a MUR at their source (the MUR is the usage
+// then). One superseded by another copy of its record id stays, rejected:
+// its own record was never rated.
+const shownExc = `NOT (status = 'resolved' AND resolution IS NOT DISTINCT FROM 'rated')`
+
+// excStatus is an exception's TMF status in SQL (tmf635.StatusOf).
+const excStatus = `CASE WHEN status = 'reprocessing' THEN 'recycled'
+	WHEN status = 'resolved' AND resolution IS NOT DISTINCT FROM 'rated' THEN NULL ELSE 'rejected' END`
 
 const postedColumns = `client, file_id::text, line, fields, body, received_at`
 
@@ -80,11 +91,11 @@ func (s *Store) Usage(ctx context.Context, fileID string, line int64, part int) 
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		e, err := scanExc(tx.QueryRow(ctx, `SELECT `+excColumns+` FROM exceptions
-			WHERE client = $1 AND file_id = $2 AND line = $3 AND part = $4 AND status <> 'resolved'`, r.Client, fileID, line, part))
+		e, edited, err := scanExc(tx.QueryRow(ctx, `SELECT `+excColumns+` FROM exceptions
+			WHERE client = $1 AND file_id = $2 AND line = $3 AND part = $4 AND `+shownExc+``, r.Client, fileID, line, part))
 		switch {
 		case err == nil:
-			r.Exc = e
+			r.Exc, r.ExcEdited = e, edited
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
@@ -124,7 +135,7 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 	var out []tmf635.Record
 	var total int64
 	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT file_id::text, client, source = 'api',
+		rows, err := tx.Query(ctx, `SELECT file_id::text, client, source = 'api', exceptions = 0,
 				murs + exceptions + CASE WHEN source = 'api' THEN greatest(coalesce(records, 0) - murs - exceptions - filtered, 0) ELSE 0 END
 			FROM files WHERE status <> 'rejected' AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
 			ORDER BY file_id`, clients)
@@ -132,14 +143,14 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 			return err
 		}
 		type file struct {
-			id, client string
-			api        bool
-			n          int64
+			id, client  string
+			api, onlyMU bool
+			n           int64
 		}
 		var fs []file
 		for rows.Next() {
 			var f file
-			if err := rows.Scan(&f.id, &f.client, &f.api, &f.n); err != nil {
+			if err := rows.Scan(&f.id, &f.client, &f.api, &f.onlyMU, &f.n); err != nil {
 				rows.Close()
 				return err
 			}
@@ -158,6 +169,16 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 				skip -= f.n
 				continue
 			}
+			if f.onlyMU && !f.api {
+				// Only MURs: the database skips to the page itself.
+				recs, err := fileMURs(ctx, tx, f.id, skip, limit-len(out))
+				if err != nil {
+					return err
+				}
+				skip = 0
+				out = append(out, recs...)
+				continue
+			}
 			want := int(skip) + limit - len(out)
 			recs, err := fileUsages(ctx, tx, f.id, f.client, f.api, want)
 			if err != nil {
@@ -174,6 +195,24 @@ func (s *Store) listByFile(ctx context.Context, clients []string, offset, limit 
 		return nil
 	})
 	return out, total, err
+}
+
+// fileMURs are n MURs of one file from the skip-th on, in line order.
+func fileMURs(ctx context.Context, tx pgx.Tx, fileID string, skip int64, n int) ([]tmf635.Record, error) {
+	rows, err := tx.Query(ctx, `SELECT `+murColumns+` FROM murs WHERE file_id = $1 ORDER BY line, part OFFSET $2 LIMIT $3`, fileID, skip, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []tmf635.Record
+	for rows.Next() {
+		m, err := scanMUR(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tmf635.Record{Client: m.Client, FileID: m.FileID, Line: m.Line, Part: m.Part, MUR: m})
+	}
+	return out, rows.Err()
 }
 
 // fileUsages are the first n usages of one file, in line order: its MURs,
@@ -196,18 +235,18 @@ func fileUsages(ctx context.Context, tx pgx.Tx, fileID, client string, api bool,
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(ctx, `SELECT `+excColumns+` FROM exceptions WHERE file_id = $1 AND status <> 'resolved'
+	rows, err = tx.Query(ctx, `SELECT `+excColumns+` FROM exceptions WHERE file_id = $1 AND `+shownExc+`
 		ORDER BY line, part LIMIT $2`, fileID, n)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
-		e, err := scanExc(rows)
+		e, edited, err := scanExc(rows)
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e})
+		out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e, ExcEdited: edited})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -311,16 +350,15 @@ func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Fil
 		}
 		if want(tmf635.Rejected, tmf635.Recycled) {
 			statuses := []string{}
-			if want(tmf635.Rejected) {
-				statuses = append(statuses, string(exceptions.Open), string(exceptions.Discarded))
-			}
-			if want(tmf635.Recycled) {
-				statuses = append(statuses, string(exceptions.Reprocessing))
+			for _, st := range []tmf635.Status{tmf635.Rejected, tmf635.Recycled} {
+				if want(st) {
+					statuses = append(statuses, string(st))
+				}
 			}
 			field := func(name string) string {
-				return fmt.Sprintf(`coalesce(record->'fields'->>'%[1]s', record->>'%[1]s')`, name)
+				return fmt.Sprintf(`coalesce(edited->>'%[1]s', record->>'%[1]s')`, name)
 			}
-			where := `status = ANY($6) AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
+			where := excStatus + ` = ANY($6) AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))
 				AND (coalesce(cardinality($2::text[]), 0) = 0 OR ` + field(usage.FieldUsageType) + ` = ANY($2))
 				AND (coalesce(cardinality($3::text[]), 0) = 0 OR ` + field(usage.FieldAccountID) + ` = ANY($3))
 				AND ($4::timestamptz IS NULL OR tmf_time(` + field(usage.FieldUsageTime) + `) >= $4)
@@ -331,12 +369,12 @@ func (s *Store) listFiltered(ctx context.Context, clients []string, f tmf635.Fil
 				return err
 			}
 			for rows.Next() {
-				e, err := scanExc(rows)
+				e, edited, err := scanExc(rows)
 				if err != nil {
 					rows.Close()
 					return err
 				}
-				out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e})
+				out = append(out, tmf635.Record{Client: e.Client, FileID: e.FileID, Line: e.Line, Part: e.Part, Exc: e, ExcEdited: edited})
 			}
 			if err := rows.Err(); err != nil {
 				return err

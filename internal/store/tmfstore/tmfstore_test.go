@@ -117,7 +117,7 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	// Line 1 rated, line 2 rejected.
 	rate(t, st, recs[0])
 	if _, err := usagestore.New(st).InsertExceptions(ctx, []exceptions.Exception{{Client: client, FileID: recs[1].FileID, Line: 2,
-		Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad", Record: json.RawMessage(`{"fields":{"usage_type":"VOICE","usage_time":"2026-10-01T08:00:00Z","account_id":"A2"}}`)}}); err != nil {
+		Stage: "mediate", Code: "BAD_QUANTITY", Field: "quantity", Message: "bad", Record: json.RawMessage(`{"usage_type":"VOICE","usage_time":"2026-10-01T08:00:00Z","account_id":"A2"}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(tmf635.Filter{}); !slices.Equal(got, []tmf635.Status{"rated", "rejected", "received", "received"}) {
@@ -145,10 +145,7 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	if err != nil || tmf635.StatusOf(&r) != tmf635.Recycled {
 		t.Fatalf("recycled: %+v %v", r, err)
 	}
-	if _, err := st.Pool().Exec(ctx, `UPDATE exceptions SET status = 'resolved' WHERE file_id = $1`, recs[1].FileID); err != nil {
-		t.Fatal(err)
-	}
-	rate(t, st, recs[1])
+	rate(t, st, recs[1]) // resolves the exception, as the rate stage does
 	if _, err := st.Pool().Exec(ctx, `UPDATE murs SET sync_status = 'synced' WHERE file_id = $1 AND line = 1`, recs[0].FileID); err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +211,61 @@ func TestPostedUsageLifecycle(t *testing.T) {
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM tmf_deliveries`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d callbacks left", left)
 	}
+	// A file of MURs only, paged through with the api submission: the
+	// pages are the whole list, in order.
+	fid := ids.New()
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO files (file_id, client, name, source, location, format, size_bytes, sha256, status)
+		VALUES ($1, $2, 'f.csv', 'http', '', 'csv', 0, 'x', 'processing')`, fid, client); err != nil {
+		t.Fatal(err)
+	}
+	var five []tmf635.Record
+	for l := int64(2); l <= 6; l++ {
+		five = append(five, tmf635.Record{Client: client, FileID: fid, Line: l,
+			Posted: &tmf635.Posted{Fields: map[string]string{"record_id": "f" + strconv.FormatInt(l, 10)}}})
+	}
+	rate(t, st, five...)
+	all, total, err := s.List(ctx, []string{client}, tmf635.Filter{Limit: 100})
+	if err != nil || int64(len(all)) != total || total != 9 {
+		t.Fatalf("all: %d of %d, %v", len(all), total, err)
+	}
+	for _, size := range []int{1, 2, 3, 4} {
+		var paged []tmf635.Record
+		for off := 0; off < int(total); off += size {
+			page, _, err := s.List(ctx, []string{client}, tmf635.Filter{Offset: off, Limit: size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, page...)
+		}
+		if len(paged) != len(all) {
+			t.Fatalf("pages of %d: %d usages, want %d", size, len(paged), len(all))
+		}
+		for i := range all {
+			if paged[i].FileID != all[i].FileID || paged[i].Line != all[i].Line {
+				t.Fatalf("pages of %d differ at %d", size, i)
+			}
+		}
+	}
+
+	// Line 3 rejected, then its record id rated from another file: the
+	// exception is superseded, and line 3 stays a rejected usage.
+	rid := recs[2].Posted.Fields["record_id"]
+	if _, err := usagestore.New(st).InsertExceptions(ctx, []exceptions.Exception{{Client: client, FileID: recs[2].FileID, Line: 3,
+		RecordID: rid, Stage: "rate", Code: "UNKNOWN_ACCOUNT", Field: "account_id", Message: "unknown", Record: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	rate(t, st, tmf635.Record{Client: client, FileID: fid, Line: 7, Posted: &tmf635.Posted{Fields: map[string]string{"record_id": rid}}})
+	var resolution string
+	if err := st.Pool().QueryRow(ctx, `SELECT coalesce(resolution, '') FROM exceptions WHERE file_id = $1 AND line = 3`, recs[2].FileID).Scan(&resolution); err != nil || resolution != "superseded" {
+		t.Fatalf("line 3's exception: %q %v", resolution, err)
+	}
+	if r, err := s.Usage(ctx, recs[2].FileID, 3, 0); err != nil || tmf635.StatusOf(&r) != tmf635.Rejected {
+		t.Fatalf("superseded usage: %+v %v", r, err)
+	}
+	if got := list(tmf635.Filter{Statuses: []tmf635.Status{tmf635.Rejected}}); len(got) != 1 {
+		t.Fatalf("rejected: %v", got)
+	}
+
 	// A deleted hub takes its waiting callbacks with it.
 	if _, err := s.Submit(ctx, []*tmf635.Submission{post(client, "A5")}, now); err != nil {
 		t.Fatal(err)

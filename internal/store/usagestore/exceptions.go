@@ -1,9 +1,11 @@
 package usagestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,6 +40,31 @@ func (s *Store) InsertExceptions(ctx context.Context, exs []exceptions.Exception
 		files.Observe(ctx, done)
 	}
 	return n, err
+}
+
+// maxRawRecord is how much of an unreadable record its exception's
+// record column shows; the raw column keeps all of it.
+const maxRawRecord = 4096
+
+// storableRecord returns what an exception's record and raw columns
+// hold. A record that is not JSON, or that jsonb refuses (a NUL in a
+// string), is shown as {"raw": its text, made valid and clipped} and kept
+// byte for byte in raw, rather than failing the batch it came in.
+func storableRecord(record json.RawMessage, raw []byte) (json.RawMessage, []byte) {
+	rec := []byte(record)
+	if len(rec) > 0 && json.Valid(rec) && !bytes.Contains(rec, []byte(`\u0000`)) {
+		return rec, raw
+	}
+	if raw == nil && len(rec) > 0 {
+		raw = rec
+	}
+	text := rec
+	if len(text) > maxRawRecord {
+		text = text[:maxRawRecord]
+	}
+	shown := strings.ReplaceAll(strings.ToValidUTF8(string(text), "\uFFFD"), "\x00", "\uFFFD")
+	rec, _ = json.Marshal(map[string]string{"raw": shown})
+	return rec, raw
 }
 
 func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception, deltas filestore.Deltas) (int, error) {
@@ -84,18 +111,14 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception
 		ids, clients, fileIDs, recIDs, stages, codes, fields, msgs []string
 		lines                                                      []int64
 		parts                                                      []int32
-		records                                                    [][]byte
+		records, raws                                              [][]byte
 	)
 	for _, e := range exs {
 		id := e.ExceptionID
 		if id == "" {
 			id = store.NewID()
 		}
-		rec := []byte(e.Record)
-		if len(rec) == 0 || !json.Valid(rec) {
-			// Keep whatever arrived, readable, rather than lose it.
-			rec, _ = json.Marshal(map[string]string{"raw": string(e.Record)})
-		}
+		rec, raw := storableRecord(e.Record, e.Raw)
 		ids = append(ids, id)
 		clients = append(clients, e.Client)
 		fileIDs = append(fileIDs, e.FileID)
@@ -107,9 +130,10 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception
 		fields = append(fields, e.Field)
 		msgs = append(msgs, e.Message)
 		records = append(records, rec)
+		raws = append(raws, raw)
 	}
 	rows, err := tx.Query(ctx, insertExceptionsSQL,
-		ids, clients, fileIDs, lines, parts, recIDs, stages, codes, fields, msgs, records)
+		ids, clients, fileIDs, lines, parts, recIDs, stages, codes, fields, msgs, records, raws)
 	if err != nil {
 		return 0, fmt.Errorf("insert exceptions: %w", err)
 	}
@@ -136,15 +160,15 @@ func insertExceptions(ctx context.Context, tx pgx.Tx, exs []exceptions.Exception
 // edit included, so the edit is cleared), and arrived keeps the record as
 // it first arrived.
 const insertExceptionsSQL = `INSERT INTO exceptions AS x
-			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record)
-		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record
+			(exception_id, client, file_id, line, part, record_id, stage, code, field, message, record, raw)
+		SELECT id, client, file_id, line, part, nullif(record_id, ''), stage, code, nullif(field, ''), message, record, raw
 		FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::int[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::text[], $11::jsonb[])
-			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record)
+			$8::text[], $9::text[], $10::text[], $11::jsonb[], $12::bytea[])
+			AS t(id, client, file_id, line, part, record_id, stage, code, field, message, record, raw)
 		ORDER BY client, file_id, line, part
 		ON CONFLICT (client, file_id, line, part) DO UPDATE SET
 			stage = excluded.stage, code = excluded.code, field = excluded.field, message = excluded.message,
-			record = excluded.record, record_id = excluded.record_id, status = 'open', updated_at = now(),
+			record = excluded.record, raw = excluded.raw, record_id = excluded.record_id, status = 'open', updated_at = now(),
 			arrived = coalesce(x.arrived, x.record), edited = NULL
 		WHERE x.status = 'reprocessing'
 		RETURNING file_id::text, (xmax = 0) AS inserted`
@@ -215,4 +239,56 @@ func (s *Store) ExportExceptions(ctx context.Context, f exceptions.Filter, fn fu
 		}
 	}
 	return rows.Err()
+}
+
+// InsertUnreadable keeps messages a stage could not read at all, byte for
+// byte; a message stored before (the same stage and topic position) is
+// not stored again. It returns how many were new.
+func (s *Store) InsertUnreadable(ctx context.Context, msgs []exceptions.Unreadable) (int, error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	var (
+		ids, stages, topics, reasons []string
+		parts                        []int32
+		offsets                      []int64
+		raws                         [][]byte
+	)
+	for _, m := range msgs {
+		ids = append(ids, store.NewID())
+		stages = append(stages, m.Stage)
+		topics = append(topics, m.Topic)
+		parts = append(parts, m.Partition)
+		offsets = append(offsets, m.Offset)
+		reasons = append(reasons, strings.ToValidUTF8(strings.ReplaceAll(m.Reason, "\x00", ""), "\uFFFD"))
+		raw := m.Raw
+		if raw == nil {
+			raw = []byte{}
+		}
+		raws = append(raws, raw)
+	}
+	tag, err := s.db.Pool().Exec(ctx, `INSERT INTO unreadable_messages
+			(message_id, stage, topic, kafka_partition, kafka_offset, reason, raw)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::bytea[])
+		ON CONFLICT (stage, topic, kafka_partition, kafka_offset) DO NOTHING`,
+		ids, stages, topics, parts, offsets, reasons, raws)
+	if err != nil {
+		return 0, fmt.Errorf("insert unreadable messages: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// Unreadable returns the unreadable messages kept, oldest first, at most
+// limit of them.
+func (s *Store) Unreadable(ctx context.Context, limit int) ([]exceptions.Unreadable, error) {
+	rows, err := s.db.Pool().Query(ctx, `SELECT stage, topic, kafka_partition, kafka_offset, reason, raw, created_at
+		FROM unreadable_messages ORDER BY created_at, message_id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (exceptions.Unreadable, error) {
+		var m exceptions.Unreadable
+		err := r.Scan(&m.Stage, &m.Topic, &m.Partition, &m.Offset, &m.Reason, &m.Raw, &m.CreatedAt)
+		return m, err
+	})
 }

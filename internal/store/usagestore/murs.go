@@ -11,7 +11,7 @@ import (
 func (s *Store) ExportMURs(ctx context.Context, f murs.Filter, fn func(murs.MUR) error) error {
 	rows, err := s.db.Pool().Query(ctx, `SELECT mur_id, client, record_id, file_id, line, part, account_id, usage_type,
 			quantity::text, usage_time, currency, gross_amount::text, discount_amount::text, net_amount::text,
-			rate_detail, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error
+			rate_detail::jsonb, qualifiers, attributes, rated_at, sync_status, aggregate_id::text, sync_batch_id::text, sync_error
 		FROM murs
 		WHERE ($1 = '' OR client = $1) AND ($2 = '' OR file_id::text = $2) AND ($3 = '' OR sync_status = $3)
 			AND (coalesce(cardinality($4::text[]), 0) = 0 OR client = ANY($4))

@@ -48,13 +48,16 @@ type RateTx struct {
 }
 
 // Rate runs fn in a rating transaction and commits it. It retries from
-// the start when the database reports a serialisation failure, a deadlock
-// or ErrConcurrentRecord, so fn must be repeatable: it gets a fresh view
+// the start when the database reports a serialisation failure, a deadlock,
+// ErrConcurrentRecord or ratestage.ErrStaleLedger, so fn must be repeatable: it gets a fresh view
 // each time. The files the transaction finished are told to the
 // files.Observe observer of ctx once it has committed.
 func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 	var done []files.Finished
-	err := s.db.RetryTx(ctx, func(err error) bool { return errors.Is(err, ErrConcurrentRecord) }, func(tx pgx.Tx) error {
+	again := func(err error) bool {
+		return errors.Is(err, ErrConcurrentRecord) || errors.Is(err, ratestage.ErrStaleLedger)
+	}
+	err := s.db.RetryTx(ctx, again, func(tx pgx.Tx) error {
 		rt := &RateTx{tx: tx, deltas: filestore.Deltas{}}
 		if _, err := tx.Exec(ctx, probesSQL); err != nil {
 			return fmt.Errorf("rating transaction: %w", err)
@@ -78,9 +81,11 @@ func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 // condition leaves; a low guess makes it scan a table for every key, or
 // hash a whole table to touch a batch's rows. With these off, the probe
 // is the only plan that is not priced out, and each statement's
-// conditions leave it one index to probe (TestRatePlansProbe).
+// conditions leave it one index to probe (TestRatePlansProbe). jit is
+// off as well: a statement priced with a disabled node would otherwise be
+// compiled, which costs far more than the batch's probes.
 const probesSQL = `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-	SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off`
+	SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off; SET LOCAL jit = off`
 
 // ExistingMURs returns, for the record keys that already have a MUR, the
 // source that MUR came from.
@@ -145,8 +150,9 @@ var (
 			SELECT k.*, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k
 			ON CONFLICT DO NOTHING`,
 		update: `UPDATE usage_counters u SET quantity = k.v
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[]) AS k(client, account_id, usage_type, month, v)
-			WHERE u.client = k.client AND u.account_id = k.account_id AND u.usage_type = k.usage_type AND u.month = k.month`,
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[], $6::numeric[]) AS k(client, account_id, usage_type, month, v, assumed)
+			WHERE u.client = k.client AND u.account_id = k.account_id AND u.usage_type = k.usage_type AND u.month = k.month
+				AND (k.assumed IS NULL OR u.quantity = k.assumed)`,
 	}
 	allowanceTable = ledgerTable{
 		what: "allowance use",
@@ -159,8 +165,9 @@ var (
 			SELECT k.*, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS k
 			ON CONFLICT DO NOTHING`,
 		update: `UPDATE allowance_usage u SET used = k.v
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[]) AS k(client, account_id, discount_id, month, v)
-			WHERE u.client = k.client AND u.account_id = k.account_id AND u.discount_id = k.discount_id AND u.month = k.month`,
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::numeric[], $6::numeric[]) AS k(client, account_id, discount_id, month, v, assumed)
+			WHERE u.client = k.client AND u.account_id = k.account_id AND u.discount_id = k.discount_id AND u.month = k.month
+				AND (k.assumed IS NULL OR u.used = k.assumed)`,
 	}
 )
 
@@ -220,23 +227,33 @@ func (t *RateTx) lockRows(ctx context.Context, tbl *ledgerTable, keys []ledgerKe
 	return rows.Err()
 }
 
-// save writes new values to rows load locked.
-func (t *RateTx) save(ctx context.Context, tbl *ledgerTable, values map[ledgerKey]string) error {
+// save writes new values to rows load locked, and to rows whose value
+// the caller assumed (assumed), each only if it still holds that value:
+// the update locks the row and compares in one step. A row that holds
+// another value is not written and save returns ratestage.ErrStaleLedger.
+func (t *RateTx) save(ctx context.Context, tbl *ledgerTable, values, assumed map[ledgerKey]string) error {
 	if len(values) == 0 {
 		return nil
 	}
 	keys := slices.SortedFunc(maps.Keys(values), compareLedgerKeys)
 	c, a, i, m := splitLedgerKeys(keys)
 	v := make([]string, len(keys))
+	was := make([]*string, len(keys))
 	for j, k := range keys {
 		v[j] = values[k]
+		if old, ok := assumed[k]; ok {
+			was[j] = &old
+		}
 	}
-	tag, err := t.tx.Exec(ctx, tbl.update, c, a, i, m, v)
+	tag, err := t.tx.Exec(ctx, tbl.update, c, a, i, m, v, was)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", tbl.what, err)
 	}
-	if int(tag.RowsAffected()) != len(keys) {
-		return fmt.Errorf("save %s: %d of %d rows updated; save only what load locked", tbl.what, tag.RowsAffected(), len(keys))
+	if n := int(tag.RowsAffected()); n != len(keys) {
+		if len(assumed) > 0 {
+			return fmt.Errorf("save %s: %d of %d rows held the values rated with: %w", tbl.what, n, len(keys), ratestage.ErrStaleLedger)
+		}
+		return fmt.Errorf("save %s: %d of %d rows updated; save only what load locked", tbl.what, n, len(keys))
 	}
 	return nil
 }
@@ -257,7 +274,13 @@ func (t *RateTx) LoadCounters(ctx context.Context, keys []ratestage.CounterKey) 
 
 // SaveCounters writes new values of counters LoadCounters locked.
 func (t *RateTx) SaveCounters(ctx context.Context, values map[ratestage.CounterKey]string) error {
-	return saveKeyed(ctx, t, &counterTable, values, counterLedger)
+	return saveKeyed(ctx, t, &counterTable, values, nil, counterLedger)
+}
+
+// SaveCountersChecked writes new values of counters LoadCounters locked,
+// and of those whose assumed value the row still holds (ratestage.Tx).
+func (t *RateTx) SaveCountersChecked(ctx context.Context, values, assumed map[ratestage.CounterKey]string) error {
+	return saveKeyed(ctx, t, &counterTable, values, assumed, counterLedger)
 }
 
 // LoadAllowances locks and returns the use of free-unit allowances
@@ -268,7 +291,13 @@ func (t *RateTx) LoadAllowances(ctx context.Context, keys []ratestage.AllowanceK
 
 // SaveAllowances writes new use of allowances LoadAllowances locked.
 func (t *RateTx) SaveAllowances(ctx context.Context, values map[ratestage.AllowanceKey]string) error {
-	return saveKeyed(ctx, t, &allowanceTable, values, allowanceLedger)
+	return saveKeyed(ctx, t, &allowanceTable, values, nil, allowanceLedger)
+}
+
+// SaveAllowancesChecked writes new use of allowances as
+// SaveCountersChecked writes counters.
+func (t *RateTx) SaveAllowancesChecked(ctx context.Context, values, assumed map[ratestage.AllowanceKey]string) error {
+	return saveKeyed(ctx, t, &allowanceTable, values, assumed, allowanceLedger)
 }
 
 // A counter's or an allowance's key as the table's, and back: distinct
@@ -302,12 +331,16 @@ func loadKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, k
 }
 
 // saveKeyed is save for a public key type.
-func saveKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, values map[K]string, to func(K) ledgerKey) error {
+func saveKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, values, assumed map[K]string, to func(K) ledgerKey) error {
 	lv := make(map[ledgerKey]string, len(values))
 	for k, v := range values {
 		lv[to(k)] = v
 	}
-	return t.save(ctx, tbl, lv)
+	la := make(map[ledgerKey]string, len(assumed))
+	for k, v := range assumed {
+		la[to(k)] = v
+	}
+	return t.save(ctx, tbl, lv, la)
 }
 
 // InsertMURs stores MURs, moves their files' counts and resolves any open

@@ -1,6 +1,7 @@
 package usagestore_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,5 +269,75 @@ func TestSplitLineCountsEveryPart(t *testing.T) {
 	if len(finished) != 1 || finished[0].FileID != f.FileID || finished[0].Client != client ||
 		finished[0].Took != got.FinishedAt.Sub(got.ReceivedAt) {
 		t.Fatalf("finished files reported: %+v (file %+v)", finished, got)
+	}
+}
+
+// TestUnstorableRecords: a record jsonb cannot hold (a NUL in a string,
+// bytes that are not JSON or not UTF-8) is stored readable, its bytes
+// kept in raw, instead of failing the batch; raw given by the stage is
+// kept as given.
+func TestUnstorableRecords(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	fs, us := filestore.New(st), usagestore.New(st)
+	client := "raw-" + ids.New()[24:]
+	f, _ := fs.RegisterFile(ctx, filestoretest.File(client, "raw1"))
+	cases := []struct {
+		record, raw []byte
+		wantRaw     []byte // nil: no raw kept
+		wantShown   string // the record column's raw text; "": the record as given
+	}{
+		{[]byte(`{"record_id":"r"}`), nil, nil, ""},
+		{[]byte(`{"note":"a\u0000b"}`), nil, []byte(`{"note":"a\u0000b"}`), `{"note":"a\u0000b"}`},
+		{[]byte("not json \x00 \xff"), nil, []byte("not json \x00 \xff"), "not json \uFFFD \uFFFD"},
+		{[]byte(`{"shown":"clipped"}`), []byte("the whole \x00 message"), []byte("the whole \x00 message"), ""},
+	}
+	var exs []exceptions.Exception
+	for i, c := range cases {
+		e := exception(client, f.FileID, int64(i+2))
+		e.Record, e.Raw = c.record, c.raw
+		exs = append(exs, e)
+	}
+	if n, err := us.InsertExceptions(ctx, exs); err != nil || n != len(cases) {
+		t.Fatalf("InsertExceptions = %d, %v", n, err)
+	}
+	for i, c := range cases {
+		var raw []byte
+		var shown *string
+		if err := st.Pool().QueryRow(ctx, `SELECT raw, record->>'raw' FROM exceptions WHERE file_id = $1 AND line = $2`,
+			f.FileID, i+2).Scan(&raw, &shown); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, c.wantRaw) {
+			t.Errorf("case %d: raw %q, want %q", i, raw, c.wantRaw)
+		}
+		if got := ""; shown != nil {
+			got = *shown
+			if got != c.wantShown {
+				t.Errorf("case %d: record shows %q, want %q", i, got, c.wantShown)
+			}
+		} else if c.wantShown != "" {
+			t.Errorf("case %d: record kept as given, want it shown as %q", i, c.wantShown)
+		}
+	}
+}
+
+// TestUnreadableMessages: a message no file can take is kept byte for
+// byte, once per topic position.
+func TestUnreadableMessages(t *testing.T) {
+	ctx := context.Background()
+	us := usagestore.New(pgtest.Store(t))
+	m := exceptions.Unreadable{Stage: "rate", Topic: "usage.mediated", Partition: 1, Offset: 7, Reason: "not JSON \x00", Raw: []byte("\x00\xff")}
+	for range 2 {
+		if _, err := us.InsertUnreadable(ctx, []exceptions.Unreadable{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := us.Unreadable(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !bytes.Equal(got[0].Raw, m.Raw) || got[0].Stage != "rate" || got[0].Offset != 7 || got[0].Reason != "not JSON " {
+		t.Errorf("kept %+v, want the message once", got)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"vivace.dev/vivace/internal/codes"
+	"vivace.dev/vivace/internal/retry"
 	"vivace.dev/vivace/internal/usage"
 	"vivace.dev/vivace/plugins/mediation"
 )
@@ -117,8 +118,9 @@ func WithLogger(l hclog.Logger) Option { return func(h *Host) { h.log = l } }
 // (default 10s).
 func WithStartTimeout(d time.Duration) Option { return func(h *Host) { h.startTimeout = d } }
 
-// WithRetryDelay is the pause before the first retry of a batch; it grows
-// by the same amount with each further retry (default 100ms).
+// WithRetryDelay is the pause before the first retry of a batch; it
+// doubles with each further retry, up to eight times this (default
+// 100ms), with jitter.
 func WithRetryDelay(d time.Duration) Option { return func(h *Host) { h.retryDelay = d } }
 
 // WithRefusalHold is how long a plugin refused at start (wrong checksum,
@@ -221,32 +223,29 @@ func (h *Host) MediateBatch(ctx context.Context, spec Spec, records *mediation.B
 		return nil, err
 	}
 	var last error
+	var out []Outcome
 	tried := 0
-	for attempt := 0; attempt < spec.attempts(); attempt++ {
+	// A refused start would be refused again at once: no retry for it.
+	p := retry.Policy{First: h.retryDelay, Max: 8 * h.retryDelay, Jitter: retry.DefaultJitter, Attempts: spec.attempts(),
+		Refused: func(err error) bool { var r *refusal; return errors.As(err, &r) }}
+	_ = p.Do(ctx, func(ctx context.Context) error {
 		tried++
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Duration(attempt) * h.retryDelay):
-			}
-		}
 		results, err := inst.call(ctx, spec.timeout(), records)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err == nil && len(results) != records.Len() {
+			err = fmt.Errorf("the plugin answered %d results for %d records", len(results), records.Len())
 		}
-		if err == nil {
-			if len(results) != records.Len() {
-				last = fmt.Errorf("the plugin answered %d results for %d records", len(results), records.Len())
-				continue
-			}
-			return check(spec, records, results), nil
+		if err != nil {
+			last = err
+			return err
 		}
-		last = err
-		var refused *refusal
-		if errors.As(err, &refused) {
-			break // trying again at once would be refused again
-		}
+		out = check(spec, records, results)
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if out != nil {
+		return out, nil
 	}
 	return failAll(records, spec, fmt.Errorf("batch of %d records failed after %d attempt(s): %w", records.Len(), tried, last)), nil
 }

@@ -1,23 +1,16 @@
-package main
+package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"vivace.dev/vivace/internal/api"
-	"vivace.dev/vivace/internal/clientcfg"
-	"vivace.dev/vivace/internal/corelink"
-	"vivace.dev/vivace/internal/fakecore"
 	"vivace.dev/vivace/internal/kafkax"
 	"vivace.dev/vivace/internal/mursync"
 	"vivace.dev/vivace/internal/settings"
@@ -27,76 +20,10 @@ import (
 	vbenthos "vivace.dev/vivace/plugins/benthos"
 )
 
-// The client_no the built-in fake core lets in when VIVACE_CORE_CLIENT_NO
-// is not set.
-const devCoreClientNo = 1001
-
-// FakeCoreURLFile is where vivace dev writes the built-in fake core's
-// base URL, under its data directory (for scripts: its /fake/totals).
-const FakeCoreURLFile = "fake-core.url"
-
-// devCore is the core endpoint vivace dev gives the sync stream: the
-// --core-url given, or a built-in fake core on a free port.
-type devCore struct {
-	URL, ClientNo, AuthKey string
-	fake                   *fakecore.Server
-}
-
-func (c *devCore) close() {
-	if c.fake != nil {
-		_ = c.fake.Close()
-	}
-}
-
-// startDevCore starts the built-in fake core unless url names a core. It
-// lets in the default credentials (VIVACE_CORE_CLIENT_NO and
-// VIVACE_CORE_AUTH_KEY, else client 1001 with a key made up now) and those
-// of every client whose settings name a client_no and an auth key
-// variable that is set.
-func startDevCore(url, dataDir string, settings *clientcfg.Watched, log *slog.Logger) (*devCore, error) {
-	c := &devCore{URL: url, ClientNo: os.Getenv(corelink.EnvClientNo), AuthKey: os.Getenv(corelink.EnvAuthKey)}
-	_ = os.Remove(filepath.Join(dataDir, FakeCoreURLFile))
-	if url != "" {
-		return c, nil
-	}
-	if c.ClientNo == "" {
-		c.ClientNo = strconv.Itoa(devCoreClientNo)
-	}
-	no, err := corelink.ParseClientNo(c.ClientNo)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", corelink.EnvClientNo, err)
-	}
-	if c.AuthKey == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		c.AuthKey = hex.EncodeToString(b[:])
-	}
-	creds := []fakecore.Credential{{ClientNo: no, AuthKey: c.AuthKey}}
-	if f, _ := settings.Current(); f != nil {
-		for name := range f.Clients {
-			if cc := f.Core(name); cc != nil && cc.ClientNo != 0 && cc.AuthKeyEnv != "" && os.Getenv(cc.AuthKeyEnv) != "" {
-				creds = append(creds, fakecore.Credential{ClientNo: cc.ClientNo, AuthKey: os.Getenv(cc.AuthKeyEnv)})
-			}
-		}
-	}
-	srv, err := fakecore.Start("127.0.0.1:0", fakecore.Config{Credentials: creds, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("built-in fake core: %w", err)
-	}
-	c.URL, c.fake = srv.URL(), srv
-	if err := os.WriteFile(filepath.Join(dataDir, FakeCoreURLFile), []byte(srv.URL()+"\n"), 0o644); err != nil {
-		_ = srv.Close()
-		return nil, err
-	}
-	log.Info("built-in fake core billing system (no --core-url given)", "url", srv.URL(), "client_no", no,
-		"totals", srv.URL()+"/fake/totals")
-	return c, nil
-}
-
-// devSync is the operations side of MUR sync in vivace dev: the cycles
+// murSync is the operations side of MUR sync: the cycles
 // on schedule and on demand, the API routes, and the backlog metric.
 // The sync service itself is the sync pipeline.
-type devSync struct {
+type murSync struct {
 	ops    *mursync.Ops
 	sched  *mursync.Scheduler
 	st     *syncstore.Store
@@ -109,16 +36,17 @@ type devSync struct {
 	lastRead map[string]time.Time
 }
 
-func newDevSync(st *store.Store, brokers string, log *slog.Logger) (*devSync, error) {
-	cl, err := kgo.NewClient(append(kafkax.SyncProducerOpts(), kgo.SeedBrokers(brokers), kgo.ClientID("vivace-sync-ops"))...)
+// newMURSync builds the sync's operations on the connection options conn;
+// topic is the one the sync pipeline reads (VIVACE_TOPIC_SYNC_BATCHES,
+// empty for the default).
+func newMURSync(st *store.Store, conn []kgo.Opt, topic string, log *slog.Logger) (*murSync, error) {
+	cl, err := kgo.NewClient(append(append(kafkax.SyncProducerOpts(), conn...), kgo.ClientID("vivace-sync-ops"))...)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	d := &devSync{st: syncstore.New(st), kafka: cl, log: log, lastRead: map[string]time.Time{}}
+	d := &murSync{st: syncstore.New(st), kafka: cl, log: log, lastRead: map[string]time.Time{}}
 	set := &settings.Service{Store: settingstore.New(st)}
-	// The same topic as the sync pipeline reads (VIVACE_TOPIC_SYNC_BATCHES).
-	topic := os.Getenv("VIVACE_TOPIC_SYNC_BATCHES")
 	d.ops = &mursync.Ops{Store: d.st, Broker: &kafkax.SyncBatches{Client: cl, Topic: topic}, Settings: set, NewID: store.NewID,
 		Owner: fmt.Sprintf("%s:%d", host, os.Getpid()), Logger: log,
 		Observe: func(client string, oldest time.Time) {
@@ -132,7 +60,7 @@ func newDevSync(st *store.Store, brokers string, log *slog.Logger) (*devSync, er
 }
 
 // mount adds the sync and settings routes to the API's route table.
-func (d *devSync) mount(srv *api.Server, st *store.Store) {
+func (d *murSync) mount(srv *api.Server, st *store.Store) {
 	routes := (&api.Sync{Server: srv, Ops: d.ops, Reader: d.st}).Routes()
 	routes = append(routes, (&api.Settings{Server: srv, Service: &settings.Service{Store: settingstore.New(st)}}).Routes()...)
 	for _, r := range routes {
@@ -141,7 +69,7 @@ func (d *devSync) mount(srv *api.Server, st *store.Store) {
 }
 
 // start runs the scheduler and the backlog metric until stop.
-func (d *devSync) start(ctx context.Context) {
+func (d *murSync) start(ctx context.Context) {
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.done = make(chan struct{})
 	go func() {
@@ -158,7 +86,7 @@ func (d *devSync) start(ctx context.Context) {
 // the oldest MUR of a record not synced yet, or, for MURs not yet in a
 // record, the time since the last cycle took the client's MURs (they
 // came after it), whichever is greater.
-func (d *devSync) meter(ctx context.Context) {
+func (d *murSync) meter(ctx context.Context) {
 	seen := map[string]bool{}
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
@@ -204,7 +132,7 @@ func (d *devSync) meter(ctx context.Context) {
 
 // stop ends the scheduler (a cycle that is waiting for answers stops
 // waiting; what it committed stays) and closes the producer.
-func (d *devSync) stop() {
+func (d *murSync) stop() {
 	if d.cancel != nil {
 		d.cancel()
 		<-d.done

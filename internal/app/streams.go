@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 	vbenthos "vivace.dev/vivace/plugins/benthos"
 )
 
-// streamSet runs several Benthos streams in one process, as `vivace dev`
-// does with every pipeline.
+// streamSet runs several Benthos streams in one process: every pipeline
+// under `vivace dev`, those of its roles under `vivace serve`.
 type streamSet struct {
 	log     *slog.Logger
 	streams []*runningStream
@@ -39,10 +39,10 @@ type runningStream struct {
 	err    error
 }
 
-// loadStreams builds every pipeline of dir (the embedded defaults when
-// dir is empty). Variables in the YAML come from env, then the process
-// environment.
-func loadStreams(dir string, env map[string]string, log *slog.Logger) (*streamSet, error) {
+// loadStreams builds the pipelines of dir (the embedded defaults when dir
+// is empty) that belong to one of roles. Variables in the YAML come from
+// lookup.
+func loadStreams(dir string, roles Roles, lookup func(string) (string, bool), log *slog.Logger) (*streamSet, error) {
 	var defs []pipelines.Stream
 	var err error
 	if dir == "" {
@@ -56,15 +56,20 @@ func loadStreams(dir string, env map[string]string, log *slog.Logger) (*streamSe
 	if len(defs) == 0 {
 		return nil, fmt.Errorf("pipelines: no *.yaml files in %s", dir)
 	}
-	lookup := func(k string) (string, bool) {
-		if v, ok := env[k]; ok && v != "" {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}
 	set := &streamSet{log: log}
 defs:
 	for _, d := range defs {
+		if !roles.All() {
+			if d.Role == "" {
+				return nil, fmt.Errorf("pipeline %s: no \"# vivace:role ROLE\" line, so no role runs it (vivace serve --role all does)", d.Name)
+			}
+			if _, err := ParseRoles(d.Role); err != nil {
+				return nil, fmt.Errorf("pipeline %s: # vivace:role: %w", d.Name, err)
+			}
+			if !roles.Has(Role(d.Role)) {
+				continue
+			}
+		}
 		for _, v := range d.Requires {
 			if val, _ := lookup(v); val == "" {
 				log.Info("pipeline not started: a variable it requires is not set", "pipeline", d.Name, "variable", v)
@@ -168,8 +173,8 @@ func (s *streamSet) mount(srv *api.Server) {
 	}
 }
 
-// gatherer combines the pipelines' metrics with the process's own.
-func gatherer() prometheus.Gatherer {
+// Gatherer combines the pipelines' metrics with the process's own.
+func Gatherer() prometheus.Gatherer {
 	proc := prometheus.NewRegistry()
 	proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return prometheus.Gatherers{proc, vbenthos.Registry}

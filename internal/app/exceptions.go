@@ -1,9 +1,8 @@
-package main
+package app
 
 import (
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -16,17 +15,17 @@ import (
 )
 
 // newExceptionWork is the service that works exceptions for the API: the
-// exceptions' store, a producer that sends reprocessed records to the
-// pipelines' topics (VIVACE_TOPIC_RAW, VIVACE_TOPIC_MEDIATED, as the
-// pipelines name them), and the clients' normal-form rules for edits.
+// exceptions' store, a producer (on the connection options conn) that
+// sends reprocessed records to the pipelines' topics (raw and mediated:
+// VIVACE_TOPIC_RAW, VIVACE_TOPIC_MEDIATED, as the pipelines name them,
+// empty for the defaults), and the clients' normal-form rules for edits.
 // close stops the producer.
-func newExceptionWork(st *store.Store, brokers string, settings *clientcfg.Watched, log *slog.Logger) (*exceptions.Service, func(), error) {
-	cl, err := kgo.NewClient(append(kafkax.SyncProducerOpts(), kgo.SeedBrokers(kafkax.Brokers([]string{brokers})...),
-		kgo.ClientID("vivace-exceptions"))...)
+func newExceptionWork(st *store.Store, conn []kgo.Opt, raw, mediated string, settings *clientcfg.Watched, log *slog.Logger) (*exceptions.Service, func(), error) {
+	cl, err := kgo.NewClient(append(append(kafkax.SyncProducerOpts(), conn...), kgo.ClientID("vivace-exceptions"))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("exceptions: kafka client: %w", err)
 	}
-	pub := &kafkax.Reprocess{Client: cl, Raw: os.Getenv("VIVACE_TOPIC_RAW"), Mediated: os.Getenv("VIVACE_TOPIC_MEDIATED")}
+	pub := &kafkax.Reprocess{Client: cl, Raw: raw, Mediated: mediated}
 	svc := &exceptions.Service{Store: exceptionstore.New(st), Publisher: pub, Logger: log,
 		Rules: func(client string) usage.Rules {
 			if settings == nil {
