@@ -325,7 +325,6 @@ func (o *Ops) plans(client string, job Job, murs []MUR, agg Aggregation, size in
 			for _, i := range byRecord[start[from]:start[to]] {
 				p.MURIDs = append(p.MURIDs, murs[i].ID)
 				p.Of = append(p.Of, agg.Of[i]-int32(from))
-				p.UsageTimes = append(p.UsageTimes, murs[i].UsageTime)
 				p.Refs = append(p.Refs, murs[i].Ref)
 			}
 		}
@@ -334,7 +333,6 @@ func (o *Ops) plans(client string, job Job, murs []MUR, agg Aggregation, size in
 				p.Unsendable = append(p.Unsendable, Unsendable{Index: len(p.MURIDs), Reason: u.Reason})
 				p.MURIDs = append(p.MURIDs, murs[u.Index].ID)
 				p.Of = append(p.Of, -1)
-				p.UsageTimes = append(p.UsageTimes, murs[u.Index].UsageTime)
 				p.Refs = append(p.Refs, murs[u.Index].Ref)
 			}
 		}

@@ -109,12 +109,10 @@ type Plan struct {
 	// Batches are consecutive ranges of Records.
 	Batches []PlannedBatch
 	// MURIDs are the MURs read; Of[i] is the index in Records of MUR i's
-	// record, -1 for a MUR in Unsendable; UsageTimes[i] is MUR i's usage
-	// time (with its id, its place in the order a cycle reads MURs in).
+	// record, -1 for a MUR in Unsendable; Refs[i] is MUR i's Ref.
 	MURIDs     []string
 	Of         []int32
-	UsageTimes []time.Time
-	Refs       []uint64 // MUR i's Ref
+	Refs       []uint64
 	Unsendable []Unsendable
 	CreatedAt  time.Time
 }

@@ -13,8 +13,8 @@ import (
 	"vivace.dev/vivace/internal/synctest"
 )
 
-// A plan takes its MURs off the queue where the read found them, or by
-// key when that place no longer holds them; a second plan of the same
+// A plan takes its MURs off the queue where the read found them, or
+// among the client's queue rows when that place no longer holds them; a second plan of the same
 // MURs finds them gone and commits nothing.
 func TestSavePlanTakesMURsOffTheQueue(t *testing.T) {
 	ctx := context.Background()
@@ -52,7 +52,7 @@ func TestSavePlanTakesMURsOffTheQueue(t *testing.T) {
 			Batches: []mursync.PlannedBatch{{ID: store.NewID(), From: 0, To: len(agg.Records)}}}
 		for i, m := range murs {
 			p.MURIDs, p.Of = append(p.MURIDs, m.ID), append(p.Of, agg.Of[i])
-			p.UsageTimes, p.Refs = append(p.UsageTimes, m.UsageTime), append(p.Refs, m.Ref)
+			p.Refs = append(p.Refs, m.Ref)
 		}
 		return p
 	}
