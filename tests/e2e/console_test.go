@@ -144,7 +144,7 @@ func run(t *testing.T, b context.Context, what string, d *devProcess, steps ...c
 func TestConsole(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	d := startDev(t, "")
+	d := startDevOwnDB(t)
 	demo := filepath.Join(repoRoot(t), "tests/testdata/demo")
 	if out, errOut, code := d.run(ctx, "feed", "publish", "--wait", filepath.Join(demo, "catalog.jsonl")); code != 0 {
 		t.Fatalf("feed publish: exit %d\n%s\n%s", code, out, errOut)
@@ -319,7 +319,7 @@ func TestConsoleSyncRetry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	core, client, flags := startCore(t, "console")
-	d := startDev(t, "", flags...)
+	d := startDevOwnDB(t, flags...)
 	usage := prepareClient(ctx, t, d, client, 300, 20)
 	ingestWait(ctx, t, d, client, usage)
 	refused := anAccount(t, usage)

@@ -6,9 +6,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"vivace.dev/vivace/internal/pgtest"
 )
@@ -224,4 +229,45 @@ func (d *devProcess) checkBooks(ctx context.Context, client string) {
 	if code != 0 || !strings.Contains(out, "the books balance") {
 		d.t.Fatalf("vivace %s: exit %d, the books do not balance:\n%s%s", strings.Join(args, " "), code, out, errOut)
 	}
+}
+
+// ownDatabase names a database of the test's own on the package
+// database's server, for a vivace dev whose client data must not meet
+// another test's (the same sample file for the same client is a duplicate
+// file); vivace dev creates it, and it is dropped when the test ends.
+func ownDatabase(t testing.TB) string {
+	t.Helper()
+	base := pgtest.DSN(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/") + "_" + hex.EncodeToString(b[:])
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return u.String()
+}
+
+// startDevOwnDB is startDev on a database of the test's own.
+func startDevOwnDB(t testing.TB, extra ...string) *devProcess {
+	t.Helper()
+	d := newDev(t, "")
+	d.DSN = ownDatabase(t)
+	return d.start(extra...)
 }

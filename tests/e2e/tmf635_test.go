@@ -316,7 +316,7 @@ func TestTMF635(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	_, client, flags := startCore(t, "tmf")
-	d := startDev(t, "", flags...)
+	d := startDevOwnDB(t, flags...)
 	file := prepareClient(ctx, t, d, client, 300, 20)
 	first := firstRecord(t, file)
 	schema := loadTMFSchemas(t)
