@@ -88,7 +88,9 @@ func TestDeliverer(t *testing.T) {
 		t.Errorf("a refused callback: %v", results)
 	}
 	// A usage that cannot be read fails the delivery too.
-	d.Usage = func(context.Context, string, int64, int) (tmf635.Record, error) { return tmf635.Record{}, errors.New("down") }
+	d.Usage = func(context.Context, string, int64, int) (tmf635.Record, error) {
+		return tmf635.Record{}, errors.New("down")
+	}
 	results = nil
 	if _, err := d.Once(context.Background()); err != nil || len(results) != 1 || results[0] == nil {
 		t.Errorf("an unreadable usage: %v %v", results, err)
