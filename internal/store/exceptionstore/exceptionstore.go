@@ -469,8 +469,11 @@ func (s *Store) SelectIDs(ctx context.Context, f exceptions.Filter, after string
 func (s *Store) inOrder(ctx context.Context, ordered bool, fn func(pgx.Tx) error) error {
 	return s.db.ReadTx(ctx, func(tx pgx.Tx) error {
 		if ordered {
+			// jit off: a plan priced with a disabled node (the small sort
+			// that merges several clients' pages) would otherwise be
+			// compiled, which takes longer than the query.
 			if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
-				SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off`); err != nil {
+				SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL jit = off`); err != nil {
 				return err
 			}
 		}
@@ -521,7 +524,7 @@ const lockListed = `SELECT e.exception_id FROM unnest($1::uuid[]) AS k(id)
 // could otherwise hash or scan the table for a thousand ids.
 func probes(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-		SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off`)
+		SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off; SET LOCAL jit = off`)
 	return err
 }
 

@@ -82,6 +82,10 @@ var probeIndexes = map[string]map[string]bool{
 	"files":            {"files_pkey": true},
 	"split_lines":      {"split_lines_pkey": true},
 	"filtered_records": {},
+	// The TMF635 triggers: a posted usage settled by its (file, line), and
+	// whether any hub listens at all.
+	"api_usage": {"api_usage_open": true},
+	"tmf_hubs":  {"tmf_hubs_pkey": true},
 }
 
 func allowedIndex(name string) bool {

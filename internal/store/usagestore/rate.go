@@ -78,9 +78,11 @@ func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 // condition leaves; a low guess makes it scan a table for every key, or
 // hash a whole table to touch a batch's rows. With these off, the probe
 // is the only plan that is not priced out, and each statement's
-// conditions leave it one index to probe (TestRatePlansProbe).
+// conditions leave it one index to probe (TestRatePlansProbe). jit is
+// off as well: a statement priced with a disabled node would otherwise be
+// compiled, which costs far more than the batch's probes.
 const probesSQL = `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-	SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off`
+	SET LOCAL enable_material = off; SET LOCAL enable_seqscan = off; SET LOCAL jit = off`
 
 // ExistingMURs returns, for the record keys that already have a MUR, the
 // source that MUR came from.
