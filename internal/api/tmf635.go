@@ -19,6 +19,7 @@ import (
 	"vivace.dev/vivace/internal/ids"
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/tmf635"
+	"vivace.dev/vivace/internal/usage"
 )
 
 // TMFStore is what TMF635 reads and writes (tmfstore.Store).
@@ -35,6 +36,9 @@ type TMFStore interface {
 type TMF struct {
 	Store  TMFStore
 	Submit *tmf635.Submitter
+	// TimeFormat is how a client writes usage_time (its settings); nil:
+	// RFC 3339 for every client.
+	TimeFormat func(client string) usage.TimeFormat
 }
 
 // tmfRoutes are TMF635's routes. Every answer that is not a success is
@@ -231,6 +235,9 @@ func (s *Server) tmfPostUsage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.tmfProblem(w, "posting a usage", err)
 		return
+	}
+	if s.TMF.TimeFormat != nil {
+		sub.WriteTime(s.TMF.TimeFormat(sub.Client))
 	}
 	rec, err := s.TMF.Submit.Submit(r.Context(), &sub)
 	if err != nil {

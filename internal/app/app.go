@@ -184,7 +184,12 @@ func New(ctx context.Context, cfg Config) (a *App, err error) {
 			return nil, err
 		}
 		tmfStore = tmfstore.New(a.Store)
-		srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore}}
+		srv.TMF = &api.TMF{Store: tmfStore, Submit: &tmf635.Submitter{Store: tmfStore},
+			// A posted usage's time is written as the client's files write it.
+			TimeFormat: func(client string) usage.TimeFormat {
+				f, _ := settings.Current()
+				return f.Rules(client).Time
+			}}
 		a.sync.mount(srv, a.Store)
 		if err := a.mountConsole(srv, srv.Exceptions, authStore); err != nil {
 			return nil, err

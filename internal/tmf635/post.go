@@ -22,6 +22,16 @@ type Submission struct {
 	// OwnRecordID: the body named no record_id, so the usage's own id
 	// becomes it once the usage has one (Complete).
 	OwnRecordID bool
+	// UsageTime is usageDate, nil without one.
+	UsageTime *time.Time
+}
+
+// WriteTime writes the usage time in the client's format, as its files
+// write it, so that the mediate stage reads it with the client's rules.
+func (s *Submission) WriteTime(f usage.TimeFormat) {
+	if s.UsageTime != nil {
+		s.Fields[usage.FieldUsageTime] = f.Format(*s.UsageTime)
+	}
 }
 
 // Complete gives the submission its place, the line of its client's api
@@ -76,12 +86,15 @@ func ParseCreate(body []byte, pick func(named string) (string, error)) (Submissi
 	if b.UsageType != nil {
 		fields[usage.FieldUsageType] = *b.UsageType
 	}
+	var at *time.Time
 	if b.UsageDate != nil {
 		t, err := time.Parse(time.RFC3339Nano, *b.UsageDate)
 		if err != nil {
 			return Submission{}, badRequest("usageDate: %q is not a date-time (RFC 3339, e.g. 2026-01-31T10:00:00Z)", *b.UsageDate)
 		}
-		fields[usage.FieldUsageTime] = t.UTC().Format(time.RFC3339Nano)
+		t = t.UTC()
+		at = &t
+		fields[usage.FieldUsageTime] = t.Format(time.RFC3339Nano)
 	}
 	if a := account(b.RelatedParty); a != "" {
 		fields[usage.FieldAccountID] = a
@@ -112,7 +125,7 @@ func ParseCreate(body []byte, pick func(named string) (string, error)) (Submissi
 	if err != nil {
 		return Submission{}, err
 	}
-	s := Submission{Client: client, Fields: fields, Body: json.RawMessage(body)}
+	s := Submission{Client: client, Fields: fields, Body: json.RawMessage(body), UsageTime: at}
 	if strings.TrimSpace(fields[usage.FieldRecordID]) == "" {
 		s.OwnRecordID = true
 		delete(fields, usage.FieldRecordID)

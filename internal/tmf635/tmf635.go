@@ -291,12 +291,27 @@ func Build(r *Record, base string) Usage {
 			u.UsageCharacteristic = append(u.UsageCharacteristic, Characteristic{Name: "exception_field", ValueType: "string", Value: r.Exc.Field})
 		}
 	}
-	if r.Posted != nil && u.Description == "" {
+	if r.Posted != nil {
 		var p struct {
 			Description string `json:"description"`
+			UsageDate   string `json:"usageDate"`
 		}
 		_ = json.Unmarshal(r.Posted.Body, &p)
-		u.Description = p.Description
+		if u.Description == "" {
+			u.Description = p.Description
+		}
+		// The record's usage_time is in the client's format; the usage
+		// was posted with a date-time.
+		if t, err := time.Parse(time.RFC3339Nano, p.UsageDate); err == nil && r.MUR == nil && u.UsageDate == "" {
+			u.UsageDate = t.UTC().Format(time.RFC3339Nano)
+			kept := u.UsageCharacteristic[:0]
+			for _, c := range u.UsageCharacteristic {
+				if c.Name != usage.FieldUsageTime {
+					kept = append(kept, c)
+				}
+			}
+			u.UsageCharacteristic = kept
+		}
 	}
 	if u.UsageType != "" {
 		sid := SpecID(r.Client, u.UsageType)

@@ -15,6 +15,7 @@ import (
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/msgcheck"
 	"vivace.dev/vivace/internal/murs"
+	"vivace.dev/vivace/internal/usage"
 )
 
 const fileID = "01a23448-b101-7794-9610-a79243c63965"
@@ -175,6 +176,23 @@ func TestParseCreate(t *testing.T) {
 	if s.Fields["record_id"] != fileID+".7" {
 		t.Errorf("record_id %q", s.Fields["record_id"])
 	}
+	// A client whose files write epoch seconds gets its usage time so,
+	// and the received usage still shows its usageDate.
+	epoch, _ := usage.NewTimeFormat("epoch_seconds", "")
+	s.WriteTime(epoch)
+	if s.Fields["usage_time"] != "1790841600" {
+		t.Errorf("usage_time in epoch seconds: %q", s.Fields["usage_time"])
+	}
+	u := Build(&Record{Client: "acme", FileID: fileID, Line: 7, Posted: &Posted{Fields: s.Fields, Body: s.Body}}, "http://h")
+	if u.UsageDate != "2026-10-01T08:00:00Z" {
+		t.Errorf("received usage's usageDate %q", u.UsageDate)
+	}
+	for _, c := range u.UsageCharacteristic {
+		if c.Name == "usage_time" {
+			t.Errorf("usage_time shown as a characteristic too: %v", c.Value)
+		}
+	}
+	valid(t, schema(t, "Usage"), u)
 	s, err = ParseCreate([]byte(`{"relatedParty":[{"id":"C9","role":"customer","@referredType":"Individual"}],
 		"usageCharacteristic":[{"name":"record_id","value":"r-9"}]}`), only("acme"))
 	if err != nil || s.OwnRecordID || s.Fields["record_id"] != "r-9" || s.Fields["account_id"] != "C9" {

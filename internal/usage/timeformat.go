@@ -162,3 +162,28 @@ func pow10i(n int) int64 {
 	}
 	return p
 }
+
+// Format writes t as a usage_time in the format, so that Parse reads it
+// back (a record that did not come from a file, such as a usage posted
+// to the TMF635 API, then goes through the client's checks as a line of
+// its file would). Times before 1970 are written in RFC 3339 in the epoch
+// formats, which have no sign.
+func (f TimeFormat) Format(t time.Time) string {
+	switch {
+	case f.layout != "":
+		return t.In(f.loc).Format(f.layout)
+	case (f.name == TimeEpochSeconds || f.name == TimeEpochMillis) && t.Unix() >= 0:
+		unit, digits := time.Second, 9
+		if f.name == TimeEpochMillis {
+			unit, digits = time.Millisecond, 6
+		}
+		n := t.UnixNano()
+		s := strconv.FormatInt(n/int64(unit), 10)
+		if rest := n % int64(unit); rest != 0 {
+			frac := strconv.FormatInt(rest, 10)
+			s += "." + strings.TrimRight(strings.Repeat("0", digits-len(frac))+frac, "0")
+		}
+		return s
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}

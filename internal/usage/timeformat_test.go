@@ -98,3 +98,34 @@ func FuzzEpochSeconds(f *testing.F) {
 		}
 	})
 }
+
+// TestTimeFormatRoundTrip: what Format writes, Parse reads back as the
+// same instant (to the layout's precision).
+func TestTimeFormatRoundTrip(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 34, 56, 789000000, time.UTC)
+	for _, c := range []struct {
+		format, zone string
+		want         string
+		precision    time.Duration
+	}{
+		{"", "", "2026-03-01T12:34:56.789Z", 0},
+		{"epoch_seconds", "", "1772368496.789", 0},
+		{"epoch_millis", "", "1772368496789", 0},
+		{"2006-01-02 15:04:05", "Europe/London", "2026-03-01 12:34:56", time.Second},
+		{"02/01/2006 15:04", "+02:00", "01/03/2026 14:34", time.Minute},
+	} {
+		f, err := NewTimeFormat(c.format, c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := f.Format(at)
+		back, err := f.Parse(s)
+		if s != c.want || err != nil || !back.Equal(at.Truncate(max(c.precision, time.Nanosecond))) {
+			t.Errorf("%s: %q → %v %v, want %q", c.format, s, back, err, c.want)
+		}
+	}
+	f, _ := NewTimeFormat("epoch_millis", "")
+	if s := f.Format(at.Add(123456 * time.Nanosecond)); s != "1772368496789.123456" {
+		t.Errorf("epoch_millis with a fraction: %q", s)
+	}
+}
