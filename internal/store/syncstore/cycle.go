@@ -200,22 +200,6 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 	for i := range tids {
 		tids[i] = refTID(p.Refs[i])
 	}
-	murIDs, err := uuids(p.MURIDs)
-	if err != nil {
-		return fmt.Errorf("plan: MUR %w", err)
-	}
-	recIDs, err := uuids(ids)
-	if err != nil {
-		return fmt.Errorf("plan: record %w", err)
-	}
-	recBatches, err := uuids(batchOf)
-	if err != nil {
-		return fmt.Errorf("plan: batch %w", err)
-	}
-	batchIDs, err := uuids(bIDs)
-	if err != nil {
-		return fmt.Errorf("plan: batch %w", err)
-	}
 	return s.lockedTx(ctx, p.Client, func(tx pgx.Tx) error {
 		if err := nestedLoops(ctx, tx); err != nil {
 			return err
@@ -227,13 +211,13 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		// is checked all the same), and among the client's queue rows if
 		// that missed any (the table was rewritten meanwhile).
 		tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue q USING unnest($2::tid[], $3::uuid[]) AS u(t, id)
-			WHERE q.ctid = u.t AND q.mur_id = u.id AND q.client = $1`, p.Client, tids, murIDs)
+			WHERE q.ctid = u.t AND q.mur_id = u.id AND q.client = $1`, p.Client, tids, p.MURIDs)
 		if err != nil {
 			return fmt.Errorf("take the MURs off the queue: %w", err)
 		}
 		taken := tag.RowsAffected()
 		if taken < int64(len(p.MURIDs)) {
-			tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue WHERE client = $1 AND mur_id = ANY($2::uuid[])`, p.Client, murIDs)
+			tag, err := tx.Exec(ctx, `DELETE FROM mur_sync_queue WHERE client = $1 AND mur_id = ANY($2::uuid[])`, p.Client, p.MURIDs)
 			if err != nil {
 				return fmt.Errorf("take the MURs off the queue: %w", err)
 			}
@@ -245,7 +229,7 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 		if nb > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO sync_batches (batch_id, client, job_id, status, records, murs, created_at)
 				SELECT b, $1, $2, 'ready', r, m, $3 FROM unnest($4::uuid[], $5::int4[], $6::int8[]) AS t(b, r, m)`,
-				p.Client, p.JobID, p.CreatedAt, batchIDs, bRecords, bMURs); err != nil {
+				p.Client, p.JobID, p.CreatedAt, bIDs, bRecords, bMURs); err != nil {
 				return fmt.Errorf("insert batches: %w", err)
 			}
 		}
@@ -257,8 +241,8 @@ func (s *Store) SavePlan(ctx context.Context, p mursync.Plan) error {
 				FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::text[],
 					$9::text[], $10::text[], $11::int4[], $12::timestamptz[], $13::text[], $14::text[], $15::uuid[], $16::text[])
 					AS x(id, a, t, d, ud, c, u, am, n, o, q, cm, b, mi)`,
-				p.Client, p.CreatedAt, recIDs, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
-				quals, comments, recBatches, memberText); err != nil {
+				p.Client, p.CreatedAt, ids, accounts, types, days, dates, currencies, units, amounts, murCounts, oldest,
+				quals, comments, batchOf, memberText); err != nil {
 				return fmt.Errorf("insert aggregated records: %w", err)
 			}
 		}
