@@ -129,29 +129,7 @@ func TestStartPostgresPrivateCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster")
 	}
-	base, err := os.MkdirTemp("", "vivace-devenv-pg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	// The server may run as another user, who must reach the directory.
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: filepath.Join(base, "pg")})
-	if err != nil {
-		if err == devenv.ErrNoPostgres {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := pg.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
+	ctx, pg, dataDir := startPrivateCluster(t)
 	dsn, err := devenv.EnsureDatabase(ctx, pg.DSN(), "devenv_test")
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +144,7 @@ func TestStartPostgresPrivateCluster(t *testing.T) {
 		t.Fatalf("current_database() = %q, %v", name, err)
 	}
 	// A second start on the same directory reuses the running server.
-	again, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: filepath.Join(base, "pg")})
+	again, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: dataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,28 +183,7 @@ func TestPrivateClusterSettings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster")
 	}
-	base, err := os.MkdirTemp("", "vivace-devenv-pg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: filepath.Join(base, "pg")})
-	if err != nil {
-		if err == devenv.ErrNoPostgres {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := pg.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
+	ctx, pg, _ := startPrivateCluster(t)
 	conn, err := pgx.Connect(ctx, pg.DSN())
 	if err != nil {
 		t.Fatal(err)
@@ -246,4 +203,37 @@ func TestPrivateClusterSettings(t *testing.T) {
 			t.Errorf("%s = %s, want %s", name, v, strings.Join(ok, " or "))
 		}
 	}
+}
+
+// startPrivateCluster starts a private PostgreSQL cluster in a fresh
+// directory (skipping where no server binaries are installed) and stops
+// it when the test ends; it returns a context for the test's work, the
+// cluster and its data directory.
+func startPrivateCluster(t *testing.T) (context.Context, *devenv.Postgres, string) {
+	t.Helper()
+	base, err := os.MkdirTemp("", "vivace-devenv-pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	// The server may run as another user, who must reach the directory.
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dataDir := filepath.Join(base, "pg")
+	pg, err := devenv.StartPostgres(ctx, devenv.PGConfig{DataDir: dataDir})
+	if err != nil {
+		if err == devenv.ErrNoPostgres {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return ctx, pg, dataDir
 }
