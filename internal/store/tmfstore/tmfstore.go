@@ -516,10 +516,11 @@ func (s *Store) Submit(ctx context.Context, subs []*tmf635.Submission, now time.
 	return out, err
 }
 
-// Unsent returns up to limit posted usages not yet sent, oldest first.
+// Unsent returns up to limit posted usages not yet sent and without an
+// outcome, oldest first.
 func (s *Store) Unsent(ctx context.Context, limit int) ([]usage.Raw, error) {
 	rows, err := s.db.Pool().Query(ctx, `SELECT client, file_id::text, line, fields FROM api_usage
-		WHERE sent_at IS NULL ORDER BY file_id, line LIMIT $1`, limit)
+		WHERE sent_at IS NULL AND NOT settled ORDER BY file_id, line LIMIT $1`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -535,14 +536,22 @@ func (s *Store) Unsent(ctx context.Context, limit int) ([]usage.Raw, error) {
 	return out, rows.Err()
 }
 
-// MarkSent records that posted usages are on usage.raw.
+// MarkSent records that posted usages are on usage.raw. It never waits
+// for a row: one that is locked is being settled by the transaction that
+// stores its outcome (the triggers of migration 00034), and a settled
+// usage is not sent again whether or not it is marked. Waiting instead
+// would deadlock with those transactions, which lock their usages in
+// their own order.
 func (s *Store) MarkSent(ctx context.Context, rs []usage.Raw) error {
 	files, lines := make([]string, len(rs)), make([]int64, len(rs))
 	for i, r := range rs {
 		files[i], lines[i] = r.FileID, r.Line
 	}
 	_, err := s.db.Pool().Exec(ctx, `UPDATE api_usage a SET sent_at = now()
-		FROM unnest($1::uuid[], $2::bigint[]) AS t(f, l) WHERE a.file_id = t.f AND a.line = t.l AND a.sent_at IS NULL`, files, lines)
+		FROM (SELECT u.file_id, u.line FROM api_usage u JOIN unnest($1::uuid[], $2::bigint[]) AS t(f, l)
+				ON u.file_id = t.f AND u.line = t.l
+			WHERE u.sent_at IS NULL AND NOT u.settled FOR UPDATE OF u SKIP LOCKED) AS k
+		WHERE a.file_id = k.file_id AND a.line = k.line`, files, lines)
 	return err
 }
 

@@ -22,6 +22,7 @@ import (
 	"vivace.dev/vivace/internal/store"
 	"vivace.dev/vivace/internal/store/usagestore"
 	"vivace.dev/vivace/internal/tmf635"
+	"vivace.dev/vivace/internal/usage"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -342,5 +343,74 @@ func BenchmarkListUsage(b *testing.B) {
 			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 			b.ReportMetric(float64(took[len(took)*95/100].Microseconds())/1000, "p95-ms")
 		})
+	}
+}
+
+// TestMarkSentBesideSettling: the ingest stage's mark of what it sent
+// does not wait for a usage that a rate batch is settling (it would
+// deadlock with batches that lock their usages in another order), and a
+// settled usage is not sent again, marked or not.
+func TestMarkSentBesideSettling(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	s := New(st)
+	client := "race-" + ids.New()[24:]
+	recs, err := s.Submit(ctx, []*tmf635.Submission{post(client, "A1"), post(client, "A2")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := func() []usage.Raw {
+		t.Helper()
+		all, err := s.Unsent(ctx, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []usage.Raw
+		for _, r := range all {
+			if r.Client == client {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	unsent := mine()
+	if len(unsent) != 2 {
+		t.Fatalf("unsent %+v", unsent)
+	}
+	// A rate batch storing line 1's MUR, not committed yet: what the
+	// trigger on murs does to the usage.
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `UPDATE api_usage SET settled = true WHERE file_id = $1 AND line = 1`, recs[0].FileID); err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.MarkSent(mctx, unsent); err != nil {
+		t.Fatalf("marking beside a settling batch: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := mine(); len(left) != 0 {
+		t.Fatalf("sent again: %+v", left)
+	}
+	var sent []bool
+	rows, err := st.Pool().Query(ctx, `SELECT sent_at IS NOT NULL FROM api_usage WHERE file_id = $1 ORDER BY line`, recs[0].FileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var b bool
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, b)
+	}
+	if rows.Err() != nil || !slices.Equal(sent, []bool{false, true}) {
+		t.Fatalf("marked sent by line: %v %v", sent, rows.Err())
 	}
 }
