@@ -194,30 +194,11 @@ func scanSource(s string, field func(k, v string) bool) (src Source, hasFields, 
 		if !ok || !sc.byte(':') {
 			return src, hasFields, false
 		}
-		switch key {
-		case "client":
-			if src.Client, ok = sc.str(); !ok {
+		if known, ok := sc.sourceKey(key, &src); known {
+			if !ok {
 				return src, hasFields, false
 			}
-		case "file_id":
-			if src.FileID, ok = sc.str(); !ok {
-				return src, hasFields, false
-			}
-		case "line":
-			if src.Line, ok = sc.int(); !ok {
-				return src, hasFields, false
-			}
-		case "part", "parts":
-			n, ok := sc.int()
-			if !ok || n != int64(int(n)) {
-				return src, hasFields, false
-			}
-			if key == "part" {
-				src.Part = int(n)
-			} else {
-				src.Parts = int(n)
-			}
-		case "fields":
+		} else if key == "fields" {
 			hasFields = true
 			if !sc.byte('{') {
 				return src, hasFields, false
@@ -241,7 +222,7 @@ func scanSource(s string, field func(k, v string) bool) (src Source, hasFields, 
 					return src, hasFields, false
 				}
 			}
-		default:
+		} else {
 			return src, hasFields, false
 		}
 		if sc.byte(',') {
@@ -251,6 +232,129 @@ func scanSource(s string, field func(k, v string) bool) (src Source, hasFields, 
 			return src, hasFields, sc.end()
 		}
 		return src, hasFields, false
+	}
+}
+
+// sourceKey reads the value of key into src if key is one of a source's
+// (known); ok is false if the value is not what the scanner knows for
+// sure.
+func (sc *rawScanner) sourceKey(key string, src *Source) (known, ok bool) {
+	switch key {
+	case "client":
+		src.Client, ok = sc.str()
+	case "file_id":
+		src.FileID, ok = sc.str()
+	case "line":
+		src.Line, ok = sc.int()
+	case "part", "parts":
+		var n int64
+		if n, ok = sc.int(); !ok || n != int64(int(n)) {
+			return true, false
+		}
+		if key == "part" {
+			src.Part = int(n)
+		} else {
+			src.Parts = int(n)
+		}
+	default:
+		return false, false
+	}
+	return true, ok
+}
+
+// DecodeRecord reads a record in normal form (AppendRecord's output) as
+// json.Unmarshal does, without reflection for the documents AppendRecord
+// writes; anything else (unknown or differently cased keys, nulls,
+// numbers the scanner does not know for sure) goes to json.Unmarshal, so
+// the result is always Unmarshal's.
+func DecodeRecord(b []byte) (Record, error) {
+	if r, ok := scanRecord(string(b)); ok {
+		return r, nil
+	}
+	var r Record
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+func scanRecord(s string) (r Record, ok bool) {
+	sc := rawScanner{s: s}
+	if !sc.byte('{') {
+		return r, false
+	}
+	if sc.byte('}') {
+		return r, sc.end()
+	}
+	for {
+		key, ok := sc.str()
+		if !ok || !sc.byte(':') {
+			return r, false
+		}
+		if known, ok := sc.sourceKey(key, &r.Source); known {
+			if !ok {
+				return r, false
+			}
+		} else {
+			switch key {
+			case "record_id":
+				r.RecordID, ok = sc.str()
+			case "account_id":
+				r.AccountID, ok = sc.str()
+			case "usage_type":
+				r.UsageType, ok = sc.str()
+			case "quantity":
+				r.Quantity, ok = sc.str()
+			case "usage_time":
+				// time.Time reads the token as written, quotes included.
+				sc.space()
+				start := sc.i
+				if _, ok = sc.str(); ok {
+					ok = r.UsageTime.UnmarshalJSON([]byte(sc.s[start:sc.i])) == nil
+				}
+			case "qualifiers":
+				ok = sc.strings(&r.Qualifiers)
+			case "attributes":
+				ok = sc.strings(&r.Attributes)
+			}
+			if !ok {
+				return r, false
+			}
+		}
+		if sc.byte(',') {
+			continue
+		}
+		if sc.byte('}') {
+			return r, sc.end()
+		}
+		return r, false
+	}
+}
+
+// strings reads an object of strings into *m, made if nil and added to
+// if not, as json.Unmarshal does.
+func (sc *rawScanner) strings(m *map[string]string) bool {
+	if !sc.byte('{') {
+		return false
+	}
+	if *m == nil {
+		*m = make(map[string]string, 4)
+	}
+	if sc.byte('}') {
+		return true
+	}
+	for {
+		k, ok := sc.str()
+		if !ok || !sc.byte(':') {
+			return false
+		}
+		v, ok := sc.str()
+		if !ok {
+			return false
+		}
+		(*m)[k] = v
+		if sc.byte(',') {
+			continue
+		}
+		return sc.byte('}')
 	}
 }
 
@@ -418,8 +522,8 @@ func ReadRaw(b []byte) (Raw, error) {
 // ReadRecord reads a message of usage.mediated: a record in normal form
 // with its source and record id.
 func ReadRecord(b []byte) (Record, error) {
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := DecodeRecord(b)
+	if err != nil {
 		return r, jsonx.Describe(err, "a usage record in normal form")
 	}
 	if err := checkSource(r.Source, true); err != nil {

@@ -217,3 +217,55 @@ func FuzzReadSource(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRecord(t *testing.T) {
+	for _, in := range []string{
+		string(AppendRecord(nil, Record{Source: Source{Client: "c", FileID: "f", Line: 3, Part: 1, Parts: 2}, RecordID: "r\"1",
+			AccountID: "A\u00e9", UsageType: "VOICE", Quantity: "1.5", UsageTime: time.Date(2026, 10, 1, 8, 0, 0, 5, time.UTC),
+			Qualifiers: map[string]string{"zone": "eu"}, Attributes: map[string]string{"a": "\n"}})),
+		`{"client":"c","file_id":"f","line":1,"record_id":"r","usage_time":"2026-10-01T08:00:00+02:00"}`,
+		` { "client" : "c" , "qualifiers" : { } , "attributes" : {"a":"1"}, "attributes" : {"b":"2"} } `,
+		`{"Record_ID":"case-insensitive match goes to encoding/json"}`,
+		`{"client":"c","usage_time":"2026-10-01"}`,
+		`{"client":"c","usage_time":"2026-10-01T08:00:00Z","usage_time":null}`,
+		`{"client":"c","usage_time":"2026-10-01T08:00:00\u005a"}`,
+		`{"client":"c","qualifiers":{"n":1}}`,
+		`{"client":"c","qualifiers":null}`,
+		`{"client":"c","quantity":1.5}`,
+		`{"client":"c","line":1e3}`,
+		`{"client":"c","extra":true}`,
+		`{"client":"c"} trailing`,
+		`{"client":"c",}`,
+		`[]`, `null`, ``, `{}`,
+	} {
+		got, gerr := DecodeRecord([]byte(in))
+		var want Record
+		werr := json.Unmarshal([]byte(in), &want)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("DecodeRecord(%s) = %#v, %v; json.Unmarshal: %#v, %v", in, got, gerr, want, werr)
+		}
+	}
+}
+
+// FuzzDecodeRecord: whatever the scanner accepts, json.Unmarshal reads the
+// same way.
+func FuzzDecodeRecord(f *testing.F) {
+	for _, s := range awkward {
+		f.Add(AppendRecord(nil, Record{Source: Source{Client: s, FileID: "f", Line: 7}, RecordID: s, Quantity: "2",
+			UsageTime: time.Unix(1790000000, 123).UTC(), Attributes: map[string]string{s: s}}))
+	}
+	f.Add([]byte(`{"client":"a\u0041\/","line":-12,"part":1,"usage_time":"2026-10-01T08:00:00.5-07:00","qualifiers":{"x":"\t"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := scanRecord(string(b))
+		if !ok {
+			return
+		}
+		var want Record
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("scanner accepted %q, json.Unmarshal: %v", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("scanner read %q as %#v, json.Unmarshal as %#v", b, got, want)
+		}
+	})
+}
