@@ -45,10 +45,16 @@ type Store interface {
 	// after the cursor after (empty: from the start), and the cursor
 	// that follows them.
 	SelectIDs(ctx context.Context, f Filter, after string, limit int) (ids []string, next string, err error)
-	// The bulk actions' jobs.
+	// The bulk actions' jobs. UpdateJob saves a running job's progress
+	// and returns ErrJobStopped when the job is no longer running (it was
+	// found interrupted meanwhile).
 	CreateJob(ctx context.Context, j Job) error
 	UpdateJob(ctx context.Context, j Job) error
 	Job(ctx context.Context, id string) (Job, error)
+	// FailStaleJobs marks failed, with why, the running jobs whose
+	// progress was last saved before before: the process running them
+	// stopped.
+	FailStaleJobs(ctx context.Context, before time.Time, why string) (int, error)
 	// Clients returns the client of each of ids that exists.
 	Clients(ctx context.Context, ids []string) (map[string]string, error)
 }
@@ -107,8 +113,24 @@ type Service struct {
 	Chunk int
 	// Workers is how many chunks a job works at once; 0 means 2.
 	Workers int
+	// StaleJobAfter is how long a running job may go without saving its
+	// progress before it is taken for interrupted (the process running it
+	// stopped) and marked failed; 0 means two minutes. A running job
+	// saves its progress at least four times as often.
+	StaleJobAfter time.Duration
 
 	jobs sync.WaitGroup
+}
+
+// ErrJobStopped: a job's progress could not be saved because the job is
+// no longer running.
+var ErrJobStopped = errors.New("the job is no longer running")
+
+func (s *Service) staleJobAfter() time.Duration {
+	if s.StaleJobAfter > 0 {
+		return s.StaleJobAfter
+	}
+	return 2 * time.Minute
 }
 
 func (s *Service) now() time.Time {
@@ -349,12 +371,40 @@ func (s *Service) run(ctx context.Context, j Job) Job {
 				t := j.Updated
 				j.Finished = &t
 			}
-			if err := s.Store.UpdateJob(ctx, j); err != nil {
+			if err := s.Store.UpdateJob(ctx, j); errors.Is(err, ErrJobStopped) {
+				// Taken for interrupted while this process could not save
+				// (the database away longer than StaleJobAfter): its
+				// failure stands, and the work stops here.
+				if failed == nil {
+					failed = err
+				}
+			} else if err != nil {
 				s.logger().Error("exceptions job: saving progress", "job", j.ID, "error", err)
 			}
 		}
 		stopped = func() bool { mu.Lock(); defer mu.Unlock(); return failed != nil }
 	)
+	// Progress is saved after each chunk, and between chunks at least
+	// four times within StaleJobAfter, so that a job still running is
+	// never taken for interrupted.
+	beat := time.NewTicker(s.staleJobAfter() / 4)
+	defer beat.Stop()
+	beatDone := make(chan struct{})
+	defer close(beatDone)
+	go func() {
+		for {
+			select {
+			case <-beat.C:
+				mu.Lock()
+				if j.Status == JobRunning {
+					save()
+				}
+				mu.Unlock()
+			case <-beatDone:
+				return
+			}
+		}
+	}()
 	after := ""
 	for !stopped() {
 		ids, next, err := s.Store.SelectIDs(ctx, j.Select.Filter, after, chunk)
@@ -391,6 +441,13 @@ func (s *Service) run(ctx context.Context, j Job) Job {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	if errors.Is(failed, ErrJobStopped) {
+		if cur, err := s.Store.Job(ctx, j.ID); err == nil {
+			return cur
+		}
+		j.Status, j.Error = JobFailed, failed.Error()
+		return j
+	}
 	if failed != nil {
 		j.Status, j.Error = JobFailed, failed.Error()
 	} else {
@@ -472,8 +529,25 @@ func (s *Service) apply(ctx context.Context, actor string, ids []string, action,
 	return out, nil
 }
 
+// FailInterrupted marks failed the running jobs that saved no progress
+// for StaleJobAfter: the process running them stopped (a restart, a
+// crash), and nothing else would ever finish them. What they did stays
+// done; running the same selection again takes the rest.
+func (s *Service) FailInterrupted(ctx context.Context) error {
+	after := s.staleJobAfter()
+	n, err := s.Store.FailStaleJobs(ctx, s.now().Add(-after),
+		fmt.Sprintf("interrupted: no progress saved for %v, so the process running the job stopped; what it did stays done, and the same selection run again takes the rest", after))
+	if n > 0 {
+		s.logger().Warn("exceptions jobs found interrupted and marked failed", "jobs", n)
+	}
+	return err
+}
+
 // Job returns a job the principal may see.
 func (s *Service) Job(ctx context.Context, p auth.Principal, id string) (Job, error) {
+	if err := s.FailInterrupted(ctx); err != nil {
+		return Job{}, err
+	}
 	j, err := s.Store.Job(ctx, id)
 	if err != nil {
 		return j, err

@@ -544,13 +544,26 @@ func (s *Store) CreateJob(ctx context.Context, j exceptions.Job) error {
 
 // UpdateJob saves a job's progress.
 func (s *Store) UpdateJob(ctx context.Context, j exceptions.Job) error {
-	_, err := s.db.Pool().Exec(ctx, `UPDATE exception_jobs SET status = $2, total = $3, done = $4, skipped = $5,
+	tag, err := s.db.Pool().Exec(ctx, `UPDATE exception_jobs SET status = $2, total = $3, done = $4, skipped = $5,
 			error = nullif($6, ''), updated_at = $7, finished_at = $8
-		WHERE job_id = $1`, j.ID, j.Status, j.Total, j.Done, j.Skipped, j.Error, j.Updated, j.Finished)
+		WHERE job_id = $1 AND status = 'running'`, j.ID, j.Status, j.Total, j.Done, j.Skipped, j.Error, j.Updated, j.Finished)
 	if err != nil {
 		return fmt.Errorf("save exceptions job %s: %w", j.ID, err)
 	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("save exceptions job %s: %w", j.ID, exceptions.ErrJobStopped)
+	}
 	return nil
+}
+
+// FailStaleJobs marks failed the running jobs last saved before before.
+func (s *Store) FailStaleJobs(ctx context.Context, before time.Time, why string) (int, error) {
+	tag, err := s.db.Pool().Exec(ctx, `UPDATE exception_jobs SET status = 'failed', error = $2, finished_at = now(), updated_at = now()
+		WHERE status = 'running' AND updated_at < $1`, before, why)
+	if err != nil {
+		return 0, fmt.Errorf("interrupted exceptions jobs: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Job returns a job, or exceptions.ErrNotFound.

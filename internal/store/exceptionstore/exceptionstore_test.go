@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -309,4 +310,74 @@ func TestSuperseded(t *testing.T) {
 	if got, _ := w.fs.GetFile(ctx, f1.FileID); got.Exceptions != 2 {
 		t.Fatalf("old file's exceptions: %d, want 2", got.Exceptions)
 	}
+}
+
+// slowPublisher holds each publish until release is closed.
+type slowPublisher struct {
+	exceptions.Publisher
+	started chan struct{}
+	release chan struct{}
+}
+
+func (p *slowPublisher) Publish(ctx context.Context, msgs []exceptions.Message) error {
+	select {
+	case p.started <- struct{}{}:
+	default:
+	}
+	<-p.release
+	return p.Publisher.Publish(ctx, msgs)
+}
+
+// TestInterruptedJobs: a job whose process stopped (no progress saved for
+// StaleJobAfter) is marked failed with why when jobs are read, and can
+// no longer be saved as running; a job still at work keeps saving its
+// progress between chunks and is never taken for interrupted.
+func TestInterruptedJobs(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	client := "jobs-" + ids.New()[24:]
+	op := auth.NewPrincipal("t1", "olivia", auth.Operator, []string{client})
+	old := time.Now().Add(-10 * time.Minute).UTC()
+	dead := exceptions.Job{ID: ids.New(), Action: "discard", Actor: "olivia", Clients: []string{client},
+		Select: exceptions.Selection{Filter: exceptions.Filter{Client: client}}, Reason: "r", Status: exceptions.JobRunning,
+		Started: old, Updated: old}
+	if err := w.xs.CreateJob(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	j, err := w.svc.Job(ctx, op, dead.ID)
+	if err != nil || j.Status != exceptions.JobFailed || !strings.Contains(j.Error, "interrupted") || j.Finished == nil {
+		t.Fatalf("a job left running by a stopped process: %+v %v", j, err)
+	}
+	dead.Updated = time.Now()
+	if err := w.xs.UpdateJob(ctx, dead); !errors.Is(err, exceptions.ErrJobStopped) {
+		t.Fatalf("saving an interrupted job as running: %v", err)
+	}
+
+	// A job at work: its one chunk is held far longer than StaleJobAfter.
+	f, err := w.fs.RegisterFile(ctx, filestoretest.File(client, "j1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	rec := usage.Record{Source: usage.Source{Client: client, FileID: f.FileID, Line: 1}, RecordID: "r1", AccountID: "GONE",
+		UsageType: "calls", Quantity: "2", UsageTime: at}
+	w.insert(t, exceptions.Exception{Client: client, FileID: f.FileID, Line: 1, RecordID: "r1", Stage: "rate", Code: codes.UnknownAccount,
+		Field: "account_id", Message: "gone", Record: usage.AppendRecord(nil, rec)})
+	slow := &slowPublisher{Publisher: w.svc.Publisher, started: make(chan struct{}, 1), release: make(chan struct{})}
+	svc := &exceptions.Service{Store: w.xs, Publisher: slow, StaleJobAfter: 2 * time.Second}
+	_, job, err := svc.Reprocess(ctx, op, exceptions.Selection{Filter: exceptions.Filter{Client: client}})
+	if err != nil || job == nil {
+		t.Fatalf("reprocess by filter: %v %v", job, err)
+	}
+	<-slow.started
+	time.Sleep(3 * time.Second) // longer than StaleJobAfter
+	if j, err := svc.Job(ctx, op, job.ID); err != nil || j.Status != exceptions.JobRunning {
+		t.Fatalf("a job at work taken for interrupted: %+v %v", j, err)
+	}
+	close(slow.release)
+	svc.Wait()
+	if j, err := svc.Job(ctx, op, job.ID); err != nil || j.Status != exceptions.JobDone || j.Done != 1 {
+		t.Fatalf("the job at work: %+v %v", j, err)
+	}
+	w.read(t, 1)
 }
