@@ -63,11 +63,14 @@ func (encodeUUIDString) Encode(value any, buf []byte) ([]byte, error) {
 }
 
 // registerTypes is the pool's AfterConnect: uuid and uuid[] through
-// uuidCodec.
+// uuidCodec, numeric and numeric[] through numericCodec.
 func registerTypes(_ context.Context, conn *pgx.Conn) error {
 	m := conn.TypeMap()
 	u := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
 	m.RegisterType(u)
 	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: u}})
+	n := &pgtype.Type{Name: "numeric", OID: pgtype.NumericOID, Codec: numericCodec{}}
+	m.RegisterType(n)
+	m.RegisterType(&pgtype.Type{Name: "_numeric", OID: pgtype.NumericArrayOID, Codec: &pgtype.ArrayCodec{ElementType: n}})
 	return nil
 }
