@@ -62,15 +62,31 @@ func (encodeUUIDString) Encode(value any, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// registerTypes is the pool's AfterConnect: uuid and uuid[] through
-// uuidCodec, numeric and numeric[] through numericCodec.
+// registerTypes is the pool's AfterConnect: uuid through uuidCodec,
+// numeric through numericCodec, and text[], uuid[] and numeric[] through
+// stringArrayCodec.
 func registerTypes(_ context.Context, conn *pgx.Conn) error {
 	m := conn.TypeMap()
 	u := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
-	m.RegisterType(u)
-	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: u}})
 	n := &pgtype.Type{Name: "numeric", OID: pgtype.NumericOID, Codec: numericCodec{}}
+	text, ok := m.TypeForOID(pgtype.TextOID)
+	if !ok {
+		return errors.New("the driver has no text type")
+	}
+	m.RegisterType(u)
 	m.RegisterType(n)
-	m.RegisterType(&pgtype.Type{Name: "_numeric", OID: pgtype.NumericArrayOID, Codec: &pgtype.ArrayCodec{ElementType: n}})
+	for _, a := range []struct {
+		name string
+		oid  uint32
+		elem *pgtype.Type
+		enc  func(string, []byte) ([]byte, error)
+	}{
+		{"_uuid", pgtype.UUIDArrayOID, u, appendUUID},
+		{"_numeric", pgtype.NumericArrayOID, n, appendNumeric},
+		{"_text", pgtype.TextArrayOID, text, appendText},
+	} {
+		m.RegisterType(&pgtype.Type{Name: a.name, OID: a.oid,
+			Codec: stringArrayCodec{ArrayCodec: &pgtype.ArrayCodec{ElementType: a.elem}, elemOID: a.elem.OID, elem: a.enc}})
+	}
 	return nil
 }
