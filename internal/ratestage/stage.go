@@ -162,10 +162,12 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 
 	// Lock and load the counters and allowances the batch can touch, in
 	// key order.
+	// The maps and lists below are made at their batch's size: growing
+	// them record by record rehashed every map several times a batch.
 	ledgers := map[string]*rating.MemLedger{}
-	var counterKeys []CounterKey
+	counterKeys := make([]CounterKey, 0, len(items))
 	var allowanceKeys []AllowanceKey
-	seenC := map[CounterKey]bool{}
+	seenC := make(map[CounterKey]bool, len(items))
 	seenA := map[AllowanceKey]bool{}
 	var buf []*catalog.Discount
 	for i := range items {
@@ -214,7 +216,7 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	ledger := func(client string) *rating.MemLedger {
 		l := ledgers[client]
 		if l == nil {
-			l = rating.NewMemLedger()
+			l = rating.NewMemLedgerSized(len(counters), len(allowances))
 			ledgers[client] = l
 		}
 		return l
@@ -242,7 +244,7 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	var (
 		eng rating.Engine
 		res rating.Result
-		ms  []murs.MUR
+		ms  = make([]murs.MUR, 0, len(items))
 		exs []exceptions.Exception
 		// The batch's rate details share one buffer.
 		details = make([]byte, 0, 400*len(items))
@@ -294,8 +296,8 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	}
 
 	// Write back what rating changed.
-	newCounters := map[CounterKey]string{}
-	newAllowances := map[AllowanceKey]string{}
+	newCounters := make(map[CounterKey]string, len(counters))
+	newAllowances := make(map[AllowanceKey]string, len(allowances))
 	for client, l := range ledgers {
 		for _, k := range l.TouchedUsage() {
 			v, _ := l.Usage(k)
@@ -342,9 +344,19 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 		}
 		sum.ByCode[e.Code]++
 	}
-	maps.Copy(loadedC, newCounters)
-	maps.Copy(loadedA, newAllowances)
-	led = ledgerState{counters: loadedC, allowances: loadedA}
+	// What the batch leaves: the values it wrote, and those it loaded and
+	// did not touch.
+	for k, v := range loadedC {
+		if _, ok := newCounters[k]; !ok {
+			newCounters[k] = v
+		}
+	}
+	for k, v := range loadedA {
+		if _, ok := newAllowances[k]; !ok {
+			newAllowances[k] = v
+		}
+	}
+	led = ledgerState{counters: newCounters, allowances: newAllowances}
 	return sum, led, nil
 }
 

@@ -110,8 +110,12 @@ type ledgerEntry struct {
 }
 
 // NewMemLedger returns an empty ledger.
-func NewMemLedger() *MemLedger {
-	return &MemLedger{usage: map[UsageKey]*ledgerEntry{}, allowance: map[AllowanceKey]*ledgerEntry{}}
+func NewMemLedger() *MemLedger { return NewMemLedgerSized(0, 0) }
+
+// NewMemLedgerSized is NewMemLedger with room for about counters usage
+// counters and allowances allowances.
+func NewMemLedgerSized(counters, allowances int) *MemLedger {
+	return &MemLedger{usage: make(map[UsageKey]*ledgerEntry, counters), allowance: make(map[AllowanceKey]*ledgerEntry, allowances)}
 }
 
 // LoadUsage sets a counter's stored value without marking it changed.
