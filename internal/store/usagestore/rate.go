@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -228,34 +227,43 @@ func (t *RateTx) lockRows(ctx context.Context, tbl *ledgerTable, keys []ledgerKe
 }
 
 // save writes new values to rows load locked, and to rows whose value
-// the caller assumed (assumed), each only if it still holds that value:
-// the update locks the row and compares in one step. A row that holds
-// another value is not written and save returns ratestage.ErrStaleLedger.
-func (t *RateTx) save(ctx context.Context, tbl *ledgerTable, values, assumed map[ledgerKey]string) error {
-	if len(values) == 0 {
+// the caller assumed (a non-nil was), each only if it still holds that
+// value: the update locks the row and compares in one step. A row that
+// holds another value is not written and save returns
+// ratestage.ErrStaleLedger. The rows go in key order.
+func (t *RateTx) save(ctx context.Context, tbl *ledgerTable, rows []ledgerWrite, checked bool) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	keys := slices.SortedFunc(maps.Keys(values), compareLedgerKeys)
-	c, a, i, m := splitLedgerKeys(keys)
-	v := make([]string, len(keys))
-	was := make([]*string, len(keys))
-	for j, k := range keys {
-		v[j] = values[k]
-		if old, ok := assumed[k]; ok {
-			was[j] = &old
-		}
+	slices.SortFunc(rows, func(x, y ledgerWrite) int { return compareLedgerKeys(x.key, y.key) })
+	n := len(rows)
+	c, a, i, m := make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
+	v := make([]string, n)
+	was := make([]*string, n)
+	for j := range rows {
+		k := &rows[j].key
+		c[j], a[j], i[j], m[j] = k.Client, k.AccountID, k.Item, k.Month
+		v[j], was[j] = rows[j].value, rows[j].was
 	}
 	tag, err := t.tx.Exec(ctx, tbl.update, c, a, i, m, v, was)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", tbl.what, err)
 	}
-	if n := int(tag.RowsAffected()); n != len(keys) {
-		if len(assumed) > 0 {
-			return fmt.Errorf("save %s: %d of %d rows held the values rated with: %w", tbl.what, n, len(keys), ratestage.ErrStaleLedger)
+	if got := int(tag.RowsAffected()); got != n {
+		if checked {
+			return fmt.Errorf("save %s: %d of %d rows held the values rated with: %w", tbl.what, got, n, ratestage.ErrStaleLedger)
 		}
-		return fmt.Errorf("save %s: %d of %d rows updated; save only what load locked", tbl.what, n, len(keys))
+		return fmt.Errorf("save %s: %d of %d rows updated; save only what load locked", tbl.what, got, n)
 	}
 	return nil
+}
+
+// ledgerWrite is one row save writes: its key, its new value, and the
+// value it must still hold (nil: a row load locked).
+type ledgerWrite struct {
+	key   ledgerKey
+	value string
+	was   *string
 }
 
 func splitLedgerKeys(keys []ledgerKey) (c, a, i []string, m []int32) {
@@ -332,15 +340,15 @@ func loadKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, k
 
 // saveKeyed is save for a public key type.
 func saveKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, values, assumed map[K]string, to func(K) ledgerKey) error {
-	lv := make(map[ledgerKey]string, len(values))
+	rows := make([]ledgerWrite, 0, len(values))
 	for k, v := range values {
-		lv[to(k)] = v
+		w := ledgerWrite{key: to(k), value: v}
+		if old, ok := assumed[k]; ok {
+			w.was = &old
+		}
+		rows = append(rows, w)
 	}
-	la := make(map[ledgerKey]string, len(assumed))
-	for k, v := range assumed {
-		la[to(k)] = v
-	}
-	return t.save(ctx, tbl, lv, la)
+	return t.save(ctx, tbl, rows, len(assumed) > 0)
 }
 
 // InsertMURs stores MURs, moves their files' counts and resolves any open
