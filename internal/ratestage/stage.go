@@ -310,16 +310,8 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	}
 	// A remembered value the batch read but did not advance is written
 	// back unchanged, so that it is checked too.
-	for k, v := range assumedC {
-		if _, ok := newCounters[k]; !ok {
-			newCounters[k] = v
-		}
-	}
-	for k, v := range assumedA {
-		if _, ok := newAllowances[k]; !ok {
-			newAllowances[k] = v
-		}
-	}
+	addMissing(newCounters, assumedC)
+	addMissing(newAllowances, assumedA)
 	err = tx.SaveCountersChecked(ctx, newCounters, assumedC)
 	if err == nil {
 		err = tx.SaveAllowancesChecked(ctx, newAllowances, assumedA)
@@ -346,16 +338,8 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 	}
 	// What the batch leaves: the values it wrote, and those it loaded and
 	// did not touch.
-	for k, v := range loadedC {
-		if _, ok := newCounters[k]; !ok {
-			newCounters[k] = v
-		}
-	}
-	for k, v := range loadedA {
-		if _, ok := newAllowances[k]; !ok {
-			newAllowances[k] = v
-		}
-	}
+	addMissing(newCounters, loadedC)
+	addMissing(newAllowances, loadedA)
 	led = ledgerState{counters: newCounters, allowances: newAllowances}
 	return sum, led, nil
 }
@@ -378,5 +362,14 @@ func exception(it *Item, ce *codes.Error) exceptions.Exception {
 		Field:    ce.Field,
 		Message:  ce.Message,
 		Record:   body,
+	}
+}
+
+// addMissing copies into dst the entries of src whose keys dst lacks.
+func addMissing[K comparable](dst, src map[K]string) {
+	for k, v := range src {
+		if _, ok := dst[k]; !ok {
+			dst[k] = v
+		}
 	}
 }
