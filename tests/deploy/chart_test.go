@@ -71,11 +71,17 @@ type container struct {
 		Limits   map[string]string
 	}
 	LivenessProbe struct {
-		HTTPGet struct{ Path string } `yaml:"httpGet"`
+		HTTPGet struct{ Path, Scheme string } `yaml:"httpGet"`
 	} `yaml:"livenessProbe"`
 	ReadinessProbe struct {
-		HTTPGet struct{ Path string } `yaml:"httpGet"`
+		HTTPGet struct{ Path, Scheme string } `yaml:"httpGet"`
 	} `yaml:"readinessProbe"`
+	VolumeMounts []volumeMount `yaml:"volumeMounts"`
+}
+
+type volumeMount struct {
+	Name      string
+	MountPath string `yaml:"mountPath"`
 }
 
 type deploymentSpec struct {
@@ -84,6 +90,12 @@ type deploymentSpec struct {
 		Spec struct {
 			Containers      []container
 			SecurityContext map[string]any `yaml:"securityContext"`
+			Volumes         []struct {
+				Name   string
+				Secret struct {
+					SecretName string `yaml:"secretName"`
+				}
+			}
 		}
 	}
 }
@@ -279,5 +291,62 @@ func TestChartRoleOff(t *testing.T) {
 	}
 	if _, ok := ms["Deployment"]["rel-vivace-rate"]; !ok {
 		t.Error("the rate role is gone with the sync role")
+	}
+}
+
+// TestChartTLS: with tls.secretName every role serves HTTPS from the
+// mounted Secret, its probes and the ServiceMonitor speak HTTPS, and
+// publicURL reaches the processes; without it, plain HTTP.
+func TestChartTLS(t *testing.T) {
+	ms := render(t, "--set", "database.url=postgres://db/vivace", "--set", "tls.secretName=vivace-tls",
+		"--set", "publicURL=https://billing.example", "--set", "serviceMonitor.enabled=true")
+	for _, r := range app.Every {
+		name := "rel-vivace-" + string(r)
+		var spec deploymentSpec
+		d := ms["Deployment"][name]
+		if err := d.Spec.Decode(&spec); err != nil || len(spec.Template.Spec.Containers) != 1 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := spec.Template.Spec.Containers[0]
+		for _, a := range []string{"--tls-cert=/etc/vivace/tls/tls.crt", "--tls-key=/etc/vivace/tls/tls.key", "--public-url=https://billing.example"} {
+			if !slices.Contains(c.Args, a) {
+				t.Errorf("%s runs %q, without %s", name, c.Args, a)
+			}
+		}
+		if c.LivenessProbe.HTTPGet.Scheme != "HTTPS" || c.ReadinessProbe.HTTPGet.Scheme != "HTTPS" {
+			t.Errorf("%s probes: %q, %q; want HTTPS", name, c.LivenessProbe.HTTPGet.Scheme, c.ReadinessProbe.HTTPGet.Scheme)
+		}
+		mounted := slices.Contains(c.VolumeMounts, volumeMount{Name: "tls", MountPath: "/etc/vivace/tls"})
+		var secret string
+		for _, v := range spec.Template.Spec.Volumes {
+			if v.Name == "tls" {
+				secret = v.Secret.SecretName
+			}
+		}
+		if !mounted || secret != "vivace-tls" {
+			t.Errorf("%s: tls volume mounted %v, from Secret %q", name, mounted, secret)
+		}
+		var sm struct {
+			Endpoints []struct {
+				Scheme    string
+				TLSConfig map[string]any `yaml:"tlsConfig"`
+			}
+		}
+		m := ms["ServiceMonitor"][name]
+		if err := m.Spec.Decode(&sm); err != nil || len(sm.Endpoints) != 1 ||
+			sm.Endpoints[0].Scheme != "https" || sm.Endpoints[0].TLSConfig == nil {
+			t.Errorf("%s ServiceMonitor endpoints %+v %v: want https", name, sm.Endpoints, err)
+		}
+	}
+	plain := render(t, "--set", "database.url=postgres://db/vivace")
+	var spec deploymentSpec
+	api := plain["Deployment"]["rel-vivace-api"]
+	if err := api.Spec.Decode(&spec); err != nil {
+		t.Fatal(err)
+	}
+	c := spec.Template.Spec.Containers[0]
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") || strings.HasPrefix(a, "--public-url") }) ||
+		c.ReadinessProbe.HTTPGet.Scheme != "HTTP" {
+		t.Errorf("without tls.secretName: %q, probe %q", c.Args, c.ReadinessProbe.HTTPGet.Scheme)
 	}
 }
