@@ -2,6 +2,7 @@ package ratestage
 
 import (
 	"errors"
+	"strings"
 	"sync"
 )
 
@@ -51,8 +52,10 @@ func recall[K comparable](mu *sync.Mutex, m *map[K]string, keys []K, into map[K]
 }
 
 // remember stores committed values, forgetting everything first when the
-// map would grow past maxRemembered.
-func remember[K comparable](mu *sync.Mutex, m *map[K]string, values ...map[K]string) {
+// map would grow past maxRemembered. A key it has not seen is stored as a
+// copy (own), so that it does not keep alive the whole message its
+// strings were read from.
+func remember[K comparable](mu *sync.Mutex, m *map[K]string, own func(K) K, values ...map[K]string) {
 	mu.Lock()
 	defer mu.Unlock()
 	n := 0
@@ -64,9 +67,22 @@ func remember[K comparable](mu *sync.Mutex, m *map[K]string, values ...map[K]str
 	}
 	for _, v := range values {
 		for k, x := range v {
+			if _, ok := (*m)[k]; !ok {
+				k = own(k)
+			}
 			(*m)[k] = x
 		}
 	}
+}
+
+func (k CounterKey) own() CounterKey {
+	k.Client, k.AccountID, k.UsageType = strings.Clone(k.Client), strings.Clone(k.AccountID), strings.Clone(k.UsageType)
+	return k
+}
+
+func (k AllowanceKey) own() AllowanceKey {
+	k.Client, k.AccountID, k.DiscountID = strings.Clone(k.Client), strings.Clone(k.AccountID), strings.Clone(k.DiscountID)
+	return k
 }
 
 // forget drops keys, so that the next batch reads them under lock.
@@ -87,8 +103,8 @@ func (l *ledgerMemory) recallAllowances(keys []AllowanceKey, into map[AllowanceK
 }
 
 func (l *ledgerMemory) remember(c map[CounterKey]string, a map[AllowanceKey]string) {
-	remember(&l.mu, &l.counters, c)
-	remember(&l.mu, &l.allowances, a)
+	remember(&l.mu, &l.counters, CounterKey.own, c)
+	remember(&l.mu, &l.allowances, AllowanceKey.own, a)
 }
 
 func (l *ledgerMemory) forget(c map[CounterKey]string, a map[AllowanceKey]string) {
