@@ -183,56 +183,47 @@ func scanRaw(b []byte) (Raw, bool) {
 // scanner does not know for sure.
 func scanSource(s string, field func(k, v string) bool) (src Source, hasFields, ok bool) {
 	sc := rawScanner{s: s}
+	ok = sc.members(func(key string) bool {
+		if known, ok := sc.sourceKey(key, &src); known {
+			return ok
+		}
+		if key != "fields" {
+			return false
+		}
+		hasFields = true
+		return sc.stringMembers(field)
+	})
+	return src, hasFields, ok && sc.end()
+}
+
+// members reads an object: the key of each member, then value reads the
+// member's value (false: the scanner does not know it for sure, and the
+// object is not read).
+func (sc *rawScanner) members(value func(key string) bool) bool {
 	if !sc.byte('{') {
-		return src, hasFields, false
+		return false
 	}
 	if sc.byte('}') {
-		return src, hasFields, sc.end()
+		return true
 	}
 	for {
 		key, ok := sc.str()
-		if !ok || !sc.byte(':') {
-			return src, hasFields, false
+		if !ok || !sc.byte(':') || !value(key) {
+			return false
 		}
-		if known, ok := sc.sourceKey(key, &src); known {
-			if !ok {
-				return src, hasFields, false
-			}
-		} else if key == "fields" {
-			hasFields = true
-			if !sc.byte('{') {
-				return src, hasFields, false
-			}
-			if !sc.byte('}') {
-				for {
-					k, ok := sc.str()
-					if !ok || !sc.byte(':') {
-						return src, hasFields, false
-					}
-					v, ok := sc.str()
-					if !ok || !field(k, v) {
-						return src, hasFields, false
-					}
-					if sc.byte(',') {
-						continue
-					}
-					if sc.byte('}') {
-						break
-					}
-					return src, hasFields, false
-				}
-			}
-		} else {
-			return src, hasFields, false
+		if !sc.byte(',') {
+			return sc.byte('}')
 		}
-		if sc.byte(',') {
-			continue
-		}
-		if sc.byte('}') {
-			return src, hasFields, sc.end()
-		}
-		return src, hasFields, false
 	}
+}
+
+// stringMembers reads an object of strings, handing each member to each
+// in document order (false stops the scan).
+func (sc *rawScanner) stringMembers(each func(k, v string) bool) bool {
+	return sc.members(func(k string) bool {
+		v, ok := sc.str()
+		return ok && each(k, v)
+	})
 }
 
 // sourceKey reads the value of key into src if key is one of a source's
@@ -278,84 +269,47 @@ func DecodeRecord(b []byte) (Record, error) {
 
 func scanRecord(s string) (r Record, ok bool) {
 	sc := rawScanner{s: s}
-	if !sc.byte('{') {
-		return r, false
-	}
-	if sc.byte('}') {
-		return r, sc.end()
-	}
-	for {
-		key, ok := sc.str()
-		if !ok || !sc.byte(':') {
-			return r, false
-		}
+	ok = sc.members(func(key string) bool {
 		if known, ok := sc.sourceKey(key, &r.Source); known {
-			if !ok {
-				return r, false
-			}
-		} else {
-			switch key {
-			case "record_id":
-				r.RecordID, ok = sc.str()
-			case "account_id":
-				r.AccountID, ok = sc.str()
-			case "usage_type":
-				r.UsageType, ok = sc.str()
-			case "quantity":
-				r.Quantity, ok = sc.str()
-			case "usage_time":
-				// time.Time reads the token as written, quotes included.
-				sc.space()
-				start := sc.i
-				if _, ok = sc.str(); ok {
-					ok = r.UsageTime.UnmarshalJSON([]byte(sc.s[start:sc.i])) == nil
-				}
-			case "qualifiers":
-				ok = sc.strings(&r.Qualifiers)
-			case "attributes":
-				ok = sc.strings(&r.Attributes)
-			}
-			if !ok {
-				return r, false
-			}
+			return ok
 		}
-		if sc.byte(',') {
-			continue
+		var ok bool
+		switch key {
+		case "record_id":
+			r.RecordID, ok = sc.str()
+		case "account_id":
+			r.AccountID, ok = sc.str()
+		case "usage_type":
+			r.UsageType, ok = sc.str()
+		case "quantity":
+			r.Quantity, ok = sc.str()
+		case "usage_time":
+			// time.Time reads the token as written, quotes included.
+			sc.space()
+			start := sc.i
+			if _, ok = sc.str(); ok {
+				ok = r.UsageTime.UnmarshalJSON([]byte(sc.s[start:sc.i])) == nil
+			}
+		case "qualifiers":
+			ok = sc.strings(&r.Qualifiers)
+		case "attributes":
+			ok = sc.strings(&r.Attributes)
 		}
-		if sc.byte('}') {
-			return r, sc.end()
-		}
-		return r, false
-	}
+		return ok
+	})
+	return r, ok && sc.end()
 }
 
 // strings reads an object of strings into *m, made if nil and added to
 // if not, as json.Unmarshal does.
 func (sc *rawScanner) strings(m *map[string]string) bool {
-	if !sc.byte('{') {
-		return false
-	}
 	if *m == nil {
 		*m = make(map[string]string, 4)
 	}
-	if sc.byte('}') {
-		return true
-	}
-	for {
-		k, ok := sc.str()
-		if !ok || !sc.byte(':') {
-			return false
-		}
-		v, ok := sc.str()
-		if !ok {
-			return false
-		}
+	return sc.stringMembers(func(k, v string) bool {
 		(*m)[k] = v
-		if sc.byte(',') {
-			continue
-		}
-		return sc.byte('}')
-	}
+		return true
+	})
 }
 
 func (sc *rawScanner) space() {
