@@ -545,12 +545,19 @@ func (s *Service) FailInterrupted(ctx context.Context) error {
 
 // Job returns a job the principal may see.
 func (s *Service) Job(ctx context.Context, p auth.Principal, id string) (Job, error) {
-	if err := s.FailInterrupted(ctx); err != nil {
-		return Job{}, err
-	}
 	j, err := s.Store.Job(ctx, id)
 	if err != nil {
 		return j, err
+	}
+	if j.Status == JobRunning && j.Updated.Before(s.now().Add(-s.staleJobAfter())) {
+		// Its process stopped: marked failed (with any other such job)
+		// and read again.
+		if err := s.FailInterrupted(ctx); err != nil {
+			return Job{}, err
+		}
+		if j, err = s.Store.Job(ctx, id); err != nil {
+			return j, err
+		}
 	}
 	if j.Clients == nil {
 		if err := p.Every(); err != nil {

@@ -237,14 +237,11 @@ func (t *RateTx) save(ctx context.Context, tbl *ledgerTable, rows []ledgerWrite,
 	}
 	slices.SortFunc(rows, func(x, y ledgerWrite) int { return compareLedgerKeys(x.key, y.key) })
 	n := len(rows)
-	c, a, i, m := make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
-	v := make([]string, n)
-	was := make([]*string, n)
+	keys, v, was := make([]ledgerKey, n), make([]string, n), make([]*string, n)
 	for j := range rows {
-		k := &rows[j].key
-		c[j], a[j], i[j], m[j] = k.Client, k.AccountID, k.Item, k.Month
-		v[j], was[j] = rows[j].value, rows[j].was
+		keys[j], v[j], was[j] = rows[j].key, rows[j].value, rows[j].was
 	}
+	c, a, i, m := splitLedgerKeys(keys)
 	tag, err := t.tx.Exec(ctx, tbl.update, c, a, i, m, v, was)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", tbl.what, err)
