@@ -50,14 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "json", EnvVars: []string{"VIVACE_LOG_FORMAT"}, Usage: "json (one object per line) or text"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve Go profiles under /debug/pprof/ to admin tokens (api role)"},
 		},
-		Action: func(c *cli.Context) error {
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if err := runServe(ctx, c); err != nil {
-				return cli.Exit("vivace serve: "+err.Error(), 1)
-			}
-			return nil
-		},
+		Action: untilSignal("vivace serve", runServe),
 	}
 }
 
@@ -139,4 +132,18 @@ func runServe(ctx context.Context, c *cli.Context) error {
 	}
 	defer a.Close()
 	return a.Run(ctx)
+}
+
+// untilSignal is the action of a long-running command: run with a context
+// that ends on SIGINT or SIGTERM, its error printed after the command's
+// name.
+func untilSignal(name string, run func(context.Context, *cli.Context) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := run(ctx, c); err != nil {
+			return cli.Exit(name+": "+err.Error(), 1)
+		}
+		return nil
+	}
 }
