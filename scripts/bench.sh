@@ -38,13 +38,14 @@ echo "==> machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB memor
 
 if [ "${BENCH_SKIP_GO:-}" != 1 ]; then
   echo "==> Go benchmarks (go test -bench) -> $OUT/go.txt"
-  go test -run '^$' -bench . -skip StageAlone -benchmem -benchtime "${BENCH_TIME:-1s}" ./internal/... ./plugins/... | tee "$OUT/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
+  go test -run '^$' -bench . -skip 'StageAlone|HopAlone' -benchmem -benchtime "${BENCH_TIME:-1s}" ./internal/... ./plugins/... | tee "$OUT/go.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
 
   # The ingest and mediate pipelines each alone, built from their YAML,
   # against the embedded broker: records/s per stage, and the ingest
-  # stage's peak heap (run with two BENCH_STAGE_RECORDS to see it stay flat).
+  # stage's peak heap (run with two BENCH_STAGE_RECORDS to see it stay flat);
+  # and the floor of a hop between them (a bare Kafka client each way).
   echo "==> ingestion stages alone, ${BENCH_STAGE_RECORDS:-500000} records (go test -bench StageAlone) -> $OUT/stages-alone.txt"
-  VIVACE_BENCH_RECORDS=${BENCH_STAGE_RECORDS:-500000} go test -run '^$' -bench StageAlone -benchtime 1x \
+  VIVACE_BENCH_RECORDS=${BENCH_STAGE_RECORDS:-500000} go test -run '^$' -bench 'StageAlone|HopAlone' -benchtime 1x \
     -count "${BENCH_STAGE_COUNT:-3}" ./plugins/benthos | tee "$OUT/stages-alone.txt" | grep -E '^(Benchmark|ok|FAIL)' || true
 
   # TMF635 streaming latency: usages posted at a steady rate to a vivace dev

@@ -310,6 +310,20 @@ func (a *benchAdmin) create(b *testing.B, topics ...string) {
 // by account, in the shape the ingest stage writes them.
 func fillRaw(b *testing.B, addr, topic string, n int) {
 	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	if err := produceAll(context.Background(), cl, rawRecords(b, n)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rawRecords are n records of a generated usage file as the ingest stage
+// writes them to usage.raw: keyed by account, without a topic.
+func rawRecords(b *testing.B, n int) []*kgo.Record {
+	b.Helper()
 	var file bytes.Buffer
 	if err := loadgen.Usage(&file, loadgen.UsageOptions{Client: "bench", Records: n, Accounts: 10_000,
 		Seed: uint64(time.Now().UnixNano())}); err != nil {
@@ -319,24 +333,28 @@ func fillRaw(b *testing.B, addr, topic string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
 	fileID := store.NewID()
-	var wg sync.WaitGroup
-	var perr error
-	var mu sync.Mutex
+	recs := make([]*kgo.Record, 0, n)
 	for {
 		fields, line, err := rd.Next()
 		if err != nil {
 			break
 		}
 		v := usage.AppendRaw(nil, usage.Raw{Source: usage.Source{Client: "bench", FileID: fileID, Line: line}, Fields: fields})
+		recs = append(recs, &kgo.Record{Key: []byte(fields[usage.FieldAccountID]), Value: v})
+	}
+	return recs
+}
+
+// produceAll produces recs asynchronously and waits for every
+// acknowledgement; it returns the first error.
+func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	var wg sync.WaitGroup
+	var perr error
+	var mu sync.Mutex
+	for _, r := range recs {
 		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Key: []byte(fields[usage.FieldAccountID]), Value: v}, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				perr = err
@@ -346,7 +364,68 @@ func fillRaw(b *testing.B, addr, topic string, n int) {
 		})
 	}
 	wg.Wait()
-	if perr != nil {
-		b.Fatal(perr)
+	return perr
+}
+
+// BenchmarkKafkaHopAlone is the floor of one hop between two stages: n
+// records of usage.raw's shape produced by a bare Kafka client with the
+// settings of the pipelines' kafka output (lz4 batches, 1 ms linger,
+// keyed by account onto four partitions), stored by the embedded broker
+// on disk and fetched by a consumer group member, in one process as under
+// `vivace dev`, with no Benthos stream and no work on the records. What
+// a stage spends beyond this per record is its own.
+func BenchmarkKafkaHopAlone(b *testing.B) {
+	n := benchRecords(b)
+	ctx := context.Background()
+	addr := benchBroker(b)
+	adm := kadmClient(b, addr)
+	var total, cpu time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		topic := fmt.Sprintf("bench.hop.%d.%d", time.Now().UnixNano(), i)
+		adm.create(b, topic)
+		recs := rawRecords(b, n)
+		for _, r := range recs {
+			r.Topic = topic
+		}
+		prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+			kgo.ProducerLinger(time.Millisecond), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumerGroup(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start, cpu0 := time.Now(), cpuTime(b)
+		got := make(chan int, 1)
+		go func() {
+			seen := 0
+			for seen < n {
+				fs := cons.PollFetches(ctx)
+				if err := fs.Err0(); err != nil {
+					b.Errorf("fetch: %v", err)
+					break
+				}
+				seen += fs.NumRecords()
+			}
+			got <- seen
+		}()
+		if err := produceAll(ctx, prod, recs); err != nil {
+			b.Fatal(err)
+		}
+		if seen := <-got; seen != n {
+			b.Fatalf("fetched %d records, want %d", seen, n)
+		}
+		total += time.Since(start)
+		cpu += cpuTime(b) - cpu0
+		b.StopTimer()
+		prod.Close()
+		cons.Close()
+		b.StartTimer()
 	}
+	b.ReportMetric(float64(b.N*n)/total.Seconds(), "records/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/record")
 }
