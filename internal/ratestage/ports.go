@@ -2,6 +2,7 @@ package ratestage
 
 import (
 	"context"
+	"errors"
 
 	"vivace.dev/vivace/internal/catalog"
 	"vivace.dev/vivace/internal/exceptions"
@@ -76,11 +77,20 @@ type Tx interface {
 	// SaveAllowancesChecked writes new use of allowances as
 	// SaveCountersChecked writes counters.
 	SaveAllowancesChecked(ctx context.Context, values, assumed map[AllowanceKey]string) error
-	// InsertMURs stores MURs and moves their files' counts.
+	// InsertMURs stores MURs and moves their files' counts. When a
+	// record id already has a MUR it returns an error wrapping
+	// ErrRecordStored and the transaction must not commit.
 	InsertMURs(ctx context.Context, ms []murs.MUR) error
 	// InsertExceptions stores exceptions and moves their files' counts.
 	InsertExceptions(ctx context.Context, exs []exceptions.Exception) error
 }
+
+// ErrRecordStored means a record id of the batch already has a MUR: the
+// batch did not look its record ids up first, or another transaction
+// stored one after it looked. Nothing the batch did commits; Store.Rate
+// runs it again from the start, and the stage then looks the record ids
+// up (the record becomes a replay or a DUPLICATE_RECORD exception).
+var ErrRecordStored = errors.New("a record id of the batch already has a MUR")
 
 // CatalogSource is where Catalogs reads the clients' catalogs.
 type CatalogSource interface {

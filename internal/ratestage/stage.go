@@ -58,6 +58,8 @@ type Stage struct {
 	// memory holds the counters and allowances committed batches left,
 	// checked against the database when a batch writes them back.
 	memory ledgerMemory
+	// seen holds the files whose batches met a stored record id.
+	seen storedFiles
 }
 
 // New returns a stage that rates through st against the catalogs in cat.
@@ -92,9 +94,19 @@ func (s *Stage) Rate(ctx context.Context, items []Item) (Summary, error) {
 	}
 	var sum Summary
 	var led ledgerState
+	// Most batches hold no record id that already has a MUR, so their
+	// record ids are not looked up first: the MURs' unique key refuses
+	// the COPY of a batch that does, and the batch is rated again from
+	// the start with the look-up (ErrRecordStored). Batches of a file
+	// that met one (a file sent again, a replay) look up first.
+	lookup := s.seen.any(items)
 	err := s.Store.Rate(ctx, func(tx Tx) error {
 		var err error
-		sum, led, err = s.rateTx(ctx, tx, items, snaps)
+		sum, led, err = s.rateTx(ctx, tx, items, snaps, lookup)
+		if errors.Is(err, ErrRecordStored) && !lookup {
+			lookup = true
+			s.seen.add(items)
+		}
 		return err
 	})
 	if err == nil {
@@ -118,7 +130,10 @@ type plan struct {
 	qty  apd.Decimal
 }
 
-func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[string]*catalog.Snapshot) (Summary, ledgerState, error) {
+// rateTx rates items in tx. With lookup false it does not look for
+// stored MURs of the batch's record ids; InsertMURs then fails with
+// ErrRecordStored if there is one.
+func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[string]*catalog.Snapshot, lookup bool) (Summary, ledgerState, error) {
 	var sum Summary
 	var led ledgerState
 	plans := make([]plan, len(items))
@@ -129,9 +144,13 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 		r := &items[i].Record
 		keys = append(keys, RecordKey{Client: r.Client, RecordID: r.RecordID})
 	}
-	existing, err := tx.ExistingMURs(ctx, keys)
-	if err != nil {
-		return sum, led, fmt.Errorf("look up rated records: %w", err)
+	var existing map[RecordKey]SourceKey
+	if lookup {
+		var err error
+		existing, err = tx.ExistingMURs(ctx, keys)
+		if err != nil {
+			return sum, led, fmt.Errorf("look up rated records: %w", err)
+		}
 	}
 	inBatch := make(map[RecordKey]SourceKey, len(items))
 	for i := range items {
@@ -324,7 +343,7 @@ func (s *Stage) rateTx(ctx context.Context, tx Tx, items []Item, snaps map[strin
 		return sum, led, fmt.Errorf("save counters and allowances: %w", err)
 	}
 	if err := tx.InsertMURs(ctx, ms); err != nil {
-		return sum, led, err // already names what failed; a record stored meanwhile makes Store.Rate retry
+		return sum, led, err // already names what failed; a stored record id makes Store.Rate run the batch again
 	}
 	if err := tx.InsertExceptions(ctx, exs); err != nil {
 		return sum, led, fmt.Errorf("insert exceptions: %w", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"vivace.dev/vivace/internal/codes"
 	"vivace.dev/vivace/internal/exceptions"
 	"vivace.dev/vivace/internal/feed"
 	"vivace.dev/vivace/internal/files"
@@ -258,5 +259,55 @@ func TestConcurrentBatchesShareCounters(t *testing.T) {
 	}
 	if total != 15 {
 		t.Fatalf("total net = %v, want 15.00", total)
+	}
+}
+
+// TestStoredRecordIDFoundWithoutLookUp: a stage rates a batch without
+// looking its record ids up first; one that already has a MUR (from
+// another file) makes the COPY fail, and the batch is rated again with
+// the look-up: the record becomes a DUPLICATE_RECORD exception and
+// nothing of the first attempt counts, the counters included.
+func TestStoredRecordIDFoundWithoutLookUp(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	client := unique("again")
+	seed(t, st, client)
+	file1, file2 := newFile(t, st, client), newFile(t, st, client)
+	if _, err := newStage(st).Rate(ctx, []ratestage.Item{rec(client, file1, 2, "d1", "A1", "DATA", "8", "2026-03-01T10:00:00Z")}); err != nil {
+		t.Fatal(err)
+	}
+	// A new process: nothing remembered, no file seen.
+	stage := newStage(st)
+	sum, err := stage.Rate(ctx, []ratestage.Item{
+		rec(client, file2, 2, "d1", "A1", "DATA", "8", "2026-03-01T10:00:00Z"),
+		rec(client, file2, 3, "d2", "A1", "DATA", "4", "2026-03-01T11:00:00Z"), // 2×1.00 + 2×0.50
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.MURs != 1 || sum.Exceptions != 1 || sum.ByCode[codes.DuplicateRecord] != 1 {
+		t.Fatalf("summary = %+v, want 1 MUR and 1 DUPLICATE_RECORD", sum)
+	}
+	got := murRows(t, st, client)
+	if got["d1"].net != "8.00" || got["d2"].net != "3.00" {
+		t.Fatalf("d1 net %s, d2 net %s; want 8.00 and 3.00", got["d1"].net, got["d2"].net)
+	}
+	// The next batch of that file looks up first; the counter stands at 14.
+	sum, err = stage.Rate(ctx, []ratestage.Item{
+		rec(client, file2, 2, "d1", "A1", "DATA", "8", "2026-03-01T10:00:00Z"), // the duplicate again: a replay of its exception
+		rec(client, file2, 4, "d3", "A1", "DATA", "2", "2026-03-01T12:00:00Z"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3 := murRows(t, st, client)["d3"].net; sum.MURs != 1 || d3 != "1.00" {
+		t.Fatalf("summary = %+v, d3 net %s; want 1 MUR at 1.00", sum, d3)
+	}
+	f, err := filestore.New(st).GetFile(ctx, file2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MURs != 2 || f.Exceptions != 1 {
+		t.Fatalf("file counts = %d MURs, %d exceptions; want 2 and 1", f.MURs, f.Exceptions)
 	}
 }

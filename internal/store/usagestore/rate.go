@@ -33,11 +33,6 @@ type Store struct{ db *store.Store }
 // New returns the usage records' storage of db.
 func New(db *store.Store) *Store { return &Store{db: db} }
 
-// ErrConcurrentRecord means another transaction stored a MUR for one of
-// the batch's record ids after the batch looked; the batch must be rated
-// again from the start (it will then see the record as a duplicate).
-var ErrConcurrentRecord = errors.New("a record of the batch was stored concurrently")
-
 // RateTx is one rating transaction: everything a batch of records changes
 // commits together — MURs, counters, allowances, exceptions, file counts —
 // or nothing does. It implements ratestage.Tx.
@@ -48,13 +43,13 @@ type RateTx struct {
 
 // Rate runs fn in a rating transaction and commits it. It retries from
 // the start when the database reports a serialisation failure, a deadlock,
-// ErrConcurrentRecord or ratestage.ErrStaleLedger, so fn must be repeatable: it gets a fresh view
+// ratestage.ErrRecordStored or ratestage.ErrStaleLedger, so fn must be repeatable: it gets a fresh view
 // each time. The files the transaction finished are told to the
 // files.Observe observer of ctx once it has committed.
 func (s *Store) Rate(ctx context.Context, fn func(ratestage.Tx) error) error {
 	var done []files.Finished
 	again := func(err error) bool {
-		return errors.Is(err, ErrConcurrentRecord) || errors.Is(err, ratestage.ErrStaleLedger)
+		return errors.Is(err, ratestage.ErrRecordStored) || errors.Is(err, ratestage.ErrStaleLedger)
 	}
 	err := s.db.RetryTx(ctx, again, func(tx pgx.Tx) error {
 		rt := &RateTx{tx: tx, deltas: filestore.Deltas{}}
@@ -353,7 +348,7 @@ func saveKeyed[K comparable](ctx context.Context, t *RateTx, tbl *ledgerTable, v
 // now rates). The rows go in with COPY, the cheapest way into the table;
 // when a record id was taken since ExistingMURs looked (or when the
 // caller did not look), the unique constraint stops the COPY and
-// InsertMURs returns ErrConcurrentRecord: the transaction is then void
+// InsertMURs returns ratestage.ErrRecordStored: the transaction is then void
 // and Store.Rate runs it again.
 func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	if len(ms) == 0 {
@@ -366,7 +361,7 @@ func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	}
 	n, err := store.CopyFrom(ctx, t.tx, buf, copyMURs)
 	if store.UniqueViolation(err, "murs_client_record") {
-		return ErrConcurrentRecord
+		return ratestage.ErrRecordStored
 	}
 	if err != nil {
 		return fmt.Errorf("insert MURs: %w", err)
