@@ -63,3 +63,15 @@ func TestDescribe(t *testing.T) {
 		t.Error("an error it does not know is changed")
 	}
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	values := []string{"SUB0007373", "PLAN003", "per_unit", "0.013", "2020-01-01T00:00:00Z", "3413.85",
+		"PCT0007373", "percent", "31.09587", "3.88698375", "01a23579-6e1d-7757-bde9-294a7fc83eff", "acme-1234567"}
+	dst := make([]byte, 0, 512)
+	for b.Loop() {
+		dst = dst[:0]
+		for _, v := range values {
+			dst = AppendString(dst, v)
+		}
+	}
+}

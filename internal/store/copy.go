@@ -35,16 +35,16 @@ func CopyFrom(ctx context.Context, tx pgx.Tx, rows *bytes.Buffer, stmt string) (
 // CopyText writes s as a COPY text-format value: backslash, tab, newline
 // and carriage return escaped. Empty stays empty (not NULL).
 func CopyText(buf *bytes.Buffer, s string) {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if esc := copyEscape(s[i]); esc != 0 {
-			buf.WriteString(s[start:i])
-			buf.WriteByte('\\')
-			buf.WriteByte(esc)
-			start = i + 1
+	for {
+		i := copyEscapeIndex(s)
+		buf.WriteString(s[:i])
+		if i == len(s) {
+			return
 		}
+		buf.WriteByte('\\')
+		buf.WriteByte(copyEscape(s[i]))
+		s = s[i+1:]
 	}
-	buf.WriteString(s[start:])
 }
 
 // CopyTexts writes values with CopyText, tab-separated.
@@ -59,16 +59,16 @@ func CopyTexts(buf *bytes.Buffer, values ...string) {
 
 // CopyBytes is CopyText for a byte slice.
 func CopyBytes(buf *bytes.Buffer, b []byte) {
-	start := 0
-	for i := 0; i < len(b); i++ {
-		if esc := copyEscape(b[i]); esc != 0 {
-			buf.Write(b[start:i])
-			buf.WriteByte('\\')
-			buf.WriteByte(esc)
-			start = i + 1
+	for {
+		i := copyEscapeIndex(b)
+		buf.Write(b[:i])
+		if i == len(b) {
+			return
 		}
+		buf.WriteByte('\\')
+		buf.WriteByte(copyEscape(b[i]))
+		b = b[i+1:]
 	}
-	buf.Write(b[start:])
 }
 
 // CopyNull writes SQL NULL.
@@ -108,4 +108,42 @@ func copyEscape(c byte) byte {
 		return 'r'
 	}
 	return 0
+}
+
+// Bytes repeated in each byte of a word, for copyEscapeIndex.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// copyEscapeIndex returns the index of the first byte of s that COPY's
+// text format escapes, or len(s). Eight bytes are looked at a time: a word
+// holding no byte below 14 (tab, newline and carriage return are 9, 10 and
+// 13) and no backslash is skipped whole; a word that may hold one is looked
+// at byte by byte. The values written are mostly long JSON documents with
+// nothing to escape, and this is several times faster than one byte at a
+// time there.
+func copyEscapeIndex[T string | []byte](s T) int {
+	i := 0
+	for i+8 <= len(s) {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		bs := x ^ (ones * '\\')
+		// A byte below 14 (x − 14 borrows), or a zero byte of bs.
+		if ((x-ones*14)&^x|(bs-ones)&^bs)&highs == 0 {
+			i += 8
+			continue
+		}
+		for end := i + 8; i < end; i++ {
+			if copyEscape(s[i]) != 0 {
+				return i
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if copyEscape(s[i]) != 0 {
+			return i
+		}
+	}
+	return len(s)
 }
