@@ -33,6 +33,11 @@ type Store struct{ db *store.Store }
 // New returns the usage records' storage of db.
 func New(db *store.Store) *Store { return &Store{db: db} }
 
+// ErrConcurrentRecord is what InsertMURs returns when a record id of the
+// batch already has a MUR: ratestage.ErrRecordStored, under the name this
+// package gave it first.
+var ErrConcurrentRecord = ratestage.ErrRecordStored
+
 // RateTx is one rating transaction: everything a batch of records changes
 // commits together — MURs, counters, allowances, exceptions, file counts —
 // or nothing does. It implements ratestage.Tx.

@@ -156,13 +156,13 @@ func TestMURRoundTrip(t *testing.T) {
 			t.Errorf("MUR %d:\n got %+v\nwant %+v", i, m, w)
 		}
 	}
-	// The same record id again is refused as stored: the caller rates the
-	// batch again, looking its record ids up, and then sees it as rated.
+	// The same record id again is a concurrent record: the caller rates
+	// the batch again and then sees it as already rated.
 	again := in[:1]
 	again[0].MURID = ""
 	err = us.Rate(ctx, func(tx ratestage.Tx) error { return tx.InsertMURs(ctx, again) })
-	if !errors.Is(err, ratestage.ErrRecordStored) {
-		t.Fatalf("second insert: %v, want ErrRecordStored", err)
+	if !errors.Is(err, usagestore.ErrConcurrentRecord) {
+		t.Fatalf("second insert: %v, want ErrConcurrentRecord", err)
 	}
 }
 
