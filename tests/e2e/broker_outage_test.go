@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +44,7 @@ func TestBrokerOutage(t *testing.T) {
 	t.Cleanup(func() { _ = broker.Close() })
 
 	// A deployment as docs/deploy.md makes one: a migrated database, the
-	// topics, an operator's token, then the roles.
+	// topics, an admin token, then the roles.
 	d := newDev(t, "")
 	d.DSN, d.Kafka = ownDatabase(t), addr
 	for _, args := range [][]string{
@@ -68,44 +66,11 @@ func TestBrokerOutage(t *testing.T) {
 	s := startServe(t, d, d.DSN, "api,ingest,mediate,rate,catalog")
 	d.API = s.api
 
-	const records, accounts = 30000, 200
-	work := t.TempDir()
-	client := "kafkaout" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	cat, usage := filepath.Join(work, "catalog.jsonl"), filepath.Join(work, "usage.csv")
-	start := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour).Format(time.RFC3339)
-	for _, args := range [][]string{
-		{"feed", "generate", "--client", client, "--accounts", fmt.Sprint(accounts), "--plans", "5",
-			"--currency", "USD,JPY,BHD", "--out", cat},
-		{"usage", "generate", "--client", client, "--records", fmt.Sprint(records), "--accounts", fmt.Sprint(accounts),
-			"--seed", "11", "--bad-every", "101", "--start", start, "--out", usage},
-		{"feed", "publish", "--wait", cat},
-	} {
-		if out, errOut, code := d.run(ctx, args...); code != 0 {
-			t.Fatalf("vivace %v: exit %d\n%s\n%s\nserve:\n%s", args, code, out, errOut, s.log.String())
-		}
-	}
-	out, errOut, code = d.run(ctx, "ingest", "--client", client, usage)
-	if code != 0 {
-		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
-	}
-	id := decodeLines[fileResult](t, out)[0].FileID
+	client, cat, id := sendOutageFile(ctx, t, d, "kafkaout", 11, s.log.String)
 
 	// Mid-file: some records rated, most not.
-	for {
-		f := fileStatus(ctx, d, id)
-		if f.Status == "done" {
-			t.Fatalf("the file was done before the outage: make it larger (%+v)", f)
-		}
-		if f.MURs > 0 {
-			t.Logf("stopping the broker with the file %s at %d MURs, %d exceptions", f.Status, f.MURs, f.Exceptions)
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no MUR before the outage:\n%s", s.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	f := waitMidFile(ctx, t, d, id, s.log.String)
+	t.Logf("stopping the broker with the file %s at %d MURs, %d exceptions", f.Status, f.MURs, f.Exceptions)
 	if err := broker.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,29 +100,8 @@ func TestBrokerOutage(t *testing.T) {
 	broker = startBroker()
 	t.Logf("broker back after %s", time.Since(down).Round(time.Second))
 
-	got := waitFile(ctx, t, d, id)
-	select {
-	case <-s.done:
-		t.Fatalf("vivace serve exited: %v\n%s", s.err, s.log.String())
-	default:
-	}
-	if got.Status != "done" || got.Records != records || got.MURs+got.Exceptions+got.Filtered != got.Records {
-		t.Fatalf("after the outage the file is %+v; log:\n%s", got, s.log.String())
-	}
-	if got.Exceptions == 0 || got.MURs == 0 {
-		t.Fatalf("the data made no exceptions or no MURs: %+v", got)
-	}
-	murs := exportMURs(ctx, t, d, client)
-	if int64(len(murs)) != got.MURs {
-		t.Fatalf("%d MURs exported, the file counts %d", len(murs), got.MURs)
-	}
-	checkAgainstReference(t, cat, murs)
-	out, _, _ = d.run(ctx, "exceptions", "export", "--client", client)
-	for _, e := range decodeLines[struct{ Code, Message string }](t, out) {
-		if strings.Contains(e.Message, "kafka") || strings.Contains(e.Message, "broker") {
-			t.Errorf("an exception from the outage: %+v", e)
-		}
-	}
+	checkAfterOutage(ctx, t, d, outcome{id: id, client: client, catalog: cat, records: outageRecords,
+		exited: closed(s.done), log: s.log.String}, "kafka", "broker")
 	s.readyz(ctx, t, func(code int) bool { return code == http.StatusOK })
 	d.checkBooks(ctx, client)
 	s.stop(t)

@@ -123,44 +123,11 @@ func TestDatabaseOutage(t *testing.T) {
 	d.DSN = pg.dsn
 	d.start()
 
-	const records, accounts = 30000, 200
-	work := t.TempDir()
-	client := "outage" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-	cat, usage := filepath.Join(work, "catalog.jsonl"), filepath.Join(work, "usage.csv")
-	start := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour).Format(time.RFC3339)
-	for _, args := range [][]string{
-		{"feed", "generate", "--client", client, "--accounts", fmt.Sprint(accounts), "--plans", "5",
-			"--currency", "USD,JPY,BHD", "--out", cat},
-		{"usage", "generate", "--client", client, "--records", fmt.Sprint(records), "--accounts", fmt.Sprint(accounts),
-			"--seed", "7", "--bad-every", "101", "--start", start, "--out", usage},
-		{"feed", "publish", "--wait", cat},
-	} {
-		if out, errOut, code := d.run(ctx, args...); code != 0 {
-			t.Fatalf("vivace %v: exit %d\n%s\n%s", args, code, out, errOut)
-		}
-	}
-	out, errOut, code := d.run(ctx, "ingest", "--client", client, usage)
-	if code != 0 {
-		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
-	}
-	id := decodeLines[fileResult](t, out)[0].FileID
+	client, cat, id := sendOutageFile(ctx, t, d, "outage", 7, d.log.String)
 
 	// Mid-file: some records rated, most not.
-	for {
-		f := fileStatus(ctx, d, id)
-		if f.Status == "done" {
-			t.Fatalf("the file was done before the outage: make it larger (%+v)", f)
-		}
-		if f.MURs > 0 {
-			t.Logf("stopping the database with the file %s at %d MURs, %d exceptions", f.Status, f.MURs, f.Exceptions)
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no MUR before the outage:\n%s", d.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	f := waitMidFile(ctx, t, d, id, d.log.String)
+	t.Logf("stopping the database with the file %s at %d MURs, %d exceptions", f.Status, f.MURs, f.Exceptions)
 	pg.stop(ctx)
 	down := time.Now()
 	// /readyz says the database is away, for as long as it is.
@@ -192,30 +159,8 @@ func TestDatabaseOutage(t *testing.T) {
 	pg.start(ctx)
 	t.Logf("database back after %s", time.Since(down).Round(time.Second))
 
-	got := waitFile(ctx, t, d, id)
-	select {
-	case <-d.done:
-		t.Fatalf("vivace dev exited:\n%s", d.log.String())
-	default:
-	}
-	if got.Status != "done" || got.Records != records || got.MURs+got.Exceptions+got.Filtered != got.Records {
-		t.Fatalf("after the outage the file is %+v; log:\n%s", got, d.log.String())
-	}
-	if got.Exceptions == 0 || got.MURs == 0 {
-		t.Fatalf("the data made no exceptions or no MURs: %+v", got)
-	}
-	murs := exportMURs(ctx, t, d, client)
-	if int64(len(murs)) != got.MURs {
-		t.Fatalf("%d MURs exported, the file counts %d", len(murs), got.MURs)
-	}
-	checkAgainstReference(t, cat, murs)
-	// Only the bad lines are exceptions: none came from the outage.
-	out, _, _ = d.run(ctx, "exceptions", "export", "--client", client)
-	for _, e := range decodeLines[struct{ Code, Message string }](t, out) {
-		if strings.Contains(e.Message, "connect") || strings.Contains(e.Message, "database") {
-			t.Errorf("an exception from the outage: %+v", e)
-		}
-	}
+	checkAfterOutage(ctx, t, d, outcome{id: id, client: client, catalog: cat, records: outageRecords,
+		exited: closed(d.done), log: d.log.String}, "connect", "database")
 	for {
 		if code, _ := readyz(d); code == http.StatusOK {
 			break
@@ -232,4 +177,113 @@ func TestDatabaseOutage(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("log:\n%s", d.log.String())
 	}
+}
+
+// waitMidFile waits until file id has MURs and is not done yet: the
+// moment to take something away from the pipeline. log is what the
+// process logged, for a failure.
+func waitMidFile(ctx context.Context, t *testing.T, d *devProcess, id string, log func() string) fileResult {
+	t.Helper()
+	for {
+		f := fileStatus(ctx, d, id)
+		if f.Status == "done" {
+			t.Fatalf("the file was done before the outage: make it larger (%+v)", f)
+		}
+		if f.MURs > 0 {
+			return f
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no MUR before the outage:\n%s", log())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// outcome is a file an outage test sent through the pipeline, and the
+// process that ran it.
+type outcome struct {
+	id, client, catalog string
+	records             int64
+	exited              func() bool   // the process has ended
+	log                 func() string // what it logged
+}
+
+// checkAfterOutage waits for the file to end and wants what an
+// uninterrupted run gives: done with its counts adding up, both MURs and
+// exceptions, every MUR as the reference rater gives it in file order (a
+// record rated twice would have moved its account's tiers), and no
+// exception whose message holds one of the outage's words.
+func checkAfterOutage(ctx context.Context, t *testing.T, d *devProcess, o outcome, outageWords ...string) {
+	t.Helper()
+	got := waitFile(ctx, t, d, o.id)
+	if o.exited() {
+		t.Fatalf("the process exited:\n%s", o.log())
+	}
+	if got.Status != "done" || got.Records != o.records || got.MURs+got.Exceptions+got.Filtered != got.Records {
+		t.Fatalf("after the outage the file is %+v; log:\n%s", got, o.log())
+	}
+	if got.Exceptions == 0 || got.MURs == 0 {
+		t.Fatalf("the data made no exceptions or no MURs: %+v", got)
+	}
+	murs := exportMURs(ctx, t, d, o.client)
+	if int64(len(murs)) != got.MURs {
+		t.Fatalf("%d MURs exported, the file counts %d", len(murs), got.MURs)
+	}
+	checkAgainstReference(t, o.catalog, murs)
+	// Only the bad lines are exceptions: none came from the outage.
+	out, _, _ := d.run(ctx, "exceptions", "export", "--client", o.client)
+	for _, e := range decodeLines[struct{ Code, Message string }](t, out) {
+		for _, w := range outageWords {
+			if strings.Contains(e.Message, w) {
+				t.Errorf("an exception from the outage: %+v", e)
+			}
+		}
+	}
+}
+
+// closed reports, when called, whether ch is closed: a process's end.
+func closed(ch chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// outageRecords is the size of an outage test's file: large enough to
+// be mid-way when the outage starts.
+const outageRecords = 30000
+
+// sendOutageFile generates a catalog and a file of outageRecords records
+// over 200 accounts for a new client named from prefix (every 101st line
+// bad), publishes the catalog, submits the file and returns the client,
+// the catalog's path and the file's id. log is what the process logged,
+// for a failure.
+func sendOutageFile(ctx context.Context, t *testing.T, d *devProcess, prefix string, seed int, log func() string) (client, cat, id string) {
+	t.Helper()
+	const accounts = 200
+	work := t.TempDir()
+	client = prefix + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	cat, usage := filepath.Join(work, "catalog.jsonl"), filepath.Join(work, "usage.csv")
+	start := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour).Format(time.RFC3339)
+	for _, args := range [][]string{
+		{"feed", "generate", "--client", client, "--accounts", fmt.Sprint(accounts), "--plans", "5",
+			"--currency", "USD,JPY,BHD", "--out", cat},
+		{"usage", "generate", "--client", client, "--records", fmt.Sprint(outageRecords), "--accounts", fmt.Sprint(accounts),
+			"--seed", fmt.Sprint(seed), "--bad-every", "101", "--start", start, "--out", usage},
+		{"feed", "publish", "--wait", cat},
+	} {
+		if out, errOut, code := d.run(ctx, args...); code != 0 {
+			t.Fatalf("vivace %v: exit %d\n%s\n%s\nlog:\n%s", args, code, out, errOut, log())
+		}
+	}
+	out, errOut, code := d.run(ctx, "ingest", "--client", client, usage)
+	if code != 0 {
+		t.Fatalf("ingest: exit %d\n%s\n%s", code, out, errOut)
+	}
+	return client, cat, decodeLines[fileResult](t, out)[0].FileID
 }
