@@ -106,6 +106,8 @@ func (s *Stage) Rate(ctx context.Context, items []Item) (Summary, error) {
 		if errors.Is(err, ErrRecordStored) && !lookup {
 			lookup = true
 			s.seen.add(items)
+			s.Logger.Debug("a record id of the batch already has a MUR: rating the batch again with the look-up",
+				"records", len(items), "file_id", items[0].Record.FileID, "line", items[0].Record.Line)
 		}
 		return err
 	})
