@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -468,26 +469,16 @@ func (h *Health) Lag(ctx context.Context) ([]*ConsumerLag, error) {
 // CatalogHealth counts the feed events that need a person.
 type CatalogHealth struct{ Failed, Pending int32 }
 
-// healthCount caps what the health counts of feed events.
-const healthCount = 1000
-
 func (h *Health) Catalog(ctx context.Context) (*CatalogHealth, error) {
 	cs, err := principal(ctx).Filter("")
 	if err != nil {
 		return nil, err
 	}
-	out := &CatalogHealth{}
-	for _, o := range []struct {
-		r   feed.Result
-		dst *int32
-	}{{feed.Failed, &out.Failed}, {feed.Pending, &out.Pending}} {
-		list, err := h.a.Feed.ListFeedEvents(ctx, feed.EventFilter{Outcome: o.r, Clients: cs, Limit: healthCount})
-		if err != nil {
-			return nil, err
-		}
-		*o.dst = int32(len(list))
+	failed, pending, err := h.a.Feed.CountOpenFeedEvents(ctx, cs)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &CatalogHealth{Failed: int32(min(failed, math.MaxInt32)), Pending: int32(min(pending, math.MaxInt32))}, nil
 }
 
 // SyncBacklog is a client whose MURs wait for the sync.

@@ -371,3 +371,20 @@ func TestConsoleFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogHealth: the console's count of feed events that need a
+// person keeps to the token's clients.
+func TestCatalogHealth(t *testing.T) {
+	w := newWorld(t)
+	var out struct {
+		Health struct{ Catalog struct{ Failed, Pending int } }
+	}
+	w.ok("acme-viewer", `{ health { catalog { failed pending } } }`, nil, &out)
+	if out.Health.Catalog.Failed != 1 || out.Health.Catalog.Pending != 0 {
+		t.Errorf("acme's catalog health: %+v, want 1 failed and 0 pending", out.Health.Catalog)
+	}
+	w.ok("admin", `{ health { catalog { failed pending } } }`, nil, &out)
+	if out.Health.Catalog.Failed < 2 {
+		t.Errorf("every client's catalog health: %+v, want at least acme's and beta's failed event", out.Health.Catalog)
+	}
+}

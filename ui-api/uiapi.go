@@ -52,6 +52,9 @@ type (
 	// FeedEvents reads the feed events on record (catalogstore).
 	FeedEvents interface {
 		ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.EventRecord, error)
+		// CountOpenFeedEvents counts the failed and pending events of
+		// clients (every client when empty).
+		CountOpenFeedEvents(ctx context.Context, clients []string) (failed, pending int, err error)
 	}
 	// FeedRepair applies failed and pending feed events again (a
 	// feed.Applier).

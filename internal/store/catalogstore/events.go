@@ -535,6 +535,18 @@ func (s *Store) ListFeedEvents(ctx context.Context, f feed.EventFilter) ([]feed.
 	return scanFeedEvents(rows)
 }
 
+// CountOpenFeedEvents counts the failed and the pending events on record,
+// of the given clients (every client when empty). Both are read from the
+// index of those two outcomes alone, so the count costs what needs a
+// person, not the whole history of the feed.
+func (s *Store) CountOpenFeedEvents(ctx context.Context, clients []string) (failed, pending int, err error) {
+	err = s.db.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE outcome = 'failed'), count(*) FILTER (WHERE outcome = 'pending')
+		FROM catalog_events
+		WHERE outcome IN ('failed', 'pending') AND (coalesce(cardinality($1::text[]), 0) = 0 OR client = ANY($1))`,
+		clients).Scan(&failed, &pending)
+	return failed, pending, err
+}
+
 // EntityHistory returns the applied events of one entity in version
 // order: what it looked like after each change, when and by whom.
 func (s *Store) EntityHistory(ctx context.Context, client, entity, id string) ([]feed.EventRecord, error) {

@@ -451,3 +451,34 @@ func TestInvalidEventsWithExtrasStillFail(t *testing.T) {
 		t.Fatalf("a string version: %v", err)
 	}
 }
+
+// TestCountOpenFeedEvents: every failed and pending event of the clients
+// asked for is counted, past any page size, and no other client's.
+func TestCountOpenFeedEvents(t *testing.T) {
+	ctx := context.Background()
+	st := pgtest.Store(t)
+	c, other := "count-"+store.NewID()[24:], "count-other-"+store.NewID()[24:]
+	var evs []ev
+	for i := range 1205 { // failed: the currency is not one
+		evs = append(evs, ev{fmt.Sprintf("bad%d", i), "account", fmt.Sprintf("B%d", i), 1, "", `{"currency":"usd","status":"active"}`})
+	}
+	for i := range 3 { // pending: the account and plan are not there yet
+		evs = append(evs, ev{fmt.Sprintf("wait%d", i), "subscription", fmt.Sprintf("S%d", i), 1, "", `{"account_id":"A","plan_id":"P"}`})
+	}
+	evs = append(evs, ev{"ok", "account", "A", 1, "", `{"currency":"USD","status":"active"}`})
+	apply(t, st, events(c, evs...))
+	apply(t, st, events(other, ev{"bad", "account", "X", 1, "", `{"currency":"usd","status":"active"}`}))
+	cs := catalogstore.New(st)
+	failed, pending, err := cs.CountOpenFeedEvents(ctx, []string{c})
+	if err != nil || failed != 1205 || pending != 3 {
+		t.Fatalf("counts of %s: %d failed, %d pending, %v; want 1205 and 3", c, failed, pending, err)
+	}
+	failed, pending, err = cs.CountOpenFeedEvents(ctx, []string{c, other})
+	if err != nil || failed != 1206 || pending != 3 {
+		t.Fatalf("counts of both: %d failed, %d pending, %v; want 1206 and 3", failed, pending, err)
+	}
+	all, _, err := cs.CountOpenFeedEvents(ctx, nil)
+	if err != nil || all < 1206 {
+		t.Fatalf("counts of every client: %d failed, %v; want at least 1206", all, err)
+	}
+}
