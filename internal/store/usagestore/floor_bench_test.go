@@ -66,19 +66,10 @@ func BenchmarkRateTxPieces(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	copyMURRows := func(t *RateTx, ms []murs.MUR) error {
-		buf := store.NewCopyBuffer()
-		defer store.ReleaseCopyBuffer(buf)
-		for i := range ms {
-			appendMURRow(buf, &ms[i])
-		}
-		_, err := store.CopyFrom(ctx, t.tx, buf, copyMURs)
-		return err
-	}
 	// The tables as a running system has them.
 	for range 100 {
 		ms := nextMURs(batch)
-		inTx(func(t *RateTx) error { return copyMURRows(t, ms) })
+		inTx(func(t *RateTx) error { return t.copyMURRows(ctx, ms) })
 	}
 	for range 100 {
 		exs := floorExceptions(client, fileID, &line, 300)
@@ -115,7 +106,7 @@ func BenchmarkRateTxPieces(b *testing.B) {
 		})
 	}
 	run("copy-murs", batch, func() any { return nextMURs(batch) }, func(t *RateTx, in any) error {
-		return copyMURRows(t, in.([]murs.MUR))
+		return t.copyMURRows(ctx, in.([]murs.MUR))
 	})
 	run("duplicate-lookup", batch, func() any {
 		keys := make([]ratestage.RecordKey, batch)
@@ -132,21 +123,7 @@ func BenchmarkRateTxPieces(b *testing.B) {
 		return err
 	})
 	run("resolve-exceptions", batch, func() any { return nextMURs(batch) }, func(t *RateTx, in any) error {
-		ms := in.([]murs.MUR)
-		clients, fileIDs, lines, parts, recIDs := make([]string, batch), make([]string, batch), make([]int64, batch), make([]int32, batch), make([]string, batch)
-		for i := range ms {
-			clients[i], fileIDs[i], lines[i], parts[i], recIDs[i] = ms[i].Client, ms[i].FileID, ms[i].Line, int32(ms[i].Part), ms[i].RecordID
-		}
-		rows, err := t.tx.Query(ctx, resolveSQL, clients, fileIDs, lines, parts)
-		if err != nil {
-			return err
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		_, err = t.tx.Exec(ctx, supersedeSQL, clients, recIDs, fileIDs, lines, parts)
-		return err
+		return t.resolveExceptions(ctx, in.([]murs.MUR))
 	})
 	round := 0
 	run("save-counters", batch, func() any {

@@ -359,6 +359,26 @@ func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	if len(ms) == 0 {
 		return nil
 	}
+	if err := t.copyMURRows(ctx, ms); err != nil {
+		return err
+	}
+	var splits []filestore.SplitLine
+	for i := range ms {
+		m := &ms[i]
+		if m.Parts > 1 {
+			splits = append(splits, filestore.SplitLine{FileID: m.FileID, Line: m.Line, Parts: m.Parts})
+		}
+		t.deltas.File(m.FileID).MURs++
+	}
+	if err := filestore.RegisterSplits(ctx, t.tx, splits, t.deltas); err != nil {
+		return err
+	}
+	return t.resolveExceptions(ctx, ms)
+}
+
+// copyMURRows writes ms with one COPY. A record id that already has a MUR
+// stops it with ratestage.ErrRecordStored.
+func (t *RateTx) copyMURRows(ctx context.Context, ms []murs.MUR) error {
 	buf := store.NewCopyBuffer()
 	defer store.ReleaseCopyBuffer(buf)
 	for i := range ms {
@@ -374,21 +394,18 @@ func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	if int(n) != len(ms) {
 		return fmt.Errorf("insert MURs: %d of %d rows written", n, len(ms))
 	}
+	return nil
+}
+
+// resolveExceptions resolves the open exceptions the new MURs ms replace:
+// the one of each MUR's own source (rated; its file counts one exception
+// less) and the others of its record id (superseded).
+func (t *RateTx) resolveExceptions(ctx context.Context, ms []murs.MUR) error {
 	k := len(ms)
-	clients, fileIDs, lines, parts := make([]string, k), make([]string, k), make([]int64, k), make([]int32, k)
-	var splits []filestore.SplitLine
+	clients, recIDs, fileIDs, lines, parts := make([]string, k), make([]string, k), make([]string, k), make([]int64, k), make([]int32, k)
 	for i := range ms {
 		m := &ms[i]
-		clients[i], fileIDs[i], lines[i], parts[i] = m.Client, m.FileID, m.Line, int32(m.Part)
-		if m.Parts > 1 {
-			splits = append(splits, filestore.SplitLine{FileID: m.FileID, Line: m.Line, Parts: m.Parts})
-		}
-	}
-	if err := filestore.RegisterSplits(ctx, t.tx, splits, t.deltas); err != nil {
-		return err
-	}
-	for _, f := range fileIDs {
-		t.deltas.File(f).MURs++
+		clients[i], recIDs[i], fileIDs[i], lines[i], parts[i] = m.Client, m.RecordID, m.FileID, m.Line, int32(m.Part)
 	}
 	rows, err := t.tx.Query(ctx, resolveSQL, clients, fileIDs, lines, parts)
 	if err != nil {
@@ -405,10 +422,6 @@ func (t *RateTx) InsertMURs(ctx context.Context, ms []murs.MUR) error {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("resolve exceptions: %w", err)
-	}
-	recIDs := make([]string, k)
-	for i := range ms {
-		recIDs[i] = ms[i].RecordID
 	}
 	if _, err := t.tx.Exec(ctx, supersedeSQL, clients, recIDs, fileIDs, lines, parts); err != nil {
 		return fmt.Errorf("resolve superseded exceptions: %w", err)
